@@ -1,0 +1,50 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// The numeric kernels are compiled with optimisation and for this machine's CPU in every build
+/// configuration: users run `swift run finetune` without `-c release`, and an unoptimised GEMM
+/// epilogue or LayerNorm is 20-50x slower. Everything per-element lives in `Kernels` for that reason.
+let kernelFlags: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-target-cpu", "native"]),
+]
+
+let package = Package(
+    name: "bertkit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "BertKit", targets: ["BertKit"]),
+        .executable(name: "finetune", targets: ["finetune"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "Kernels",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: kernelFlags
+        ),
+        .target(
+            name: "BertKit",
+            dependencies: ["Kernels"]
+        ),
+        .executableTarget(
+            name: "finetune",
+            dependencies: [
+                "BertKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(
+            name: "BertKitTests",
+            dependencies: ["BertKit"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,85 @@
+import Foundation
+
+/// The hyper-parameters of a BERT encoder, read from a Hugging Face `config.json`. Absent fields take the
+/// defaults of `transformers.BertConfig`.
+public struct BertConfig: Codable, Sendable, Equatable {
+    public var vocabSize = 30522
+    public var hiddenSize = 768
+    public var numHiddenLayers = 12
+    public var numAttentionHeads = 12
+    public var intermediateSize = 3072
+    public var hiddenAct = "gelu"
+    public var hiddenDropoutProb: Float = 0.1
+    public var attentionProbsDropoutProb: Float = 0.1
+    public var maxPositionEmbeddings = 512
+    public var typeVocabSize = 2
+    public var initializerRange: Float = 0.02
+    public var layerNormEps: Float = 1e-12
+    public var padTokenId = 0
+    public var positionEmbeddingType = "absolute"
+
+    public var headSize: Int { hiddenSize / numAttentionHeads }
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", intermediateSize = "intermediate_size"
+        case hiddenAct = "hidden_act", hiddenDropoutProb = "hidden_dropout_prob"
+        case attentionProbsDropoutProb = "attention_probs_dropout_prob"
+        case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
+        case initializerRange = "initializer_range", layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id"
+        case positionEmbeddingType = "position_embedding_type"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func field<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        let d = BertConfig()
+        vocabSize = try field(.vocabSize, d.vocabSize)
+        hiddenSize = try field(.hiddenSize, d.hiddenSize)
+        numHiddenLayers = try field(.numHiddenLayers, d.numHiddenLayers)
+        numAttentionHeads = try field(.numAttentionHeads, d.numAttentionHeads)
+        intermediateSize = try field(.intermediateSize, d.intermediateSize)
+        hiddenAct = try field(.hiddenAct, d.hiddenAct)
+        hiddenDropoutProb = try field(.hiddenDropoutProb, d.hiddenDropoutProb)
+        attentionProbsDropoutProb = try field(.attentionProbsDropoutProb, d.attentionProbsDropoutProb)
+        maxPositionEmbeddings = try field(.maxPositionEmbeddings, d.maxPositionEmbeddings)
+        typeVocabSize = try field(.typeVocabSize, d.typeVocabSize)
+        initializerRange = try field(.initializerRange, d.initializerRange)
+        layerNormEps = try field(.layerNormEps, d.layerNormEps)
+        padTokenId = try field(.padTokenId, d.padTokenId)
+        positionEmbeddingType = try field(.positionEmbeddingType, d.positionEmbeddingType)
+    }
+
+    /// Reads and validates `config.json`.
+    public static func load(path: String) throws -> BertConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw CheckpointError(file: path, "cannot be read (\(error.localizedDescription))")
+        }
+        let config: BertConfig
+        do { config = try JSONDecoder().decode(BertConfig.self, from: data) } catch {
+            throw CheckpointError(file: path, "is not a valid BERT config.json: \(error)")
+        }
+        try config.validate(file: path)
+        return config
+    }
+
+    func validate(file: String) throws {
+        guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
+            throw CheckpointError(file: file, "hidden_size \(hiddenSize) must be a positive multiple of num_attention_heads \(numAttentionHeads)")
+        }
+        guard hiddenAct == "gelu" else {
+            throw CheckpointError(file: file, "hidden_act '\(hiddenAct)' is not supported; expected \"gelu\" (exact erf GELU)")
+        }
+        guard positionEmbeddingType == "absolute" else {
+            throw CheckpointError(file: file, "position_embedding_type '\(positionEmbeddingType)' is not supported; expected \"absolute\"")
+        }
+        guard numHiddenLayers > 0, intermediateSize > 0, vocabSize > 0, maxPositionEmbeddings > 0, typeVocabSize > 0 else {
+            throw CheckpointError(file: file, "layer count and sizes must be positive")
+        }
+    }
+}

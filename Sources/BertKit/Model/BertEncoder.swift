@@ -1,0 +1,114 @@
+/// `BertModel`: embeddings, `numHiddenLayers` Transformer layers and (optionally) the pooler, with a
+/// forward and a backward pass over buffers allocated once for the largest batch.
+///
+/// Parameters live in a `ParameterStore` that the caller owns and may share with a task head, so that one
+/// optimizer loop covers the whole model. Parameter names are the checkpoint's (`encoder.layer.3.attention.
+/// self.query.weight`), so loading and exporting are a direct mapping.
+public final class BertEncoder {
+    public let config: BertConfig
+    public let maxBatch: Int
+    public let maxLength: Int
+
+    let embeddings: BertEmbeddings
+    let layers: [BertLayer]
+    let pooler: BertPooler?
+    let scratch: BackwardScratch
+    private let pool: BufferPool
+    private let positionIds: UnsafeMutablePointer<Int32>
+
+    // The batch of the last forward pass, which the backward pass differentiates.
+    private var batch: EncoderBatch?
+    private var dropout = DropoutMode.evaluation
+
+    /// Declarations of every encoder parameter, in checkpoint order.
+    public static func parameters(_ config: BertConfig, pooler: Bool = true) -> [ParameterDeclaration] {
+        BertEmbeddings.declare(config)
+            + (0..<config.numHiddenLayers).flatMap { BertLayer.declare(config, index: $0) }
+            + (pooler ? BertPooler.declare(config) : [])
+    }
+
+    /// Builds the encoder over parameters declared by `parameters(_:pooler:)` in `store`, with activation
+    /// buffers for batches of up to `maxBatch` sequences of up to `maxLength` tokens.
+    public init(config: BertConfig, store: ParameterStore, maxBatch: Int, maxLength: Int, pooler: Bool = true) {
+        precondition(maxLength <= config.maxPositionEmbeddings,
+                     "maxLength \(maxLength) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        self.config = config
+        self.maxBatch = maxBatch
+        self.maxLength = maxLength
+        let pool = BufferPool()
+        self.pool = pool
+        embeddings = BertEmbeddings(config, store: store, maxTokens: maxBatch * maxLength, pool: pool)
+        layers = (0..<config.numHiddenLayers).map {
+            BertLayer(config, index: $0, store: store, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        }
+        self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, pool: pool) : nil
+        scratch = BackwardScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        positionIds = pool.int32s(maxBatch * maxLength)
+    }
+
+    /// Bytes of activation and gradient buffers held by this encoder.
+    public var workspaceBytes: Int { pool.bytesAllocated }
+
+    /// `[batch · T, hidden]` hidden states of the last layer from the last forward pass.
+    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(layers.last!.result) }
+
+    /// `[batch, hidden]` pooled outputs from the last forward pass.
+    public var pooledOutput: UnsafePointer<Float> {
+        guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
+        return UnsafePointer(pooler.output)
+    }
+
+    public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
+        precondition(batch.batchSize <= maxBatch && batch.sequenceLength <= maxLength,
+                     "batch \(batch.batchSize)×\(batch.sequenceLength) exceeds the encoder's \(maxBatch)×\(maxLength)")
+        self.batch = batch
+        self.dropout = dropout
+        let T = batch.sequenceLength
+        let tokens = batch.tokenCount
+        for t in 0..<tokens { positionIds[t] = Int32(t % T) }
+
+        batch.tokenIds.withUnsafeBufferPointer { ids in
+            batch.tokenTypeIds.withUnsafeBufferPointer { types in
+                embeddings.forward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
+                                   positionIds: positionIds, tokens: tokens, dropout: dropout)
+            }
+        }
+        var x = UnsafePointer(embeddings.output)
+        for layer in layers {
+            layer.forward(x, lengths: batch.lengths, length: T, dropout: dropout)
+            x = UnsafePointer(layer.result)
+        }
+        pooler?.forward(x, batch: batch.batchSize, length: T)
+    }
+
+    /// Back-propagates from the gradients of the last forward pass's outputs into the parameters' gradients
+    /// (which accumulate). Either gradient may be absent when the loss does not depend on that output.
+    public func backward(dSequenceOutput: UnsafePointer<Float>?, dPooledOutput: UnsafePointer<Float>?) {
+        guard let batch else { preconditionFailure("backward called before forward") }
+        let T = batch.sequenceLength
+        let tokens = batch.tokenCount
+        let count = tokens * config.hiddenSize
+        // dL/d(hidden states) is carried down through the layers in one buffer, which each layer updates in place.
+        let dHidden = scratch.dHidden
+        if let dSequenceOutput {
+            dHidden.update(from: dSequenceOutput, count: count)
+        } else {
+            dHidden.update(repeating: 0, count: count)
+        }
+        if let dPooledOutput, let pooler {
+            pooler.backward(sequenceOutput, dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize, length: T)
+        }
+        for l in layers.indices.reversed() {
+            let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(layers[l - 1].result)
+            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, dropout: dropout,
+                               scratch: scratch)
+        }
+        batch.tokenIds.withUnsafeBufferPointer { ids in
+            batch.tokenTypeIds.withUnsafeBufferPointer { types in
+                embeddings.backward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
+                                    positionIds: positionIds, tokens: tokens, dropout: dropout,
+                                    gradient: dHidden, scratch: scratch.hiddenA)
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+/// One post-LN Transformer layer, `encoder.layer.N` in the checkpoint:
+///
+///     a = LayerNorm(x + dropout(attention.output.dense(selfAttention(x))))      // BertAttention
+///     y = LayerNorm(a + dropout(output.dense(gelu(intermediate.dense(a)))))      // BertIntermediate, BertOutput
+struct BertLayer {
+    let query, key, value: Linear
+    let attentionOutput: Linear
+    let attentionNorm: LayerNormalization
+    let intermediate: Linear
+    let output: Linear
+    let outputNorm: LayerNormalization
+    let core: AttentionCore
+    let hiddenDropout: Float
+    let index: Int
+
+    // Saved activations, `[tokens, hidden]` unless noted.
+    let q, k, v, context: UnsafeMutablePointer<Float>
+    let attentionSum: UnsafeMutablePointer<Float>      // LayerNorm input: x + dropout(dense(context))
+    let attentionMask: UnsafeMutablePointer<UInt8>
+    let attentionStatistics: NormStatistics
+    let attentionNormalized: UnsafeMutablePointer<Float>
+    let preActivation: UnsafeMutablePointer<Float>     // `[tokens, intermediate]`
+    let activated: UnsafeMutablePointer<Float>         // `[tokens, intermediate]`
+    let outputSum: UnsafeMutablePointer<Float>
+    let outputMask: UnsafeMutablePointer<UInt8>
+    let outputStatistics: NormStatistics
+    /// The layer's output, the next layer's input.
+    let result: UnsafeMutablePointer<Float>
+
+    static func declare(_ c: BertConfig, index: Int) -> [ParameterDeclaration] {
+        let p = "encoder.layer.\(index)."
+        let (h, i) = (c.hiddenSize, c.intermediateSize)
+        return Linear.declare(p + "attention.self.query", in: h, out: h)
+            + Linear.declare(p + "attention.self.key", in: h, out: h)
+            + Linear.declare(p + "attention.self.value", in: h, out: h)
+            + Linear.declare(p + "attention.output.dense", in: h, out: h)
+            + LayerNormalization.declare(p + "attention.output.LayerNorm", width: h)
+            + Linear.declare(p + "intermediate.dense", in: h, out: i)
+            + Linear.declare(p + "output.dense", in: i, out: h)
+            + LayerNormalization.declare(p + "output.LayerNorm", width: h)
+    }
+
+    init(_ c: BertConfig, index: Int, store: ParameterStore, maxBatch: Int, maxLength: Int, pool: BufferPool) {
+        let p = "encoder.layer.\(index)."
+        self.index = index
+        query = Linear(p + "attention.self.query", in: store)
+        key = Linear(p + "attention.self.key", in: store)
+        value = Linear(p + "attention.self.value", in: store)
+        attentionOutput = Linear(p + "attention.output.dense", in: store)
+        attentionNorm = LayerNormalization(p + "attention.output.LayerNorm", in: store, eps: c.layerNormEps)
+        intermediate = Linear(p + "intermediate.dense", in: store)
+        output = Linear(p + "output.dense", in: store)
+        outputNorm = LayerNormalization(p + "output.LayerNorm", in: store, eps: c.layerNormEps)
+        core = AttentionCore(heads: c.numAttentionHeads, headSize: c.headSize,
+                             dropoutProbability: c.attentionProbsDropoutProb,
+                             maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        hiddenDropout = c.hiddenDropoutProb
+
+        let n = maxBatch * maxLength
+        let (h, i) = (c.hiddenSize, c.intermediateSize)
+        (q, k, v, context) = (pool.floats(n * h), pool.floats(n * h), pool.floats(n * h), pool.floats(n * h))
+        attentionSum = pool.floats(n * h)
+        attentionMask = pool.bytes(n * h)
+        attentionStatistics = NormStatistics(rows: n, pool: pool)
+        attentionNormalized = pool.floats(n * h)
+        preActivation = pool.floats(n * i)
+        activated = pool.floats(n * i)
+        outputSum = pool.floats(n * h)
+        outputMask = pool.bytes(n * h)
+        outputStatistics = NormStatistics(rows: n, pool: pool)
+        result = pool.floats(n * h)
+    }
+
+    private var hidden: Int { query.outFeatures }
+    /// Dropout sites of this layer, distinct from every other layer's and from the embeddings' (site 0).
+    private func site(_ k: Int) -> Int { 1 + 3 * index + k }
+
+    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode) {
+        let tokens = lengths.count * T
+        let count = tokens * hidden
+        let p = dropout.probability(hiddenDropout)
+
+        query.forward(x, q, rows: tokens)
+        key.forward(x, k, rows: tokens)
+        value.forward(x, v, rows: tokens)
+        core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
+                     dropout: dropout, site: site(0))
+        attentionOutput.forward(context, attentionSum, rows: tokens)
+        Dropout.forward(attentionSum, attentionSum, mask: attentionMask, count: count, probability: p, seed: dropout.seed(site: site(1)))
+        Elementwise.add(attentionSum, x, attentionSum, count: count)
+        attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
+
+        intermediate.forward(attentionNormalized, preActivation, rows: tokens)
+        GELU.forward(preActivation, activated, count: tokens * intermediate.outFeatures)
+        output.forward(activated, outputSum, rows: tokens)
+        Dropout.forward(outputSum, outputSum, mask: outputMask, count: count, probability: p, seed: dropout.seed(site: site(2)))
+        Elementwise.add(outputSum, attentionNormalized, outputSum, count: count)
+        outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
+    }
+
+    /// On entry `gradient` holds dL/d(result); on return it holds dL/dx.
+    func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
+                  dropout: DropoutMode, scratch: BackwardScratch) {
+        let tokens = lengths.count * T
+        let count = tokens * hidden
+        let p = dropout.probability(hiddenDropout)
+        let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
+
+        // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
+        outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
+        Dropout.backward(residual, dense, mask: outputMask, count: count, probability: p)
+        output.backward(input: activated, dOutput: dense, rows: tokens, dInput: scratch.intermediate)
+        GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
+        intermediate.backward(input: attentionNormalized, dOutput: scratch.intermediate, rows: tokens,
+                              dInput: residual, accumulate: true)
+
+        // Attention block. `gradient` now carries dL/dx through the skip connection.
+        attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: gradient, rows: tokens)
+        Dropout.backward(gradient, dense, mask: attentionMask, count: count, probability: p)
+        attentionOutput.backward(input: context, dOutput: dense, rows: tokens, dInput: scratch.dContext)
+        core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
+                      dKey: scratch.dKey, dValue: scratch.dValue, dProbabilities: scratch.dProbabilities,
+                      lengths: lengths, length: T, dropout: dropout)
+        query.backward(input: x, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true)
+        key.backward(input: x, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true)
+        value.backward(input: x, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true)
+    }
+}
+
+/// Gradient buffers shared by all layers: the backward pass visits one layer at a time.
+struct BackwardScratch {
+    /// dL/d(hidden states) between layers; the other buffers are each layer's temporaries.
+    let dHidden: UnsafeMutablePointer<Float>
+    let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
+    let intermediate: UnsafeMutablePointer<Float>
+    let dProbabilities: UnsafeMutablePointer<Float>
+
+    init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
+        let n = maxBatch * maxLength * c.hiddenSize
+        dHidden = pool.floats(n)
+        (hiddenA, hiddenB, dContext) = (pool.floats(n), pool.floats(n), pool.floats(n))
+        (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
+        intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
+        dProbabilities = pool.floats(maxBatch * c.numAttentionHeads * maxLength * maxLength)
+    }
+}

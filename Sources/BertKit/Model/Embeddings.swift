@@ -1,0 +1,65 @@
+/// `BertEmbeddings`: word + position + token-type embeddings, then LayerNorm and dropout.
+struct BertEmbeddings {
+    let word: Parameter
+    let position: Parameter
+    let tokenType: Parameter
+    let layerNorm: LayerNormalization
+    let dropoutProbability: Float
+    /// The `[PAD]` row of the word embeddings, which (as in transformers) receives no gradient.
+    let padTokenId: Int32
+
+    // Saved for the backward pass.
+    let sum: UnsafeMutablePointer<Float>
+    let statistics: NormStatistics
+    let normalized: UnsafeMutablePointer<Float>
+    let dropoutMask: UnsafeMutablePointer<UInt8>
+    /// The embeddings' output, the first layer's input.
+    let output: UnsafeMutablePointer<Float>
+
+    static func declare(_ c: BertConfig) -> [ParameterDeclaration] {
+        [
+            .init("embeddings.word_embeddings.weight", [c.vocabSize, c.hiddenSize]),
+            .init("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, c.hiddenSize]),
+            .init("embeddings.token_type_embeddings.weight", [c.typeVocabSize, c.hiddenSize]),
+        ] + LayerNormalization.declare("embeddings.LayerNorm", width: c.hiddenSize)
+    }
+
+    init(_ c: BertConfig, store: ParameterStore, maxTokens: Int, pool: BufferPool) {
+        word = store["embeddings.word_embeddings.weight"]
+        position = store["embeddings.position_embeddings.weight"]
+        tokenType = store["embeddings.token_type_embeddings.weight"]
+        layerNorm = LayerNormalization("embeddings.LayerNorm", in: store, eps: c.layerNormEps)
+        dropoutProbability = c.hiddenDropoutProb
+        padTokenId = Int32(c.padTokenId)
+        sum = pool.floats(maxTokens * c.hiddenSize)
+        statistics = NormStatistics(rows: maxTokens, pool: pool)
+        normalized = pool.floats(maxTokens * c.hiddenSize)
+        dropoutMask = pool.bytes(maxTokens * c.hiddenSize)
+        output = pool.floats(maxTokens * c.hiddenSize)
+    }
+
+    var width: Int { word.shape[1] }
+
+    func forward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
+                 tokens: Int, dropout: DropoutMode) {
+        Embedding.gather(word.value, indices: tokenIds, into: sum, tokens: tokens, width: width, accumulate: false)
+        Embedding.gather(position.value, indices: positionIds, into: sum, tokens: tokens, width: width, accumulate: true)
+        Embedding.gather(tokenType.value, indices: tokenTypeIds, into: sum, tokens: tokens, width: width, accumulate: true)
+        layerNorm.forward(sum, normalized, saved: statistics, rows: tokens)
+        Dropout.forward(normalized, output, mask: dropoutMask, count: tokens * width,
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0))
+    }
+
+    /// `gradient` holds dL/d(output) and is used as scratch.
+    func backward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
+                  tokens: Int, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let count = tokens * width
+        Dropout.backward(gradient, gradient, mask: dropoutMask, count: count,
+                         probability: dropout.probability(dropoutProbability))
+        layerNorm.backward(input: sum, saved: statistics, dOutput: gradient, dInput: scratch, rows: tokens)
+        Embedding.scatterAdd(scratch, indices: tokenIds, into: word.gradient, tokens: tokens, width: width,
+                               frozenRow: padTokenId)
+        Embedding.scatterAdd(scratch, indices: positionIds, into: position.gradient, tokens: tokens, width: width)
+        Embedding.scatterAdd(scratch, indices: tokenTypeIds, into: tokenType.gradient, tokens: tokens, width: width)
+    }
+}

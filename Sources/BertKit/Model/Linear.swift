@@ -1,0 +1,86 @@
+/// A fully connected layer as `torch.nn.Linear`: `y = x · Wᵀ + b`, with `W` stored `[out, in]`.
+public struct Linear: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public static func declare(_ prefix: String, in inFeatures: Int, out outFeatures: Int) -> [ParameterDeclaration] {
+        [.init(prefix + ".weight", [outFeatures, inFeatures]), .init(prefix + ".bias", [outFeatures])]
+    }
+
+    public init(_ prefix: String, in store: ParameterStore) {
+        weight = store[prefix + ".weight"]
+        bias = store[prefix + ".bias"]
+    }
+
+    /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced
+    /// apart (the pooler reads every sequence's first token).
+    public func forward(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, inputStride: Int? = nil
+    ) {
+        Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
+                      a: input, lda: inputStride ?? inFeatures, b: weight.value, ldb: inFeatures,
+                      c: output, ldc: outFeatures)
+        Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+    }
+
+    /// Adds to the weight and bias gradients; writes (or, with `accumulate`, adds) the input gradient.
+    public func backward(
+        input: UnsafePointer<Float>, dOutput: UnsafePointer<Float>, rows: Int,
+        dInput: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+        inputStride: Int? = nil, dInputStride: Int? = nil
+    ) {
+        Gemm.multiply(.transposed, .none, m: outFeatures, n: inFeatures, k: rows,
+                      a: dOutput, lda: outFeatures, b: input, ldb: inputStride ?? inFeatures,
+                      beta: 1, c: weight.gradient, ldc: inFeatures)
+        Elementwise.accumulateColumnSums(dOutput, into: bias.gradient, rows: rows, width: outFeatures)
+        if let dInput {
+            Gemm.multiply(.none, .none, m: rows, n: inFeatures, k: outFeatures,
+                          a: dOutput, lda: outFeatures, b: weight.value, ldb: inFeatures,
+                          beta: accumulate ? 1 : 0, c: dInput, ldc: dInputStride ?? inFeatures)
+        }
+    }
+}
+
+/// `torch.nn.LayerNorm` over the hidden dimension, with the checkpoint's `LayerNorm.weight` and `.bias`.
+public struct LayerNormalization: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let eps: Float
+
+    public static func declare(_ prefix: String, width: Int) -> [ParameterDeclaration] {
+        [.init(prefix + ".weight", [width]), .init(prefix + ".bias", [width])]
+    }
+
+    public init(_ prefix: String, in store: ParameterStore, eps: Float) {
+        weight = store[prefix + ".weight"]
+        bias = store[prefix + ".bias"]
+        self.eps = eps
+    }
+
+    var width: Int { weight.count }
+
+    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, saved: NormStatistics, rows: Int) {
+        LayerNorm.forward(input, weight: weight.value, bias: bias.value, output: output,
+                          mean: saved.mean, rstd: saved.rstd, rows: rows, width: width, eps: eps)
+    }
+
+    func backward(input: UnsafePointer<Float>, saved: NormStatistics, dOutput: UnsafePointer<Float>,
+                  dInput: UnsafeMutablePointer<Float>, rows: Int) {
+        LayerNorm.backward(input, mean: saved.mean, rstd: saved.rstd, weight: weight.value, dOutput: dOutput,
+                           dInput: dInput, dWeight: weight.gradient, dBias: bias.gradient, rows: rows, width: width)
+    }
+}
+
+/// Per-row mean and reciprocal standard deviation saved by a LayerNorm forward pass.
+struct NormStatistics {
+    let mean: UnsafeMutablePointer<Float>
+    let rstd: UnsafeMutablePointer<Float>
+
+    init(rows: Int, pool: BufferPool) {
+        mean = pool.floats(rows)
+        rstd = pool.floats(rows)
+    }
+}

@@ -1,0 +1,62 @@
+/// Inverted dropout with a counter-based random stream.
+///
+/// Whether element `i` is kept depends only on `(seed, i)`, through a SplitMix64 hash; the mask is the same
+/// however the loop is split across cores, and a rerun with the same seed is bit-identical.
+public enum Dropout {
+    /// Fills `mask` with 1 (keep) or 0 (drop) and writes `output = input · mask / (1 - probability)`.
+    /// With `probability == 0` it copies and keeps everything.
+    public static func forward(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt8>,
+        count: Int, probability: Float, seed: UInt64
+    ) {
+        guard probability > 0 else {
+            if UnsafePointer(output) != input { output.update(from: input, count: count) }
+            mask.update(repeating: 1, count: count)
+            return
+        }
+        let threshold = UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))
+        let scale = 1 / (1 - probability)
+        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+            for i in range {
+                let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
+                mask[i] = keep
+                output[i] = input[i] * Float(keep) * scale
+            }
+        }
+    }
+
+    /// `dInput = dOutput · mask / (1 - probability)`; `dInput` may equal `dOutput`.
+    public static func backward(
+        _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, mask: UnsafePointer<UInt8>,
+        count: Int, probability: Float
+    ) {
+        guard probability > 0 else {
+            if UnsafePointer(dInput) != dOutput { dInput.update(from: dOutput, count: count) }
+            return
+        }
+        let scale = 1 / (1 - probability)
+        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+            for i in range { dInput[i] = dOutput[i] * Float(mask[i]) * scale }
+        }
+    }
+
+    /// 32 uniformly distributed bits for element `index` of the stream `seed` (SplitMix64's finaliser).
+    @inline(__always)
+    public static func randomBits(seed: UInt64, index: UInt64) -> UInt32 {
+        var z = seed &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return UInt32(truncatingIfNeeded: z >> 32)
+    }
+}
+
+extension Dropout {
+    /// An independent stream for one dropout site (a layer and a position in it) of one training step.
+    public static func streamSeed(_ seed: UInt64, site: UInt64) -> UInt64 {
+        var z = seed ^ (site &* 0xD1B5_4A32_D192_ED03)
+        z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        z = (z ^ (z >> 33)) &* 0xC4CE_B9FE_1A85_EC53
+        return z ^ (z >> 33)
+    }
+}

@@ -1,0 +1,51 @@
+/// Small elementwise and broadcast operations over `[rows, width]` row-major matrices.
+public enum Elementwise {
+    /// `output[i] = a[i] + b[i]`; `output` may alias either input.
+    public static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+            for i in range { output[i] = a[i] + b[i] }
+        }
+    }
+
+    /// `x[r, c] += bias[c]` for every row.
+    public static func addBias(
+        _ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int, rowStride: Int? = nil
+    ) {
+        let stride = rowStride ?? width
+        Parallel.forRanges(rows, minimumChunk: 64) { range in
+            for r in range {
+                let row = x + r * stride
+                for c in 0..<width { row[c] += bias[c] }
+            }
+        }
+    }
+
+    /// `dBias[c] += Σ_r dOutput[r, c]`: the gradient of a broadcast bias.
+    public static func accumulateColumnSums(
+        _ dOutput: UnsafePointer<Float>, into dBias: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+        rowStride: Int? = nil
+    ) {
+        let stride = rowStride ?? width
+        Parallel.forRanges(width, minimumChunk: 64) { columns in
+            for r in 0..<rows {
+                let row = dOutput + r * stride
+                for c in columns { dBias[c] += row[c] }
+            }
+        }
+    }
+
+    /// `output[i] = tanh(input[i])`.
+    public static func tanh(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = FastMath.tanh(input[i]) }
+    }
+
+    /// `dInput[i] = dOutput[i] · (1 - output[i]²)`, from the saved tanh output.
+    public static func tanhBackward(
+        output: UnsafePointer<Float>, _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
+        for i in 0..<count { dInput[i] = dOutput[i] * (1 - output[i] * output[i]) }
+    }
+}

@@ -1,0 +1,30 @@
+/// GELU with the exact Gaussian CDF, `x · Φ(x)`, as BERT's `hidden_act: "gelu"` specifies.
+public enum GELU {
+    static let inverseSqrt2: Float = 0.707_106_781_186_547_6
+    static let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
+
+    /// `output[i] = gelu(input[i])`.
+    public static func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+            for i in range {
+                let x = input[i]
+                output[i] = 0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
+            }
+        }
+    }
+
+    /// `dInput[i] = dOutput[i] · gelu'(input[i])`, where gelu'(x) = Φ(x) + x·φ(x).
+    public static func backward(
+        _ input: UnsafePointer<Float>, _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
+        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+            for i in range {
+                let x = input[i]
+                let cdf = 0.5 * (1 + FastMath.erf(x * inverseSqrt2))
+                let pdf = inverseSqrt2Pi * FastMath.exp(-0.5 * x * x)
+                dInput[i] = dOutput[i] * (cdf + x * pdf)
+            }
+        }
+    }
+}

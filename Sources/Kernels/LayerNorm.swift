@@ -1,0 +1,67 @@
+/// Layer normalisation over the last dimension of a `[rows, width]` matrix, as `torch.nn.LayerNorm`:
+/// biased variance, `eps` inside the square root.
+public enum LayerNorm {
+    /// Normalises each row, then scales by `weight` and shifts by `bias`. Saves each row's mean and
+    /// reciprocal standard deviation for the backward pass.
+    public static func forward(
+        _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+        rows: Int, width: Int, eps: Float
+    ) {
+        Parallel.forRanges(rows, minimumChunk: 32) { range in
+            for r in range {
+                let x = input + r * width
+                let y = output + r * width
+                let mu = sum(x, count: width) / Float(width)
+                let variance = sumOfSquaredDeviations(x, count: width, from: mu) / Float(width)
+                let s = 1 / (variance + eps).squareRoot()
+                mean[r] = mu
+                rstd[r] = s
+                for c in 0..<width {
+                    y[c] = (x[c] - mu) * s * weight[c] + bias[c]
+                }
+            }
+        }
+    }
+
+    /// Given `dOutput`, writes `dInput` (overwriting) and adds to `dWeight` and `dBias`.
+    public static func backward(
+        _ input: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        weight: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        rows: Int, width: Int
+    ) {
+        // dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)), with g = dy · weight and x̂ the normalised input.
+        Parallel.forRanges(rows, minimumChunk: 32) { range in
+            for r in range {
+                let x = input + r * width
+                let dy = dOutput + r * width
+                let dx = dInput + r * width
+                let mu = mean[r], s = rstd[r]
+                var sumG: Float = 0, sumGX: Float = 0
+                for c in 0..<width {
+                    let g = dy[c] * weight[c]
+                    sumG += g
+                    sumGX += g * (x[c] - mu) * s
+                }
+                let meanG = sumG / Float(width), meanGX = sumGX / Float(width)
+                for c in 0..<width {
+                    let xhat = (x[c] - mu) * s
+                    dx[c] = s * (dy[c] * weight[c] - meanG - xhat * meanGX)
+                }
+            }
+        }
+        // Parameter gradients reduce over rows; splitting by columns keeps the workers' writes disjoint.
+        Parallel.forRanges(width, minimumChunk: 16) { columns in
+            for r in 0..<rows {
+                let x = input + r * width
+                let dy = dOutput + r * width
+                let mu = mean[r], s = rstd[r]
+                for c in columns {
+                    dWeight[c] += dy[c] * (x[c] - mu) * s
+                    dBias[c] += dy[c]
+                }
+            }
+        }
+    }
+}

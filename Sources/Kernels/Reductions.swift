@@ -1,0 +1,52 @@
+/// Sums and dot products that vectorise: Swift keeps floating-point addition in source order, so a plain
+/// loop is a serial chain. Sixteen independent accumulators let the compiler use full vector registers.
+typealias Lanes = SIMD16<Float>
+
+@inline(__always)
+func loadLanes(_ p: UnsafePointer<Float>) -> Lanes {
+    UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+}
+
+/// Σ p[i] for i in 0..<count.
+@inline(__always)
+public func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = Lanes.zero
+    var i = 0
+    while i + Lanes.scalarCount <= count {
+        acc += loadLanes(p + i)
+        i += Lanes.scalarCount
+    }
+    var total = acc.sum()
+    while i < count { total += p[i]; i += 1 }
+    return total
+}
+
+/// Σ a[i]·b[i] for i in 0..<count.
+@inline(__always)
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = Lanes.zero
+    var i = 0
+    while i + Lanes.scalarCount <= count {
+        acc += loadLanes(a + i) * loadLanes(b + i)
+        i += Lanes.scalarCount
+    }
+    var total = acc.sum()
+    while i < count { total += a[i] * b[i]; i += 1 }
+    return total
+}
+
+/// Σ (p[i] - shift)² for i in 0..<count.
+@inline(__always)
+public func sumOfSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, from shift: Float) -> Float {
+    var acc = Lanes.zero
+    let center = Lanes(repeating: shift)
+    var i = 0
+    while i + Lanes.scalarCount <= count {
+        let d = loadLanes(p + i) - center
+        acc += d * d
+        i += Lanes.scalarCount
+    }
+    var total = acc.sum()
+    while i < count { let d = p[i] - shift; total += d * d; i += 1 }
+    return total
+}

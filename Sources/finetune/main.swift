@@ -1,0 +1,2 @@
+import BertKit
+print("finetune")

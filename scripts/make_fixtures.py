@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Golden fixtures for the Swift tests, computed with PyTorch + transformers.
+
+Run in a virtual environment outside the repository (CI never runs this; the outputs are committed):
+
+    python3 -m venv ~/bertkit-venv
+    ~/bertkit-venv/bin/pip install 'torch==2.13.0+cpu' transformers safetensors
+    ~/bertkit-venv/bin/python scripts/make_fixtures.py
+
+Writes into Tests/BertKitTests/Fixtures/:
+  tiny-bert/                    a random 2-layer BERT saved by transformers (config.json, model.safetensors)
+  tiny-bert-forward.safetensors padded pair inputs, hidden states, pooled output, the loss and every gradient
+  tiny-bert-legacy.safetensors  the same weights in bf16, with `bert.` prefixes, LayerNorm gamma/beta, cls.* extras
+  dtypes.safetensors            F16/BF16 tensors and their exact float32 values
+  minilm-forward.safetensors    all-MiniLM-L6-v2 on real MRPC sentences: inputs and last hidden states
+  vocab-uncased.txt             all-MiniLM-L6-v2's vocabulary
+  vocab-cased.txt               a cased WordPiece vocabulary trained on the fixture texts
+  tokenizer-uncased.jsonl       Hugging Face fast-tokenizer encodings (ids, offsets, word ids) of real texts
+  tokenizer-cased.jsonl         the same with the cased vocabulary
+  tokenizer-pairs.jsonl         pair encodings with longest-first truncation
+"""
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "Tests" / "BertKitTests" / "Fixtures"
+DATA = Path(os.environ.get("BERTKIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MODEL = Path(os.environ.get("BERTKIT_MODEL", ROOT / "models" / "all-MiniLM-L6-v2"))
+
+
+def tiny_bert():
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=40, type_vocab_size=2, hidden_act="gelu", layer_norm_eps=1e-12,
+    )
+    model = BertModel(config)
+    # Random non-trivial LayerNorm parameters and biases, so their gradients are tested on general values.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(OUT / "tiny-bert", safe_serialization=True)
+    for extra in ("generation_config.json",):
+        (OUT / "tiny-bert" / extra).unlink(missing_ok=True)
+
+    # Padded pairs: [CLS] a.. [SEP] b.. [SEP] [PAD]..; the lengths differ so padding matters.
+    lengths = [11, 7, 4]
+    seq = max(lengths)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, config.vocab_size, (len(lengths), seq), generator=g)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        a = (n - 1) // 2
+        ids[b, 0], ids[b, a], ids[b, n - 1] = 2, 3, 3
+        types[b, a + 1:n] = 1
+        ids[b, n:] = 0
+        mask[b, :n] = 1
+
+    # The reference runs in float64 so the fixture holds the exact answer, not PyTorch's own rounding.
+    model = model.double().eval()
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    hidden, pooled = out.last_hidden_state, out.pooler_output
+    # The loss is a fixed random projection of both outputs: every parameter and every position gets a gradient.
+    hidden_weight = torch.randn(hidden.shape, generator=g, dtype=torch.float64)
+    pooled_weight = torch.randn(pooled.shape, generator=g, dtype=torch.float64)
+    loss = (hidden * hidden_weight).sum() + (pooled * pooled_weight).sum()
+    loss.backward()
+
+    tensors = {
+        "input_ids": ids.to(torch.int64), "token_type_ids": types.to(torch.int64),
+        "attention_mask": mask.to(torch.int64),
+        "last_hidden_state": hidden.float(), "pooler_output": pooled.float(),
+        "loss_weight.last_hidden_state": hidden_weight.float(), "loss_weight.pooler_output": pooled_weight.float(),
+        "loss": loss.detach().float().reshape(1),
+    }
+    for name, p in model.named_parameters():
+        tensors["grad." + name] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, OUT / "tiny-bert-forward.safetensors")
+
+    # An older spelling of the same checkpoint: bf16, `bert.` prefix, gamma/beta, and pre-training heads.
+    legacy = {}
+    for name, p in model.named_parameters():
+        name = "bert." + name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        legacy[name] = p.detach().to(torch.bfloat16)
+    legacy["cls.predictions.bias"] = torch.zeros(config.vocab_size, dtype=torch.bfloat16)
+    legacy["cls.seq_relationship.weight"] = torch.zeros(2, config.hidden_size, dtype=torch.bfloat16)
+    save_file({k: v.contiguous() for k, v in legacy.items()}, OUT / "tiny-bert-legacy.safetensors")
+
+
+def dtypes():
+    values = torch.tensor([0.0, -0.0, 1.0, -2.5, 3.14159, 65504.0, 1e-3, 6e-8, 1e-6, -7.25e4, 1e30, 3.3e-39],
+                          dtype=torch.float32)
+    f16 = values.to(torch.float16)
+    bf16 = values.to(torch.bfloat16)
+    save_file({"f16": f16, "f16_as_f32": f16.float(), "bf16": bf16, "bf16_as_f32": bf16.float(),
+               "f32": values}, OUT / "dtypes.safetensors")
+
+
+def read_tsv(path, column):
+    rows = path.read_text(encoding="utf-8-sig").split("\n")[1:]
+    return [r.split("\t")[column] for r in rows if r.count("\t") >= column]
+
+
+def conll_sentences(path):
+    sentences, words = [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            if words:
+                sentences.append(" ".join(words))
+            words = []
+        elif not line.startswith("-DOCSTART-"):
+            words.append(line.split(" ")[0])
+    return sentences
+
+
+def squad_texts(path):
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    contexts, questions = [], []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            contexts.append(paragraph["context"])
+            questions.extend(q["question"] for q in paragraph["qas"])
+    return contexts, questions
+
+
+HARD_CASES = [
+    "", " ", "   \t\n ", "a", "[CLS]", "[UNK] [SEP]", "hello [MASK] world",
+    "Café naïve résumé façade coöperate", "ÅNGSTRÖM ÉCOLE Ñandú", "e\u0301 a\u0300 o\u0308",
+    "我爱北京天安门", "日本語のテキストです。", "한국어 텍스트", "中文English混合mixed",
+    "I love 🤗 and 👍🏽 and 👨‍👩‍👧", "emoji🙂glued", "\u0000abc\u0007def\u200bghi", "tab\tnew\nline\rreturn",
+    "soft\u00adhyphen", "no\u00a0break\u2028space\u3000ideographic", "\ufeffbom", "repl\ufffdacement",
+    "private\ue000use", "tag\U000E0041char", "a" * 100, "b" * 101, "supercalifragilisticexpialidocious" * 4,
+    "Hello,world!... (really?) [yes] {no} <maybe>", "$100 + 5% = ~20^2 | a_b `c` @d #e &f *g",
+    "Σίσυφος ΟΔΥΣΣΕΥΣ", "İstanbul ıi", "Straße STRASSE", "ﬁnance ﬂow", "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ",
+    "مرحبا بالعالم", "שלום עולם", "ภาษาไทย", "नमस्ते दुनिया", "don't won't y'all", "U.S.A. e.g. i.e.",
+    "3.14 1,000,000 -42 +7", "https://example.com/a?b=c&d=e#f", "user@example.com", "C++ C# F#",
+    "—–‐ “quoted” ‘single’ «guillemets» „low“", "…‥", "x²+y³=z⁴", "½ ¼ ¾", "№ ℃ ™ ©",
+    "\u0301leading combining mark", "trailing combining\u0301", "ǅungla ǈ", "ÆØÅ æøå", "Đ đ Ł ł",
+    "A\u0000B\u0001C", "zero\u200dwidth\u200cjoiners", "mixed 中 chars 字 between", "unaffable runner-up",
+]
+
+
+def tokenizer_fixtures():
+    mrpc = read_tsv(DATA / "glue" / "MRPC" / "dev.tsv", 3) + read_tsv(DATA / "glue" / "MRPC" / "dev.tsv", 4)
+    sst2 = read_tsv(DATA / "glue" / "SST-2" / "dev.tsv", 0)
+    conll = conll_sentences(DATA / "conll2003" / "valid.txt")
+    contexts, questions = squad_texts(DATA / "squad" / "dev-v1.1.json")
+    rng = random.Random(0)
+    texts = (rng.sample(mrpc, 500) + rng.sample(sst2, 450) + rng.sample(conll, 500)
+             + rng.sample(contexts, 250) + rng.sample(questions, 350))
+    texts += HARD_CASES
+
+    (OUT / "vocab-uncased.txt").write_bytes((MODEL / "vocab.txt").read_bytes())
+    uncased = BertTokenizerFast(vocab_file=str(MODEL / "vocab.txt"), do_lower_case=True)
+
+    from tokenizers import BertWordPieceTokenizer
+    trainer = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True,
+                                     handle_chinese_chars=True)
+    trainer.train_from_iterator(texts, vocab_size=4000, min_frequency=2, limit_alphabet=400)
+    vocab = sorted(trainer.get_vocab().items(), key=lambda kv: kv[1])
+    (OUT / "vocab-cased.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+    cased = BertTokenizerFast(vocab_file=str(OUT / "vocab-cased.txt"), do_lower_case=False)
+
+    def encode_all(tokenizer, items, path):
+        with open(path, "w", encoding="utf-8") as f:
+            for text in items:
+                e = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+                f.write(json.dumps({
+                    "text": text, "ids": e["input_ids"], "offsets": e["offset_mapping"], "words": e.word_ids(),
+                }, ensure_ascii=False) + "\n")
+
+    encode_all(uncased, texts, OUT / "tokenizer-uncased.jsonl")
+    encode_all(cased, texts[:600] + rng.sample(texts[600:], 400) + HARD_CASES, OUT / "tokenizer-cased.jsonl")
+
+    # Pairs (MRPC-like, and question/context) truncated longest-first to lengths that cut one or both sides.
+    pairs = list(zip(read_tsv(DATA / "glue" / "MRPC" / "dev.tsv", 3), read_tsv(DATA / "glue" / "MRPC" / "dev.tsv", 4)))
+    pairs = rng.sample(pairs, 150) + [(q, c) for q, c in zip(rng.sample(questions, 50), rng.sample(contexts, 50))]
+    pairs += [("", "only b"), ("only a", ""), ("", ""), ("short", "a much longer second segment than the first")]
+    with open(OUT / "tokenizer-pairs.jsonl", "w", encoding="utf-8") as f:
+        for i, (a, b) in enumerate(pairs):
+            max_length = [8, 9, 16, 17, 32, 64, 128][i % 7]
+            e = uncased(a, b, truncation="longest_first", max_length=max_length, return_offsets_mapping=True,
+                        return_token_type_ids=True)
+            f.write(json.dumps({
+                "text": a, "pair": b, "max_length": max_length, "ids": e["input_ids"],
+                "type_ids": e["token_type_ids"], "offsets": e["offset_mapping"], "words": e.word_ids(),
+            }, ensure_ascii=False) + "\n")
+
+
+def minilm():
+    tokenizer = BertTokenizerFast.from_pretrained(str(MODEL))
+    model = BertModel.from_pretrained(str(MODEL)).eval()
+    rows = [r.split("\t") for r in (DATA / "glue" / "MRPC" / "dev.tsv").read_text(encoding="utf-8-sig").split("\n")[1:6]]
+    singles = [rows[0][3], rows[1][4], "The quick brown fox jumps over the lazy dog."]
+    pairs = [(rows[2][3], rows[2][4]), (rows[3][3], rows[3][4]), (rows[4][3], rows[4][4])]
+    first = singles + [a for a, _ in pairs]
+    second = [None] * len(singles) + [b for _, b in pairs]
+    encodings = [tokenizer(a, b) if b is not None else tokenizer(a) for a, b in zip(first, second)]
+    seq = max(len(e["input_ids"]) for e in encodings)
+    ids = torch.zeros(len(encodings), seq, dtype=torch.int64)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for i, e in enumerate(encodings):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        types[i, :n] = torch.tensor(e["token_type_ids"])
+        mask[i, :n] = 1
+    with torch.no_grad():
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    save_file({"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+               "last_hidden_state": out.last_hidden_state.contiguous(), "pooler_output": out.pooler_output.contiguous()},
+              OUT / "minilm-forward.safetensors")
+    (OUT / "minilm-texts.json").write_text(json.dumps({"first": first, "second": second}, ensure_ascii=False, indent=1) + "\n",
+                                            encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if not (MODEL / "model.safetensors").exists():
+        sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
+    OUT.mkdir(parents=True, exist_ok=True)
+    tiny_bert()
+    dtypes()
+    tokenizer_fixtures()
+    minilm()
+    print("fixtures written to", OUT)
