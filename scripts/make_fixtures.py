@@ -15,7 +15,7 @@ Writes into Tests/BertKitTests/Fixtures/:
   minilm-forward.safetensors    all-MiniLM-L6-v2 on real MRPC sentences: inputs and last hidden states
   vocab-uncased.txt             all-MiniLM-L6-v2's vocabulary
   vocab-cased.txt               a cased WordPiece vocabulary trained on the fixture texts
-  tokenizer-uncased.jsonl       Hugging Face fast-tokenizer encodings (ids, offsets, word ids) of real texts
+  tokenizer-uncased.jsonl       Hugging Face BertTokenizer (the fast, Rust-backed one) encodings (ids, offsets, word ids) of real texts
   tokenizer-cased.jsonl         the same with the cased vocabulary
   tokenizer-pairs.jsonl         pair encodings with longest-first truncation
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "BertKitTests" / "Fixtures"
@@ -160,7 +160,8 @@ def tokenizer_fixtures():
     texts += HARD_CASES
 
     (OUT / "vocab-uncased.txt").write_bytes((MODEL / "vocab.txt").read_bytes())
-    uncased = BertTokenizerFast(vocab_file=str(MODEL / "vocab.txt"), do_lower_case=True)
+    # transformers 5's BertTokenizer is the fast, Rust-backed tokenizer (formerly BertTokenizerFast).
+    uncased = BertTokenizer.from_pretrained(str(MODEL))
 
     from tokenizers import BertWordPieceTokenizer
     trainer = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True,
@@ -168,7 +169,7 @@ def tokenizer_fixtures():
     trainer.train_from_iterator(texts, vocab_size=4000, min_frequency=2, limit_alphabet=400)
     vocab = sorted(trainer.get_vocab().items(), key=lambda kv: kv[1])
     (OUT / "vocab-cased.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
-    cased = BertTokenizerFast(vocab_file=str(OUT / "vocab-cased.txt"), do_lower_case=False)
+    cased = BertTokenizer(vocab={token: i for token, i in vocab}, do_lower_case=False)
 
     def encode_all(tokenizer, items, path):
         with open(path, "w", encoding="utf-8") as f:
@@ -197,7 +198,7 @@ def tokenizer_fixtures():
 
 
 def minilm():
-    tokenizer = BertTokenizerFast.from_pretrained(str(MODEL))
+    tokenizer = BertTokenizer.from_pretrained(str(MODEL))
     model = BertModel.from_pretrained(str(MODEL)).eval()
     rows = [r.split("\t") for r in (DATA / "glue" / "MRPC" / "dev.tsv").read_text(encoding="utf-8-sig").split("\n")[1:6]]
     singles = [rows[0][3], rows[1][4], "The quick brown fox jumps over the lazy dog."]

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import BertKit
+
+/// The tokenizer against Hugging Face's on real texts (MRPC, SST-2, CoNLL-2003, SQuAD) and hard cases.
+@Suite struct TokenizerTests {
+    struct Case: Decodable {
+        let text: String
+        let pair: String?
+        let max_length: Int?
+        let ids: [Int32]
+        let type_ids: [Int32]?
+        let offsets: [[Int]]
+        let words: [Int?]
+    }
+
+    static func cases(_ name: String) throws -> [Case] {
+        let text = try String(contentsOfFile: Fixture.path(name), encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSONDecoder().decode(Case.self, from: Data($0.utf8)) }
+    }
+
+    static func tokenizer(vocabulary: String, lowercase: Bool) throws -> BertTokenizer {
+        try BertTokenizer(vocabulary: Vocabulary(path: Fixture.path(vocabulary)),
+                          normalizer: BertNormalizer(lowercase: lowercase))
+    }
+
+    func check(_ cases: [Case], with tokenizer: BertTokenizer) {
+        var mismatches = 0
+        for c in cases {
+            let e = tokenizer.encode(c.text, pair: c.pair, maxLength: c.max_length)
+            let offsets = e.offsets.map { [$0.lowerBound, $0.upperBound] }
+            let same = e.ids == c.ids && offsets == c.offsets && e.wordIds == c.words
+                && (c.type_ids == nil || e.typeIds == c.type_ids!)
+            if !same {
+                mismatches += 1
+                if mismatches <= 5 {
+                    Issue.record("""
+                        \(c.text.debugDescription) \(c.pair.map { "+ " + $0.debugDescription } ?? "")
+                          ids      \(e.ids) expected \(c.ids)
+                          offsets  \(offsets) expected \(c.offsets)
+                          words    \(e.wordIds) expected \(c.words)
+                        """)
+                }
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(cases.count) encodings differ from Hugging Face's")
+    }
+
+    @Test func uncasedMatchesHuggingFace() throws {
+        let cases = try Self.cases("tokenizer-uncased.jsonl")
+        #expect(cases.count >= 2000)
+        check(cases, with: try Self.tokenizer(vocabulary: "vocab-uncased.txt", lowercase: true))
+    }
+
+    @Test func casedMatchesHuggingFace() throws {
+        check(try Self.cases("tokenizer-cased.jsonl"), with: try Self.tokenizer(vocabulary: "vocab-cased.txt", lowercase: false))
+    }
+
+    @Test func pairsWithLongestFirstTruncationMatchHuggingFace() throws {
+        check(try Self.cases("tokenizer-pairs.jsonl"), with: try Self.tokenizer(vocabulary: "vocab-uncased.txt", lowercase: true))
+    }
+
+    @Test func readsCasingFromTokenizerConfig() throws {
+        let tokenizer = try BertTokenizer(directory: Fixture.miniLMDirectory)
+        #expect(tokenizer.normalizer.lowercase)
+        #expect(tokenizer.encode("Hello [MASK] world").ids == [101, 7592, 103, 2088, 102])
+    }
+
+    @Test func tokenTypesAndSequenceIdsOfAPair() throws {
+        let tokenizer = try Self.tokenizer(vocabulary: "vocab-uncased.txt", lowercase: true)
+        let e = tokenizer.encode("a b", pair: "c")
+        #expect(e.typeIds == [0, 0, 0, 0, 1, 1])
+        #expect(e.sequenceIds == [nil, 0, 0, nil, 1, nil])
+        #expect(e.wordIds == [nil, 0, 1, nil, 0, nil])
+    }
+}
