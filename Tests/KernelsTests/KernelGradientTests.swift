@@ -1,0 +1,176 @@
+import Testing
+import Kernels
+
+/// Each kernel's backward pass against central differences of its forward pass, on small random inputs.
+@Suite struct KernelGradientTests {
+    @Test func gelu() {
+        var random = TestRandom(seed: 1)
+        let x = random.array(257, -4...4)
+        let w = random.array(257)
+        func forward(_ x: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: x.count)
+            GELU.forward(x, &y, count: x.count)
+            return y
+        }
+        var dx = [Float](repeating: 0, count: x.count)
+        GELU.backward(x, w, &dx, count: x.count)
+        let numerical = numericalGradient(of: { weightedSum(forward($0), w) }, at: x, step: 1e-3)
+        #expect(relativeDifference(dx, numerical) < 2e-3)
+    }
+
+    @Test func geluMatchesTheExactErfDefinition() {
+        let x: [Float] = stride(from: -8, through: 8, by: 0.01).map { Float($0) }
+        var y = [Float](repeating: 0, count: x.count)
+        GELU.forward(x, &y, count: x.count)
+        for (xi, yi) in zip(x, y) {
+            let exact = 0.5 * Double(xi) * (1 + erf(Double(xi) / 2.0.squareRoot()))
+            #expect(abs(Double(yi) - exact) <= 1e-6 * max(1, abs(exact)), "gelu(\(xi))")
+        }
+    }
+
+    @Test func fastExpAndTanh() {
+        for x in stride(from: Float(-80), through: 80, by: 0.37) {
+            let e = FastMath.exp(x)
+            #expect(abs(Double(e) - Foundation_exp(Double(x))) <= 3e-7 * Foundation_exp(Double(x)), "exp(\(x))")
+        }
+        for x in stride(from: Float(-10), through: 10, by: 0.013) {
+            #expect(abs(Double(FastMath.tanh(x)) - Foundation_tanh(Double(x))) <= 4e-7, "tanh(\(x))")
+        }
+    }
+
+    @Test func layerNorm() {
+        let (rows, width) = (5, 24)
+        var random = TestRandom(seed: 2)
+        let x = random.array(rows * width, -2...2)
+        let weight = random.array(width, 0.5...1.5)
+        let bias = random.array(width)
+        let w = random.array(rows * width)
+        func forward(_ x: [Float], _ weight: [Float], _ bias: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: x.count)
+            var mean = [Float](repeating: 0, count: rows), rstd = mean
+            LayerNorm.forward(x, weight: weight, bias: bias, output: &y, mean: &mean, rstd: &rstd,
+                              rows: rows, width: width, eps: 1e-5)
+            return y
+        }
+        var mean = [Float](repeating: 0, count: rows), rstd = mean
+        var y = x
+        LayerNorm.forward(x, weight: weight, bias: bias, output: &y, mean: &mean, rstd: &rstd, rows: rows, width: width, eps: 1e-5)
+        var dx = x, dWeight = [Float](repeating: 0, count: width), dBias = dWeight
+        LayerNorm.backward(x, mean: mean, rstd: rstd, weight: weight, dOutput: w, dInput: &dx,
+                           dWeight: &dWeight, dBias: &dBias, rows: rows, width: width)
+        #expect(relativeDifference(dx, numericalGradient(of: { weightedSum(forward($0, weight, bias), w) }, at: x)) < 2e-3)
+        #expect(relativeDifference(dWeight, numericalGradient(of: { weightedSum(forward(x, $0, bias), w) }, at: weight)) < 2e-3)
+        #expect(relativeDifference(dBias, numericalGradient(of: { weightedSum(forward(x, weight, $0), w) }, at: bias)) < 2e-3)
+    }
+
+    @Test func softmaxOnStridedRows() {
+        let (rows, width, stride) = (3, 7, 10)
+        var random = TestRandom(seed: 3)
+        let x = random.array(rows * stride, -3...3)
+        let w = random.array(rows * stride)
+        func forward(_ x: [Float]) -> [Float] {
+            var y = x
+            Softmax.forwardRows(&y, rows: rows, width: width, stride: stride)
+            return (0..<rows).flatMap { r in y[(r * stride)..<(r * stride + width)] }
+        }
+        let used = (0..<rows).flatMap { r in w[(r * stride)..<(r * stride + width)] }
+        var y = x
+        Softmax.forwardRows(&y, rows: rows, width: width, stride: stride)
+        var g = w
+        Softmax.backwardRows(output: y, gradient: &g, rows: rows, width: width, stride: stride)
+        let numerical = numericalGradient(of: { weightedSum(forward($0), used) }, at: x, step: 1e-3)
+        for r in 0..<rows {
+            let analytic = Array(g[(r * stride)..<(r * stride + width)])
+            let expected = Array(numerical[(r * stride)..<(r * stride + width)])
+            #expect(relativeDifference(analytic, expected) < 2e-3)
+            #expect(numerical[(r * stride + width)..<((r + 1) * stride)].allSatisfy { $0 == 0 }, "columns past width are not read")
+        }
+    }
+
+    @Test func dropoutIsLinearInItsInputAndSeeded() {
+        let count = 1 << 16
+        var random = TestRandom(seed: 4)
+        let x = random.array(count)
+        var y = x, mask = [UInt8](repeating: 0, count: count)
+        Dropout.forward(x, &y, mask: &mask, count: count, probability: 0.1, seed: 42)
+        let kept = mask.reduce(0) { $0 + Int($1) }
+        // Binomial(65536, 0.9): standard deviation 77; allow five of them.
+        #expect(abs(Double(kept) - 0.9 * Double(count)) < 5 * 77)
+        // Inverted dropout multiplies the kept values by 1/(1-p), as PyTorch does.
+        let scale: Float = 1 / (1 - 0.1)
+        #expect((0..<count).allSatisfy { y[$0] == (mask[$0] == 1 ? x[$0] * scale : 0) })
+        var y2 = x, mask2 = mask
+        Dropout.forward(x, &y2, mask: &mask2, count: count, probability: 0.1, seed: 42)
+        #expect(mask2 == mask, "same seed, same mask")
+        Dropout.forward(x, &y2, mask: &mask2, count: count, probability: 0.1, seed: 43)
+        #expect(mask2 != mask, "another seed, another mask")
+        var dx = x
+        Dropout.backward(x, &dx, mask: mask, count: count, probability: 0.1)
+        #expect(dx == y, "the backward pass applies the same mask and scale")
+    }
+
+    @Test func embeddingGatherAndScatter() {
+        let (rows, width, tokens) = (6, 5, 9)
+        var random = TestRandom(seed: 5)
+        let table = random.array(rows * width)
+        let indices: [Int32] = [0, 3, 3, 5, 1, 0, 3, 2, 4]
+        let w = random.array(tokens * width)
+        func forward(_ table: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: tokens * width)
+            Embedding.gather(table, indices: indices, into: &out, tokens: tokens, width: width, accumulate: false)
+            return out
+        }
+        var dTable = [Float](repeating: 0, count: rows * width)
+        Embedding.scatterAdd(w, indices: indices, into: &dTable, tokens: tokens, width: width)
+        #expect(relativeDifference(dTable, numericalGradient(of: { weightedSum(forward($0), w) }, at: table)) < 1e-3)
+        var frozen = [Float](repeating: 0, count: rows * width)
+        Embedding.scatterAdd(w, indices: indices, into: &frozen, tokens: tokens, width: width, frozenRow: 3)
+        #expect(frozen[(3 * width)..<(4 * width)].allSatisfy { $0 == 0 })
+        #expect(frozen[0..<width] == dTable[0..<width])
+    }
+
+    @Test func tanhAndBias() {
+        var random = TestRandom(seed: 6)
+        let x = random.array(40, -3...3)
+        let w = random.array(40)
+        func forward(_ x: [Float]) -> [Float] {
+            var y = x
+            Elementwise.tanh(x, &y, count: x.count)
+            return y
+        }
+        var dx = x
+        Elementwise.tanhBackward(output: forward(x), w, &dx, count: x.count)
+        #expect(relativeDifference(dx, numericalGradient(of: { weightedSum(forward($0), w) }, at: x, step: 1e-3)) < 2e-3)
+
+        var dBias = [Float](repeating: 0, count: 8)
+        Elementwise.accumulateColumnSums(w, into: &dBias, rows: 5, width: 8)
+        for c in 0..<8 { #expect(abs(dBias[c] - (0..<5).map { w[$0 * 8 + c] }.reduce(0, +)) < 1e-6) }
+    }
+
+    @Test func gemmTransposesAndSplitsAcrossCores() {
+        // Large enough to be split across cores in both directions; checked against a naive product.
+        for (m, n, k) in [(300, 40, 50), (40, 300, 50), (7, 5, 3)] {
+            var random = TestRandom(seed: UInt64(m * n))
+            for (ta, tb) in [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)] {
+                let a = random.array(m * k), b = random.array(k * n)
+                var c = random.array(m * n)
+                let c0 = c
+                let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
+                Gemm.multiply(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &c, ldc: n)
+                var worst: Float = 0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s: Float = 0
+                        for p in 0..<k {
+                            let aip = ta == .none ? a[i * k + p] : a[p * m + i]
+                            let bpj = tb == .none ? b[p * n + j] : b[j * k + p]
+                            s += aip * bpj
+                        }
+                        worst = max(worst, abs(c[i * n + j] - (0.5 * s + 2 * c0[i * n + j])))
+                    }
+                }
+                #expect(worst < 1e-4, "\(m)×\(n)×\(k) \(ta) \(tb)")
+            }
+        }
+    }
+}
