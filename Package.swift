@@ -40,6 +40,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "benchmark",
+            dependencies: [
+                "BertKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(
             name: "BertKitTests",

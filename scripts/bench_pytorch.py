@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""PyTorch + transformers side of `swift run -c release benchmark`: encoder throughput on the same machine.
+
+Prints one JSON object. Run in a venv outside the repository:
+    ~/bertkit-venv/bin/python scripts/bench_pytorch.py --model models/all-MiniLM-L6-v2 --batch 32 --length 128
+"""
+import argparse
+import json
+import time
+
+import torch
+import transformers
+from transformers import BertModel
+
+
+def timed(step, seconds):
+    """Median time of `step` over repeated calls, after two warm-up calls."""
+    step(), step()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = BertModel.from_pretrained(args.model)
+    config = model.config
+    ids = torch.randint(1000, config.vocab_size, (args.batch, args.length))
+    types = torch.zeros_like(ids)
+    mask = torch.ones_like(ids)
+
+    model.eval()
+
+    def forward():
+        with torch.no_grad():
+            model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+
+    model.train()
+    weights = torch.randn(args.batch, args.length, config.hidden_size)
+
+    def forward_backward():
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+        loss = (out.last_hidden_state * weights).sum() + out.pooler_output.sum()
+        loss.backward()
+        model.zero_grad(set_to_none=False)
+
+    model.eval()
+    t_forward = timed(forward, args.seconds)
+    model.train()
+    t_train = timed(forward_backward, args.seconds)
+    tokens = args.batch * args.length
+    print(json.dumps({
+        "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+        "forward_seconds": t_forward, "forward_backward_seconds": t_train,
+        "forward_tokens_per_second": tokens / t_forward, "forward_backward_tokens_per_second": tokens / t_train,
+    }))
+
+
+if __name__ == "__main__":
+    main()
