@@ -24,6 +24,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(
             name: "Kernels",
             dependencies: ["COpenBLAS"],
@@ -31,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "BertKit",
-            dependencies: ["Kernels"]
+            dependencies: ["Kernels", "CSQLite"]
         ),
         .executableTarget(
             name: "finetune",

@@ -8,7 +8,12 @@ Run in a virtual environment outside the repository (CI never runs this; the out
     ~/bertkit-venv/bin/python scripts/make_fixtures.py
 
 Writes into Tests/BertKitTests/Fixtures/:
-  tiny-bert/                    a random 2-layer BERT saved by transformers (config.json, model.safetensors)
+  tiny-bert/                    a random 2-layer BERT saved by transformers (config.json, model.safetensors), with a
+                                97-token character vocabulary so it can tokenize real text
+  tiny-classifier.safetensors   BertForSequenceClassification on the tiny BERT: logits, cross-entropy and MSE losses
+                                and every gradient
+  metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
+  adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-bert-forward.safetensors padded pair inputs, hidden states, pooled output, the loss and every gradient
   tiny-bert-legacy.safetensors  the same weights in bf16, with `bert.` prefixes, LayerNorm gamma/beta, cls.* extras
   dtypes.safetensors            F16/BF16 tensors and their exact float32 values
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "BertKitTests" / "Fixtures"
@@ -94,6 +99,89 @@ def tiny_bert():
     legacy["cls.predictions.bias"] = torch.zeros(config.vocab_size, dtype=torch.bfloat16)
     legacy["cls.seq_relationship.weight"] = torch.zeros(2, config.hidden_size, dtype=torch.bfloat16)
     save_file({k: v.contiguous() for k, v in legacy.items()}, OUT / "tiny-bert-legacy.safetensors")
+
+
+def tiny_vocabulary():
+    """Specials at BERT's usual order of ids 0-4, then characters and their continuations: 97 tokens."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(letters) + ["##" + c for c in letters]
+    tokens += list("0123456789") + list(".,'\"-()$%&:;!?/")
+    tokens += ["##" + d for d in "0123456789"] + list("*+<=>@[]#")
+    tokens = tokens[:97]
+    assert len(tokens) == 97, len(tokens)
+    (OUT / "tiny-bert" / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    (OUT / "tiny-bert" / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}) + "\n")
+
+
+def tiny_classifier():
+    """The sequence classification head on the tiny BERT, in float64, with dropout off (evaluation mode)."""
+    golden = {}
+    g = torch.Generator().manual_seed(3)
+    lengths = [9, 5, 7, 3]
+    seq = max(lengths)
+    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, n - 1] = 2, 3
+        ids[b, n:] = 0
+        types[b, n // 2:n] = 1
+        mask[b, :n] = 1
+    golden.update({"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+    for kind, num_labels in (("classification", 3), ("regression", 1)):
+        torch.manual_seed(5)
+        model = BertForSequenceClassification.from_pretrained(
+            OUT / "tiny-bert", num_labels=num_labels,
+            problem_type="single_label_classification" if num_labels > 1 else "regression").double().eval()
+        labels = torch.tensor([0, 2, 1, 2]) if num_labels > 1 else torch.tensor([0.5, -1.25, 3.0, 1.75], dtype=torch.float64)
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        golden[f"{kind}.labels"] = labels.double().float() if num_labels == 1 else labels
+        golden[f"{kind}.logits"] = out.logits.detach().float()
+        golden[f"{kind}.loss"] = out.loss.detach().float().reshape(1)
+        for name, p in model.named_parameters():
+            golden[f"{kind}.weight.{name}"] = p.detach().float()
+            golden[f"{kind}.grad.{name}"] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-classifier.safetensors")
+
+
+def metrics():
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+    rng = random.Random(7)
+    cases = []
+    for n, classes in ((50, 2), (200, 2), (37, 3), (12, 2)):
+        gold = [rng.randrange(classes) for _ in range(n)]
+        predicted = [g if rng.random() < 0.7 else rng.randrange(classes) for g in gold]
+        case = {"gold": gold, "predicted": predicted, "accuracy": accuracy_score(gold, predicted),
+                "matthews": matthews_corrcoef(gold, predicted)}
+        if classes == 2:
+            case["f1"] = f1_score(gold, predicted)
+        cases.append(case)
+    cases.append({"gold": [0, 1, 0, 1], "predicted": [0, 0, 0, 0], "accuracy": 0.5, "f1": f1_score([0, 1, 0, 1], [0, 0, 0, 0], zero_division=0),
+                  "matthews": matthews_corrcoef([0, 1, 0, 1], [0, 0, 0, 0])})
+    correlations = []
+    for n in (30, 200):
+        x = [round(rng.uniform(0, 5), 1) for _ in range(n)]  # rounded: ties, as in STS-B's scores
+        y = [v + rng.gauss(0, 1) for v in x]
+        correlations.append({"x": x, "y": y, "pearson": float(pearsonr(x, y)[0]), "spearman": float(spearmanr(x, y)[0])})
+    (OUT / "metrics.json").write_text(json.dumps({"classification": cases, "correlation": correlations}, indent=1) + "\n")
+
+
+def adamw():
+    torch.manual_seed(11)
+    tensors = {}
+    for decay in (0.0, 0.01):
+        p = torch.nn.Parameter(torch.randn(40))
+        tensors[f"decay{decay}.initial"] = p.detach().clone()
+        opt = torch.optim.AdamW([p], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=decay)
+        for step in range(5):
+            grad = torch.randn(40)
+            tensors[f"decay{decay}.grad{step}"] = grad.clone()
+            p.grad = grad
+            opt.step()
+            tensors[f"decay{decay}.after{step}"] = p.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, OUT / "adamw.safetensors")
 
 
 def dtypes():
@@ -229,6 +317,10 @@ if __name__ == "__main__":
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
     tiny_bert()
+    tiny_vocabulary()
+    tiny_classifier()
+    metrics()
+    adamw()
     dtypes()
     tokenizer_fixtures()
     minilm()

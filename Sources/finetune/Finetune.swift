@@ -6,8 +6,9 @@ import Foundation
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune BERT encoders on GLUE, SQuAD and CoNLL tasks; track runs in results.db.",
-        subcommands: [Encode.self]
+        abstract: "Fine-tune BERT encoders on GLUE-style tasks; track runs in results.db; export to Hugging Face.",
+        subcommands: [Train.self, Runs.self, Export.self, Predict.self, Encode.self],
+        defaultSubcommand: Train.self
     )
 }
 
@@ -19,4 +20,16 @@ struct ModelOptions: ParsableArguments {
     static var defaultModelDirectory: String {
         ProcessInfo.processInfo.environment["BERTKIT_MODEL"] ?? "models/all-MiniLM-L6-v2"
     }
+}
+
+/// Where results.db is.
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "The SQLite results database (created if missing).")
+    var db: String = ProcessInfo.processInfo.environment["BERTKIT_DB"] ?? "results.db"
+}
+
+/// Prints an error the way a user should read it, and exits with `code`.
+func fail(_ error: Error, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+    Foundation.exit(code)
 }

@@ -1,0 +1,111 @@
+import Foundation
+
+/// The knobs of a fine-tuning run. Defaults follow BERT's fine-tuning recipe (batch 32, length 128, 3 epochs,
+/// 10 % linear warm-up then linear decay, AdamW with weight decay 0.01, gradient clipping at 1.0), with a
+/// learning rate suited to the small default encoder.
+public struct Hyperparameters: Codable, Sendable, Equatable {
+    public var learningRate = 1e-4
+    public var batchSize = 32
+    public var maxLength = 128
+    public var epochs = 3.0
+    /// A budget of optimizer steps that, when set, replaces `epochs`.
+    public var maxSteps: Int? = nil
+    public var warmupRatio = 0.1
+    public var weightDecay = 0.01
+    public var maxGradNorm = 1.0
+    public var gradientAccumulation = 1
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEpsilon = 1e-8
+    public var seed: UInt64 = 42
+    /// Evaluate every this many optimizer steps; when absent, at the end of every epoch.
+    public var evalSteps: Int? = nil
+    public var evalBatchSize = 64
+    /// Form batches of similar-length sequences (dynamic padding wastes less on short ones).
+    public var groupByLength = true
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case learningRate = "learning_rate", batchSize = "batch_size", maxLength = "max_length", epochs
+        case maxSteps = "max_steps", warmupRatio = "warmup_ratio", weightDecay = "weight_decay"
+        case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation"
+        case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed
+        case evalSteps = "eval_steps", evalBatchSize = "eval_batch_size", groupByLength = "group_by_length"
+    }
+
+    /// Decodes a partial set: absent keys keep their defaults, unknown keys are an error.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        for key in any.allKeys where CodingKeys(stringValue: key.stringValue) == nil {
+            throw DecodingError.dataCorruptedError(forKey: key, in: any, debugDescription:
+                "unknown hyper-parameter '\(key.stringValue)'; known: \(CodingKeys.allNames.joined(separator: ", "))")
+        }
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        let d = Hyperparameters()
+        learningRate = try value(.learningRate, d.learningRate)
+        batchSize = try value(.batchSize, d.batchSize)
+        maxLength = try value(.maxLength, d.maxLength)
+        epochs = try value(.epochs, d.epochs)
+        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
+        warmupRatio = try value(.warmupRatio, d.warmupRatio)
+        weightDecay = try value(.weightDecay, d.weightDecay)
+        maxGradNorm = try value(.maxGradNorm, d.maxGradNorm)
+        gradientAccumulation = try value(.gradientAccumulation, d.gradientAccumulation)
+        adamBeta1 = try value(.adamBeta1, d.adamBeta1)
+        adamBeta2 = try value(.adamBeta2, d.adamBeta2)
+        adamEpsilon = try value(.adamEpsilon, d.adamEpsilon)
+        seed = try value(.seed, d.seed)
+        evalSteps = try c.decodeIfPresent(Int.self, forKey: .evalSteps)
+        evalBatchSize = try value(.evalBatchSize, d.evalBatchSize)
+        groupByLength = try value(.groupByLength, d.groupByLength)
+    }
+
+    /// Every hyper-parameter as text, one entry each, for results.db.
+    public var asParameters: [(String, String)] {
+        let data = try! JSONEncoder().encode(self)
+        let object = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return CodingKeys.allNames.map { key in (key, object[key].map { "\($0)" } ?? "") }
+    }
+
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw DataError(file: "hyper-parameters", message) } }
+        try check(learningRate > 0, "learning_rate must be positive")
+        try check(batchSize > 0 && evalBatchSize > 0, "batch sizes must be positive")
+        try check(epochs > 0 || (maxSteps ?? 0) > 0, "epochs or max_steps must be positive")
+        try check(gradientAccumulation >= 1, "gradient_accumulation must be at least 1")
+        try check((0..<1).contains(warmupRatio), "warmup_ratio must be in [0, 1)")
+        try check(maxGradNorm > 0, "max_grad_norm must be positive")
+        try check(evalSteps.map { $0 > 0 } ?? true, "eval_steps must be positive")
+    }
+}
+
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension Hyperparameters.CodingKeys: CaseIterable {
+    static var allNames: [String] { allCases.map(\.stringValue) }
+}
+
+/// A named, versioned set of hyper-parameters: `Experiments/NAME.json`.
+public struct Experiment: Decodable, Sendable {
+    public let name: String
+    public let version: Int
+    public var description: String? = nil
+    public let hyperparameters: Hyperparameters
+
+    public static func load(_ nameOrPath: String, directory: String = "Experiments") throws -> Experiment {
+        let path = nameOrPath.hasSuffix(".json") ? nameOrPath : directory + "/" + nameOrPath + ".json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DataError(file: path, "experiment file not found")
+        }
+        do { return try JSONDecoder().decode(Experiment.self, from: data) } catch {
+            throw DataError(file: path, "is not a valid experiment file: \(error)")
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// AdamW with decoupled weight decay, as `torch.optim.AdamW` computes it, over a span of a flat buffer.
+public enum AdamW {
+    public struct Settings: Sendable {
+        public var beta1: Float = 0.9
+        public var beta2: Float = 0.999
+        public var epsilon: Float = 1e-8
+
+        public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+            self.beta1 = beta1
+            self.beta2 = beta2
+            self.epsilon = epsilon
+        }
+    }
+
+    /// One update of `count` parameters at 1-based `step`:
+    ///
+    ///     θ ← θ·(1 − lr·decay)
+    ///     m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²
+    ///     θ ← θ − lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)
+    public static func update(
+        parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+        firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
+        count: Int, step: Int, learningRate lr: Float, weightDecay: Float, settings s: Settings
+    ) {
+        let shrink = 1 - lr * weightDecay
+        let stepSize = lr / (1 - Float(pow(Double(s.beta1), Double(step))))
+        let correction2 = (1 - Float(pow(Double(s.beta2), Double(step)))).squareRoot()
+        let (b1, b2, eps) = (s.beta1, s.beta2, s.epsilon)
+        Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+            for i in range {
+                let g = gradients[i]
+                let mi = b1 * m[i] + (1 - b1) * g
+                let vi = b2 * v[i] + (1 - b2) * g * g
+                m[i] = mi
+                v[i] = vi
+                parameters[i] = parameters[i] * shrink - stepSize * mi / (vi.squareRoot() / correction2 + eps)
+            }
+        }
+    }
+}
+
+/// Σ x², accumulated in double precision per core: the global gradient norm for clipping.
+public func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    let chunks = max(1, min(Parallel.workers, count / (1 << 16)))
+    // Stack scratch: this runs every training step, which must not allocate.
+    return withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partial in
+        Parallel.forEach(chunks) { c in
+            let range = (count * c / chunks)..<(count * (c + 1) / chunks)
+            var total = 0.0
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let n = min(4096, range.upperBound - i)
+                total += Double(dot(x + i, x + i, count: n))
+                i += n
+            }
+            partial[c] = total
+        }
+        return partial.reduce(0, +)
+    }
+}
+
+/// `x[i] *= factor`.
+public func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+        for i in range { x[i] *= factor }
+    }
+}

@@ -1,0 +1,65 @@
+import BertKit
+import Foundation
+
+/// Shows a run's progress (a bar on a terminal, plain lines otherwise) and records its metrics in results.db.
+final class RunObserver: TrainingObserver {
+    let run: Int64
+    let database: ResultsDatabase
+    let mainMetric: String
+    let interactive = isatty(STDERR_FILENO) != 0
+    private var totalSteps = 0
+    private var samples = 0
+    private var trainingSeconds = 0.0
+    private var recentLoss: Double?
+    private let start = Date()
+    private var lastLine = Date.distantPast
+
+    init(run: Int64, database: ResultsDatabase, mainMetric: String) {
+        self.run = run
+        self.database = database
+        self.mainMetric = mainMetric
+    }
+
+    func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {
+        self.totalSteps = totalSteps
+        print("  \(totalSteps) optimizer steps (\(stepsPerEpoch) per epoch)")
+    }
+
+    func stepFinished(_ s: TrainingStep) {
+        samples += s.samples
+        trainingSeconds += s.seconds
+        recentLoss = recentLoss.map { 0.9 * $0 + 0.1 * s.loss } ?? s.loss
+        try? database.logMetrics(run, split: "train", step: s.step, epoch: s.epoch,
+                                 ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
+        let rate = Double(samples) / max(trainingSeconds, 1e-9)
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = elapsed / Double(s.step) * Double(totalSteps - s.step)
+        let figures = String(format: "loss %.4f  lr %.2e  %.1f samples/s  ETA %@", recentLoss!, s.learningRate, rate, clock(eta))
+        if interactive {
+            let width = 28
+            let filled = width * s.step / max(1, totalSteps)
+            let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+            FileHandle.standardError.write(Data("\r  [\(bar)] \(s.step)/\(totalSteps) epoch \(String(format: "%.2f", s.epoch))  \(figures)\u{1B}[K".utf8))
+        } else if s.step == totalSteps || Date().timeIntervalSince(lastLine) >= 10 {
+            lastLine = Date()
+            print("  step \(s.step)/\(totalSteps) epoch \(String(format: "%.2f", s.epoch))  \(figures)")
+        }
+    }
+
+    func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
+        try? database.logMetrics(run, split: "dev", step: step, epoch: epoch, metrics)
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
+        print("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(text)\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
+    }
+
+    func finish() {
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "--:--" }
+        let s = Int(seconds)
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

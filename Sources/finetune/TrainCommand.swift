@@ -1,0 +1,147 @@
+import ArgumentParser
+import BertKit
+import Foundation
+
+/// `finetune --task mrpc`: fine-tunes the encoder on a task, logging the run to results.db.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a model on a task (the default command).",
+        discussion: """
+            Hyper-parameters come from the defaults, then from --experiment, then from flags.
+            The best model (by the task's main metric on dev) is exported to runs/<id>-<task>/best.
+            """)
+
+    @Option(help: "Task name (a file Tasks/NAME.json) or a path to a task file.")
+    var task: String
+
+    @Option(help: "Named hyper-parameter set, Experiments/NAME.json (or a path).")
+    var experiment: String?
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var databaseOptions: DatabaseOptions
+
+    @Option(help: "Folder for run outputs.") var outputDir = "runs"
+    @Option(help: "Use this file as the training split instead of the task's.") var trainFile: String?
+    @Option(help: "Use this file as the evaluation split instead of the task's.") var evalFile: String?
+
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
+    @Option(help: "Sequences per optimizer micro-batch.") var batchSize: Int?
+    @Option(help: "Maximum tokens per sequence (pairs are truncated longest-first).") var maxLength: Int?
+    @Option(help: "Training epochs.") var epochs: Double?
+    @Option(help: "Optimizer steps to train for, instead of epochs.") var maxSteps: Int?
+    @Option(help: "Fraction of steps for linear warm-up.") var warmupRatio: Double?
+    @Option(help: "AdamW weight decay (not on biases and LayerNorm).") var weightDecay: Double?
+    @Option(help: "Clip gradients to this global L2 norm.") var maxGradNorm: Double?
+    @Option(help: "Micro-batches per optimizer step.") var gradientAccumulation: Int?
+    @Option(help: "Seed of data order, dropout and head initialisation.") var seed: UInt64?
+    @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalSteps: Int?
+    @Option(help: "Batch size for evaluation.") var evalBatchSize: Int?
+    @Option(help: "Group sequences of similar length into batches (true/false).") var groupByLength: Bool?
+
+    func hyperparameters() throws -> (Hyperparameters, Experiment?) {
+        let experiment = try experiment.map { try Experiment.load($0) }
+        var h = experiment?.hyperparameters ?? Hyperparameters()
+        if let learningRate { h.learningRate = learningRate }
+        if let batchSize { h.batchSize = batchSize }
+        if let maxLength { h.maxLength = maxLength }
+        if let epochs { h.epochs = epochs }
+        if let maxSteps { h.maxSteps = maxSteps }
+        if let warmupRatio { h.warmupRatio = warmupRatio }
+        if let weightDecay { h.weightDecay = weightDecay }
+        if let maxGradNorm { h.maxGradNorm = maxGradNorm }
+        if let gradientAccumulation { h.gradientAccumulation = gradientAccumulation }
+        if let seed { h.seed = seed }
+        if let evalSteps { h.evalSteps = evalSteps }
+        if let evalBatchSize { h.evalBatchSize = evalBatchSize }
+        if let groupByLength { h.groupByLength = groupByLength }
+        try h.validate()
+        return (h, experiment)
+    }
+
+    func run() throws {
+        let spec: TaskSpec, h: Hyperparameters, experiment: Experiment?, database: ResultsDatabase
+        do {
+            spec = try TaskSpec.load(task)
+            (h, experiment) = try hyperparameters()
+            database = try ResultsDatabase(path: databaseOptions.db)
+        } catch { fail(error) }
+
+        let experimentName = experiment.map { "\($0.name)@v\($0.version)" }
+        let run: Int64
+        do {
+            run = try database.startRun(task: spec.name, model: modelOptions.model, experiment: experimentName,
+                                        mainMetric: spec.mainMetric, seed: h.seed, gitCommit: gitCommit(),
+                                        outputDirectory: nil, parameters: h.asParameters)
+        } catch { fail(error) }
+        let output = "\(outputDir)/\(run)-\(spec.name)"
+        let stop = StopFlag()
+        let signals = SignalWatcher(flag: stop)
+        print("run \(run): \(spec.name) on \(modelOptions.model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(databaseOptions.db)")
+
+        do {
+            try database.setOutputDirectory(run, output)
+            let checkpoint = try BertCheckpoint(directory: modelOptions.model)
+            let task = try SequenceClassificationTask(spec: spec, checkpoint: checkpoint, maxLength: h.maxLength,
+                                                      batchSize: h.batchSize, evaluationBatchSize: h.evalBatchSize,
+                                                      seed: h.seed, trainFile: trainFile, evalFile: evalFile)
+            print(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            print("  \(task.training.count) training and \(task.evaluation.count) evaluation examples; learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
+            if stop.isSet { throw TrainingError.interrupted(step: 0) }
+
+            let progress = RunObserver(run: run, database: database, mainMetric: spec.mainMetric)
+            let trainer = Trainer(task: task, hyperparameters: h, bestModelDirectory: output + "/best",
+                                  observer: progress, stopRequested: stop)
+            let result = try trainer.run()
+            try database.logArtifact(run, path: output + "/best", kind: "best-model")
+            try database.finishRun(run, status: .completed)
+            progress.finish()
+            let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+            print("run \(run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(output)/best")
+        } catch let error as TrainingError {
+            if case .interrupted = error {
+                try? database.finishRun(run, status: .interrupted, error: error.description)
+                print("\nrun \(run) interrupted; marked so in \(databaseOptions.db)")
+                withExtendedLifetime(signals) { Foundation.exit(130) }
+            }
+            try? database.finishRun(run, status: .failed, error: error.description)
+            fail(error)
+        } catch {
+            try? database.finishRun(run, status: .failed, error: error.localizedDescription)
+            fail(error)
+        }
+        withExtendedLifetime(signals) {}
+    }
+
+    func gitCommit() -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "--short=12", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8)?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Turns Ctrl-C (SIGINT) and SIGTERM into a request to stop after the current step.
+final class SignalWatcher {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(flag: StopFlag) {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                if flag.isSet { Foundation.exit(130) }  // a second Ctrl-C does not wait
+                flag.set()
+                FileHandle.standardError.write(Data("\nstopping after this step (Ctrl-C again to quit at once)\n".utf8))
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+@testable import BertKit
+
+/// The sequence classification head against transformers' `BertForSequenceClassification`.
+@Suite struct SequenceClassifierTests {
+    @Test(arguments: [("classification", 3), ("regression", 1)])
+    func lossAndGradientsMatchPyTorch(kind: String, outputs: Int) throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: batch.batchSize,
+                                       maxLength: batch.sequenceLength)
+        // The fixture's own initial weights, head included (transformers initialised the head at random).
+        for p in model.parameters.parameters { try golden.readFloats("\(kind).weight.\(p.name == "classifier.weight" || p.name == "classifier.bias" ? p.name : "bert." + p.name)", into: p.value) }
+
+        model.forward(batch)
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * outputs))
+        #expect(relativeError(logits, try golden.floats("\(kind).logits")) < 1e-5)
+
+        let targets: [Target] = outputs == 1
+            ? try golden.floats("\(kind).labels").map { .value($0) }
+            : try golden.integers("\(kind).labels").map { .label($0) }
+        let loss = model.loss(targets)
+        let expected = Double(try golden.floats("\(kind).loss")[0])
+        #expect(abs(loss - expected) < 1e-5 * max(1, abs(expected)))
+
+        model.parameters.zeroGradients()
+        model.backward()
+        for p in model.parameters.parameters {
+            let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
+            var error = relativeError(UnsafeBufferPointer(p.gradients), try golden.floats("\(kind).grad.\(name)"))
+            if p.name.hasSuffix("attention.self.key.bias") {
+                // Exactly 0 in theory (see EncoderParityTests); compare with the key weights' gradient scale.
+                error = p.gradients.map(abs).max()! / (try golden.floats("\(kind).grad.\(name.replacingOccurrences(of: ".bias", with: ".weight"))").map(abs).max()!)
+            }
+            #expect(error < 1e-4, "\(kind): gradient of \(p.name), relative error \(error)")
+        }
+    }
+}
+
+@Suite struct MetricsTests {
+    struct Fixtures: Decodable {
+        struct Classification: Decodable { let gold: [Int]; let predicted: [Int]; let accuracy: Double; let f1: Double?; let matthews: Double }
+        struct Correlation: Decodable { let x: [Double]; let y: [Double]; let pearson: Double; let spearman: Double }
+        let classification: [Classification]
+        let correlation: [Correlation]
+    }
+
+    let fixtures = try! JSONDecoder().decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: Fixture.path("metrics.json"))))
+
+    @Test func classificationMetricsEqualScikitLearn() {
+        for c in fixtures.classification {
+            #expect(abs(Metrics.accuracy(c.predicted, c.gold) - c.accuracy) < 1e-12)
+            #expect(abs(Metrics.matthewsCorrelation(c.predicted, c.gold) - c.matthews) < 1e-12)
+            if let f1 = c.f1 { #expect(abs(Metrics.f1(c.predicted, c.gold) - f1) < 1e-12) }
+        }
+    }
+
+    @Test func correlationsEqualSciPy() {
+        for c in fixtures.correlation {
+            #expect(abs(Metrics.pearson(c.x, c.y) - c.pearson) < 1e-12)
+            #expect(abs(Metrics.spearman(c.x, c.y) - c.spearman) < 1e-12)
+        }
+    }
+
+    @Test func computeByName() {
+        let m = Metrics.compute(["accuracy", "f1"], predicted: [.label(1), .label(0), .label(1)], gold: [.label(1), .label(1), .label(1)])
+        #expect(m["accuracy"]! == 2.0 / 3 && m["f1"]! == 0.8)
+    }
+}
+
+@Suite struct OptimizerTests {
+    @Test(arguments: [0.0, 0.01])
+    func adamWMatchesTorch(decay: Double) throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("adamw.safetensors"))
+        let key = "decay\(decay == 0 ? "0.0" : "0.01")"
+        var parameters = try golden.floats("\(key).initial")
+        var m = [Float](repeating: 0, count: parameters.count), v = m
+        for step in 0..<5 {
+            let gradient = try golden.floats("\(key).grad\(step)")
+            AdamW.update(parameters: &parameters, gradients: gradient, firstMoment: &m, secondMoment: &v,
+                         count: parameters.count, step: step + 1, learningRate: 1e-2, weightDecay: Float(decay), settings: .init())
+            #expect(relativeError(parameters, try golden.floats("\(key).after\(step)")) < 1e-6, "step \(step + 1)")
+        }
+    }
+
+    @Test func clipsTheGlobalNormAndSkipsDecayOnBiasesAndLayerNorm() {
+        let store = ParameterStore([.init("dense.weight", [3]), .init("dense.bias", [1]), .init("x.LayerNorm.weight", [1])])
+        #expect(store["dense.weight"].decays && !store["dense.bias"].decays && !store["x.LayerNorm.weight"].decays)
+        _ = store.gradients.update(fromContentsOf: [3, 0, 0, 4, 0])
+        let optimizer = Optimizer(parameters: store, weightDecay: 0.5, maxGradNorm: 1, settings: .init())
+        let norm = optimizer.update(learningRate: 0.1)
+        #expect(abs(norm - 5) < 1e-6)
+        #expect(abs(store.gradients[0] - 0.6) < 1e-6 && abs(store.gradients[3] - 0.8) < 1e-6, "clipped to norm 1")
+    }
+
+    @Test func linearWarmupThenDecay() {
+        let schedule = LearningRateSchedule(peak: 1, warmupSteps: 10, totalSteps: 110)
+        #expect(schedule.rate(at: 0) == 0)
+        #expect(schedule.rate(at: 5) == 0.5)
+        #expect(schedule.rate(at: 10) == 1)
+        #expect(schedule.rate(at: 60) == 0.5)
+        #expect(schedule.rate(at: 110) == 0)
+    }
+}
+
+@Suite struct BatchesTests {
+    @Test func everyExampleOnceSeededAndGroupedByLength() {
+        var generator = NormalGenerator(seed: 3)
+        let lengths = (0..<1000).map { _ in 5 + Int(generator.nextBits() % 120) }
+        let a = Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 0, groupByLength: true)
+        #expect(a.flatMap { $0 }.sorted() == Array(0..<1000))
+        #expect(a.map(Array.init) == Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 0, groupByLength: true).map(Array.init))
+        #expect(a.map(Array.init) != Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 1, groupByLength: true).map(Array.init))
+        // Grouping wastes less on padding than a plain shuffle.
+        func padding(_ batches: [ArraySlice<Int>]) -> Int {
+            batches.reduce(0) { total, batch in
+                let batchLengths = batch.map { lengths[$0] }
+                return total + batch.count * batchLengths.max()! - batchLengths.reduce(0, +)
+            }
+        }
+        #expect(padding(a) * 4 < padding(Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 0, groupByLength: false)))
+    }
+}
