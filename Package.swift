@@ -53,6 +53,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "CLITests", dependencies: ["finetune", "BertKit"]),
         .testTarget(
             name: "BertKitTests",
             dependencies: ["BertKit"],

@@ -8,11 +8,13 @@ enum Fixture {
 
     static func path(_ name: String) -> String { directory + "/" + name }
 
+    /// The repository's root folder.
+    static let repositoryRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
     /// The default encoder, installed by scripts/setup (its 90 MB of weights are not in the repository).
     static var miniLMDirectory: String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        return ProcessInfo.processInfo.environment["BERTKIT_MODEL"] ?? root.appendingPathComponent("models/all-MiniLM-L6-v2").path
+        ProcessInfo.processInfo.environment["BERTKIT_MODEL"] ?? repositoryRoot + "/models/all-MiniLM-L6-v2"
     }
 }
 

@@ -1,0 +1,214 @@
+import Foundation
+import Testing
+@testable import BertKit
+
+/// The runner end to end on the tiny model and real slices of MRPC and STS-B.
+@Suite struct FineTuningTests {
+    static func task(_ name: String = "mrpc-slice", seed: UInt64 = 1) throws -> SequenceClassificationTask {
+        try SequenceClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/\(name).json")),
+                                       checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
+                                       maxLength: 40, batchSize: 8, evaluationBatchSize: 16, seed: seed)
+    }
+
+    static func hyperparameters(seed: UInt64 = 1) -> Hyperparameters {
+        var h = Hyperparameters()
+        h.learningRate = 1e-3
+        h.batchSize = 8
+        h.maxLength = 40
+        h.maxSteps = 6
+        h.evalSteps = 3
+        h.gradientAccumulation = 2
+        h.seed = seed
+        return h
+    }
+
+    static func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "bertkit-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func sameSeedGivesBitIdenticalRuns() throws {
+        func train(seed: UInt64) throws -> ([Float], [String: Double]) {
+            let task = try Self.task(seed: seed)
+            let result = try Trainer(task: task, hyperparameters: Self.hyperparameters(seed: seed), bestModelDirectory: nil,
+                                     observer: nil).run()
+            #expect(result.steps == 6)
+            return (Array(task.parameters.values), result.finalMetrics)
+        }
+        let (a, metricsA) = try train(seed: 1)
+        let (b, metricsB) = try train(seed: 1)
+        let (c, _) = try train(seed: 2)
+        #expect(a == b, "a rerun with the same seed is bit-identical")
+        #expect(metricsA == metricsB)
+        #expect(a != c, "another seed trains differently")
+    }
+
+    @Test func trainingLowersTheLoss() throws {
+        let task = try Self.task()
+        let examples = ArraySlice(Array(0..<8))
+        let before = task.trainStep(examples, dropout: .evaluation, gradientScale: 1)
+        var h = Self.hyperparameters()
+        h.maxSteps = 12
+        h.warmupRatio = 0
+        _ = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil, observer: nil).run()
+        #expect(task.trainStep(examples, dropout: .evaluation, gradientScale: 1) < before)
+    }
+
+    @Test func exportReloadsWithTheSameLogitsAndHuggingFaceNames() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["mrpc-slice", "stsb-slice"] {
+            let task = try Self.task(name)
+            let export = directory + "/" + name
+            _ = try Trainer(task: task, hyperparameters: Self.hyperparameters(), bestModelDirectory: export, observer: nil).run()
+            // The best model was exported during training; export the final one over it.
+            try task.export(to: export)
+
+            let checkpoint = try BertCheckpoint(directory: export)
+            let config = try checkpoint.rawConfig()
+            #expect(config["architectures"] as? [String] == ["BertForSequenceClassification"])
+            let names = try SafeTensorsFile(path: checkpoint.weightsPath).names
+            #expect(names.contains("bert.encoder.layer.1.output.LayerNorm.weight") && names.contains("classifier.weight"))
+            if name == "mrpc-slice" {
+                #expect(config["problem_type"] as? String == "single_label_classification")
+                #expect(try checkpoint.labelNames() == ["0", "1"])
+                #expect((config["label2id"] as? [String: Int]) == ["0": 0, "1": 1])
+            } else {
+                #expect(config["problem_type"] as? String == "regression")
+            }
+
+            let batch = SequenceClassificationTask.batch(task.evaluation, ArraySlice(Array(0..<8)), padId: 0)
+            task.model.forward(batch)
+            let before = Array(UnsafeBufferPointer(start: task.model.logits, count: 8 * task.model.outputs))
+            let reloaded = SequenceClassifier(config: checkpoint.config, outputs: task.model.outputs, maxBatch: 8, maxLength: 40)
+            let report = try checkpoint.loadWeights(into: reloaded.parameters)
+            #expect(report.initialised.isEmpty && report.ignored.isEmpty)
+            reloaded.forward(batch)
+            #expect(Array(UnsafeBufferPointer(start: reloaded.logits, count: 8 * task.model.outputs)) == before)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { $0.hasPrefix(".") }.isEmpty,
+                    "no temporary folders are left behind")
+        }
+    }
+
+    @Test func aFailingExportLeavesNothingUnderTheFinalName() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try ModelFolder.write(to: directory + "/model") { staging in
+                try Data("partial".utf8).write(to: staging.appendingPathComponent("model.safetensors"))
+                throw Boom()
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+
+    final class NaNTask: TrainableTask {
+        let parameters = ParameterStore([.init("w.weight", [4])])
+        let trainingLengths = Array(repeating: 5, count: 16)
+        let mainMetric = "accuracy"
+        var steps = 0
+        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+            steps += 1
+            return steps < 3 ? 1 : .nan
+        }
+        func evaluate() -> [String: Double] { ["accuracy": 0.5] }
+        func export(to directory: String) throws {}
+    }
+
+    @Test func aNaNLossEndsTheRunWithItsStep() throws {
+        var h = Hyperparameters()
+        h.batchSize = 4
+        do {
+            _ = try Trainer(task: NaNTask(), hyperparameters: h, bestModelDirectory: nil, observer: nil).run()
+            Issue.record("expected a non-finite loss error")
+        } catch let error as TrainingError {
+            #expect(error.description.contains("became nan at step 3"))
+        }
+    }
+}
+
+/// Reading task data as it is, and refusing bad data with the file and line.
+@Suite struct TaskDataTests {
+    func error(_ file: String) throws -> String {
+        let spec = try TaskSpec.load(Fixture.path("tasks/mrpc-slice.json"))
+        do {
+            _ = try spec.examples("train", file: Fixture.path("tasks/data/" + file))
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func glueQuirksAreReadAsTheyAre() throws {
+        let spec = try TaskSpec.load(Fixture.path("tasks/mrpc-slice.json"))
+        let train = try spec.examples("train")
+        #expect(train.count == 64)
+        #expect(train[0].line == 2 && train[0].target == .label(1))
+        #expect(train[0].textA.hasPrefix("Amrozi accused his brother"))
+        let quirky = try spec.examples("train", file: Fixture.path("tasks/data/crlf-no-final-newline.tsv"))
+        #expect(quirky.count == 2)
+        #expect(quirky[1].textA == "\"Unbalanced quote." && quirky[1].textB == "No final newline")
+        #expect(quirky[0].textB == "A second one.", "\\r of CRLF line ends is not part of the last field")
+        let cola = try TaskSpec.load("cola", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
+        let colaDev = try cola.examples("dev")
+        #expect(colaDev.count == 1043, "CoLA dev: no header, no final newline")
+    }
+
+    @Test func allShippedTasksLoadTheirData() throws {
+        let expected = ["mrpc": (3668, 408), "sst2": (67349, 872), "cola": (8551, 1043), "stsb": (5749, 1500),
+                        "rte": (2490, 277), "wnli": (635, 71)]
+        for (name, counts) in expected {
+            let spec = try TaskSpec.load(name, tasksDirectory: Fixture.repositoryRoot + "/Tasks")
+            #expect(try spec.examples("train").count == counts.0, "\(name) train")
+            #expect(try spec.examples("dev").count == counts.1, "\(name) dev")
+            #expect(try spec.examples("test").allSatisfy { $0.target == nil }, "\(name) test is unlabelled")
+        }
+    }
+
+    @Test func badInputNamesTheFileAndLine() throws {
+        let short = try error("bad-short-line.tsv")
+        #expect(short.contains("bad-short-line.tsv:5:") && short.contains("expected at least 5 tab-separated fields, found 4"))
+        let label = try error("bad-label.tsv")
+        #expect(label.contains("bad-label.tsv:4:") && label.contains("unknown label 'yes'; expected one of 0, 1"))
+        #expect(try error("empty.tsv").contains("empty.tsv: is empty; expected a header line"))
+        #expect(try error("bad-header-only.tsv").contains("has no examples"))
+        #expect(try error("no-such-file.tsv").contains("file not found"))
+    }
+
+    @Test func badTaskAndExperimentFiles() throws {
+        #expect(throws: DataError.self) { _ = try TaskSpec.load("no-such-task", tasksDirectory: Fixture.repositoryRoot + "/Tasks") }
+        do {
+            _ = try TaskSpec.load("no-such-task", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
+        } catch {
+            #expect("\(error)".contains("known tasks: cola, mrpc"))
+        }
+        let path = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).json"
+        try Data(#"{"name": "x", "version": 1, "hyperparameters": {"learning_rat": 1e-4}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try Experiment.load(path)
+            Issue.record("an unknown hyper-parameter must be rejected")
+        } catch {
+            #expect("\(error)".contains("unknown hyper-parameter 'learning_rat'"))
+        }
+    }
+
+    @Test func shippedExperimentsLoad() throws {
+        let directory = Fixture.repositoryRoot + "/Experiments"
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".json") {
+            let experiment = try Experiment.load(directory + "/" + file)
+            try experiment.hyperparameters.validate()
+        }
+    }
+
+    @Test func missingModelIsAClearError() {
+        do {
+            _ = try BertCheckpoint(directory: "/nonexistent/model")
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("model folder not found (run scripts/setup"))
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+import BertKit
+
+/// The `finetune` tool as a user runs it: a process, its exit status, its output and results.db.
+@Suite(.serialized) struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let fixtures = root + "/Tests/BertKitTests/Fixtures"
+    /// Built beside the test runner, because this target depends on the executable.
+    static let binary = Bundle.main.executableURL!.deletingLastPathComponent().appendingPathComponent("finetune").path
+
+    struct Result { let status: Int32; let output: String; let error: String }
+
+    let directory: String = {
+        let path = NSTemporaryDirectory() + "bertkit-cli-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+    var db: String { directory + "/results.db" }
+
+    func launch(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.root)
+        let (out, err) = (Pipe(), Pipe())
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    @discardableResult
+    func finetune(_ arguments: [String]) throws -> Result {
+        let (process, out, err) = try launch(arguments)
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                      error: String(decoding: error, as: UTF8.self))
+    }
+
+    func trainArguments(task: String = "mrpc-slice", steps: Int = 4, extra: [String] = []) -> [String] {
+        ["--task", Self.fixtures + "/tasks/\(task).json", "--model", Self.fixtures + "/tiny-bert", "--db", db,
+         "--output-dir", directory + "/runs", "--max-steps", "\(steps)", "--eval-steps", "2", "--batch-size", "8",
+         "--max-length", "40", "--learning-rate", "1e-3"] + extra
+    }
+
+    func runs() throws -> [[String: SQLValue]] {
+        try ResultsDatabase(path: db).database.query("SELECT * FROM runs ORDER BY id")
+    }
+
+    @Test func aRunIsRecordedListedComparedExportedAndPredicts() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try finetune(trainArguments())
+        #expect(first.status == 0, "\(first.error)")
+        #expect(first.output.contains("run 1 completed"))
+        try finetune(trainArguments(extra: ["--seed", "7", "--learning-rate", "5e-4"]))
+
+        let database = try ResultsDatabase(path: db).database
+        let summary = try database.query("SELECT * FROM run_summary ORDER BY run_id")
+        #expect(summary.map { $0["status"] } == [.text("completed"), .text("completed")])
+        #expect(summary[0]["main_metric"] == .text("f1") && summary[0]["best_main"]?.double != nil)
+        let params = try database.query("SELECT learning_rate, seed FROM run_params ORDER BY run_id")
+        #expect(params.map { $0["learning_rate"] } == [.real(1e-3), .real(5e-4)])
+        #expect(params.map { $0["seed"] } == [.integer(42), .integer(7)])
+        let trainLoss = try database.query("SELECT COUNT(*) AS n FROM metrics WHERE run_id = 1 AND split = 'train' AND name = 'loss'")
+        #expect(trainLoss[0]["n"] == .integer(4))
+        let artifact = try database.query("SELECT kind, sha256, bytes FROM artifacts WHERE run_id = 1")
+        #expect(artifact.first?["kind"] == .text("best-model") && (artifact.first?["sha256"]?.description.count ?? 0) == 64)
+
+        let list = try finetune(["runs", "--db", db])
+        #expect(list.status == 0 && list.output.contains("mrpc-slice") && list.output.contains("completed"))
+        let show = try finetune(["runs", "show", "1", "--db", db])
+        #expect(show.output.contains("learning_rate") && show.output.contains("best-model"))
+        let compare = try finetune(["runs", "compare", "1", "2", "--db", db])
+        #expect(compare.output.contains("learning_rate") && compare.output.contains("dev f1 best"))
+
+        let export = directory + "/exported"
+        #expect(try finetune(["export", "1", "--to", export, "--db", db]).status == 0)
+        let predictions = directory + "/predictions.tsv"
+        let predict = try finetune(["predict", "--model", export, "--input", Self.fixtures + "/tasks/data/mrpc-dev-32.tsv",
+                                    "--task", Self.fixtures + "/tasks/mrpc-slice.json", "--split", "dev", "--output", predictions,
+                                    "--max-length", "40"])
+        #expect(predict.status == 0, "\(predict.error)")
+        let lines = try String(contentsOfFile: predictions, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 33 && lines[0] == "index\tprediction\t0\t1")
+    }
+
+    @Test func badInputFailsTheRunWithFileAndLine() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try finetune(trainArguments(extra: ["--train-file", Self.fixtures + "/tasks/data/bad-label.tsv"]))
+        #expect(result.status == 1)
+        #expect(result.error.contains("bad-label.tsv:4: unknown label 'yes'"))
+        let run = try runs()[0]
+        #expect(run["status"] == .text("failed") && run["error"]?.description.contains("bad-label.tsv:4") == true)
+
+        let missing = try finetune(["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", directory + "/no-model", "--db", db])
+        #expect(missing.status == 1 && missing.error.contains("model folder not found"))
+        #expect(try runs()[1]["status"] == .text("failed"))
+    }
+
+    @Test func ctrlCMarksTheRunInterrupted() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, out, _) = try launch(trainArguments(steps: 100_000))
+        // Wait until training has started, then interrupt as a terminal's Ctrl-C would.
+        var seen = ""
+        while !seen.contains("optimizer steps") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let run = try runs()[0]
+        #expect(run["status"] == .text("interrupted"))
+        #expect(run["ended_at"] != .null)
+    }
+
+    @Test func twoRunsWriteTheSameDatabaseAtOnce() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let a = try launch(trainArguments(steps: 8, extra: ["--eval-steps", "1", "--seed", "1"]))
+        let b = try launch(trainArguments(steps: 8, extra: ["--eval-steps", "1", "--seed", "2"]))
+        for (process, out, err) in [a, b] {
+            _ = out.fileHandleForReading.readDataToEndOfFile()
+            let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(error)")
+        }
+        let all = try runs()
+        #expect(all.count == 2 && all.allSatisfy { $0["status"] == .text("completed") })
+        let counts = try ResultsDatabase(path: db).database.query(
+            "SELECT run_id, COUNT(*) AS n FROM metrics WHERE split = 'dev' GROUP BY run_id ORDER BY run_id")
+        #expect(counts.map { $0["n"] } == [.integer(16), .integer(16)], "8 evaluations of 2 metrics each")
+    }
+}
