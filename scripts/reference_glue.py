@@ -136,7 +136,7 @@ def main():
             "task": args.task, "seed": seed, "learning_rate": args.learning_rate, "bf16": args.bf16,
             "final": final, f"best_{spec['mainMetric']}": best,
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-            "seconds": seconds, "epoch_seconds": timer.epoch_seconds,
+            "seconds": seconds, "epoch_seconds": timer.epoch_seconds, "train_examples_per_epoch": len(data["train"]),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "torch": torch.__version__,
         }), flush=True)

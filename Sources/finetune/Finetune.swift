@@ -33,3 +33,9 @@ func fail(_ error: Error, code: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
     Foundation.exit(code)
 }
+
+/// Writes a line to standard output at once, unbuffered, so that a run's log can be followed in a file
+/// (`tail -f`) as it happens; `print` holds output back when it is not a terminal.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

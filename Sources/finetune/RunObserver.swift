@@ -22,7 +22,7 @@ final class RunObserver: TrainingObserver {
 
     func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {
         self.totalSteps = totalSteps
-        print("  \(totalSteps) optimizer steps (\(stepsPerEpoch) per epoch)")
+        say("  \(totalSteps) optimizer steps (\(stepsPerEpoch) per epoch)")
     }
 
     func stepFinished(_ s: TrainingStep) {
@@ -42,7 +42,7 @@ final class RunObserver: TrainingObserver {
             FileHandle.standardError.write(Data("\r  [\(bar)] \(s.step)/\(totalSteps) epoch \(String(format: "%.2f", s.epoch))  \(figures)\u{1B}[K".utf8))
         } else if s.step == totalSteps || Date().timeIntervalSince(lastLine) >= 10 {
             lastLine = Date()
-            print("  step \(s.step)/\(totalSteps) epoch \(String(format: "%.2f", s.epoch))  \(figures)")
+            say("  step \(s.step)/\(totalSteps) epoch \(String(format: "%.2f", s.epoch))  \(figures)")
         }
     }
 
@@ -50,7 +50,7 @@ final class RunObserver: TrainingObserver {
         try? database.logMetrics(run, split: "dev", step: step, epoch: epoch, metrics)
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-        print("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(text)\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
+        say("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(text)\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
     }
 
     func finish() {

@@ -76,7 +76,7 @@ struct Train: ParsableCommand {
         let output = "\(outputDir)/\(run)-\(spec.name)"
         let stop = StopFlag()
         let signals = SignalWatcher(flag: stop)
-        print("run \(run): \(spec.name) on \(modelOptions.model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(databaseOptions.db)")
+        say("run \(run): \(spec.name) on \(modelOptions.model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(databaseOptions.db)")
 
         do {
             try database.setOutputDirectory(run, output)
@@ -84,8 +84,8 @@ struct Train: ParsableCommand {
             let task = try SequenceClassificationTask(spec: spec, checkpoint: checkpoint, maxLength: h.maxLength,
                                                       batchSize: h.batchSize, evaluationBatchSize: h.evalBatchSize,
                                                       seed: h.seed, trainFile: trainFile, evalFile: evalFile)
-            print(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
-            print("  \(task.training.count) training and \(task.evaluation.count) evaluation examples; learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
+            say(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            say("  \(task.training.count) training and \(task.evaluation.count) evaluation examples; learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
             if stop.isSet { throw TrainingError.interrupted(step: 0) }
 
             let progress = RunObserver(run: run, database: database, mainMetric: spec.mainMetric)
@@ -96,11 +96,11 @@ struct Train: ParsableCommand {
             try database.finishRun(run, status: .completed)
             progress.finish()
             let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
-            print("run \(run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(output)/best")
+            say("run \(run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(output)/best")
         } catch let error as TrainingError {
             if case .interrupted = error {
                 try? database.finishRun(run, status: .interrupted, error: error.description)
-                print("\nrun \(run) interrupted; marked so in \(databaseOptions.db)")
+                say("\nrun \(run) interrupted; marked so in \(databaseOptions.db)")
                 withExtendedLifetime(signals) { Foundation.exit(130) }
             }
             try? database.finishRun(run, status: .failed, error: error.description)

@@ -136,3 +136,23 @@ import BertKit
         #expect(counts.map { $0["n"] } == [.integer(16), .integer(16)], "8 evaluations of 2 metrics each")
     }
 }
+
+/// The SQL shown in README.md runs against a real results.db.
+@Suite struct ReadmeQueryTests {
+    @Test func everySQLBlockInTheReadmeRuns() throws {
+        let readme = try String(contentsOfFile: CommandLineTests.root + "/README.md", encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(blocks.count >= 3)
+        let tests = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: tests.directory) }
+        for seed in ["1", "2"] {
+            #expect(try tests.finetune(tests.trainArguments(extra: ["--seed", seed])).status == 0)
+        }
+        let database = try ResultsDatabase(path: tests.db).database
+        for sql in blocks {
+            let rows = try database.query(sql.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n"))
+            if sql.contains("did not finish") { continue }
+            #expect(!rows.isEmpty, "no rows from:\n\(sql)")
+        }
+    }
+}

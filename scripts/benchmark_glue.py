@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""MRPC (or another GLUE task) with the toolkit and with PyTorch + transformers, same recipe, same machine.
+
+Runs `finetune` (release build) and scripts/reference_glue.py for each seed, interleaved, then prints and writes
+a markdown table: dev metrics, training samples/s, seconds per epoch of training, peak resident memory.
+
+    swift build -c release
+    ~/bertkit-venv/bin/python scripts/benchmark_glue.py --task mrpc --seeds 1 2 3
+"""
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_mb(stderr):
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def run_toolkit(task, seed, extra, out):
+    db = out / "glue.db"
+    command = ["/usr/bin/time", "-v", str(ROOT / ".build/release/finetune"), "--task", task, "--seed", str(seed),
+               "--db", str(db), "--output-dir", str(out / "runs")] + extra
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stdout + done.stderr)
+    log = done.stdout
+    run_id = int(re.search(r"^run (\d+):", log, re.M).group(1))
+    rate = float(re.findall(r"([\d.]+) samples/s", log)[-1])
+    best = re.search(r"completed in (\d+) s: best (.*) at step", log)
+    spec = json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
+    final_line = [l for l in log.splitlines() if l.strip().startswith("dev at step")][-1]
+    final = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.-]+)", final_line.split(":", 1)[1])}
+    examples = int(re.search(r"(\d+) training and", log).group(1))
+    return {"system": "bertkit", "seed": seed, "run": run_id, "final": final, "samples_per_second": rate,
+            "epoch_seconds": examples / rate, "wall_seconds": float(best.group(1)), "peak_rss_mb": peak_rss_mb(done.stderr)}
+
+
+def run_reference(task, seed, python, extra):
+    command = ["/usr/bin/time", "-v", python, str(ROOT / "scripts/reference_glue.py"), "--task", task,
+               "--seeds", str(seed)] + extra
+    start = time.time()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stdout + done.stderr)
+    result = json.loads([l for l in done.stdout.splitlines() if l.startswith("{")][-1])
+    epoch = statistics.mean(result["epoch_seconds"])
+    return {"system": f"PyTorch {result['torch']}", "seed": seed, "final": result["final"],
+            "samples_per_second": result["train_examples_per_epoch"] / epoch, "epoch_seconds": epoch,
+            "wall_seconds": time.time() - start, "peak_rss_mb": peak_rss_mb(done.stderr)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task", default="mrpc")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks"))
+    args, extra = parser.parse_known_args()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        for runner in (lambda: run_toolkit(args.task, seed, extra, out), lambda: run_reference(args.task, seed, args.python, extra)):
+            row = runner()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    metrics = json.loads((ROOT / "Tasks" / f"{args.task}.json").read_text())["metrics"]
+    lines = [f"| system | seed | " + " | ".join(f"dev {m}" for m in metrics) +
+             " | train samples/s | s per epoch (training) | wall s (3 epochs + eval) | peak RSS MB |",
+             "|---|---:|" + "---:|" * (len(metrics) + 4)]
+    for row in rows:
+        lines.append(f"| {row['system']} | {row['seed']} | " + " | ".join(f"{row['final'][m]:.4f}" for m in metrics) +
+                     f" | {row['samples_per_second']:.1f} | {row['epoch_seconds']:.0f} | {row['wall_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+    for system in dict.fromkeys(r["system"] for r in rows):
+        mine = [r for r in rows if r["system"] == system]
+        def ms(values):
+            return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+        lines.append(f"| **{system} mean ± sd** | | " + " | ".join(ms([r['final'][m] for r in mine]) for m in metrics) +
+                     f" | {statistics.mean(r['samples_per_second'] for r in mine):.1f} | "
+                     f"{statistics.mean(r['epoch_seconds'] for r in mine):.0f} | {statistics.mean(r['wall_seconds'] for r in mine):.0f} | "
+                     f"{max(r['peak_rss_mb'] for r in mine):.0f} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    (out / f"glue-{args.task}.md").write_text(table)
+
+
+if __name__ == "__main__":
+    main()
