@@ -53,7 +53,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "CLITests", dependencies: ["finetune", "BertKit"]),
+        .testTarget(name: "CLITests", dependencies: ["finetune", "allocation-check", "BertKit"]),
+        // Counts heap allocations, to show that a warm training step makes none (run by CLITests).
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
+        .executableTarget(name: "allocation-check", dependencies: ["BertKit", "AllocationCounter"],
+                          path: "Tests/AllocationCheck"),
         .testTarget(
             name: "BertKitTests",
             dependencies: ["BertKit"],

@@ -14,6 +14,11 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 and every gradient
   metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
+  tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
+                                positions (-100 elsewhere) and every gradient
+  seqeval.json                  seqeval's entity-level scores (default, conlleval-compatible mode) on hand-made tags
+  tiny-qa.safetensors           BertForQuestionAnswering on the tiny BERT: start/end logits, loss, every gradient
+  squad-metrics.json            SQuAD v1.1's official exact match and F1 on fixed predictions
   tiny-bert-forward.safetensors padded pair inputs, hidden states, pooled output, the loss and every gradient
   tiny-bert-legacy.safetensors  the same weights in bf16, with `bert.` prefixes, LayerNorm gamma/beta, cls.* extras
   dtypes.safetensors            F16/BF16 tensors and their exact float32 values
@@ -32,7 +37,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+from transformers import (BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+                          BertModel, BertTokenizer)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "BertKitTests" / "Fixtures"
@@ -184,6 +190,147 @@ def adamw():
     save_file({k: v.contiguous() for k, v in tensors.items()}, OUT / "adamw.safetensors")
 
 
+def tiny_token_classifier():
+    torch.manual_seed(13)
+    g = torch.Generator().manual_seed(17)
+    lengths = [10, 6, 8]
+    seq = max(lengths)
+    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, n - 1] = 2, 3
+        ids[b, n:] = 0
+        mask[b, :n] = 1
+        for t in range(1, n - 1):
+            if t % 3 != 2:  # some sub-tokens carry no label, as later pieces of a word do
+                labels[b, t] = int(torch.randint(0, 5, (1,), generator=g))
+    model = BertForTokenClassification.from_pretrained(OUT / "tiny-bert", num_labels=5).double().eval()
+    types = torch.zeros_like(ids)
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    golden = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels,
+              "logits": out.logits.detach().float(), "loss": out.loss.detach().float().reshape(1)}
+    for name, p in model.named_parameters():
+        golden["weight." + name] = p.detach().float()
+        golden["grad." + name] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-token-classifier.safetensors")
+
+
+def seqeval_cases():
+    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+    cases = [
+        # Well-formed IOB2.
+        ([["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "I-ORG"]],
+         [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "O"]]),
+        # Ill-formed I- starts (an I- after O, or after another type) begin entities, as in conlleval.
+        ([["O", "I-PER", "I-PER", "O", "B-MISC", "I-MISC"], ["B-LOC", "I-ORG", "O"]],
+         [["O", "I-PER", "I-PER", "O", "I-MISC", "I-MISC"], ["B-LOC", "B-ORG", "O"]]),
+        # Wrong type, wrong boundary, spurious and missed entities.
+        ([["B-PER", "I-PER", "I-PER", "O", "B-ORG", "O", "O"], ["B-LOC", "O", "B-MISC", "I-MISC"]],
+         [["B-ORG", "I-ORG", "I-ORG", "O", "B-ORG", "I-ORG", "O"], ["O", "O", "B-MISC", "B-MISC"]]),
+        # Entities at sentence ends and adjacent same-type entities.
+        ([["B-PER", "B-PER", "I-PER"], ["I-LOC"], ["O", "O"]],
+         [["B-PER", "I-PER", "I-PER"], ["I-LOC"], ["B-PER", "O"]]),
+    ]
+    out = []
+    for gold, predicted in cases:
+        report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+        out.append({"gold": gold, "predicted": predicted,
+                     "f1": f1_score(gold, predicted, zero_division=0), "precision": precision_score(gold, predicted, zero_division=0),
+                     "recall": recall_score(gold, predicted, zero_division=0), "accuracy": accuracy_score(gold, predicted),
+                     "per_type_f1": {k: v["f1-score"] for k, v in report.items() if not k.endswith("avg")}})
+    (OUT / "seqeval.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def tiny_qa():
+    torch.manual_seed(19)
+    g = torch.Generator().manual_seed(23)
+    lengths = [12, 9, 11]
+    seq = max(lengths)
+    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, 4], ids[b, n - 1] = 2, 3, 3
+        ids[b, n:] = 0
+        types[b, 5:n] = 1
+        mask[b, :n] = 1
+    starts, ends = torch.tensor([6, 0, 7]), torch.tensor([8, 0, 9])
+    model = BertForQuestionAnswering.from_pretrained(OUT / "tiny-bert").double().eval()
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, start_positions=starts, end_positions=ends)
+    out.loss.backward()
+    golden = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "start_positions": starts,
+              "end_positions": ends, "start_logits": out.start_logits.detach().float(),
+              "end_logits": out.end_logits.detach().float(), "loss": out.loss.detach().float().reshape(1)}
+    for name, p in model.named_parameters():
+        golden["weight." + name] = p.detach().float()
+        golden["grad." + name] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-qa.safetensors")
+
+
+def squad_official_metrics():
+    """SQuAD v1.1's evaluate-v1.1.py algorithm, applied to fixed predictions."""
+    import re
+    import string
+    from collections import Counter
+
+    def normalize_answer(s):
+        def remove_articles(text):
+            return re.sub(r"\b(a|an|the)\b", " ", text)
+
+        def white_space_fix(text):
+            return " ".join(text.split())
+
+        def remove_punc(text):
+            exclude = set(string.punctuation)
+            return "".join(ch for ch in text if ch not in exclude)
+
+        return white_space_fix(remove_articles(remove_punc(s.lower())))
+
+    def f1_score(prediction, ground_truth):
+        prediction_tokens = normalize_answer(prediction).split()
+        ground_truth_tokens = normalize_answer(ground_truth).split()
+        common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
+        num_same = sum(common.values())
+        if num_same == 0:
+            return 0
+        precision = 1.0 * num_same / len(prediction_tokens)
+        recall = 1.0 * num_same / len(ground_truth_tokens)
+        return (2 * precision * recall) / (precision + recall)
+
+    cases = [
+        ("Denver Broncos", ["Denver Broncos", "The Denver Broncos"]),
+        ("the Denver Broncos!", ["Denver Broncos"]),
+        ("Broncos", ["Denver Broncos"]),
+        ("an apple a day", ["The apple, a day."]),
+        ("theater and anthem", ["the theater and an anthem"]),
+        ("Café Société", ["café société"]),
+        ("ÉCOLE NORMALE", ["École normale supérieure"]),
+        ("Straße", ["STRASSE"]),
+        ("1,000,000 dollars", ["1000000 dollars", "$1,000,000"]),
+        ("«quoted» — text", ["quoted text"]),
+        ("the the the", ["the"]),
+        ("", ["something"]),
+        ("a", ["a"]),
+        ("Sonny & Cher", ["Sonny and Cher"]),
+        ("U.S.", ["US", "United States"]),
+        ("naïve  résumé", ["naive resume", "naïve résumé"]),
+        ("über-cool", ["uber cool", "über cool"]),
+        ("Nikola Tesla's", ["Tesla"]),
+        ("\u00a0spaced\u2003out\u3000", ["spaced out"]),
+        ("Ⅻ chapters", ["Ⅻ chapters"]),
+        ("A.D. 1066", ["1066"]),
+        ("thé an", ["thé"]),
+    ]
+    out = []
+    for prediction, golds in cases:
+        out.append({"prediction": prediction, "golds": golds, "normalized": normalize_answer(prediction),
+                    "exact_match": max(float(normalize_answer(prediction) == normalize_answer(g)) for g in golds),
+                    "f1": max(f1_score(prediction, g) for g in golds)})
+    (OUT / "squad-metrics.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def dtypes():
     values = torch.tensor([0.0, -0.0, 1.0, -2.5, 3.14159, 65504.0, 1e-3, 6e-8, 1e-6, -7.25e4, 1e30, 3.3e-39],
                           dtype=torch.float32)
@@ -251,12 +398,16 @@ def tokenizer_fixtures():
     # transformers 5's BertTokenizer is the fast, Rust-backed tokenizer (formerly BertTokenizerFast).
     uncased = BertTokenizer.from_pretrained(str(MODEL))
 
-    from tokenizers import BertWordPieceTokenizer
-    trainer = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True,
-                                     handle_chinese_chars=True)
-    trainer.train_from_iterator(texts, vocab_size=4000, min_frequency=2, limit_alphabet=400)
-    vocab = sorted(trainer.get_vocab().items(), key=lambda kv: kv[1])
-    (OUT / "vocab-cased.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+    # The WordPiece trainer breaks ties differently from run to run, so an existing vocabulary is kept.
+    if not (OUT / "vocab-cased.txt").exists():
+        from tokenizers import BertWordPieceTokenizer
+        trainer = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True,
+                                         handle_chinese_chars=True)
+        trainer.train_from_iterator(texts, vocab_size=4000, min_frequency=2, limit_alphabet=400)
+        ordered = sorted(trainer.get_vocab().items(), key=lambda kv: kv[1])
+        (OUT / "vocab-cased.txt").write_text("".join(token + "\n" for token, _ in ordered), encoding="utf-8")
+    tokens = (OUT / "vocab-cased.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    vocab = [(token, i) for i, token in enumerate(tokens)]
     cased = BertTokenizer(vocab={token: i for token, i in vocab}, do_lower_case=False)
 
     def encode_all(tokenizer, items, path):
@@ -321,6 +472,10 @@ if __name__ == "__main__":
     tiny_classifier()
     metrics()
     adamw()
+    tiny_token_classifier()
+    seqeval_cases()
+    tiny_qa()
+    squad_official_metrics()
     dtypes()
     tokenizer_fixtures()
     minilm()

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from reference_common import EpochTimer, ListDataset
 from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
-                          TrainerCallback, TrainingArguments)
+                          TrainingArguments)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,30 +37,6 @@ def read_split(spec, split):
     labels = spec.get("labels")
     y = [labels.index(r[layout["label"]]) if labels else float(r[layout["label"]]) for r in rows]
     return a, b, y
-
-
-class Dataset(torch.utils.data.Dataset):
-    def __init__(self, encodings, labels):
-        self.encodings, self.labels = encodings, labels
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        item = {k: v[i] for k, v in self.encodings.items()}
-        item["labels"] = self.labels[i]
-        return item
-
-
-class EpochTimer(TrainerCallback):
-    def __init__(self):
-        self.epoch_seconds, self.start = [], None
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self.epoch_seconds.append(time.perf_counter() - self.start)
 
 
 def metrics_for(spec):
@@ -105,7 +82,7 @@ def main():
         a, b, y = read_split(spec, split)
         encodings = tokenizer(a, b, truncation=True, max_length=args.max_length) if b else \
             tokenizer(a, truncation=True, max_length=args.max_length)
-        data[split] = Dataset(encodings, y)
+        data[split] = ListDataset([{**{k: v[i] for k, v in encodings.items()}, "labels": y[i]} for i in range(len(y))])
 
     for seed in args.seeds:
         labels = spec.get("labels")

@@ -23,6 +23,13 @@ struct Predict: ParsableCommand {
     func run() throws {
         let checkpoint = try BertCheckpoint(directory: model)
         let tokenizer = try BertTokenizer(directory: model)
+        let architectures = try checkpoint.rawConfig()["architectures"] as? [String] ?? []
+        guard architectures.contains("BertForSequenceClassification") else {
+            throw ValidationError("""
+                \(model) is a \(architectures.first ?? "model without architectures"); predict runs BertForSequenceClassification \
+                models (token classification runs write predictions-dev.txt and predictions-test.txt into their run folder)
+                """)
+        }
         let labels = try checkpoint.labelNames()
         let regression = try checkpoint.problemType() == "regression"
         guard let labels, !labels.isEmpty else {

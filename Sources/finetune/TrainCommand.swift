@@ -23,6 +23,9 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for run outputs.") var outputDir = "runs"
     @Option(help: "Use this file as the training split instead of the task's.") var trainFile: String?
     @Option(help: "Use this file as the evaluation split instead of the task's.") var evalFile: String?
+    @Option(help: "Folder with the data of tasks the repository does not carry, such as conll2003 (or set BERTKIT_DATA_DIR).")
+    var dataDir: String?
+    @Flag(help: "Token classification: label every sub-token of a word, not only the first.") var labelAllSubtokens = false
 
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
     @Option(help: "Sequences per optimizer micro-batch.") var batchSize: Int?
@@ -38,9 +41,13 @@ struct Train: ParsableCommand {
     @Option(help: "Batch size for evaluation.") var evalBatchSize: Int?
     @Option(help: "Group sequences of similar length into batches (true/false).") var groupByLength: Bool?
 
-    func hyperparameters() throws -> (Hyperparameters, Experiment?) {
+    @Option(help: "Span QA: context tokens shared by consecutive windows (transformers' stride; not Google's doc_stride).")
+    var windowOverlap: Int?
+
+    /// Built-in defaults, then the task file's, then the experiment's, then flags.
+    func hyperparameters(for spec: TaskSpec) throws -> (Hyperparameters, Experiment?) {
         let experiment = try experiment.map { try Experiment.load($0) }
-        var h = experiment?.hyperparameters ?? Hyperparameters()
+        var h = try Hyperparameters().applying(spec.hyperparameters).applying(experiment?.hyperparameters ?? [:])
         if let learningRate { h.learningRate = learningRate }
         if let batchSize { h.batchSize = batchSize }
         if let maxLength { h.maxLength = maxLength }
@@ -54,6 +61,7 @@ struct Train: ParsableCommand {
         if let evalSteps { h.evalSteps = evalSteps }
         if let evalBatchSize { h.evalBatchSize = evalBatchSize }
         if let groupByLength { h.groupByLength = groupByLength }
+        if let windowOverlap { h.windowOverlap = windowOverlap }
         try h.validate()
         return (h, experiment)
     }
@@ -62,7 +70,7 @@ struct Train: ParsableCommand {
         let spec: TaskSpec, h: Hyperparameters, experiment: Experiment?, database: ResultsDatabase
         do {
             spec = try TaskSpec.load(task)
-            (h, experiment) = try hyperparameters()
+            (h, experiment) = try hyperparameters(for: spec)
             database = try ResultsDatabase(path: databaseOptions.db)
         } catch { fail(error) }
 
@@ -71,7 +79,8 @@ struct Train: ParsableCommand {
         do {
             run = try database.startRun(task: spec.name, model: modelOptions.model, experiment: experimentName,
                                         mainMetric: spec.mainMetric, seed: h.seed, gitCommit: gitCommit(),
-                                        outputDirectory: nil, parameters: h.asParameters)
+                                        outputDirectory: nil,
+                                        parameters: h.asParameters + (spec.plugin == "token-classification" ? [("label_all_subtokens", "\(labelAllSubtokens)")] : []))
         } catch { fail(error) }
         let output = "\(outputDir)/\(run)-\(spec.name)"
         let stop = StopFlag()
@@ -81,11 +90,19 @@ struct Train: ParsableCommand {
         do {
             try database.setOutputDirectory(run, output)
             let checkpoint = try BertCheckpoint(directory: modelOptions.model)
-            let task = try SequenceClassificationTask(spec: spec, checkpoint: checkpoint, maxLength: h.maxLength,
-                                                      batchSize: h.batchSize, evaluationBatchSize: h.evalBatchSize,
-                                                      seed: h.seed, trainFile: trainFile, evalFile: evalFile)
+            var options = TaskOptions()
+            options.maxLength = h.maxLength
+            options.batchSize = h.batchSize
+            options.evaluationBatchSize = h.evalBatchSize
+            options.seed = h.seed
+            options.trainFile = trainFile
+            options.evalFile = evalFile
+            options.dataDirectory = dataDir
+            options.labelAllSubtokens = labelAllSubtokens
+            options.windowOverlap = h.windowOverlap
+            let task = try TaskPlugins.make(spec, checkpoint: checkpoint, options: options)
             say(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
-            say("  \(task.training.count) training and \(task.evaluation.count) evaluation examples; learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
+            say("  \(task.dataSummary); learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
             if stop.isSet { throw TrainingError.interrupted(step: 0) }
 
             let progress = RunObserver(run: run, database: database, mainMetric: spec.mainMetric)
@@ -93,6 +110,12 @@ struct Train: ParsableCommand {
                                   observer: progress, stopRequested: stop)
             let result = try trainer.run()
             try database.logArtifact(run, path: output + "/best", kind: "best-model")
+            let finish = try task.finish(outputDirectory: output)
+            for (split, metrics) in finish.metrics.sorted(by: { $0.key < $1.key }) {
+                try database.logMetrics(run, split: split, step: result.steps, epoch: nil, metrics)
+                say("  \(split) (final model): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
+            }
+            for file in finish.files { try database.logArtifact(run, path: file.path, kind: file.kind) }
             try database.finishRun(run, status: .completed)
             progress.finish()
             let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }

@@ -108,6 +108,8 @@ import Testing
         let parameters = ParameterStore([.init("w.weight", [4])])
         let trainingLengths = Array(repeating: 5, count: 16)
         let mainMetric = "accuracy"
+        let loadReport = LoadReport()
+        let dataSummary = "16 constant examples"
         var steps = 0
         func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
             steps += 1
@@ -182,7 +184,7 @@ import Testing
         do {
             _ = try TaskSpec.load("no-such-task", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
         } catch {
-            #expect("\(error)".contains("known tasks: cola, mrpc"))
+            #expect("\(error)".contains("known tasks: cola, conll2003, mrpc"))
         }
         let path = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).json"
         try Data(#"{"name": "x", "version": 1, "hyperparameters": {"learning_rat": 1e-4}}"#.utf8).write(to: URL(fileURLWithPath: path))
@@ -199,7 +201,7 @@ import Testing
         let directory = Fixture.repositoryRoot + "/Experiments"
         for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".json") {
             let experiment = try Experiment.load(directory + "/" + file)
-            try experiment.hyperparameters.validate()
+            try Hyperparameters().applying(experiment.hyperparameters).validate()
         }
     }
 

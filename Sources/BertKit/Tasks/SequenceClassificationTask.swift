@@ -21,6 +21,7 @@ public final class SequenceClassificationTask: TrainableTask {
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
+    public var dataSummary: String { "\(training.count) training and \(evaluation.count) evaluation examples" }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
     /// Tokenises the task's `train` and `dev` splits (truncated to `maxLength` tokens) and loads the encoder,

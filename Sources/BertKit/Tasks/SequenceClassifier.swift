@@ -1,5 +1,3 @@
-import Foundation
-
 /// `BertForSequenceClassification`: the encoder, then dropout on the pooled `[CLS]` output and one linear
 /// layer (`classifier`) giving a logit per label; cross-entropy loss, or mean squared error when there is a
 /// single output (regression).
@@ -17,6 +15,8 @@ public final class SequenceClassifier {
     private let mask: UnsafeMutablePointer<UInt8>
     private let dLogits: UnsafeMutablePointer<Float>
     private let dPooled: UnsafeMutablePointer<Float>
+    private let targetLabels: UnsafeMutablePointer<Int32>
+    private let targetValues: UnsafeMutablePointer<Float>
     private let pool = BufferPool()
     private var batchSize = 0
     private var dropout = DropoutMode.evaluation
@@ -43,6 +43,8 @@ public final class SequenceClassifier {
         mask = pool.bytes(maxBatch * h)
         dLogits = pool.floats(maxBatch * outputs)
         dPooled = pool.floats(maxBatch * h)
+        targetLabels = pool.int32s(maxBatch)
+        targetValues = pool.floats(maxBatch)
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
@@ -59,31 +61,20 @@ public final class SequenceClassifier {
     /// for `backward()`.
     public func loss(_ targets: [Target], scale: Float = 1) -> Double {
         precondition(targets.count == batchSize)
-        var total = 0.0
-        let n = Float(batchSize)
-        for (b, target) in targets.enumerated() {
-            let z = logits + b * outputs, dz = dLogits + b * outputs
-            switch target {
-            case .value(let y):
-                precondition(isRegression, "a regression target for a classifier")
-                let difference = z[0] - y
-                total += Double(difference * difference)
-                dz[0] = scale * 2 * difference / n
-            case .label(let y):
-                precondition(!isRegression && y < outputs, "label \(y) for \(outputs) outputs")
-                var maximum = -Float.infinity
-                for c in 0..<outputs { maximum = max(maximum, z[c]) }
-                var sum: Float = 0
-                for c in 0..<outputs { sum += FastMath.exp(z[c] - maximum) }
-                let logSum = maximum + Foundation.log(sum)
-                total += Double(logSum - z[y])
-                for c in 0..<outputs {
-                    let probability = FastMath.exp(z[c] - logSum)
-                    dz[c] = scale * (probability - (c == y ? 1 : 0)) / n
-                }
+        if isRegression {
+            for (b, target) in targets.enumerated() {
+                guard case .value(let y) = target else { preconditionFailure("a class label for a regression head") }
+                targetValues[b] = y
             }
+            return MeanSquaredError.forwardBackward(predictions: logits, targets: targetValues, rows: batchSize,
+                                                    scale: scale, dPredictions: dLogits)
         }
-        return total / Double(batchSize)
+        for (b, target) in targets.enumerated() {
+            guard case .label(let y) = target, y < outputs else { preconditionFailure("target \(target) for \(outputs) classes") }
+            targetLabels[b] = Int32(y)
+        }
+        return CrossEntropy.forwardBackward(logits: logits, targets: targetLabels, rows: batchSize, classes: outputs,
+                                            scale: scale, dLogits: dLogits)
     }
 
     /// Back-propagates the loss prepared by `loss(_:scale:)` into every parameter's gradient.

@@ -4,32 +4,51 @@ import Foundation
 /// columns hold the texts and the target, its labels (or regression) and its metrics. A new GLUE-style task is
 /// a new file, not new code.
 public struct TaskSpec: Decodable, Sendable {
-    /// How one split is laid out in its TSV file. Columns are 0-based.
+    /// How one split is laid out in its file. Columns are 0-based; a negative column counts from the end.
     public struct Split: Decodable, Sendable {
         public let file: String
+        /// TSV (sequence classification): whether the first line is a header.
         public var header: Bool = true
-        public let textA: Int
+        /// TSV: the columns of text A, text B and the label (absent for unlabelled test data).
+        public var textA: Int? = nil
         public var textB: Int? = nil
-        /// Absent for unlabelled (test) data.
         public var label: Int? = nil
+        /// CoNLL (token classification): the columns of the word and of its tag.
+        public var tokenColumn: Int = 0
+        public var tagColumn: Int = -1
+        /// SQuAD (span QA): the articles of the file that make up this split, `[first, end)`; all when absent.
+        public var articles: [Int]? = nil
 
-        enum CodingKeys: String, CodingKey { case file, header, textA, textB, label }
+        enum CodingKeys: String, CodingKey { case file, header, textA, textB, label, tokenColumn, tagColumn, articles }
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             file = try c.decode(String.self, forKey: .file)
             header = try c.decodeIfPresent(Bool.self, forKey: .header) ?? true
-            textA = try c.decode(Int.self, forKey: .textA)
+            textA = try c.decodeIfPresent(Int.self, forKey: .textA)
             textB = try c.decodeIfPresent(Int.self, forKey: .textB)
             label = try c.decodeIfPresent(Int.self, forKey: .label)
+            tokenColumn = try c.decodeIfPresent(Int.self, forKey: .tokenColumn) ?? 0
+            tagColumn = try c.decodeIfPresent(Int.self, forKey: .tagColumn) ?? -1
+            articles = try c.decodeIfPresent([Int].self, forKey: .articles)
         }
     }
 
     public let name: String
     public let plugin: String
     public var description: String? = nil
-    /// Folder of the data files, relative to the task file.
+    /// Folder of the data files: relative to the task file, or, for `externalData` tasks, to the data
+    /// directory the user names (`--data-dir`, or the environment variable `BERTKIT_DATA_DIR`).
     public let dataDirectory: String
+    /// Data the repository may not carry (its licence forbids redistribution).
+    public var externalData: Bool = false
+    /// For external data: how to get it, shown when it is missing.
+    public var obtain: String? = nil
+    /// Token classification: the tag scheme of the files (IOB1 files are converted to IOB2).
+    public var scheme: TagScheme = .iob2
+    /// Hyper-parameters this task starts from (a SQuAD task wants longer sequences than a GLUE one); an
+    /// experiment and flags override them.
+    public var hyperparameters: HyperparameterOverrides = [:]
     /// Splits by name: `train` and `dev` are used for training and evaluation, `test` for prediction.
     public let splits: [String: Split]
     /// Class names in label-id order; absent for a regression task.
@@ -42,8 +61,32 @@ public struct TaskSpec: Decodable, Sendable {
     public private(set) var path: String = ""
 
     enum CodingKeys: String, CodingKey {
-        case name, plugin, description, dataDirectory, splits, labels, metrics, mainMetric
+        case name, plugin, description, dataDirectory, externalData, obtain, scheme, splits, labels, metrics, mainMetric
+        case hyperparameters
     }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        plugin = try c.decode(String.self, forKey: .plugin)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        dataDirectory = try c.decode(String.self, forKey: .dataDirectory)
+        externalData = try c.decodeIfPresent(Bool.self, forKey: .externalData) ?? false
+        obtain = try c.decodeIfPresent(String.self, forKey: .obtain)
+        scheme = try c.decodeIfPresent(TagScheme.self, forKey: .scheme) ?? .iob2
+        splits = try c.decode([String: Split].self, forKey: .splits)
+        labels = try c.decodeIfPresent([String].self, forKey: .labels)
+        metrics = try c.decode([String].self, forKey: .metrics)
+        mainMetric = try c.decode(String.self, forKey: .mainMetric)
+        hyperparameters = try c.decodeIfPresent(HyperparameterOverrides.self, forKey: .hyperparameters) ?? [:]
+    }
+
+    /// The plugins a task file can name, and the metrics each reports.
+    public static let plugins: [String: Set<String>] = [
+        "sequence-classification": Metrics.known,
+        "token-classification": ["f1", "precision", "recall", "accuracy"],
+        "span-qa": ["exact_match", "f1"],
+    ]
 
     public var isRegression: Bool { labels == nil }
 
@@ -65,11 +108,20 @@ public struct TaskSpec: Decodable, Sendable {
     }
 
     func validate() throws {
-        guard ["sequence-classification"].contains(plugin) else {
-            throw DataError(file: path, "unknown plugin '\(plugin)'; expected sequence-classification")
+        guard let known = Self.plugins[plugin] else {
+            throw DataError(file: path, "unknown plugin '\(plugin)'; expected one of \(Self.plugins.keys.sorted().joined(separator: ", "))")
         }
-        for metric in metrics where !Metrics.known.contains(metric) {
-            throw DataError(file: path, "unknown metric '\(metric)'; known: \(Metrics.known.sorted().joined(separator: ", "))")
+        for metric in metrics where !known.contains(metric) {
+            throw DataError(file: path, "unknown metric '\(metric)' for \(plugin); known: \(known.sorted().joined(separator: ", "))")
+        }
+        if plugin == "sequence-classification", let (name, _) = splits.first(where: { $0.value.textA == nil }) {
+            throw DataError(file: path, "split '\(name)' needs a textA column")
+        }
+        do { _ = try Hyperparameters().applying(hyperparameters) } catch {
+            throw DataError(file: path, "hyperparameters: \(error)")
+        }
+        if plugin == "token-classification" && labels == nil {
+            throw DataError(file: path, "a token classification task needs its labels")
         }
         guard metrics.contains(mainMetric) else {
             throw DataError(file: path, "mainMetric '\(mainMetric)' is not one of metrics \(metrics)")
@@ -79,13 +131,43 @@ public struct TaskSpec: Decodable, Sendable {
         }
     }
 
-    /// Absolute path of a split's file.
-    public func file(of split: String) throws -> String {
+    /// Path of a split's file. External data is looked up under `dataDirectory` (else `BERTKIT_DATA_DIR`).
+    public func file(of split: String, dataDirectory root: String? = nil) throws -> String {
         guard let s = splits[split] else {
             throw DataError(file: path, "task '\(name)' has no '\(split)' split; it has \(splits.keys.sorted().joined(separator: ", "))")
         }
-        let base = (path as NSString).deletingLastPathComponent
-        return ((base as NSString).appendingPathComponent(dataDirectory) as NSString).appendingPathComponent(s.file)
+        let base: String
+        if externalData {
+            guard let root = root ?? ProcessInfo.processInfo.environment["BERTKIT_DATA_DIR"] else {
+                throw DataError(file: path, "task '\(name)' reads data the repository does not carry: name the folder that holds \(dataDirectory)/ with --data-dir or BERTKIT_DATA_DIR. \(obtain ?? "")")
+            }
+            base = root
+        } else {
+            base = (path as NSString).deletingLastPathComponent
+        }
+        let file = ((base as NSString).appendingPathComponent(dataDirectory) as NSString).appendingPathComponent(s.file)
+        if externalData && !FileManager.default.fileExists(atPath: file) {
+            throw DataError(file: file, "file not found. \(obtain ?? "")")
+        }
+        return file
+    }
+
+    /// Reads a split of a SQuAD-style task: the questions of its articles.
+    public func questions(_ split: String, dataDirectory root: String? = nil, file overridePath: String? = nil) throws -> [SQuADExample] {
+        let path = try overridePath ?? file(of: split, dataDirectory: root)
+        let articles = overridePath == nil ? splits[split]?.articles : nil
+        if let articles, articles.count != 2 || articles[0] > articles[1] {
+            throw DataError(file: self.path, "split '\(split)': articles must be [first, end), found \(articles)")
+        }
+        return try SQuADFile.read(path: path, articles: articles.map { $0[0]..<$0[1] })
+    }
+
+    /// Reads a split of a CoNLL-style task: its sentences, tags converted to IOB2 and checked against `labels`.
+    public func sentences(_ split: String, dataDirectory root: String? = nil, file overridePath: String? = nil) throws -> [TaggedSentence] {
+        let path = try overridePath ?? file(of: split, dataDirectory: root)
+        let layout = splits[split]!
+        return try CoNLLFile.read(path: path, tokenColumn: layout.tokenColumn, tagColumn: layout.tagColumn,
+                                  scheme: scheme, labels: labels ?? [])
     }
 
     /// Reads a split's examples. A line with too few fields, a label not in `labels`, or a value that is not
@@ -94,7 +176,8 @@ public struct TaskSpec: Decodable, Sendable {
         guard let layout = splits[split] else { _ = try file(of: split); return [] }
         let path = try overridePath ?? file(of: split)
         let table = try TSVFile(path: path, hasHeader: layout.header)
-        let needed = [layout.textA, layout.textB, layout.label].compactMap { $0 }.max()! + 1
+        guard let textA = layout.textA else { throw DataError(file: self.path, "split '\(split)' has no textA column") }
+        let needed = [textA, layout.textB, layout.label].compactMap { $0 }.max()! + 1
         let labelIds = Dictionary(uniqueKeysWithValues: (labels ?? []).enumerated().map { ($1, $0) })
         return try table.rows.map { row in
             guard row.fields.count >= needed else {
@@ -117,7 +200,7 @@ public struct TaskSpec: Decodable, Sendable {
                     target = .value(value)
                 }
             }
-            return TextExample(textA: row.fields[layout.textA], textB: layout.textB.map { row.fields[$0] },
+            return TextExample(textA: row.fields[textA], textB: layout.textB.map { row.fields[$0] },
                                target: target, file: path, line: row.line)
         }
     }

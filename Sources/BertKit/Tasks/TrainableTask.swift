@@ -3,6 +3,10 @@
 public protocol TrainableTask: AnyObject {
     /// Every parameter, encoder and head, in one flat store: the optimizer is one pass over it.
     var parameters: ParameterStore { get }
+    /// What loading the checkpoint did (loaded, ignored, newly initialised tensors).
+    var loadReport: LoadReport { get }
+    /// One line about the data, for the log.
+    var dataSummary: String { get }
     /// Token count of each training example, for length-grouped batching.
     var trainingLengths: [Int] { get }
     /// The metric that picks the best checkpoint (higher is better).
@@ -14,4 +18,61 @@ public protocol TrainableTask: AnyObject {
     func evaluate() -> [String: Double]
     /// Writes the model as a Hugging Face folder, atomically.
     func export(to directory: String) throws
+    /// After training: metrics on further splits and files written into the run's folder.
+    func finish(outputDirectory: String) throws -> FinishReport
+}
+
+/// What a task did after training.
+public struct FinishReport: Sendable {
+    /// Metrics by split (say, `test`).
+    public var metrics: [String: [String: Double]] = [:]
+    /// Files written, with their kind (say, `predictions`).
+    public var files: [(path: String, kind: String)] = []
+
+    public init() {}
+}
+
+extension TrainableTask {
+    public func finish(outputDirectory: String) throws -> FinishReport { FinishReport() }
+}
+
+/// Settings that shape a task's features and model.
+public struct TaskOptions: Sendable {
+    public var maxLength = 128
+    public var batchSize = 32
+    public var evaluationBatchSize = 64
+    public var seed: UInt64 = 42
+    public var trainFile: String? = nil
+    public var evalFile: String? = nil
+    /// Folder holding the data of tasks whose data the repository does not carry.
+    public var dataDirectory: String? = nil
+    /// Token classification: label every sub-token, not only a word's first.
+    public var labelAllSubtokens = false
+    /// Span QA: context tokens shared by consecutive windows.
+    public var windowOverlap = 128
+
+    public init() {}
+}
+
+/// The task plugins, by the name a task file gives in its `plugin` field.
+public enum TaskPlugins {
+    public static func make(_ spec: TaskSpec, checkpoint: BertCheckpoint, options o: TaskOptions) throws -> TrainableTask {
+        switch spec.plugin {
+        case "sequence-classification":
+            return try SequenceClassificationTask(spec: spec, checkpoint: checkpoint, maxLength: o.maxLength, batchSize: o.batchSize,
+                                                  evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
+                                                  trainFile: o.trainFile, evalFile: o.evalFile)
+        case "token-classification":
+            return try TokenClassificationTask(spec: spec, checkpoint: checkpoint, dataDirectory: o.dataDirectory,
+                                               maxLength: o.maxLength, batchSize: o.batchSize,
+                                               evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
+                                               labelAllSubtokens: o.labelAllSubtokens, trainFile: o.trainFile, evalFile: o.evalFile)
+        case "span-qa":
+            return try SpanQATask(spec: spec, checkpoint: checkpoint, maxLength: o.maxLength, windowOverlap: o.windowOverlap,
+                                  batchSize: o.batchSize, evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
+                                  trainFile: o.trainFile, evalFile: o.evalFile)
+        default:
+            throw DataError(file: spec.path, "unknown plugin '\(spec.plugin)'")
+        }
+    }
 }

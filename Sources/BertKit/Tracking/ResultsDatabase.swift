@@ -16,7 +16,10 @@ public final class ResultsDatabase {
 
     public init(path: String) throws {
         database = try SQLiteDatabase(path: path)
-        try database.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+        // Switching a new database to WAL takes a lock that SQLite's busy timeout does not wait for, so two
+        // runs creating results.db at the same moment retry here instead of failing.
+        try database.retryingWhileBusy { try database.execute("PRAGMA journal_mode = WAL") }
+        try database.execute("PRAGMA foreign_keys = ON")
         try database.writeTransaction {
             let version = try database.query("PRAGMA user_version").first?["user_version"]?.double ?? 0
             if Int(version) < Self.schemaVersion {

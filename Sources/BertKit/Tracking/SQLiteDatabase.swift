@@ -30,6 +30,8 @@ public enum SQLValue: Sendable, Equatable, CustomStringConvertible {
 public struct SQLiteError: Error, CustomStringConvertible, LocalizedError {
     public let path: String
     public let message: String
+    /// SQLite's result code (SQLITE_BUSY is 5).
+    public var code: Int32 = 0
     public var description: String { "\(path): \(message)" }
     public var errorDescription: String? { description }
 }
@@ -39,9 +41,11 @@ public struct SQLiteError: Error, CustomStringConvertible, LocalizedError {
 public final class SQLiteDatabase {
     public let path: String
     private var handle: OpaquePointer?
+    private let busyTimeoutMilliseconds: Int32
 
     public init(path: String, busyTimeoutMilliseconds: Int32 = 60_000) throws {
         self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
         guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
@@ -56,10 +60,23 @@ public final class SQLiteDatabase {
     /// Runs one or more statements that take no values.
     public func execute(_ sql: String) throws {
         var message: UnsafeMutablePointer<CChar>?
-        guard sqlite3_exec(handle, sql, nil, nil, &message) == SQLITE_OK else {
+        let status = sqlite3_exec(handle, sql, nil, nil, &message)
+        guard status == SQLITE_OK else {
             let text = message.map { String(cString: $0) } ?? "error"
             sqlite3_free(message)
-            throw SQLiteError(path: path, message: text)
+            throw SQLiteError(path: path, message: text, code: status)
+        }
+    }
+
+    /// Runs `body` again while it fails with SQLITE_BUSY, for up to the busy timeout.
+    public func retryingWhileBusy(_ body: () throws -> Void) throws {
+        let deadline = Date().addingTimeInterval(Double(busyTimeoutMilliseconds) / 1000)
+        while true {
+            do {
+                return try body()
+            } catch let error as SQLiteError where error.code == SQLITE_BUSY && Date() < deadline {
+                usleep(10_000)
+            }
         }
     }
 
@@ -117,6 +134,7 @@ public final class SQLiteDatabase {
     }
 
     private func error(_ sql: String) -> SQLiteError {
-        SQLiteError(path: path, message: String(cString: sqlite3_errmsg(handle)) + " in: \(sql.prefix(120))")
+        SQLiteError(path: path, message: String(cString: sqlite3_errmsg(handle)) + " in: \(sql.prefix(120))",
+                    code: sqlite3_errcode(handle))
     }
 }

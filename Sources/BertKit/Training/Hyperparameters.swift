@@ -23,6 +23,8 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public var evalBatchSize = 64
     /// Form batches of similar-length sequences (dynamic padding wastes less on short ones).
     public var groupByLength = true
+    /// Span QA: context tokens shared by consecutive windows of a long context.
+    public var windowOverlap = 128
 
     public init() {}
 
@@ -32,6 +34,7 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation"
         case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed
         case evalSteps = "eval_steps", evalBatchSize = "eval_batch_size", groupByLength = "group_by_length"
+        case windowOverlap = "window_overlap"
     }
 
     /// Decodes a partial set: absent keys keep their defaults, unknown keys are an error.
@@ -60,6 +63,7 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         evalSteps = try c.decodeIfPresent(Int.self, forKey: .evalSteps)
         evalBatchSize = try value(.evalBatchSize, d.evalBatchSize)
         groupByLength = try value(.groupByLength, d.groupByLength)
+        windowOverlap = try value(.windowOverlap, d.windowOverlap)
     }
 
     /// Every hyper-parameter as text, one entry each, for results.db.
@@ -92,19 +96,64 @@ extension Hyperparameters.CodingKeys: CaseIterable {
     static var allNames: [String] { allCases.map(\.stringValue) }
 }
 
+/// A value in a partial set of hyper-parameters, as JSON holds it.
+public enum HyperparameterValue: Codable, Sendable, Equatable {
+    case number(Double)
+    case bool(Bool)
+    case text(String)
+    case null
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else { self = .text(try c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let d):
+            if d == d.rounded() && abs(d) < 1e15 { try c.encode(Int64(d)) } else { try c.encode(d) }
+        case .bool(let b): try c.encode(b)
+        case .text(let t): try c.encode(t)
+        case .null: try c.encodeNil()
+        }
+    }
+}
+
+/// Some hyper-parameters, by their JSON names: what a task file or an experiment sets.
+public typealias HyperparameterOverrides = [String: HyperparameterValue]
+
+extension Hyperparameters {
+    /// These hyper-parameters with `overrides` applied; an unknown name or a value of the wrong type is an error.
+    public func applying(_ overrides: HyperparameterOverrides) throws -> Hyperparameters {
+        guard !overrides.isEmpty else { return self }
+        var merged = try JSONDecoder().decode(HyperparameterOverrides.self, from: JSONEncoder().encode(self))
+        for (key, value) in overrides { merged[key] = value }
+        return try JSONDecoder().decode(Hyperparameters.self, from: JSONEncoder().encode(merged))
+    }
+}
+
 /// A named, versioned set of hyper-parameters: `Experiments/NAME.json`.
 public struct Experiment: Decodable, Sendable {
     public let name: String
     public let version: Int
     public var description: String? = nil
-    public let hyperparameters: Hyperparameters
+    /// Only the hyper-parameters the experiment sets; the rest keep their defaults (or the task's).
+    public let hyperparameters: HyperparameterOverrides
 
     public static func load(_ nameOrPath: String, directory: String = "Experiments") throws -> Experiment {
         let path = nameOrPath.hasSuffix(".json") ? nameOrPath : directory + "/" + nameOrPath + ".json"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "experiment file not found")
         }
-        do { return try JSONDecoder().decode(Experiment.self, from: data) } catch {
+        do {
+            let experiment = try JSONDecoder().decode(Experiment.self, from: data)
+            _ = try Hyperparameters().applying(experiment.hyperparameters)
+            return experiment
+        } catch {
             throw DataError(file: path, "is not a valid experiment file: \(error)")
         }
     }

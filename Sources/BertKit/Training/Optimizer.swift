@@ -7,6 +7,8 @@ public final class Optimizer {
     public let settings: AdamW.Settings
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
+    /// Each parameter's weight decay, decided once from its name (no string work in the step).
+    private let decay: [Float]
     public private(set) var step = 0
 
     public init(parameters: ParameterStore, weightDecay: Float, maxGradNorm: Float, settings: AdamW.Settings) {
@@ -18,6 +20,7 @@ public final class Optimizer {
         secondMoment = .allocate(capacity: parameters.count)
         firstMoment.initialize(repeating: 0)
         secondMoment.initialize(repeating: 0)
+        decay = parameters.parameters.map { $0.decays ? weightDecay : 0 }
     }
 
     deinit {
@@ -34,11 +37,10 @@ public final class Optimizer {
         let clip = maxGradNorm / (norm + 1e-6)
         if clip < 1 { scale(gradients.baseAddress!, count: gradients.count, by: clip) }
         step += 1
-        for p in parameters.parameters {
+        for (p, decay) in zip(parameters.parameters, decay) {
             AdamW.update(parameters: p.value, gradients: p.gradient,
                          firstMoment: firstMoment.baseAddress! + p.offset, secondMoment: secondMoment.baseAddress! + p.offset,
-                         count: p.count, step: step, learningRate: learningRate,
-                         weightDecay: p.decays ? weightDecay : 0, settings: settings)
+                         count: p.count, step: step, learningRate: learningRate, weightDecay: decay, settings: settings)
         }
         return norm
     }

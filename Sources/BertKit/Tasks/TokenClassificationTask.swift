@@ -1,0 +1,200 @@
+import Foundation
+
+/// A window of a sentence as the encoder sees it: `[CLS]`, the sub-tokens of some of its words, `[SEP]`.
+public struct TokenWindow: Sendable {
+    public let ids: [Int32]
+    /// Training label of each token; `TokenClassifier.ignored` where the token takes no part in the loss.
+    public let labels: [Int32]
+    public let sentence: Int
+    /// For each word of the window (by index in its sentence), the token that carries its prediction.
+    public let wordTokens: [(word: Int, token: Int)]
+}
+
+/// The token classification plugin: named-entity tagging on CoNLL-style files. Each word's label goes on its
+/// first sub-token (or, with `labelAllSubtokens`, on every sub-token, `B-` becoming `I-` after the first);
+/// predictions are read back per word, so evaluation counts words, never sub-tokens. Sentences longer than the
+/// window are split into consecutive windows, so every word gets a prediction.
+public final class TokenClassificationTask: TrainableTask {
+    public let spec: TaskSpec
+    public let checkpoint: BertCheckpoint
+    public let tokenizer: BertTokenizer
+    public let model: TokenClassifier
+    public let loadReport: LoadReport
+    public let labels: [String]
+    public let trainingSentences: [TaggedSentence]
+    public let evaluationSentences: [TaggedSentence]
+    public let training: [TokenWindow]
+    public let evaluation: [TokenWindow]
+    public let evaluationBatchSize: Int
+
+    public var parameters: ParameterStore { model.parameters }
+    public var mainMetric: String { spec.mainMetric }
+    public var dataSummary: String {
+        "\(trainingSentences.count) training and \(evaluationSentences.count) evaluation sentences (\(training.count) and \(evaluation.count) windows)"
+    }
+    private let dataDirectory: String?
+    private let windower: Windower
+    public var trainingLengths: [Int] { training.map(\.ids.count) }
+
+    public init(spec: TaskSpec, checkpoint: BertCheckpoint, dataDirectory: String?, maxLength: Int, batchSize: Int,
+                evaluationBatchSize: Int = 64, seed: UInt64, labelAllSubtokens: Bool = false,
+                trainFile: String? = nil, evalFile: String? = nil) throws {
+        guard let labels = spec.labels else { throw DataError(file: spec.path, "a token classification task needs labels") }
+        self.spec = spec
+        self.checkpoint = checkpoint
+        self.labels = labels
+        self.evaluationBatchSize = evaluationBatchSize
+        tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        trainingSentences = try spec.sentences("train", dataDirectory: dataDirectory, file: trainFile)
+        evaluationSentences = try spec.sentences("dev", dataDirectory: dataDirectory, file: evalFile)
+        let windower = Windower(tokenizer: tokenizer, labels: labels, maxLength: maxLength, labelAllSubtokens: labelAllSubtokens)
+        self.windower = windower
+        self.dataDirectory = dataDirectory
+        training = windower.windows(trainingSentences)
+        evaluation = windower.windows(evaluationSentences)
+        let longest = maxLength
+        model = TokenClassifier(config: checkpoint.config, labels: labels.count, maxBatch: max(batchSize, evaluationBatchSize),
+                                maxLength: longest)
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: seed)
+    }
+
+    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let (batch, tokenLabels) = Self.batch(training, examples, padId: tokenizer.padId)
+        model.forward(batch, dropout: dropout)
+        let loss = model.loss(tokenLabels, scale: gradientScale)
+        model.backward()
+        return loss
+    }
+
+    public func evaluate() -> [String: Double] {
+        let predicted = predict(evaluation, sentences: evaluationSentences)
+        return Self.metrics(gold: evaluationSentences.map(\.tags), predicted: predicted)
+    }
+
+    /// Entity-level F1, precision and recall overall and per type (`f1_PER`, ...), and word accuracy.
+    public static func metrics(gold: [[String]], predicted: [[String]]) -> [String: Double] {
+        let (overall, byType, accuracy) = EntityMetrics.score(gold: gold, predicted: predicted)
+        var metrics = ["f1": overall.f1, "precision": overall.precision, "recall": overall.recall, "accuracy": accuracy]
+        for (type, score) in byType { metrics["f1_" + type] = score.f1 }
+        return metrics
+    }
+
+    /// A tag for every word of every sentence. A word that tokenizes to nothing (only characters the
+    /// normaliser removes) cannot be tagged by the model and is predicted `O`.
+    public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence]) -> [[String]] {
+        var tags = sentences.map { Array(repeating: "O", count: $0.words.count) }
+        let order = windows.indices.sorted { windows[$0].ids.count < windows[$1].ids.count }
+        for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
+            let indices = order[start..<min(start + evaluationBatchSize, order.count)]
+            let (batch, _) = Self.batch(windows, indices, padId: tokenizer.padId)
+            model.forward(batch)
+            for (row, w) in indices.enumerated() {
+                for (word, token) in windows[w].wordTokens {
+                    tags[windows[w].sentence][word] = labels[model.prediction(token: row * batch.sequenceLength + token)]
+                }
+            }
+        }
+        return tags
+    }
+
+    /// Writes `word gold predicted` lines, a blank line between sentences: the input conlleval reads.
+    public static func writePredictions(_ sentences: [TaggedSentence], _ predicted: [[String]], to path: String) throws {
+        var text = ""
+        for (sentence, tags) in zip(sentences, predicted) {
+            for (i, word) in sentence.words.enumerated() { text += "\(word) \(sentence.tags[i]) \(tags[i])\n" }
+            text += "\n"
+        }
+        try AtomicFile.write(Data(text.utf8), to: path)
+    }
+
+    /// Dev predictions in conlleval's format, and the test split's scores and predictions when it has one.
+    public func finish(outputDirectory: String) throws -> FinishReport {
+        var report = FinishReport()
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        var splits = [("dev", evaluationSentences, evaluation)]
+        if spec.splits["test"] != nil {
+            let sentences = try spec.sentences("test", dataDirectory: dataDirectory)
+            splits.append(("test", sentences, windower.windows(sentences)))
+        }
+        for (split, sentences, windows) in splits {
+            let predicted = predict(windows, sentences: sentences)
+            let path = outputDirectory + "/predictions-\(split).txt"
+            try Self.writePredictions(sentences, predicted, to: path)
+            report.files.append((path, "predictions"))
+            if split != "dev" { report.metrics[split] = Self.metrics(gold: sentences.map(\.tags), predicted: predicted) }
+        }
+        return report
+    }
+
+    public func export(to directory: String) throws {
+        let head = HuggingFaceExport.Head(
+            architecture: "BertForTokenClassification",
+            config: ["id2label": Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), $1) }),
+                     "label2id": Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })],
+            isHeadParameter: TokenClassifier.isHeadParameter)
+        try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters, head: head)
+    }
+
+    static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32) -> (EncoderBatch, [Int32]) {
+        let length = indices.map { windows[$0].ids.count }.max()!
+        var ids = [Int32](repeating: padId, count: indices.count * length)
+        var tokenLabels = [Int32](repeating: TokenClassifier.ignored, count: indices.count * length)
+        for (row, i) in indices.enumerated() {
+            for (t, id) in windows[i].ids.enumerated() {
+                ids[row * length + t] = id
+                tokenLabels[row * length + t] = windows[i].labels[t]
+            }
+        }
+        let batch = EncoderBatch(batchSize: indices.count, sequenceLength: length, tokenIds: ids,
+                                 tokenTypeIds: [Int32](repeating: 0, count: ids.count), lengths: indices.map { windows[$0].ids.count })
+        return (batch, tokenLabels)
+    }
+}
+
+/// Turns tagged sentences into encoder windows with aligned labels.
+struct Windower {
+    let tokenizer: BertTokenizer
+    let labels: [String]
+    let maxLength: Int
+    let labelAllSubtokens: Bool
+
+    func windows(_ sentences: [TaggedSentence]) -> [TokenWindow] {
+        let labelIds = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, Int32($0)) })
+        let budget = maxLength - 2
+        var windows: [TokenWindow] = []
+        for (s, sentence) in sentences.enumerated() {
+            // Each word's sub-tokens, cut to the budget so that even a very long word fits a window.
+            let pieces = sentence.words.map { Array(tokenizer.tokenize($0).prefix(budget)) }
+            var first = 0
+            while first < pieces.count {
+                var last = first, used = 0
+                while last < pieces.count && used + pieces[last].count <= budget {
+                    used += pieces[last].count
+                    last += 1
+                }
+                var ids: [Int32] = [tokenizer.clsId], tokenLabels: [Int32] = [TokenClassifier.ignored]
+                var wordTokens: [(word: Int, token: Int)] = []
+                for w in first..<last where !pieces[w].isEmpty {
+                    let tag = sentence.tags[w]
+                    wordTokens.append((w, ids.count))
+                    for (k, piece) in pieces[w].enumerated() {
+                        ids.append(piece.id)
+                        if k == 0 {
+                            tokenLabels.append(labelIds[tag]!)
+                        } else if labelAllSubtokens {
+                            let inside = tag.hasPrefix("B-") ? "I-" + tag.dropFirst(2) : tag
+                            tokenLabels.append(labelIds[inside] ?? labelIds[tag]!)
+                        } else {
+                            tokenLabels.append(TokenClassifier.ignored)
+                        }
+                    }
+                }
+                ids.append(tokenizer.sepId)
+                tokenLabels.append(TokenClassifier.ignored)
+                windows.append(TokenWindow(ids: ids, labels: tokenLabels, sentence: s, wordTokens: wordTokens))
+                first = last
+            }
+        }
+        return windows
+    }
+}

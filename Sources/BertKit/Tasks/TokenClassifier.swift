@@ -1,0 +1,77 @@
+/// `BertForTokenClassification`: the encoder (without pooler), then dropout and one linear layer
+/// (`classifier`) giving a logit per label at every token; cross-entropy over the labelled tokens only.
+public final class TokenClassifier {
+    /// Label of a token that takes no part in the loss (padding, special tokens, later sub-tokens of a word).
+    public static let ignored: Int32 = -100
+
+    public let config: BertConfig
+    public let labels: Int
+    public let parameters: ParameterStore
+    public let encoder: BertEncoder
+    let classifier: Linear
+    let dropoutProbability: Float
+
+    /// `[tokens, labels]` logits of the last forward pass, for every (padded) position.
+    public let logits: UnsafeMutablePointer<Float>
+    private let dropped: UnsafeMutablePointer<Float>
+    private let mask: UnsafeMutablePointer<UInt8>
+    private let dLogits: UnsafeMutablePointer<Float>
+    private let dSequence: UnsafeMutablePointer<Float>
+    private let pool = BufferPool()
+    private var tokens = 0
+    private var dropout = DropoutMode.evaluation
+
+    public static func parameters(_ config: BertConfig, labels: Int) -> [ParameterDeclaration] {
+        BertEncoder.parameters(config, pooler: false) + Linear.declare("classifier", in: config.hiddenSize, out: labels)
+    }
+
+    public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
+
+    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int) {
+        self.config = config
+        self.labels = labels
+        parameters = ParameterStore(Self.parameters(config, labels: labels))
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false)
+        classifier = Linear("classifier", in: parameters)
+        dropoutProbability = config.hiddenDropoutProb
+        let n = maxBatch * maxLength
+        logits = pool.floats(n * labels)
+        dropped = pool.floats(n * config.hiddenSize)
+        mask = pool.bytes(n * config.hiddenSize)
+        dLogits = pool.floats(n * labels)
+        dSequence = pool.floats(n * config.hiddenSize)
+    }
+
+    public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
+        self.dropout = dropout
+        tokens = batch.tokenCount
+        encoder.forward(batch, dropout: dropout)
+        Dropout.forward(encoder.sequenceOutput, dropped, mask: mask, count: tokens * config.hiddenSize,
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
+        classifier.forward(dropped, logits, rows: tokens)
+    }
+
+    /// Mean cross-entropy over the tokens whose label is not `ignored`; prepares dL/dlogits (times `scale`).
+    public func loss(_ tokenLabels: [Int32], scale: Float = 1) -> Double {
+        precondition(tokenLabels.count == tokens)
+        return tokenLabels.withUnsafeBufferPointer { targets in
+            CrossEntropy.forwardBackward(logits: logits, targets: targets.baseAddress!, rows: tokens, classes: labels,
+                                         ignored: Self.ignored, scale: scale, dLogits: dLogits)
+        }
+    }
+
+    public func backward() {
+        let count = tokens * config.hiddenSize
+        classifier.backward(input: dropped, dOutput: dLogits, rows: tokens, dInput: dSequence)
+        Dropout.backward(dSequence, dSequence, mask: mask, count: count, probability: dropout.probability(dropoutProbability))
+        encoder.backward(dSequenceOutput: dSequence, dPooledOutput: nil)
+    }
+
+    /// The most likely label of token `t` of the last forward pass.
+    public func prediction(token t: Int) -> Int {
+        let z = logits + t * labels
+        var best = 0
+        for c in 1..<labels where z[c] > z[best] { best = c }
+        return best
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Softmax cross-entropy over rows of logits, with its gradient, as `torch.nn.CrossEntropyLoss` (mean over
+/// the rows whose target is not `ignored`).
+public enum CrossEntropy {
+    /// Returns the mean loss over counted rows and writes `dLogits = scale · (softmax − onehot) / counted`
+    /// (zero on ignored rows). `targets` holds one class index per row.
+    public static func forwardBackward(
+        logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, classes: Int,
+        ignored: Int32 = -100, scale: Float, dLogits: UnsafeMutablePointer<Float>
+    ) -> Double {
+        var counted = 0
+        for r in 0..<rows where targets[r] != ignored { counted += 1 }
+        dLogits.update(repeating: 0, count: rows * classes)
+        guard counted > 0 else { return 0 }
+        var total = 0.0
+        for r in 0..<rows where targets[r] != ignored {
+            let z = logits + r * classes, dz = dLogits + r * classes
+            let y = Int(targets[r])
+            var maximum = -Float.infinity
+            for c in 0..<classes { maximum = max(maximum, z[c]) }
+            var sum: Float = 0
+            for c in 0..<classes { sum += FastMath.exp(z[c] - maximum) }
+            let logSum = maximum + log(sum)
+            total += Double(logSum - z[y])
+            for c in 0..<classes {
+                dz[c] = scale * (FastMath.exp(z[c] - logSum) - (c == y ? 1 : 0)) / Float(counted)
+            }
+        }
+        return total / Double(counted)
+    }
+}
+
+/// Mean squared error of one output per row, with its gradient, as `torch.nn.MSELoss`.
+public enum MeanSquaredError {
+    public static func forwardBackward(
+        predictions: UnsafePointer<Float>, targets: UnsafePointer<Float>, rows: Int, scale: Float,
+        dPredictions: UnsafeMutablePointer<Float>
+    ) -> Double {
+        var total = 0.0
+        for r in 0..<rows {
+            let difference = predictions[r] - targets[r]
+            total += Double(difference * difference)
+            dPredictions[r] = scale * 2 * difference / Float(rows)
+        }
+        return total / Double(rows)
+    }
+}

@@ -1,0 +1,9 @@
+#ifndef ALLOCATION_COUNTER_H
+#define ALLOCATION_COUNTER_H
+
+/// Number of heap allocations (malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign) made by any
+/// thread of this process. Linked into an executable, this library's definitions of those functions take
+/// precedence over the C library's, which still does the work.
+long allocation_count(void);
+
+#endif

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import BertKit
+
+/// The token classification plugin: CoNLL reading, word-label alignment, windows, entity metrics, the head.
+@Suite struct TokenClassificationTests {
+    static let labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+
+    static func tokenizer() throws -> BertTokenizer { try BertTokenizer(directory: Fixture.path("tiny-bert")) }
+
+    @Test func readsSentencesSkippingDocumentStartsAndBlankLines() throws {
+        let sentences = try CoNLLFile.read(path: Fixture.path("tasks/data/ner-train.txt"), tagColumn: 3, labels: Self.labels)
+        #expect(sentences.count == 3)
+        #expect(sentences[0].words == ["Alice", "met", "Bob", "in", "Paris", "."])
+        #expect(sentences[0].tags == ["B-PER", "O", "B-PER", "O", "B-LOC", "O"])
+        #expect(sentences[1].line == 10)
+        #expect(sentences[2].words.last == "\u{200B}", "a token the normaliser removes is still a word")
+    }
+
+    @Test func convertsIOB1ToIOB2() throws {
+        let sentences = try CoNLLFile.read(path: Fixture.path("tasks/data/ner-iob1.txt"), tagColumn: 3, scheme: .iob1, labels: Self.labels)
+        #expect(sentences[0].tags == ["B-PER", "I-PER", "O", "B-PER", "I-PER", "B-PER", "O", "B-LOC"])
+    }
+
+    @Test func anUnknownTagNamesTheFileAndLine() throws {
+        do {
+            _ = try CoNLLFile.read(path: Fixture.path("tasks/data/ner-bad-tag.txt"), tagColumn: 3, labels: Self.labels)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("ner-bad-tag.txt:3: unknown tag 'B-PERSON'"))
+        }
+    }
+
+    @Test func externalDataNeedsADataDirectoryAndSaysHowToGetIt() throws {
+        let spec = try TaskSpec.load("conll2003", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
+        do {
+            _ = try spec.file(of: "train", dataDirectory: "/nonexistent")
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("/nonexistent/conll2003/train.txt: file not found") && "\(error)".contains("may not be redistributed"))
+        }
+    }
+
+    struct SeqevalCase: Decodable {
+        let gold: [[String]]
+        let predicted: [[String]]
+        let f1, precision, recall, accuracy: Double
+        let per_type_f1: [String: Double]
+    }
+
+    @Test func entityScoresEqualSeqeval() throws {
+        let cases = try JSONDecoder().decode([SeqevalCase].self, from: Data(contentsOf: URL(fileURLWithPath: Fixture.path("seqeval.json"))))
+        for c in cases {
+            let (overall, byType, accuracy) = EntityMetrics.score(gold: c.gold, predicted: c.predicted)
+            #expect(abs(overall.f1 - c.f1) < 1e-12 && abs(overall.precision - c.precision) < 1e-12 && abs(overall.recall - c.recall) < 1e-12,
+                    "\(c.gold) vs \(c.predicted)")
+            #expect(abs(accuracy - c.accuracy) < 1e-12)
+            for (type, f1) in c.per_type_f1 { #expect(abs((byType[type]?.f1 ?? 0) - f1) < 1e-12, "\(type)") }
+        }
+    }
+
+    @Test func labelsGoOnFirstSubtokensOrOnAllWithBTurnedIntoI() throws {
+        let tokenizer = try Self.tokenizer()
+        let sentence = TaggedSentence(words: ["Paris", "is", "nice"], tags: ["B-LOC", "O", "O"], line: 1)
+        let first = Windower(tokenizer: tokenizer, labels: Self.labels, maxLength: 40, labelAllSubtokens: false).windows([sentence])
+        #expect(first.count == 1)
+        #expect(first[0].ids.map { tokenizer.vocabulary.token($0) } == ["[CLS]", "p", "##a", "##r", "##i", "##s", "i", "##s", "n", "##i", "##c", "##e", "[SEP]"])
+        let ignored = TokenClassifier.ignored
+        #expect(first[0].labels == [ignored, 5, ignored, ignored, ignored, ignored, 0, ignored, 0, ignored, ignored, ignored, ignored])
+        #expect(first[0].wordTokens.map(\.token) == [1, 6, 8])
+        let all = Windower(tokenizer: tokenizer, labels: Self.labels, maxLength: 40, labelAllSubtokens: true).windows([sentence])
+        #expect(all[0].labels == [ignored, 5, 6, 6, 6, 6, 0, 0, 0, 0, 0, 0, ignored])
+    }
+
+    @Test func longSentencesAreSplitIntoWindowsAndEveryWordIsPredicted() throws {
+        let tokenizer = try Self.tokenizer()
+        let words = (0..<30).map { ["alpha", "beta", "gamma", "delta"][$0 % 4] }
+        let sentence = TaggedSentence(words: words + ["\u{200B}"], tags: Array(repeating: "O", count: 31), line: 1)
+        let windows = Windower(tokenizer: tokenizer, labels: Self.labels, maxLength: 24, labelAllSubtokens: false).windows([sentence])
+        #expect(windows.count > 1 && windows.allSatisfy { $0.ids.count <= 24 })
+        #expect(windows.flatMap { $0.wordTokens.map(\.word) } == Array(0..<30), "each word in exactly one window; the empty word in none")
+
+        let task = try TokenClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/ner-tiny.json")),
+                                               checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
+                                               dataDirectory: nil, maxLength: 24, batchSize: 4, seed: 1)
+        let predicted = task.predict(windows, sentences: [sentence])
+        #expect(predicted[0].count == 31 && predicted[0][30] == "O")
+    }
+
+    @Test func headLossAndGradientsMatchPyTorch() throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-token-classifier.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize, maxLength: batch.sequenceLength)
+        for p in model.parameters.parameters {
+            try golden.readFloats("weight." + (TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name), into: p.value)
+        }
+        model.forward(batch)
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.tokenCount * 5))
+        #expect(relativeError(logits, try golden.floats("logits")) < 1e-5)
+        let loss = model.loss(try golden.integers("labels").map(Int32.init))
+        #expect(abs(loss - Double(try golden.floats("loss")[0])) < 1e-5)
+        model.parameters.zeroGradients()
+        model.backward()
+        for p in model.parameters.parameters {
+            let name = TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name
+            var error = relativeError(UnsafeBufferPointer(p.gradients), try golden.floats("grad." + name))
+            if p.name.hasSuffix("attention.self.key.bias") {
+                // Exactly 0 in theory (see EncoderParityTests); compare with the key weights' gradient scale.
+                error = p.gradients.map(abs).max()! / (try golden.floats("grad." + name.replacingOccurrences(of: ".bias", with: ".weight")).map(abs).max()!)
+            }
+            #expect(error < 1e-4, "gradient of \(p.name): relative error \(error)")
+        }
+    }
+
+    @Test func trainsEvaluatesWritesConllevalPredictionsAndExports() throws {
+        let directory = NSTemporaryDirectory() + "bertkit-ner-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let task = try TokenClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/ner-tiny.json")),
+                                               checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
+                                               dataDirectory: nil, maxLength: 24, batchSize: 2, seed: 1)
+        #expect(task.evaluation.count > task.evaluationSentences.count, "the long dev sentence needs several windows")
+        var h = Hyperparameters()
+        h.learningRate = 1e-3
+        h.batchSize = 2
+        h.maxSteps = 4
+        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory + "/best", observer: nil).run()
+        #expect(Set(result.finalMetrics.keys).isSuperset(of: ["f1", "precision", "recall", "accuracy", "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC"]))
+
+        let report = try task.finish(outputDirectory: directory)
+        let lines = try String(contentsOfFile: directory + "/predictions-dev.txt", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0].hasPrefix("Dave B-PER "))
+        #expect(lines.filter { !$0.isEmpty }.count == 18 && lines.filter { !$0.isEmpty }.allSatisfy { $0.split(separator: " ").count == 3 })
+        #expect(report.files.map(\.kind) == ["predictions"])
+
+        let config = try BertCheckpoint(directory: directory + "/best").rawConfig()
+        #expect(config["architectures"] as? [String] == ["BertForTokenClassification"])
+        #expect((config["id2label"] as? [String: String])?["1"] == "B-PER")
+        #expect(try !SafeTensorsFile(path: directory + "/best/model.safetensors").names.contains { $0.contains("pooler") })
+    }
+}
