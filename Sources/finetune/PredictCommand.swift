@@ -45,14 +45,7 @@ struct Predict: ParsableCommand {
         var lines = ["index\tprediction" + (regression ? "" : labels.map { "\t" + $0 }.joined())]
         for start in stride(from: 0, to: encodings.count, by: batchSize) {
             let chunk = encodings[start..<min(start + batchSize, encodings.count)]
-            let length = chunk.map(\.count).max()!
-            var ids = [Int32](repeating: tokenizer.padId, count: chunk.count * length)
-            var types = [Int32](repeating: 0, count: chunk.count * length)
-            for (row, e) in chunk.enumerated() {
-                for t in 0..<e.count { ids[row * length + t] = e.ids[t]; types[row * length + t] = e.typeIds[t] }
-            }
-            classifier.forward(EncoderBatch(batchSize: chunk.count, sequenceLength: length, tokenIds: ids,
-                                            tokenTypeIds: types, lengths: chunk.map(\.count)))
+            classifier.forward(EncoderBatch(padding: chunk.map(\.ids), typeIds: chunk.map(\.typeIds), padId: tokenizer.padId))
             for (row, prediction) in classifier.predictions().enumerated() {
                 let logits = (0..<outputs).map { classifier.logits[row * outputs + $0] }
                 switch prediction {

@@ -27,6 +27,19 @@ public struct EncoderBatch: Sendable {
         self.lengths = lengths
     }
 
+    /// Pads token sequences (and their segment ids, 0 when absent) on the right to the longest of them.
+    public init(padding sequences: [[Int32]], typeIds: [[Int32]]? = nil, padId: Int32) {
+        let length = sequences.map(\.count).max() ?? 1
+        var ids = [Int32](repeating: padId, count: sequences.count * length)
+        var types = [Int32](repeating: 0, count: ids.count)
+        for (row, sequence) in sequences.enumerated() {
+            for (t, id) in sequence.enumerated() { ids[row * length + t] = id }
+            for (t, type) in (typeIds?[row] ?? []).enumerated() { types[row * length + t] = type }
+        }
+        self.init(batchSize: sequences.count, sequenceLength: length, tokenIds: ids, tokenTypeIds: types,
+                  lengths: sequences.map(\.count))
+    }
+
     /// Builds a batch from a Hugging Face style 0/1 attention mask, which must be right-padded.
     public init(batchSize: Int, sequenceLength: Int, tokenIds: [Int32], tokenTypeIds: [Int32], attentionMask: [Int]) {
         var lengths: [Int] = []

@@ -103,21 +103,8 @@ public final class SequenceClassificationTask: TrainableTask {
                      isHeadParameter: SequenceClassifier.isHeadParameter)
     }
 
-    /// Pads the chosen features on the right to the longest of them.
+    /// The chosen features, padded on the right to the longest of them.
     static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
-        let length = indices.map { features[$0].ids.count }.max()!
-        var ids = [Int32](repeating: padId, count: indices.count * length)
-        let types0 = [Int32](repeating: 0, count: indices.count * length)
-        var types = types0
-        var lengths: [Int] = []
-        for (row, i) in indices.enumerated() {
-            let f = features[i]
-            for t in 0..<f.ids.count {
-                ids[row * length + t] = f.ids[t]
-                types[row * length + t] = f.typeIds[t]
-            }
-            lengths.append(f.ids.count)
-        }
-        return EncoderBatch(batchSize: indices.count, sequenceLength: length, tokenIds: ids, tokenTypeIds: types, lengths: lengths)
+        EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds }, padId: padId)
     }
 }

@@ -105,16 +105,6 @@ public final class SpanQATask: TrainableTask {
     }
 
     static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
-        let length = indices.map { windows[$0].ids.count }.max()!
-        var ids = [Int32](repeating: padId, count: indices.count * length)
-        var types = [Int32](repeating: 0, count: indices.count * length)
-        for (row, i) in indices.enumerated() {
-            for t in windows[i].ids.indices {
-                ids[row * length + t] = windows[i].ids[t]
-                types[row * length + t] = windows[i].typeIds[t]
-            }
-        }
-        return EncoderBatch(batchSize: indices.count, sequenceLength: length, tokenIds: ids, tokenTypeIds: types,
-                            lengths: indices.map { windows[$0].ids.count })
+        EncoderBatch(padding: indices.map { windows[$0].ids }, typeIds: indices.map { windows[$0].typeIds }, padId: padId)
     }
 }

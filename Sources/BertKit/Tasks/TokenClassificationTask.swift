@@ -71,11 +71,16 @@ public final class TokenClassificationTask: TrainableTask {
         return Self.metrics(gold: evaluationSentences.map(\.tags), predicted: predicted)
     }
 
-    /// Entity-level F1, precision and recall overall and per type (`f1_PER`, ...), and word accuracy.
+    /// Entity-level F1, precision and recall, overall and per type (`f1_PER`, `precision_PER`, ...), and word
+    /// accuracy.
     public static func metrics(gold: [[String]], predicted: [[String]]) -> [String: Double] {
         let (overall, byType, accuracy) = EntityMetrics.score(gold: gold, predicted: predicted)
         var metrics = ["f1": overall.f1, "precision": overall.precision, "recall": overall.recall, "accuracy": accuracy]
-        for (type, score) in byType { metrics["f1_" + type] = score.f1 }
+        for (type, score) in byType {
+            metrics["f1_" + type] = score.f1
+            metrics["precision_" + type] = score.precision
+            metrics["recall_" + type] = score.recall
+        }
         return metrics
     }
 
@@ -135,18 +140,13 @@ public final class TokenClassificationTask: TrainableTask {
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters, head: head)
     }
 
+    /// The chosen windows, padded on the right, and their token labels (`ignored` on padding).
     static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32) -> (EncoderBatch, [Int32]) {
-        let length = indices.map { windows[$0].ids.count }.max()!
-        var ids = [Int32](repeating: padId, count: indices.count * length)
-        var tokenLabels = [Int32](repeating: TokenClassifier.ignored, count: indices.count * length)
+        let batch = EncoderBatch(padding: indices.map { windows[$0].ids }, padId: padId)
+        var tokenLabels = [Int32](repeating: TokenClassifier.ignored, count: batch.tokenCount)
         for (row, i) in indices.enumerated() {
-            for (t, id) in windows[i].ids.enumerated() {
-                ids[row * length + t] = id
-                tokenLabels[row * length + t] = windows[i].labels[t]
-            }
+            for (t, label) in windows[i].labels.enumerated() { tokenLabels[row * batch.sequenceLength + t] = label }
         }
-        let batch = EncoderBatch(batchSize: indices.count, sequenceLength: length, tokenIds: ids,
-                                 tokenTypeIds: [Int32](repeating: 0, count: ids.count), lengths: indices.map { windows[$0].ids.count })
         return (batch, tokenLabels)
     }
 }
