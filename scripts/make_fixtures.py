@@ -270,34 +270,9 @@ def tiny_qa():
 
 
 def squad_official_metrics():
-    """SQuAD v1.1's evaluate-v1.1.py algorithm, applied to fixed predictions."""
-    import re
-    import string
-    from collections import Counter
-
-    def normalize_answer(s):
-        def remove_articles(text):
-            return re.sub(r"\b(a|an|the)\b", " ", text)
-
-        def white_space_fix(text):
-            return " ".join(text.split())
-
-        def remove_punc(text):
-            exclude = set(string.punctuation)
-            return "".join(ch for ch in text if ch not in exclude)
-
-        return white_space_fix(remove_articles(remove_punc(s.lower())))
-
-    def f1_score(prediction, ground_truth):
-        prediction_tokens = normalize_answer(prediction).split()
-        ground_truth_tokens = normalize_answer(ground_truth).split()
-        common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
-        num_same = sum(common.values())
-        if num_same == 0:
-            return 0
-        precision = 1.0 * num_same / len(prediction_tokens)
-        recall = 1.0 * num_same / len(ground_truth_tokens)
-        return (2 * precision * recall) / (precision + recall)
+    """SQuAD v1.1's evaluate-v1.1.py algorithm (scripts/reference_common.py), applied to fixed predictions."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reference_common import squad_f1 as f1_score, squad_normalize as normalize_answer
 
     cases = [
         ("Denver Broncos", ["Denver Broncos", "The Denver Broncos"]),
