@@ -43,3 +43,14 @@ extension EncoderBatch {
                   attentionMask: try file.integers("attention_mask"))
     }
 }
+
+/// Relative error of a parameter's gradient against a fixture's. Some gradients are exactly 0 in theory because
+/// softmax ignores a shift shared by a whole row: a key bias adds the same q·b to every score of a row, and (for
+/// span QA) the output bias and the last LayerNorm's bias shift every position's logit alike. PyTorch's float64
+/// gives about 1e-17 for them, so for these (`exactlyZero`) the float32 rounding left in ours is measured against
+/// the scale of the matching weight's gradient, which flows through the same operations.
+func gradientError(_ p: Parameter, _ golden: SafeTensorsFile, _ name: String, exactlyZero: Bool = false) throws -> Float {
+    guard exactlyZero else { return relativeError(UnsafeBufferPointer(p.gradients), try golden.floats(name)) }
+    let weightScale = try golden.floats(name.replacingOccurrences(of: ".bias", with: ".weight")).map(abs).max()!
+    return p.gradients.map(abs).max()! / weightScale
+}

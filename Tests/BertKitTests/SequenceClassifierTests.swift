@@ -29,11 +29,7 @@ import Testing
         model.backward()
         for p in model.parameters.parameters {
             let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
-            var error = relativeError(UnsafeBufferPointer(p.gradients), try golden.floats("\(kind).grad.\(name)"))
-            if p.name.hasSuffix("attention.self.key.bias") {
-                // Exactly 0 in theory (see EncoderParityTests); compare with the key weights' gradient scale.
-                error = p.gradients.map(abs).max()! / (try golden.floats("\(kind).grad.\(name.replacingOccurrences(of: ".bias", with: ".weight"))").map(abs).max()!)
-            }
+            let error = try gradientError(p, golden, "\(kind).grad.\(name)", exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
             #expect(error < 1e-4, "\(kind): gradient of \(p.name), relative error \(error)")
         }
     }

@@ -104,11 +104,7 @@ import Testing
         model.backward()
         for p in model.parameters.parameters {
             let name = TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name
-            var error = relativeError(UnsafeBufferPointer(p.gradients), try golden.floats("grad." + name))
-            if p.name.hasSuffix("attention.self.key.bias") {
-                // Exactly 0 in theory (see EncoderParityTests); compare with the key weights' gradient scale.
-                error = p.gradients.map(abs).max()! / (try golden.floats("grad." + name.replacingOccurrences(of: ".bias", with: ".weight")).map(abs).max()!)
-            }
+            let error = try gradientError(p, golden, "grad." + name, exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
             #expect(error < 1e-4, "gradient of \(p.name): relative error \(error)")
         }
     }
