@@ -6,15 +6,11 @@ public final class SequenceClassifier {
     public let outputs: Int
     public let parameters: ParameterStore
     public let encoder: BertEncoder
-    let classifier: Linear
-    let dropoutProbability: Float
+    let classifier: OutputLayer
 
     /// `[batch, outputs]` logits of the last forward pass.
     public let logits: UnsafeMutablePointer<Float>
-    private let dropped: UnsafeMutablePointer<Float>
-    private let mask: UnsafeMutablePointer<UInt8>
     private let dLogits: UnsafeMutablePointer<Float>
-    private let dPooled: UnsafeMutablePointer<Float>
     private let targetLabels: UnsafeMutablePointer<Int32>
     private let targetValues: UnsafeMutablePointer<Float>
     private let pool = BufferPool()
@@ -35,14 +31,10 @@ public final class SequenceClassifier {
         self.outputs = outputs
         parameters = ParameterStore(Self.parameters(config, outputs: outputs))
         encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength)
-        classifier = Linear("classifier", in: parameters)
-        dropoutProbability = config.hiddenDropoutProb
-        let h = config.hiddenSize
+        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
+                                 maxRows: maxBatch, pool: pool)
         logits = pool.floats(maxBatch * outputs)
-        dropped = pool.floats(maxBatch * h)
-        mask = pool.bytes(maxBatch * h)
         dLogits = pool.floats(maxBatch * outputs)
-        dPooled = pool.floats(maxBatch * h)
         targetLabels = pool.int32s(maxBatch)
         targetValues = pool.floats(maxBatch)
     }
@@ -51,10 +43,7 @@ public final class SequenceClassifier {
         self.dropout = dropout
         batchSize = batch.batchSize
         encoder.forward(batch, dropout: dropout)
-        let count = batchSize * config.hiddenSize
-        Dropout.forward(encoder.pooledOutput, dropped, mask: mask, count: count,
-                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
-        classifier.forward(dropped, logits, rows: batchSize)
+        classifier.forward(encoder.pooledOutput, logits, rows: batchSize, dropout: dropout)
     }
 
     /// The mean loss of the last forward pass against `targets`; also prepares dL/dlogits, times `scale`,
@@ -79,10 +68,8 @@ public final class SequenceClassifier {
 
     /// Back-propagates the loss prepared by `loss(_:scale:)` into every parameter's gradient.
     public func backward() {
-        let count = batchSize * config.hiddenSize
-        classifier.backward(input: dropped, dOutput: dLogits, rows: batchSize, dInput: dPooled)
-        Dropout.backward(dPooled, dPooled, mask: mask, count: count, probability: dropout.probability(dropoutProbability))
-        encoder.backward(dSequenceOutput: nil, dPooledOutput: dPooled)
+        classifier.backward(dOutput: dLogits, rows: batchSize, dropout: dropout)
+        encoder.backward(dSequenceOutput: nil, dPooledOutput: classifier.dInput)
     }
 
     /// The predicted class (or value) of each sequence of the last forward pass.

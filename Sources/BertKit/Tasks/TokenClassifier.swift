@@ -8,15 +8,11 @@ public final class TokenClassifier {
     public let labels: Int
     public let parameters: ParameterStore
     public let encoder: BertEncoder
-    let classifier: Linear
-    let dropoutProbability: Float
+    let classifier: OutputLayer
 
     /// `[tokens, labels]` logits of the last forward pass, for every (padded) position.
     public let logits: UnsafeMutablePointer<Float>
-    private let dropped: UnsafeMutablePointer<Float>
-    private let mask: UnsafeMutablePointer<UInt8>
     private let dLogits: UnsafeMutablePointer<Float>
-    private let dSequence: UnsafeMutablePointer<Float>
     private let pool = BufferPool()
     private var tokens = 0
     private var dropout = DropoutMode.evaluation
@@ -32,23 +28,17 @@ public final class TokenClassifier {
         self.labels = labels
         parameters = ParameterStore(Self.parameters(config, labels: labels))
         encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false)
-        classifier = Linear("classifier", in: parameters)
-        dropoutProbability = config.hiddenDropoutProb
         let n = maxBatch * maxLength
+        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb, maxRows: n, pool: pool)
         logits = pool.floats(n * labels)
-        dropped = pool.floats(n * config.hiddenSize)
-        mask = pool.bytes(n * config.hiddenSize)
         dLogits = pool.floats(n * labels)
-        dSequence = pool.floats(n * config.hiddenSize)
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
         self.dropout = dropout
         tokens = batch.tokenCount
         encoder.forward(batch, dropout: dropout)
-        Dropout.forward(encoder.sequenceOutput, dropped, mask: mask, count: tokens * config.hiddenSize,
-                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
-        classifier.forward(dropped, logits, rows: tokens)
+        classifier.forward(encoder.sequenceOutput, logits, rows: tokens, dropout: dropout)
     }
 
     /// Mean cross-entropy over the tokens whose label is not `ignored`; prepares dL/dlogits (times `scale`).
@@ -61,10 +51,8 @@ public final class TokenClassifier {
     }
 
     public func backward() {
-        let count = tokens * config.hiddenSize
-        classifier.backward(input: dropped, dOutput: dLogits, rows: tokens, dInput: dSequence)
-        Dropout.backward(dSequence, dSequence, mask: mask, count: count, probability: dropout.probability(dropoutProbability))
-        encoder.backward(dSequenceOutput: dSequence, dPooledOutput: nil)
+        classifier.backward(dOutput: dLogits, rows: tokens, dropout: dropout)
+        encoder.backward(dSequenceOutput: classifier.dInput, dPooledOutput: nil)
     }
 
     /// The most likely label of token `t` of the last forward pass.

@@ -1,0 +1,34 @@
+/// The one output layer a classification task adds on the encoder, as transformers builds it: dropout on the
+/// encoder's output (the pooled `[CLS]` vector, or every token's hidden state), then a linear layer.
+struct OutputLayer {
+    let linear: Linear
+    let dropoutProbability: Float
+    private let dropped: UnsafeMutablePointer<Float>
+    private let mask: UnsafeMutablePointer<UInt8>
+    /// dL/d(input) after `backward`.
+    let dInput: UnsafeMutablePointer<Float>
+
+    /// The layer named `prefix` in `store`, with buffers for up to `maxRows` input rows.
+    init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int, pool: BufferPool) {
+        linear = Linear(prefix, in: store)
+        self.dropoutProbability = dropoutProbability
+        let count = maxRows * linear.inFeatures
+        dropped = pool.floats(count)
+        mask = pool.bytes(count)
+        dInput = pool.floats(count)
+    }
+
+    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, dropout: DropoutMode) {
+        // Dropout site 2^20: apart from the encoder's sites (0 for the embeddings, then 3 per layer).
+        Dropout.forward(input, dropped, mask: mask, count: rows * linear.inFeatures,
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
+        linear.forward(dropped, output, rows: rows)
+    }
+
+    /// Adds to the linear layer's gradients and writes `dInput`.
+    func backward(dOutput: UnsafePointer<Float>, rows: Int, dropout: DropoutMode) {
+        linear.backward(input: dropped, dOutput: dOutput, rows: rows, dInput: dInput)
+        Dropout.backward(dInput, dInput, mask: mask, count: rows * linear.inFeatures,
+                         probability: dropout.probability(dropoutProbability))
+    }
+}
