@@ -27,8 +27,23 @@ public enum AdamW {
         let shrink = 1 - lr * weightDecay
         let stepSize = lr / (1 - Float(pow(Double(s.beta1), Double(step))))
         let correction2 = (1 - Float(pow(Double(s.beta2), Double(step)))).squareRoot()
-        let (b1, b2, eps) = (s.beta1, s.beta2, s.epsilon)
-        Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+        Parallel.forRanges(count, minimumChunk: 1 << 16,
+                           Step(parameters: parameters, gradients: gradients, m: m, v: v, shrink: shrink,
+                                stepSize: stepSize, correction2: correction2, settings: s))
+    }
+
+    private struct Step: Parallel.RangeBody {
+        let parameters: UnsafeMutablePointer<Float>
+        let gradients: UnsafePointer<Float>
+        let m: UnsafeMutablePointer<Float>
+        let v: UnsafeMutablePointer<Float>
+        let shrink: Float
+        let stepSize: Float
+        let correction2: Float
+        let settings: Settings
+
+        func callAsFunction(_ range: Range<Int>) {
+            let (b1, b2, eps) = (settings.beta1, settings.beta2, settings.epsilon)
             for i in range {
                 let g = gradients[i]
                 let mi = b1 * m[i] + (1 - b1) * g
@@ -46,24 +61,41 @@ public func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
     let chunks = max(1, min(Parallel.workers, count / (1 << 16)))
     // Stack scratch: this runs every training step, which must not allocate.
     return withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partial in
-        Parallel.forEach(chunks) { c in
-            let range = (count * c / chunks)..<(count * (c + 1) / chunks)
-            var total = 0.0
-            var i = range.lowerBound
-            while i < range.upperBound {
-                let n = min(4096, range.upperBound - i)
-                total += Double(dot(x + i, x + i, count: n))
-                i += n
-            }
-            partial[c] = total
-        }
+        Parallel.forEach(chunks, SumOfSquares(x: x, count: count, chunks: chunks, partial: partial))
         return partial.reduce(0, +)
+    }
+}
+
+/// Writes chunk `c`'s Σ x² into `partial[c]`.
+private struct SumOfSquares: Parallel.IndexBody {
+    let x: UnsafePointer<Float>
+    let count: Int
+    let chunks: Int
+    let partial: UnsafeMutableBufferPointer<Double>
+
+    func callAsFunction(_ c: Int) {
+        let end = count * (c + 1) / chunks
+        var total = 0.0
+        var i = count * c / chunks
+        while i < end {
+            let n = min(4096, end - i)
+            total += Double(dot(x + i, x + i, count: n))
+            i += n
+        }
+        partial[c] = total
     }
 }
 
 /// `x[i] *= factor`.
 public func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
-    Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+    Parallel.forRanges(count, minimumChunk: 1 << 16, Scale(x: x, factor: factor))
+}
+
+private struct Scale: Parallel.RangeBody {
+    let x: UnsafeMutablePointer<Float>
+    let factor: Float
+
+    func callAsFunction(_ range: Range<Int>) {
         for i in range { x[i] *= factor }
     }
 }

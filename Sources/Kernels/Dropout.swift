@@ -16,13 +16,9 @@ public enum Dropout {
         }
         let threshold = UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))
         let scale = 1 / (1 - probability)
-        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
-            for i in range {
-                let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
-                mask[i] = keep
-                output[i] = input[i] * Float(keep) * scale
-            }
-        }
+        Parallel.forRanges(count, minimumChunk: 1 << 15,
+                           Forward(input: input, output: output, mask: mask, seed: seed, threshold: threshold,
+                                   scale: scale))
     }
 
     /// `dInput = dOutput · mask / (1 - probability)`; `dInput` may equal `dOutput`.
@@ -35,7 +31,34 @@ public enum Dropout {
             return
         }
         let scale = 1 / (1 - probability)
-        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+        Parallel.forRanges(count, minimumChunk: 1 << 15, Backward(dOutput: dOutput, dInput: dInput, mask: mask, scale: scale))
+    }
+
+    private struct Forward: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let mask: UnsafeMutablePointer<UInt8>
+        let seed: UInt64
+        /// An element is dropped when its 32 random bits are below this.
+        let threshold: UInt32
+        let scale: Float
+
+        func callAsFunction(_ range: Range<Int>) {
+            for i in range {
+                let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
+                mask[i] = keep
+                output[i] = input[i] * Float(keep) * scale
+            }
+        }
+    }
+
+    private struct Backward: Parallel.RangeBody {
+        let dOutput: UnsafePointer<Float>
+        let dInput: UnsafeMutablePointer<Float>
+        let mask: UnsafePointer<UInt8>
+        let scale: Float
+
+        func callAsFunction(_ range: Range<Int>) {
             for i in range { dInput[i] = dOutput[i] * Float(mask[i]) * scale }
         }
     }

@@ -4,22 +4,14 @@ public enum Elementwise {
     public static func add(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int
     ) {
-        Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
-            for i in range { output[i] = a[i] + b[i] }
-        }
+        Parallel.forRanges(count, minimumChunk: 1 << 16, Add(a: a, b: b, output: output))
     }
 
     /// `x[r, c] += bias[c]` for every row.
     public static func addBias(
         _ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int, rowStride: Int? = nil
     ) {
-        let stride = rowStride ?? width
-        Parallel.forRanges(rows, minimumChunk: 64) { range in
-            for r in range {
-                let row = x + r * stride
-                for c in 0..<width { row[c] += bias[c] }
-            }
-        }
+        Parallel.forRanges(rows, minimumChunk: 64, AddBias(x: x, bias: bias, width: width, stride: rowStride ?? width))
     }
 
     /// `dBias[c] += Σ_r dOutput[r, c]`: the gradient of a broadcast bias.
@@ -27,13 +19,9 @@ public enum Elementwise {
         _ dOutput: UnsafePointer<Float>, into dBias: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         rowStride: Int? = nil
     ) {
-        let stride = rowStride ?? width
-        Parallel.forRanges(width, minimumChunk: 64) { columns in
-            for r in 0..<rows {
-                let row = dOutput + r * stride
-                for c in columns { dBias[c] += row[c] }
-            }
-        }
+        // Split by columns, so that each thread owns its slice of dBias.
+        Parallel.forRanges(width, minimumChunk: 64,
+                           ColumnSums(dOutput: dOutput, dBias: dBias, rows: rows, stride: rowStride ?? width))
     }
 
     /// `output[i] = tanh(input[i])`.
@@ -47,5 +35,43 @@ public enum Elementwise {
         count: Int
     ) {
         for i in 0..<count { dInput[i] = dOutput[i] * (1 - output[i] * output[i]) }
+    }
+
+    private struct Add: Parallel.RangeBody {
+        let a: UnsafePointer<Float>
+        let b: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+
+        func callAsFunction(_ range: Range<Int>) {
+            for i in range { output[i] = a[i] + b[i] }
+        }
+    }
+
+    private struct AddBias: Parallel.RangeBody {
+        let x: UnsafeMutablePointer<Float>
+        let bias: UnsafePointer<Float>
+        let width: Int
+        let stride: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            for r in rows {
+                let row = x + r * stride
+                for c in 0..<width { row[c] += bias[c] }
+            }
+        }
+    }
+
+    private struct ColumnSums: Parallel.RangeBody {
+        let dOutput: UnsafePointer<Float>
+        let dBias: UnsafeMutablePointer<Float>
+        let rows: Int
+        let stride: Int
+
+        func callAsFunction(_ columns: Range<Int>) {
+            for r in 0..<rows {
+                let row = dOutput + r * stride
+                for c in columns { dBias[c] += row[c] }
+            }
+        }
     }
 }

@@ -5,8 +5,31 @@ public enum Embedding {
         _ table: UnsafePointer<Float>, indices: UnsafePointer<Int32>, into output: UnsafeMutablePointer<Float>,
         tokens: Int, width: Int, accumulate: Bool
     ) {
-        Parallel.forRanges(tokens, minimumChunk: 64) { range in
-            for t in range {
+        Parallel.forRanges(tokens, minimumChunk: 64,
+                           Gather(table: table, indices: indices, output: output, width: width, accumulate: accumulate))
+    }
+
+    /// `dTable[indices[t]] += dOutput[t]` for each token, except tokens whose index is `frozenRow` (as
+    /// `torch.nn.Embedding(padding_idx:)`, which never updates the padding row). Tokens may share a row, so
+    /// the work is split by columns: every worker owns a slice of every row.
+    public static func scatterAdd(
+        _ dOutput: UnsafePointer<Float>, indices: UnsafePointer<Int32>, into dTable: UnsafeMutablePointer<Float>,
+        tokens: Int, width: Int, frozenRow: Int32? = nil
+    ) {
+        Parallel.forRanges(width, minimumChunk: 32,
+                           ScatterAdd(dOutput: dOutput, indices: indices, dTable: dTable, tokens: tokens, width: width,
+                                      frozen: frozenRow ?? -1))
+    }
+
+    private struct Gather: Parallel.RangeBody {
+        let table: UnsafePointer<Float>
+        let indices: UnsafePointer<Int32>
+        let output: UnsafeMutablePointer<Float>
+        let width: Int
+        let accumulate: Bool
+
+        func callAsFunction(_ tokens: Range<Int>) {
+            for t in tokens {
                 let row = table + Int(indices[t]) * width
                 let out = output + t * width
                 if accumulate {
@@ -18,15 +41,15 @@ public enum Embedding {
         }
     }
 
-    /// `dTable[indices[t]] += dOutput[t]` for each token, except tokens whose index is `frozenRow` (as
-    /// `torch.nn.Embedding(padding_idx:)`, which never updates the padding row). Tokens may share a row, so
-    /// the work is split by columns: every worker owns a slice of every row.
-    public static func scatterAdd(
-        _ dOutput: UnsafePointer<Float>, indices: UnsafePointer<Int32>, into dTable: UnsafeMutablePointer<Float>,
-        tokens: Int, width: Int, frozenRow: Int32? = nil
-    ) {
-        let frozen = frozenRow ?? -1
-        Parallel.forRanges(width, minimumChunk: 32) { columns in
+    private struct ScatterAdd: Parallel.RangeBody {
+        let dOutput: UnsafePointer<Float>
+        let indices: UnsafePointer<Int32>
+        let dTable: UnsafeMutablePointer<Float>
+        let tokens: Int
+        let width: Int
+        let frozen: Int32
+
+        func callAsFunction(_ columns: Range<Int>) {
             for t in 0..<tokens where indices[t] != frozen {
                 let row = dTable + Int(indices[t]) * width
                 let grad = dOutput + t * width

@@ -5,12 +5,7 @@ public enum GELU {
 
     /// `output[i] = gelu(input[i])`.
     public static func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
-            for i in range {
-                let x = input[i]
-                output[i] = 0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
-            }
-        }
+        Parallel.forRanges(count, minimumChunk: 1 << 15, Forward(input: input, output: output))
     }
 
     /// `dInput[i] = dOutput[i] · gelu'(input[i])`, where gelu'(x) = Φ(x) + x·φ(x).
@@ -18,7 +13,27 @@ public enum GELU {
         _ input: UnsafePointer<Float>, _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>,
         count: Int
     ) {
-        Parallel.forRanges(count, minimumChunk: 1 << 15) { range in
+        Parallel.forRanges(count, minimumChunk: 1 << 15, Backward(input: input, dOutput: dOutput, dInput: dInput))
+    }
+
+    private struct Forward: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+
+        func callAsFunction(_ range: Range<Int>) {
+            for i in range {
+                let x = input[i]
+                output[i] = 0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
+            }
+        }
+    }
+
+    private struct Backward: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let dOutput: UnsafePointer<Float>
+        let dInput: UnsafeMutablePointer<Float>
+
+        func callAsFunction(_ range: Range<Int>) {
             for i in range {
                 let x = input[i]
                 let cdf = 0.5 * (1 + FastMath.erf(x * inverseSqrt2))

@@ -12,7 +12,7 @@ public enum Transpose: Sendable {
 ///
 /// `c[m×n] = alpha · op(a) · op(b) + beta · c`, where `op(a)` is `m×k` and `op(b)` is `k×n`; leading
 /// dimensions are the row strides of the matrices as stored. Large products are split into one block of rows
-/// (or columns) per core; BLAS itself is kept on one thread so that Dispatch is the only thread pool.
+/// (or columns) per core; BLAS itself is kept on one thread so that `Parallel` is the only thread pool.
 public enum Gemm {
     private static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
@@ -29,19 +29,14 @@ public enum Gemm {
         if work < parallelThreshold || Parallel.workers == 1 {
             serial(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                    beta: beta, c: c, ldc: ldc)
-        } else if m >= n {
-            // Split the rows of C: each block reads its own rows of op(A).
-            Parallel.forRanges(m, minimumChunk: 16) { rows in
-                let aBlock = transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound
-                serial(transA, transB, m: rows.count, n: n, k: k, alpha: alpha, a: aBlock, lda: lda,
-                       b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
-            }
         } else {
-            // Split the columns of C: each block reads its own columns of op(B).
-            Parallel.forRanges(n, minimumChunk: 16) { cols in
-                let bBlock = transB == .none ? b + cols.lowerBound : b + cols.lowerBound * ldb
-                serial(transA, transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda,
-                       b: bBlock, ldb: ldb, beta: beta, c: c + cols.lowerBound, ldc: ldc)
+            // Split the longer side of C, so that each block reads its own rows of op(A) or columns of op(B).
+            let product = Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            if m >= n {
+                Parallel.forRanges(m, minimumChunk: 16, product.rows)
+            } else {
+                Parallel.forRanges(n, minimumChunk: 16, product.columns)
             }
         }
     }
@@ -66,6 +61,42 @@ public enum Gemm {
     /// Name of the BLAS kernel family chosen for this CPU, for benchmark reports.
     public static var backendDescription: String {
         "OpenBLAS " + String(cString: openblas_get_corename())
+    }
+
+    /// The arguments of one `multiply`, and its blocks of rows or columns of C.
+    private struct Product {
+        let transA: Transpose, transB: Transpose
+        let m: Int, n: Int, k: Int
+        let alpha: Float
+        let a: UnsafePointer<Float>, lda: Int
+        let b: UnsafePointer<Float>, ldb: Int
+        let beta: Float
+        let c: UnsafeMutablePointer<Float>, ldc: Int
+
+        var rows: Rows { Rows(product: self) }
+        var columns: Columns { Columns(product: self) }
+
+        struct Rows: Parallel.RangeBody {
+            let product: Product
+
+            func callAsFunction(_ rows: Range<Int>) {
+                let p = product
+                let aBlock = p.transA == .none ? p.a + rows.lowerBound * p.lda : p.a + rows.lowerBound
+                serial(p.transA, p.transB, m: rows.count, n: p.n, k: p.k, alpha: p.alpha, a: aBlock, lda: p.lda,
+                       b: p.b, ldb: p.ldb, beta: p.beta, c: p.c + rows.lowerBound * p.ldc, ldc: p.ldc)
+            }
+        }
+
+        struct Columns: Parallel.RangeBody {
+            let product: Product
+
+            func callAsFunction(_ columns: Range<Int>) {
+                let p = product
+                let bBlock = p.transB == .none ? p.b + columns.lowerBound : p.b + columns.lowerBound * p.ldb
+                serial(p.transA, p.transB, m: p.m, n: columns.count, k: p.k, alpha: p.alpha, a: p.a, lda: p.lda,
+                       b: bBlock, ldb: p.ldb, beta: p.beta, c: p.c + columns.lowerBound, ldc: p.ldc)
+            }
+        }
     }
 
     private static func scale(_ p: UnsafeMutablePointer<Float>, count: Int, by beta: Float) {

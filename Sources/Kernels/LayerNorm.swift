@@ -8,8 +8,39 @@ public enum LayerNorm {
         output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
         rows: Int, width: Int, eps: Float
     ) {
-        Parallel.forRanges(rows, minimumChunk: 32) { range in
-            for r in range {
+        Parallel.forRanges(rows, minimumChunk: 32,
+                           Forward(input: input, weight: weight, bias: bias, output: output, mean: mean, rstd: rstd,
+                                   width: width, eps: eps))
+    }
+
+    /// Given `dOutput`, writes `dInput` (overwriting) and adds to `dWeight` and `dBias`.
+    public static func backward(
+        _ input: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        weight: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        rows: Int, width: Int
+    ) {
+        Parallel.forRanges(rows, minimumChunk: 32,
+                           InputGradient(input: input, mean: mean, rstd: rstd, weight: weight, dOutput: dOutput,
+                                         dInput: dInput, width: width))
+        // Parameter gradients reduce over rows; splitting by columns keeps the workers' writes disjoint.
+        Parallel.forRanges(width, minimumChunk: 16,
+                           ParameterGradients(input: input, mean: mean, rstd: rstd, dOutput: dOutput, dWeight: dWeight,
+                                              dBias: dBias, rows: rows, width: width))
+    }
+
+    private struct Forward: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let weight: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let mean: UnsafeMutablePointer<Float>
+        let rstd: UnsafeMutablePointer<Float>
+        let width: Int
+        let eps: Float
+
+        func callAsFunction(_ rows: Range<Int>) {
+            for r in rows {
                 let x = input + r * width
                 let y = output + r * width
                 let mu = sum(x, count: width) / Float(width)
@@ -24,16 +55,18 @@ public enum LayerNorm {
         }
     }
 
-    /// Given `dOutput`, writes `dInput` (overwriting) and adds to `dWeight` and `dBias`.
-    public static func backward(
-        _ input: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-        weight: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
-        dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
-        rows: Int, width: Int
-    ) {
-        // dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)), with g = dy · weight and x̂ the normalised input.
-        Parallel.forRanges(rows, minimumChunk: 32) { range in
-            for r in range {
+    /// dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)), with g = dy · weight and x̂ the normalised input.
+    private struct InputGradient: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let mean: UnsafePointer<Float>
+        let rstd: UnsafePointer<Float>
+        let weight: UnsafePointer<Float>
+        let dOutput: UnsafePointer<Float>
+        let dInput: UnsafeMutablePointer<Float>
+        let width: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            for r in rows {
                 let x = input + r * width
                 let dy = dOutput + r * width
                 let dx = dInput + r * width
@@ -51,8 +84,19 @@ public enum LayerNorm {
                 }
             }
         }
-        // Parameter gradients reduce over rows; splitting by columns keeps the workers' writes disjoint.
-        Parallel.forRanges(width, minimumChunk: 16) { columns in
+    }
+
+    private struct ParameterGradients: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let mean: UnsafePointer<Float>
+        let rstd: UnsafePointer<Float>
+        let dOutput: UnsafePointer<Float>
+        let dWeight: UnsafeMutablePointer<Float>
+        let dBias: UnsafeMutablePointer<Float>
+        let rows: Int
+        let width: Int
+
+        func callAsFunction(_ columns: Range<Int>) {
             for r in 0..<rows {
                 let x = input + r * width
                 let dy = dOutput + r * width

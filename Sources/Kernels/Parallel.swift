@@ -5,11 +5,24 @@ import Synchronization
 /// library runs single-threaded inside it (see `Gemm.swift`): two pools would spin against each other after
 /// each GEMM and halve the speed of the next elementwise kernel (`../shared/reference/platform.md`).
 ///
-/// `DispatchQueue.concurrentPerform` allocates several blocks per call; a loop here allocates one 32-byte
-/// object, the box in which `withoutActuallyEscaping` hands the caller's closure to the worker threads.
+/// A loop body is a small struct (a functor), not a closure: the pool hands the workers a pointer to the
+/// caller's struct and its type, so starting a loop allocates nothing. A non-escaping closure cannot be
+/// handed to another thread without `withoutActuallyEscaping`, which boxes it on the heap on every call, and
+/// the training step must not allocate once warm.
+///
 /// A loop started while another runs (from inside a loop body, or from a second thread) runs on its calling
 /// thread alone.
 public enum Parallel {
+    /// The body of `forEach`: called once per index.
+    public protocol IndexBody {
+        func callAsFunction(_ index: Int)
+    }
+
+    /// The body of `forRanges`: called once per contiguous range of indices.
+    public protocol RangeBody {
+        func callAsFunction(_ range: Range<Int>)
+    }
+
     /// Number of threads a parallel loop is spread over.
     public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
@@ -18,30 +31,34 @@ public enum Parallel {
     /// Loops that have run on more than one thread since the process started.
     public static var parallelLoops: Int { pool.loops.load(ordering: .relaxed) }
 
-    /// Calls `body(i)` for every `i` in `0..<count`, spread over the cores. Iterations must be independent.
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if count <= 1 || workers == 1 || !pool.run(count, perThread: false, body) {
+    /// Calls `body(i)` for every `i` in `0..<count`, spread over the cores; each thread takes the next
+    /// index when it finishes one, so uneven iterations balance. Iterations must be independent.
+    public static func forEach<Body: IndexBody>(_ count: Int, _ body: Body) {
+        if count <= 1 || workers == 1 || !pool.run(count, body) {
             for i in 0..<count { body(i) }
         }
     }
 
     /// Splits `0..<count` into one contiguous range per thread (fewer when a range would be shorter than
     /// `minimumChunk`) and calls `body` on each range in parallel.
-    public static func forRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func forRanges<Body: RangeBody>(_ count: Int, minimumChunk: Int = 1, _ body: Body) {
         let chunks = max(1, min(workers, count / max(1, minimumChunk)))
         if chunks == 1 {
             if count > 0 { body(0..<count) }
             return
         }
-        forEach(chunks) { c in body(count * c / chunks ..< count * (c + 1) / chunks) }
+        forEach(chunks, Chunks(body: body, count: count, chunks: chunks))
     }
 
-    /// Calls `body(thread)` once on each thread of the pool (0 is the caller), for per-thread setup.
-    /// Returns false, calling nothing, when the pool is busy.
-    @discardableResult
-    public static func onEveryThread(_ body: (Int) -> Void) -> Bool {
-        if workers == 1 { body(0); return true }
-        return pool.run(workers, perThread: true, body)
+    /// Chunk `c` of `chunks` equal parts of `0..<count`.
+    private struct Chunks<Body: RangeBody>: IndexBody {
+        let body: Body
+        let count: Int
+        let chunks: Int
+
+        func callAsFunction(_ c: Int) {
+            body(count * c / chunks ..< count * (c + 1) / chunks)
+        }
     }
 }
 
@@ -54,27 +71,24 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     private let next = Atomic<Int>(0)
     let loops = Atomic<Int>(0)
-    // Guarded by `mutex`.
+    // Guarded by `mutex`: the running loop, as its body's address on the caller's stack and its type.
     private var generation = 0
     private var running = 0
     private var count = 0
-    private var perThread = false
-    /// The running loop's body. Not an Optional: a function stored in a generic container is kept at maximal
-    /// abstraction, which needs a heap-allocated reabstraction thunk on every loop.
-    private var body: (Int) -> Void = WorkerPool.idle
-    private static let idle: @Sendable (Int) -> Void = { _ in }
+    private var body: UnsafeRawPointer?
+    private var bodyType: any Parallel.IndexBody.Type = Idle.self
 
     init(extraThreads: Int) {
         self.extraThreads = extraThreads
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(finished, nil)
-        for id in 0..<extraThreads {
-            let context = Unmanaged.passRetained(WorkerStart(pool: self, id: id + 1)).toOpaque()
+        for _ in 0..<extraThreads {
+            // Each worker holds the pool for the life of the process.
+            let context = Unmanaged.passRetained(self).toOpaque()
             var thread = pthread_t()
             pthread_create(&thread, nil, { context in
-                let start = Unmanaged<WorkerStart>.fromOpaque(context!).takeRetainedValue()
-                start.pool.work(id: start.id)
+                Unmanaged<WorkerPool>.fromOpaque(context!).takeRetainedValue().work()
                 return nil
             }, context)
             pthread_detach(thread)
@@ -82,36 +96,35 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     /// Runs a loop on all threads; false when another loop holds the pool.
-    func run(_ count: Int, perThread: Bool, _ body: (Int) -> Void) -> Bool {
+    func run<Body: Parallel.IndexBody>(_ count: Int, _ body: Body) -> Bool {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         loops.wrappingAdd(1, ordering: .relaxed)
-        withoutActuallyEscaping(body) { body in
+        withUnsafePointer(to: body) { pointer in
             pthread_mutex_lock(mutex)
-            self.body = body
+            self.body = UnsafeRawPointer(pointer)
+            self.bodyType = Body.self
             self.count = count
-            self.perThread = perThread
-            next.store(perThread ? 1 : 0, ordering: .relaxed)
+            next.store(0, ordering: .relaxed)
             running = extraThreads
             generation += 1
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
 
-            if perThread {
-                body(0)
-            } else {
-                takeIterations(body, count)
-            }
+            takeIterations(count) { body($0) }
 
+            // The workers must be done with `pointer` before this frame returns.
             pthread_mutex_lock(mutex)
             while running > 0 { pthread_cond_wait(finished, mutex) }
-            self.body = WorkerPool.idle
+            self.body = nil
+            self.bodyType = Idle.self
             pthread_mutex_unlock(mutex)
         }
         busy.store(false, ordering: .releasing)
         return true
     }
 
-    private func takeIterations(_ body: (Int) -> Void, _ count: Int) {
+    @inline(__always)
+    private func takeIterations(_ count: Int, _ body: (Int) -> Void) {
         while true {
             let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
             if i >= count { return }
@@ -119,23 +132,16 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private func work(id: Int) {
+    private func work() {
         var seen = 0
         while true {
             pthread_mutex_lock(mutex)
             while generation == seen { pthread_cond_wait(wake, mutex) }
             seen = generation
-            do {
-                // This reference to the caller's closure must be gone before the caller is told the loop is
-                // done: the closure only lives for the caller's `withoutActuallyEscaping`.
-                let body = self.body, count = self.count, perThread = self.perThread
-                pthread_mutex_unlock(mutex)
-                if perThread {
-                    body(id)
-                } else {
-                    takeIterations(body, count)
-                }
-            }
+            let body = self.body!, bodyType = self.bodyType, count = self.count
+            pthread_mutex_unlock(mutex)
+
+            takeIterations(count) { bodyType.call(at: body, index: $0) }
 
             pthread_mutex_lock(mutex)
             running -= 1
@@ -143,13 +149,15 @@ final class WorkerPool: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
         }
     }
+
+    private struct Idle: Parallel.IndexBody {
+        func callAsFunction(_ index: Int) {}
+    }
 }
 
-private final class WorkerStart {
-    let pool: WorkerPool
-    let id: Int
-    init(pool: WorkerPool, id: Int) {
-        self.pool = pool
-        self.id = id
+extension Parallel.IndexBody {
+    /// Calls the body stored at `address`, whose type is `Self`.
+    fileprivate static func call(at address: UnsafeRawPointer, index: Int) {
+        address.assumingMemoryBound(to: Self.self).pointee(index)
     }
 }

@@ -29,7 +29,7 @@ let targets: [Target] = try golden.integers("classification.labels").map { .labe
 step(0)
 let loopsBefore = Parallel.parallelLoops
 let before = allocation_count()
-for seed: UInt64 in 1...5 { step(seed) }
+for seed in 1..<6 { step(UInt64(seed)) }
 let during = allocation_count() - before
 let loops = Parallel.parallelLoops - loopsBefore
 let probe = [Int](repeating: 0, count: CommandLine.arguments.count + 16)

@@ -157,11 +157,10 @@ import BertKit
     }
 }
 
-/// A warm training step (forward with dropout, loss, backward, AdamW) allocates nothing but the one closure box
-/// of each parallel loop (see `Parallel`): measured in a process of its own (Tests/AllocationCheck), where no
-/// other test allocates meanwhile.
+/// A warm training step (forward with dropout, loss, backward, AdamW) allocates nothing, in debug and release
+/// builds: measured in a process of its own (Tests/AllocationCheck), where no other test allocates meanwhile.
 @Suite struct AllocationTests {
-    @Test func aWarmTrainingStepAllocatesOnlyTheParallelLoopsClosureBoxes() throws {
+    @Test func aWarmTrainingStepAllocatesNothing() throws {
         let process = Process()
         process.executableURL = Bundle.main.executableURL!.deletingLastPathComponent().appendingPathComponent("allocation-check")
         process.arguments = [CommandLineTests.fixtures]
@@ -174,15 +173,9 @@ import BertKit
         let numbers = output.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
         #expect(numbers.count >= 3, "\(output)")
         let (allocations, loops) = (numbers[1], numbers[2])
-        #if DEBUG
-        // Unoptimised BertKit code allocates as well (boxes and temporaries the optimiser removes). README's
-        // test command builds release, where this holds.
-        withKnownIssue("a debug build's unoptimised BertKit code allocates in the step") {
-            #expect(allocations == loops, "\(output)")
-        }
-        #else
-        #expect(allocations == loops, "\(output)")
-        #endif
+        #expect(allocations == 0, "\(output)")
+        // The steps did run their kernels on both cores, so the pool's hand-off was exercised.
+        #expect(loops > 0 || Parallel.workers == 1, "\(output)")
         #expect(output.contains("control allocation seen: true"), "the counter sees an allocation made on purpose")
     }
 }

@@ -37,25 +37,14 @@ struct AttentionCore {
                  context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, site: Int) {
         let pairs = lengths.count * heads
         let p = dropout.probability(dropoutProbability)
-        let (H, d) = (hidden, headSize)
-        Parallel.forEach(pairs) { pair in
-            let L = lengths[pair / heads]
-            let (o, s) = offsets(pair, length: T)
-            Gemm.serial(.none, .transposed, m: T, n: L, k: d, alpha: scale, a: query + o, lda: H,
-                        b: key + o, ldb: H, c: probabilities + s, ldc: T)
-            Softmax.forwardRows(probabilities + s, rows: T, width: L, stride: T)
-        }
+        Parallel.forEach(pairs, Scores(core: self, query: query, key: key, lengths: lengths, T: T))
         let attended = p > 0 ? droppedProbabilities : probabilities
         if p > 0 {
             Dropout.forward(probabilities, droppedProbabilities, mask: dropoutMask, count: pairs * T * T,
                             probability: p, seed: dropout.seed(site: site))
         }
-        Parallel.forEach(pairs) { pair in
-            let L = lengths[pair / heads]
-            let (o, s) = offsets(pair, length: T)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended + s, lda: T, b: value + o, ldb: H,
-                        c: context + o, ldc: H)
-        }
+        Parallel.forEach(pairs, Context(core: self, attended: attended, value: value, context: context,
+                                        lengths: lengths, T: T))
     }
 
     /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV. `dProbabilities` is scratch of the probabilities' size.
@@ -66,28 +55,90 @@ struct AttentionCore {
         let pairs = lengths.count * heads
         let p = dropout.probability(dropoutProbability)
         let attended = p > 0 ? droppedProbabilities : probabilities
-        let (H, d) = (hidden, headSize)
-        Parallel.forEach(pairs) { pair in
-            let L = lengths[pair / heads]
-            let (o, s) = offsets(pair, length: T)
-            // dP' = dC · Vᵀ and dV = P'ᵀ · dC; padded keys get no gradient.
+        Parallel.forEach(pairs, ContextBackward(core: self, attended: attended, value: value, dContext: dContext,
+                                                dValue: dValue, dProbabilities: dProbabilities, lengths: lengths, T: T))
+        if p > 0 {
+            Dropout.backward(dProbabilities, dProbabilities, mask: dropoutMask, count: pairs * T * T, probability: p)
+        }
+        Parallel.forEach(pairs, ScoresBackward(core: self, query: query, key: key, dQuery: dQuery, dKey: dKey,
+                                               dProbabilities: dProbabilities, lengths: lengths, T: T))
+    }
+
+    // The loop bodies, one (sequence, head) pair per index. Each pair's products are serial GEMMs: the pairs
+    // already occupy every core.
+
+    /// `P = softmax(Q Kᵀ / √d)` over the first `L` keys.
+    private struct Scores: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Float>, key: UnsafePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
+            Gemm.serial(.none, .transposed, m: T, n: L, k: d, alpha: core.scale, a: query + o, lda: H,
+                        b: key + o, ldb: H, c: core.probabilities + s, ldc: T)
+            Softmax.forwardRows(core.probabilities + s, rows: T, width: L, stride: T)
+        }
+    }
+
+    /// `context = P' · V`, with `P'` the probabilities after dropout.
+    private struct Context: Parallel.IndexBody {
+        let core: AttentionCore
+        let attended: UnsafePointer<Float>, value: UnsafePointer<Float>
+        let context: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
+            Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended + s, lda: T, b: value + o, ldb: H,
+                        c: context + o, ldc: H)
+        }
+    }
+
+    /// `dP' = dC · Vᵀ` and `dV = P'ᵀ · dC`; padded keys get no gradient.
+    private struct ContextBackward: Parallel.IndexBody {
+        let core: AttentionCore
+        let attended: UnsafePointer<Float>, value: UnsafePointer<Float>, dContext: UnsafePointer<Float>
+        let dValue: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
             Gemm.serial(.none, .transposed, m: T, n: L, k: d, a: dContext + o, lda: H, b: value + o, ldb: H,
                         c: dProbabilities + s, ldc: T)
             Gemm.serial(.transposed, .none, m: L, n: d, k: T, a: attended + s, lda: T, b: dContext + o, ldb: H,
                         c: dValue + o, ldc: H)
             for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
         }
-        if p > 0 {
-            Dropout.backward(dProbabilities, dProbabilities, mask: dropoutMask, count: pairs * T * T, probability: p)
-        }
-        Parallel.forEach(pairs) { pair in
-            let L = lengths[pair / heads]
-            let (o, s) = offsets(pair, length: T)
-            // dS = P ⊙ (dP - rowsum(dP ⊙ P)); the 1/√d of the scores goes into the GEMMs' alpha.
-            Softmax.backwardRows(output: probabilities + s, gradient: dProbabilities + s, rows: T, width: L, stride: T)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, alpha: scale, a: dProbabilities + s, lda: T,
+    }
+
+    /// `dS = P ⊙ (dP - rowsum(dP ⊙ P))`, then `dQ = dS · K / √d` and `dK = dSᵀ · Q / √d`.
+    private struct ScoresBackward: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Float>, key: UnsafePointer<Float>
+        let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>
+        let dProbabilities: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
+            Softmax.backwardRows(output: core.probabilities + s, gradient: dProbabilities + s, rows: T, width: L,
+                                 stride: T)
+            Gemm.serial(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dProbabilities + s, lda: T,
                         b: key + o, ldb: H, c: dQuery + o, ldc: H)
-            Gemm.serial(.transposed, .none, m: L, n: d, k: T, alpha: scale, a: dProbabilities + s, lda: T,
+            Gemm.serial(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dProbabilities + s, lda: T,
                         b: query + o, ldb: H, c: dKey + o, ldc: H)
             for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
         }

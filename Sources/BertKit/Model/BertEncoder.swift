@@ -50,7 +50,7 @@ public final class BertEncoder {
     public var workspaceBytes: Int { pool.bytesAllocated }
 
     /// `[batch · T, hidden]` hidden states of the last layer from the last forward pass.
-    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(layers.last!.result) }
+    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(layers[layers.count - 1].result) }
 
     /// `[batch, hidden]` pooled outputs from the last forward pass.
     public var pooledOutput: UnsafePointer<Float> {
@@ -74,9 +74,9 @@ public final class BertEncoder {
             }
         }
         var x = UnsafePointer(embeddings.output)
-        for layer in layers {
-            layer.forward(x, lengths: batch.lengths, length: T, dropout: dropout)
-            x = UnsafePointer(layer.result)
+        for l in layers.indices {
+            layers[l].forward(x, lengths: batch.lengths, length: T, dropout: dropout)
+            x = UnsafePointer(layers[l].result)
         }
         pooler?.forward(x, batch: batch.batchSize, length: T)
     }
@@ -98,7 +98,7 @@ public final class BertEncoder {
         if let dPooledOutput, let pooler {
             pooler.backward(sequenceOutput, dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize, length: T)
         }
-        for l in layers.indices.reversed() {
+        for l in stride(from: layers.count - 1, through: 0, by: -1) {
             let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(layers[l - 1].result)
             layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, dropout: dropout,
                                scratch: scratch)

@@ -6,8 +6,8 @@ public struct Parameter: @unchecked Sendable {
     public let offset: Int
     public let value: UnsafeMutablePointer<Float>
     public let gradient: UnsafeMutablePointer<Float>
-
-    public var count: Int { shape.reduce(1, *) }
+    /// Number of elements: the product of `shape`, kept rather than recomputed because the hot paths ask for it.
+    public let count: Int
     public var values: UnsafeMutableBufferPointer<Float> { .init(start: value, count: count) }
     public var gradients: UnsafeMutableBufferPointer<Float> { .init(start: gradient, count: count) }
 
@@ -46,9 +46,10 @@ public final class ParameterStore: @unchecked Sendable {
         for d in declarations {
             precondition(index[d.name] == nil, "parameter \(d.name) declared twice")
             index[d.name] = parameters.count
-            parameters.append(Parameter(name: d.name, shape: d.shape, offset: offset,
-                                        value: values.baseAddress! + offset, gradient: gradients.baseAddress! + offset))
-            offset += d.shape.reduce(1, *)
+            let count = d.shape.reduce(1, *)
+            parameters.append(Parameter(name: d.name, shape: d.shape, offset: offset, value: values.baseAddress! + offset,
+                                        gradient: gradients.baseAddress! + offset, count: count))
+            offset += count
         }
         self.parameters = parameters
         self.index = index

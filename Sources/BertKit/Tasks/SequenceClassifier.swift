@@ -51,15 +51,17 @@ public final class SequenceClassifier {
     public func loss(_ targets: [Target], scale: Float = 1) -> Double {
         precondition(targets.count == batchSize)
         if isRegression {
-            for (b, target) in targets.enumerated() {
-                guard case .value(let y) = target else { preconditionFailure("a class label for a regression head") }
+            for b in targets.indices {
+                guard case .value(let y) = targets[b] else { preconditionFailure("a class label for a regression head") }
                 targetValues[b] = y
             }
             return MeanSquaredError.forwardBackward(predictions: logits, targets: targetValues, rows: batchSize,
                                                     scale: scale, dPredictions: dLogits)
         }
-        for (b, target) in targets.enumerated() {
-            guard case .label(let y) = target, y < outputs else { preconditionFailure("target \(target) for \(outputs) classes") }
+        for b in targets.indices {
+            guard case .label(let y) = targets[b], y < outputs else {
+                preconditionFailure("target \(targets[b]) for \(outputs) classes")
+            }
             targetLabels[b] = Int32(y)
         }
         return CrossEntropy.forwardBackward(logits: logits, targets: targetLabels, rows: batchSize, classes: outputs,

@@ -7,8 +7,9 @@ public final class Optimizer {
     public let settings: AdamW.Settings
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
-    /// Each parameter's weight decay, decided once from its name (no string work in the step).
-    private let decay: [Float]
+    /// The flat buffer as runs of neighbouring parameters that share a weight decay, decided once from their
+    /// names: a step is a few long AdamW loops, with no string work.
+    private let spans: [(offset: Int, count: Int, decay: Float)]
     public private(set) var step = 0
 
     public init(parameters: ParameterStore, weightDecay: Float, maxGradNorm: Float, settings: AdamW.Settings) {
@@ -20,7 +21,16 @@ public final class Optimizer {
         secondMoment = .allocate(capacity: parameters.count)
         firstMoment.initialize(repeating: 0)
         secondMoment.initialize(repeating: 0)
-        decay = parameters.parameters.map { $0.decays ? weightDecay : 0 }
+        var spans: [(offset: Int, count: Int, decay: Float)] = []
+        for p in parameters.parameters {
+            let decay = p.decays ? weightDecay : 0
+            if let last = spans.last, last.decay == decay, last.offset + last.count == p.offset {
+                spans[spans.count - 1].count += p.count
+            } else {
+                spans.append((p.offset, p.count, decay))
+            }
+        }
+        self.spans = spans
     }
 
     deinit {
@@ -37,10 +47,13 @@ public final class Optimizer {
         let clip = maxGradNorm / (norm + 1e-6)
         if clip < 1 { scale(gradients.baseAddress!, count: gradients.count, by: clip) }
         step += 1
-        for (p, decay) in zip(parameters.parameters, decay) {
-            AdamW.update(parameters: p.value, gradients: p.gradient,
-                         firstMoment: firstMoment.baseAddress! + p.offset, secondMoment: secondMoment.baseAddress! + p.offset,
-                         count: p.count, step: step, learningRate: learningRate, weightDecay: decay, settings: settings)
+        // Indices, not `for span in spans`: iterating an array allocates in a debug build.
+        for i in spans.indices {
+            let (offset, count, decay) = spans[i]
+            AdamW.update(parameters: parameters.values.baseAddress! + offset,
+                         gradients: gradients.baseAddress! + offset, firstMoment: firstMoment.baseAddress! + offset,
+                         secondMoment: secondMoment.baseAddress! + offset, count: count, step: step,
+                         learningRate: learningRate, weightDecay: decay, settings: settings)
         }
         return norm
     }
