@@ -1,5 +1,6 @@
-// Runs warm training steps of the tiny classifier and reports the heap allocations they made, in a process
-// of its own so that nothing else allocates meanwhile. CLITests/AllocationTests runs it.
+// Runs warm training steps of each task head on the tiny checkpoint and reports the heap allocations they made,
+// in a process of its own so that nothing else allocates meanwhile. CLITests/AllocationTests runs it and reads
+// one line per head: "<head>: 5 warm steps: <n> allocations, <m> parallel loops".
 import AllocationCounter
 import BertKit
 import Foundation
@@ -8,30 +9,60 @@ let fixtures = CommandLine.arguments[1]
 let golden = try SafeTensorsFile(path: fixtures + "/tiny-classifier.safetensors")
 let checkpoint = try BertCheckpoint(directory: fixtures + "/tiny-bert")
 let shape = try golden.entry("input_ids").shape
+let attentionMask = try golden.integers("attention_mask")
 let batch = EncoderBatch(batchSize: shape[0], sequenceLength: shape[1],
                          tokenIds: try golden.integers("input_ids").map(Int32.init),
                          tokenTypeIds: try golden.integers("token_type_ids").map(Int32.init),
-                         attentionMask: try golden.integers("attention_mask"))
-let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize, maxLength: batch.sequenceLength)
-_ = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
-let optimizer = Optimizer(parameters: model.parameters, weightDecay: 0.01, maxGradNorm: 1, settings: .init())
-let targets: [Target] = try golden.integers("classification.labels").map { .label($0) }
+                         attentionMask: attentionMask)
 
-/// One training step: forward with dropout, loss, backward, AdamW update.
-@MainActor func step(_ seed: UInt64) {
-    model.parameters.zeroGradients()
-    model.forward(batch, dropout: .training(seed: seed))
-    _ = model.loss(targets)
-    model.backward()
-    optimizer.update(learningRate: 1e-3)
+/// Runs one step (forward with dropout, loss, backward, AdamW) to warm up, then five more, counting allocations.
+func measure(_ head: String, parameters: ParameterStore, step: (UInt64) -> Void) {
+    let optimizer = Optimizer(parameters: parameters, weightDecay: 0.01, maxGradNorm: 1, settings: .init())
+    func fullStep(_ seed: UInt64) {
+        parameters.zeroGradients()
+        step(seed)
+        optimizer.update(learningRate: 1e-3)
+    }
+    fullStep(0)
+    let loopsBefore = Parallel.parallelLoops
+    let before = allocation_count()
+    for seed in 1..<6 { fullStep(UInt64(seed)) }
+    let during = allocation_count() - before
+    print("\(head): 5 warm steps: \(during) allocations, \(Parallel.parallelLoops - loopsBefore) parallel loops")
 }
 
-step(0)
-let loopsBefore = Parallel.parallelLoops
-let before = allocation_count()
-for seed in 1..<6 { step(UInt64(seed)) }
-let during = allocation_count() - before
-let loops = Parallel.parallelLoops - loopsBefore
+let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
+                                    maxLength: batch.sequenceLength)
+_ = try checkpoint.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
+let labels: [Target] = try golden.integers("classification.labels").map { .label($0) }
+measure("sequence classification", parameters: classifier.parameters) { seed in
+    classifier.forward(batch, dropout: .training(seed: seed))
+    _ = classifier.loss(labels)
+    classifier.backward()
+}
+
+let tagger = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
+                             maxLength: batch.sequenceLength)
+_ = try checkpoint.loadWeights(into: tagger.parameters, mayBeNew: TokenClassifier.isHeadParameter)
+let tags: [Int32] = attentionMask.enumerated().map { $1 == 0 ? TokenClassifier.ignored : Int32($0 % 5) }
+measure("token classification", parameters: tagger.parameters) { seed in
+    tagger.forward(batch, dropout: .training(seed: seed))
+    _ = tagger.loss(tags)
+    tagger.backward()
+}
+
+let reader = QuestionAnsweringModel(config: checkpoint.config, maxBatch: batch.batchSize,
+                                    maxLength: batch.sequenceLength)
+_ = try checkpoint.loadWeights(into: reader.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter)
+let starts = (0..<batch.batchSize).map { $0 % batch.sequenceLength }
+let ends = starts.map { min($0 + 1, batch.sequenceLength - 1) }
+measure("span QA", parameters: reader.parameters) { seed in
+    reader.forward(batch, dropout: .training(seed: seed))
+    _ = reader.loss(starts: starts, ends: ends)
+    reader.backward()
+}
+
 let probe = [Int](repeating: 0, count: CommandLine.arguments.count + 16)
-let control = allocation_count() - before - during
-print("5 warm steps: \(during) allocations, \(loops) parallel loops; control allocation seen: \(control > 0 && probe.count > 0)")
+let before = allocation_count()
+let copy = probe + [1]
+print("control allocation seen: \(allocation_count() > before && copy.count > probe.count)")

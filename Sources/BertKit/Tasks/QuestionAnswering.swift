@@ -52,17 +52,20 @@ public final class QuestionAnsweringModel {
     /// (start CE + end CE) / 2, each the mean over the batch; prepares dL/dlogits (times `scale`).
     public func loss(starts: [Int], ends: [Int], scale: Float = 1) -> Double {
         precondition(starts.count == batchSize && ends.count == batchSize)
-        var total = 0.0
-        for (column, targets) in [starts, ends].enumerated() {
-            for b in 0..<batchSize {
-                positions[b] = Int32(targets[b])
-                for t in 0..<length { positionLogits[b * length + t] = logits[(b * length + t) * 2 + column] }
-            }
-            total += CrossEntropy.forwardBackward(logits: positionLogits, targets: positions, rows: batchSize, classes: length,
-                                                  scale: scale / 2, dLogits: dPositionLogits)
-            for i in 0..<(batchSize * length) { dLogits[i * 2 + column] = dPositionLogits[i] }
+        return (positionLoss(column: 0, starts, scale: scale) + positionLoss(column: 1, ends, scale: scale)) / 2
+    }
+
+    /// The cross-entropy of one column of the logits (0 start, 1 end) over each sequence's positions, with its
+    /// share (half) of dL/dlogits.
+    private func positionLoss(column: Int, _ targets: [Int], scale: Float) -> Double {
+        for b in 0..<batchSize {
+            positions[b] = Int32(targets[b])
+            for t in 0..<length { positionLogits[b * length + t] = logits[(b * length + t) * 2 + column] }
         }
-        return total / 2
+        let loss = CrossEntropy.forwardBackward(logits: positionLogits, targets: positions, rows: batchSize,
+                                                classes: length, scale: scale / 2, dLogits: dPositionLogits)
+        for i in 0..<(batchSize * length) { dLogits[i * 2 + column] = dPositionLogits[i] }
+        return loss
     }
 
     public func backward() {
