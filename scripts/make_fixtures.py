@@ -5,7 +5,8 @@ Run in a virtual environment outside the repository (CI never runs this; the out
 
     python3 -m venv ~/bertkit-venv
     ~/bertkit-venv/bin/pip install 'torch==2.13.0+cpu' transformers safetensors
-    ~/bertkit-venv/bin/python scripts/make_fixtures.py
+    ~/bertkit-venv/bin/python scripts/make_fixtures.py              # all of them
+    ~/bertkit-venv/bin/python scripts/make_fixtures.py tiny_pretraining   # only the named ones
 
 Writes into Tests/BertKitTests/Fixtures/:
   tiny-bert/                    a random 2-layer BERT saved by transformers (config.json, model.safetensors), with a
@@ -18,6 +19,8 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 positions (-100 elsewhere) and every gradient
   seqeval.json                  seqeval's entity-level scores (default, conlleval-compatible mode) on hand-made tags
   tiny-qa.safetensors           BertForQuestionAnswering on the tiny BERT: start/end logits, loss, every gradient
+  tiny-pretraining.safetensors  BertForPreTraining on the tiny BERT (random cls.* heads, decoder tied to the word
+                                embeddings): masked-LM and NSP logits, the summed loss and every gradient
   squad-metrics.json            SQuAD v1.1's official exact match and F1 on fixed predictions
   tiny-bert-forward.safetensors padded pair inputs, hidden states, pooled output, the loss and every gradient
   tiny-bert-legacy.safetensors  the same weights in bf16, with `bert.` prefixes, LayerNorm gamma/beta, cls.* extras
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import (BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+from transformers import (BertConfig, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                           BertModel, BertTokenizer)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,6 +272,46 @@ def tiny_qa():
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-qa.safetensors")
 
 
+def tiny_pretraining():
+    """BertForPreTraining on the tiny BERT in float64, dropout off: masked-LM labels at a few positions (-100
+    elsewhere) and next-sentence labels; the heads are new, so they get random (and non-trivial) values."""
+    torch.manual_seed(29)
+    g = torch.Generator().manual_seed(31)
+    lengths = [12, 9, 11]
+    seq = max(lengths)
+    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, 4], ids[b, n - 1] = 2, 3, 3
+        ids[b, n:] = 0
+        types[b, 5:n] = 1
+        mask[b, :n] = 1
+    labels = torch.full_like(ids, -100)
+    for b, t in [(0, 1), (0, 3), (0, 7), (1, 2), (1, 6), (2, 5), (2, 8), (2, 9)]:
+        labels[b, t] = ids[b, t]
+        ids[b, t] = 4 if t % 2 else int(torch.randint(5, 97, (1,), generator=g))  # [MASK] or a random token
+    next_sentence = torch.tensor([0, 1, 1])
+    model = BertForPreTraining.from_pretrained(OUT / "tiny-bert").double().eval()
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight, "decoder not tied"
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("cls.") and (name.endswith("bias") or "LayerNorm" in name):
+                p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels,
+                next_sentence_label=next_sentence)
+    out.loss.backward()
+    positions = (labels != -100).flatten().nonzero().flatten()
+    golden = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "masked_positions": positions,
+              "masked_tokens": labels.flatten()[positions], "next_sentence_label": next_sentence,
+              "mlm_logits": out.prediction_logits.detach().reshape(-1, 97)[positions].float(),
+              "nsp_logits": out.seq_relationship_logits.detach().float(), "loss": out.loss.detach().float().reshape(1)}
+    for name, p in model.named_parameters():
+        golden["weight." + name] = p.detach().float()
+        golden["grad." + name] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-pretraining.safetensors")
+
+
 def squad_official_metrics():
     """SQuAD v1.1's evaluate-v1.1.py algorithm (scripts/reference_common.py), applied to fixed predictions."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -442,16 +485,13 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    tiny_bert()
-    tiny_vocabulary()
-    tiny_classifier()
-    metrics()
-    adamw()
-    tiny_token_classifier()
-    seqeval_cases()
-    tiny_qa()
-    squad_official_metrics()
-    dtypes()
-    tokenizer_fixtures()
-    minilm()
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, metrics, adamw, tiny_token_classifier, seqeval_cases,
+                  tiny_qa, tiny_pretraining, squad_official_metrics, dtypes, tokenizer_fixtures, minilm]
+    chosen = {f.__name__: f for f in everything}
+    unknown = set(sys.argv[1:]) - set(chosen)
+    if unknown:
+        sys.exit(f"unknown fixture(s) {sorted(unknown)}; known: {sorted(chosen)}")
+    for make in everything:
+        if not sys.argv[1:] or make.__name__ in sys.argv[1:]:
+            make()
     print("fixtures written to", OUT)

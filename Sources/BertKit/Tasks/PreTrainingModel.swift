@@ -1,0 +1,153 @@
+/// `BertForPreTraining`: the encoder with its pooler, and BERT's two pre-training heads.
+///
+///     masked LM:  logits = LayerNorm(gelu(transform.dense(h))) · Eᵀ + cls.predictions.bias
+///     next sentence:  logits = seq_relationship(pooled)
+///
+/// `E` is the word embedding table itself (the decoder is tied to it, as in the checkpoint), so its gradient
+/// gathers both uses. The masked-LM head runs only on the masked positions: every other position has no label,
+/// and the vocabulary-wide product is the head's whole cost. Loss = mean masked-LM cross-entropy + mean NSP
+/// cross-entropy, as the paper sums them; without NSP, the masked-LM term alone.
+public final class PreTrainingModel {
+    public let config: BertConfig
+    public let parameters: ParameterStore
+    public let encoder: BertEncoder
+    let transform: Linear
+    let transformNorm: LayerNormalization
+    let decoderBias: Parameter
+    let seqRelationship: Linear
+    public let nextSentencePrediction: Bool
+
+    // Masked-LM head, `[predictions, …]`: the gathered hidden states, the transform's stages, the logits.
+    private let gathered, dense, activated, normalised: UnsafeMutablePointer<Float>
+    private let normStatistics: NormStatistics
+    /// `[predictions, vocabulary]` masked-LM logits of the last forward pass.
+    public let mlmLogits: UnsafeMutablePointer<Float>
+    /// `[batch, 2]` next-sentence logits (0 IsNext, 1 NotNext, as in transformers).
+    public let nspLogits: UnsafeMutablePointer<Float>
+    private let dMLMLogits, dNSPLogits, dNormalised, dActivated, dDense, dGathered: UnsafeMutablePointer<Float>
+    private let dSequence, dPooled: UnsafeMutablePointer<Float>
+    private let positions, targets: UnsafeMutablePointer<Int32>
+    private let pool = BufferPool()
+    private var batchSize = 0
+    private var tokens = 0
+    /// Masked positions of the last forward pass.
+    public private(set) var predictions = 0
+
+    public static func parameters(_ config: BertConfig) -> [ParameterDeclaration] {
+        let h = config.hiddenSize
+        return BertEncoder.parameters(config, pooler: true)
+            + Linear.declare("cls.predictions.transform.dense", in: h, out: h)
+            + LayerNormalization.declare("cls.predictions.transform.LayerNorm", width: h)
+            + [.init("cls.predictions.bias", [config.vocabSize])]
+            + Linear.declare("cls.seq_relationship", in: h, out: 2)
+    }
+
+    /// The heads' parameters: loaded when the checkpoint has them, initialised when it does not.
+    public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") }
+
+    /// Buffers for batches of up to `maxBatch` sequences of `maxLength` tokens with up to `maxPredictions`
+    /// masked positions in all.
+    public init(config: BertConfig, maxBatch: Int, maxLength: Int, maxPredictions: Int, nextSentencePrediction: Bool = true) {
+        self.config = config
+        self.nextSentencePrediction = nextSentencePrediction
+        parameters = ParameterStore(Self.parameters(config))
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: true)
+        transform = Linear("cls.predictions.transform.dense", in: parameters)
+        transformNorm = LayerNormalization("cls.predictions.transform.LayerNorm", in: parameters, eps: config.layerNormEps)
+        decoderBias = parameters["cls.predictions.bias"]
+        seqRelationship = Linear("cls.seq_relationship", in: parameters)
+        let (h, v, p) = (config.hiddenSize, config.vocabSize, max(1, maxPredictions))
+        gathered = pool.floats(p * h)
+        dense = pool.floats(p * h)
+        activated = pool.floats(p * h)
+        normalised = pool.floats(p * h)
+        normStatistics = NormStatistics(rows: p, pool: pool)
+        mlmLogits = pool.floats(p * v)
+        dMLMLogits = pool.floats(p * v)
+        dNormalised = pool.floats(p * h)
+        dActivated = pool.floats(p * h)
+        dDense = pool.floats(p * h)
+        dGathered = pool.floats(p * h)
+        nspLogits = pool.floats(maxBatch * 2)
+        dNSPLogits = pool.floats(maxBatch * 2)
+        dSequence = pool.floats(maxBatch * maxLength * h)
+        dPooled = pool.floats(maxBatch * h)
+        positions = pool.int32s(p)
+        targets = pool.int32s(maxBatch + p)
+    }
+
+    private var wordEmbeddings: Parameter { encoder.embeddings.word }
+
+    /// Runs the encoder and both heads. `maskedPositions` index the batch's tokens (`b · T + t`).
+    public func forward(_ batch: EncoderBatch, maskedPositions: [Int], dropout: DropoutMode = .evaluation) {
+        batchSize = batch.batchSize
+        tokens = batch.tokenCount
+        predictions = maskedPositions.count
+        encoder.forward(batch, dropout: dropout)
+        let (h, v) = (config.hiddenSize, config.vocabSize)
+        let sequence = encoder.sequenceOutput
+        for i in 0..<predictions {
+            positions[i] = Int32(maskedPositions[i])
+            (gathered + i * h).update(from: sequence + maskedPositions[i] * h, count: h)
+        }
+        transform.forward(gathered, dense, rows: predictions)
+        GELU.forward(dense, activated, count: predictions * h)
+        transformNorm.forward(activated, normalised, saved: normStatistics, rows: predictions)
+        Gemm.multiply(.none, .transposed, m: predictions, n: v, k: h, a: normalised, lda: h,
+                      b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v)
+        Elementwise.addBias(mlmLogits, decoderBias.value, rows: predictions, width: v)
+        seqRelationship.forward(encoder.pooledOutput, nspLogits, rows: batchSize)
+    }
+
+    /// The losses of the last forward pass against the original tokens at the masked positions and the
+    /// next-sentence labels (0 IsNext, 1 NotNext); prepares the gradients of their sum (times `scale`).
+    public func loss(maskedTokens: [Int32], isRandomNext: [Bool], scale: Float = 1) -> (mlm: Double, nsp: Double) {
+        precondition(maskedTokens.count == predictions && isRandomNext.count == batchSize)
+        for i in 0..<predictions { targets[i] = maskedTokens[i] }
+        let mlm = predictions == 0 ? 0 : CrossEntropy.forwardBackward(
+            logits: mlmLogits, targets: targets, rows: predictions, classes: config.vocabSize, scale: scale,
+            dLogits: dMLMLogits)
+        for b in 0..<batchSize { targets[b] = isRandomNext[b] ? 1 : 0 }
+        let nsp = CrossEntropy.forwardBackward(logits: nspLogits, targets: targets, rows: batchSize, classes: 2,
+                                               scale: nextSentencePrediction ? scale : 0, dLogits: dNSPLogits)
+        return (mlm, nsp)
+    }
+
+    /// Back-propagates the loss prepared by `loss(maskedTokens:isRandomNext:scale:)` into every gradient.
+    public func backward() {
+        let (h, v) = (config.hiddenSize, config.vocabSize)
+        dSequence.update(repeating: 0, count: tokens * h)
+        if predictions > 0 {
+            Elementwise.accumulateColumnSums(dMLMLogits, into: decoderBias.gradient, rows: predictions, width: v)
+            Gemm.multiply(.transposed, .none, m: v, n: h, k: predictions, a: dMLMLogits, lda: v, b: normalised, ldb: h,
+                          beta: 1, c: wordEmbeddings.gradient, ldc: h)
+            Gemm.multiply(.none, .none, m: predictions, n: h, k: v, a: dMLMLogits, lda: v, b: wordEmbeddings.value,
+                          ldb: h, c: dNormalised, ldc: h)
+            transformNorm.backward(input: activated, saved: normStatistics, dOutput: dNormalised, dInput: dActivated,
+                                   rows: predictions)
+            GELU.backward(dense, dActivated, dDense, count: predictions * h)
+            transform.backward(input: gathered, dOutput: dDense, rows: predictions, dInput: dGathered)
+            for i in 0..<predictions {
+                let row = dSequence + Int(positions[i]) * h
+                let gradient = dGathered + i * h
+                for c in 0..<h { row[c] += gradient[c] }
+            }
+        }
+        if nextSentencePrediction {
+            seqRelationship.backward(input: encoder.pooledOutput, dOutput: dNSPLogits, rows: batchSize, dInput: dPooled)
+        }
+        encoder.backward(dSequenceOutput: dSequence, dPooledOutput: nextSentencePrediction ? dPooled : nil)
+    }
+
+    /// The most likely token at masked position `i` of the last forward pass.
+    public func predictedToken(_ i: Int) -> Int32 { argmax(mlmLogits + i * config.vocabSize, count: config.vocabSize) }
+
+    /// Whether sequence `b` of the last forward pass is predicted to be followed by a random segment.
+    public func predictsRandomNext(_ b: Int) -> Bool { nspLogits[b * 2 + 1] > nspLogits[b * 2] }
+
+    private func argmax(_ z: UnsafePointer<Float>, count: Int) -> Int32 {
+        var best = 0
+        for c in 1..<count where z[c] > z[best] { best = c }
+        return Int32(best)
+    }
+}
