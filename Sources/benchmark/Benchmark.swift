@@ -91,7 +91,7 @@ struct Benchmark: ParsableCommand {
         let store = ParameterStore(BertEncoder.parameters(c))
         _ = try checkpoint.loadWeights(into: store)
         let encoder = BertEncoder(config: c, store: store, maxBatch: batch, maxLength: length)
-        var generator = NormalGenerator(seed: 0)
+        var generator = SeededRandom(seed: 0)
         let ids = (0..<(batch * length)).map { _ in Int32(1000 + generator.nextBits() % UInt64(c.vocabSize - 1000)) }
         let input = EncoderBatch(batchSize: batch, sequenceLength: length, tokenIds: ids,
                                  tokenTypeIds: [Int32](repeating: 0, count: ids.count),

@@ -44,6 +44,18 @@ struct Train: ParsableCommand {
     @Option(help: "Span QA: context tokens shared by consecutive windows (transformers' stride; not Google's doc_stride).")
     var windowOverlap: Int?
 
+    @Option(help: "Pre-training: a plain-text corpus (one sentence per line, a blank line between documents); its last 5 % of documents are held out unless --eval-file names another.")
+    var text: String?
+    @Option(help: "Pre-training: share of tokens chosen for masked-LM prediction.") var mlmProbability: Double?
+    @Option(help: "Pre-training: at most this many masked-LM predictions per sequence.") var maxPredictions: Int?
+    @Option(help: "Pre-training: probability of packing a pair shorter than the maximum length.")
+    var shortSequenceProbability: Double?
+    @Option(help: "Pre-training: train next-sentence prediction too (true/false; false trains masked LM alone).")
+    var nextSentencePrediction: Bool?
+    @Option(help: "Pre-training: mask whole words (true/false).") var wholeWordMasking: Bool?
+    @Option(help: "Pre-training: new masks every epoch (true/false; false keeps one mask per sequence).")
+    var dynamicMasking: Bool?
+
     /// Built-in defaults, then the task file's, then the experiment's, then flags.
     func hyperparameters(for spec: TaskSpec) throws -> (Hyperparameters, Experiment?) {
         let experiment = try experiment.map { try Experiment.load($0) }
@@ -62,6 +74,12 @@ struct Train: ParsableCommand {
         if let evalBatchSize { h.evalBatchSize = evalBatchSize }
         if let groupByLength { h.groupByLength = groupByLength }
         if let windowOverlap { h.windowOverlap = windowOverlap }
+        if let mlmProbability { h.mlmProbability = mlmProbability }
+        if let maxPredictions { h.maxPredictions = maxPredictions }
+        if let shortSequenceProbability { h.shortSequenceProbability = shortSequenceProbability }
+        if let nextSentencePrediction { h.nextSentencePrediction = nextSentencePrediction }
+        if let wholeWordMasking { h.wholeWordMasking = wholeWordMasking }
+        if let dynamicMasking { h.dynamicMasking = dynamicMasking }
         try h.validate()
         return (h, experiment)
     }
@@ -80,7 +98,7 @@ struct Train: ParsableCommand {
             run = try database.startRun(task: spec.name, model: modelOptions.model, experiment: experimentName,
                                         mainMetric: spec.mainMetric, seed: h.seed, gitCommit: gitCommit(),
                                         outputDirectory: nil,
-                                        parameters: h.asParameters + (spec.plugin == "token-classification" ? [("label_all_subtokens", "\(labelAllSubtokens)")] : []))
+                                        parameters: h.parameters(for: spec.plugin) + (spec.plugin == "token-classification" ? [("label_all_subtokens", "\(labelAllSubtokens)")] : []))
         } catch { fail(error) }
         let output = "\(outputDir)/\(run)-\(spec.name)"
         let stop = StopFlag()
@@ -100,6 +118,8 @@ struct Train: ParsableCommand {
             options.dataDirectory = dataDir
             options.labelAllSubtokens = labelAllSubtokens
             options.windowOverlap = h.windowOverlap
+            options.textFile = text
+            options.preTraining = PreTrainingOptions(h)
             let task = try TaskPlugins.make(spec, checkpoint: checkpoint, options: options)
             say(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
             say("  \(task.dataSummary); learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")

@@ -103,7 +103,7 @@ import Testing
 
 @Suite struct BatchesTests {
     @Test func everyExampleOnceSeededAndGroupedByLength() {
-        var generator = NormalGenerator(seed: 3)
+        var generator = SeededRandom(seed: 3)
         let lengths = (0..<1000).map { _ in 5 + Int(generator.nextBits() % 120) }
         let a = Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 0, groupByLength: true)
         #expect(a.flatMap { $0 }.sorted() == Array(0..<1000))

@@ -51,7 +51,7 @@ public enum CheckpointLoader {
             }
             found[canonical] = name
         }
-        var generator = NormalGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         for parameter in store.parameters {
             guard let name = found[parameter.name] else {
                 guard mayBeNew(parameter.name) else {
@@ -71,7 +71,7 @@ public enum CheckpointLoader {
         return report
     }
 
-    static func initialise(_ p: Parameter, range: Float, generator: inout NormalGenerator) {
+    static func initialise(_ p: Parameter, range: Float, generator: inout SeededRandom) {
         if p.name.contains("LayerNorm") && p.name.hasSuffix(".weight") {
             p.values.update(repeating: 1)
         } else if p.name.hasSuffix(".bias") || p.name.contains("LayerNorm") {
@@ -79,34 +79,5 @@ public enum CheckpointLoader {
         } else {
             for i in 0..<p.count { p.value[i] = range * generator.next() }
         }
-    }
-}
-
-/// Standard normal samples from a seeded SplitMix64 stream (Box-Muller), for parameter initialisation.
-public struct NormalGenerator {
-    private var state: UInt64
-    private var spare: Float?
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func nextBits() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform sample in (0, 1].
-    public mutating func nextUniform() -> Double {
-        (Double(nextBits() >> 11) + 1) * 0x1p-53
-    }
-
-    public mutating func next() -> Float {
-        if let s = spare { spare = nil; return s }
-        let u1 = nextUniform(), u2 = nextUniform()
-        let radius = (-2 * Foundation.log(u1)).squareRoot()
-        spare = Float(radius * Foundation.sin(2 * .pi * u2))
-        return Float(radius * Foundation.cos(2 * .pi * u2))
     }
 }

@@ -18,8 +18,12 @@ public struct TaskSpec: Decodable, Sendable {
         public var tagColumn: Int = -1
         /// SQuAD (span QA): the articles of the file that make up this split, `[first, end)`; all when absent.
         public var articles: [Int]? = nil
+        /// Plain-text corpus (pre-training): the documents of the file that make up this split, `[first, end)`.
+        public var documents: [Int]? = nil
 
-        enum CodingKeys: String, CodingKey { case file, header, textA, textB, label, tokenColumn, tagColumn, articles }
+        enum CodingKeys: String, CodingKey {
+            case file, header, textA, textB, label, tokenColumn, tagColumn, articles, documents
+        }
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -31,6 +35,7 @@ public struct TaskSpec: Decodable, Sendable {
             tokenColumn = try c.decodeIfPresent(Int.self, forKey: .tokenColumn) ?? 0
             tagColumn = try c.decodeIfPresent(Int.self, forKey: .tagColumn) ?? -1
             articles = try c.decodeIfPresent([Int].self, forKey: .articles)
+            documents = try c.decodeIfPresent([Int].self, forKey: .documents)
         }
     }
 
@@ -86,6 +91,7 @@ public struct TaskSpec: Decodable, Sendable {
         "sequence-classification": Metrics.known,
         "token-classification": ["f1", "precision", "recall", "accuracy"],
         "span-qa": ["exact_match", "f1"],
+        "pretraining": ["mlm_accuracy", "mlm_loss", "perplexity", "nsp_accuracy", "nsp_loss"],
     ]
 
     public var isRegression: Bool { labels == nil }

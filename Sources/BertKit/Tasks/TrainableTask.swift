@@ -50,8 +50,32 @@ public struct TaskOptions: Sendable {
     public var labelAllSubtokens = false
     /// Span QA: context tokens shared by consecutive windows.
     public var windowOverlap = 128
+    /// Pre-training: a corpus to use instead of the task's files (its last documents are held out).
+    public var textFile: String? = nil
+    public var preTraining = PreTrainingOptions()
 
     public init() {}
+}
+
+/// How pre-training examples are made: the masking and packing settings of `Hyperparameters`.
+public struct PreTrainingOptions: Sendable {
+    public var mlmProbability = 0.15
+    public var maxPredictions = 20
+    public var shortSequenceProbability = 0.1
+    public var nextSentencePrediction = true
+    public var wholeWordMasking = false
+    public var dynamicMasking = true
+
+    public init() {}
+
+    public init(_ h: Hyperparameters) {
+        mlmProbability = h.mlmProbability
+        maxPredictions = h.maxPredictions
+        shortSequenceProbability = h.shortSequenceProbability
+        nextSentencePrediction = h.nextSentencePrediction
+        wholeWordMasking = h.wholeWordMasking
+        dynamicMasking = h.dynamicMasking
+    }
 }
 
 /// The task plugins, by the name a task file gives in its `plugin` field.
@@ -71,6 +95,8 @@ public enum TaskPlugins {
             return try SpanQATask(spec: spec, checkpoint: checkpoint, maxLength: o.maxLength, windowOverlap: o.windowOverlap,
                                   batchSize: o.batchSize, evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
                                   trainFile: o.trainFile, evalFile: o.evalFile)
+        case "pretraining":
+            return try PreTrainingTask(spec: spec, checkpoint: checkpoint, options: o)
         default:
             throw DataError(file: spec.path, "unknown plugin '\(spec.plugin)'")
         }

@@ -3,7 +3,7 @@
 /// mega-batches of 50 batches, sort each by length, cut into batches, then shuffle the batches.
 public enum Batches {
     public static func epoch(lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, groupByLength: Bool) -> [ArraySlice<Int>] {
-        var generator = NormalGenerator(seed: Dropout.streamSeed(seed, site: UInt64(epoch) &+ 0x5EED))
+        var generator = SeededRandom(seed: Dropout.streamSeed(seed, site: UInt64(epoch) &+ 0x5EED))
         var order = Array(lengths.indices)
         shuffle(&order, &generator)
         if groupByLength {
@@ -19,7 +19,7 @@ public enum Batches {
     }
 
     /// Fisher-Yates with the toolkit's own generator, so an order depends on the seed alone.
-    static func shuffle<T>(_ items: inout [T], _ generator: inout NormalGenerator) {
+    static func shuffle<T>(_ items: inout [T], _ generator: inout SeededRandom) {
         guard items.count > 1 else { return }
         for i in stride(from: items.count - 1, to: 0, by: -1) {
             let j = Int(generator.nextBits() % UInt64(i + 1))

@@ -25,6 +25,25 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public var groupByLength = true
     /// Span QA: context tokens shared by consecutive windows of a long context.
     public var windowOverlap = 128
+    /// Pre-training: share of the (non-special) tokens chosen for masked-LM prediction.
+    public var mlmProbability = 0.15
+    /// Pre-training: at most this many predictions per sequence.
+    public var maxPredictions = 20
+    /// Pre-training: probability that a pair is packed to a random shorter length than `max_length`.
+    public var shortSequenceProbability = 0.1
+    /// Pre-training: train next-sentence prediction beside masked LM (false: masked LM alone).
+    public var nextSentencePrediction = true
+    /// Pre-training: mask whole words (a word's `##` pieces together).
+    public var wholeWordMasking = false
+    /// Pre-training: draw new masks every epoch (false: each sequence keeps one mask throughout).
+    public var dynamicMasking = true
+
+    /// Keys that only one plugin reads; other plugins' runs do not log them.
+    static let pluginKeys: [String: String] = [
+        "window_overlap": "span-qa", "mlm_probability": "pretraining", "max_predictions": "pretraining",
+        "short_sequence_probability": "pretraining", "next_sentence_prediction": "pretraining",
+        "whole_word_masking": "pretraining", "dynamic_masking": "pretraining",
+    ]
 
     public init() {}
 
@@ -34,7 +53,9 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation"
         case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed
         case evalSteps = "eval_steps", evalBatchSize = "eval_batch_size", groupByLength = "group_by_length"
-        case windowOverlap = "window_overlap"
+        case windowOverlap = "window_overlap", mlmProbability = "mlm_probability", maxPredictions = "max_predictions"
+        case shortSequenceProbability = "short_sequence_probability", nextSentencePrediction = "next_sentence_prediction"
+        case wholeWordMasking = "whole_word_masking", dynamicMasking = "dynamic_masking"
     }
 
     /// Decodes a partial set: absent keys keep their defaults, unknown keys are an error.
@@ -64,13 +85,20 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         evalBatchSize = try value(.evalBatchSize, d.evalBatchSize)
         groupByLength = try value(.groupByLength, d.groupByLength)
         windowOverlap = try value(.windowOverlap, d.windowOverlap)
+        mlmProbability = try value(.mlmProbability, d.mlmProbability)
+        maxPredictions = try value(.maxPredictions, d.maxPredictions)
+        shortSequenceProbability = try value(.shortSequenceProbability, d.shortSequenceProbability)
+        nextSentencePrediction = try value(.nextSentencePrediction, d.nextSentencePrediction)
+        wholeWordMasking = try value(.wholeWordMasking, d.wholeWordMasking)
+        dynamicMasking = try value(.dynamicMasking, d.dynamicMasking)
     }
 
-    /// Every hyper-parameter as text, one entry each, for results.db.
-    public var asParameters: [(String, String)] {
+    /// Every hyper-parameter a run of `plugin` reads, as text, one entry each, for results.db.
+    public func parameters(for plugin: String) -> [(String, String)] {
         let data = try! JSONEncoder().encode(self)
         let object = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return CodingKeys.allNames.map { key in (key, object[key].map { "\($0)" } ?? "") }
+        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }
+            .map { key in (key, object[key].map { "\($0)" } ?? "") }
     }
 
     public func validate() throws {
@@ -82,6 +110,9 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         try check((0..<1).contains(warmupRatio), "warmup_ratio must be in [0, 1)")
         try check(maxGradNorm > 0, "max_grad_norm must be positive")
         try check(evalSteps.map { $0 > 0 } ?? true, "eval_steps must be positive")
+        try check(mlmProbability > 0 && mlmProbability < 1, "mlm_probability must be in (0, 1)")
+        try check(maxPredictions >= 1, "max_predictions must be at least 1")
+        try check((0...1).contains(shortSequenceProbability), "short_sequence_probability must be in [0, 1]")
     }
 }
 

@@ -1,0 +1,215 @@
+import Foundation
+
+/// The pre-training plugin: continues BERT's masked-LM and next-sentence objectives on a plain-text corpus, so
+/// that a checkpoint adapts to a domain before it is fine-tuned.
+///
+/// Training pairs are packed once from the corpus (`SegmentPairBuilder`); masks are drawn when a pair enters a
+/// batch, afresh each time it is seen (dynamic masking) or once for good, from the seed, the pair and the round
+/// alone, so a rerun is identical. The held-out pairs are masked once, so every evaluation scores the same
+/// predictions.
+public final class PreTrainingTask: TrainableTask {
+    /// A held-out pair with its fixed mask.
+    public struct HeldOutExample: Sendable {
+        public let pair: SegmentPair
+        public let masked: MaskedSequence
+    }
+
+    public let spec: TaskSpec
+    public let checkpoint: BertCheckpoint
+    public let tokenizer: BertTokenizer
+    public let model: PreTrainingModel
+    public let loadReport: LoadReport
+    public let options: PreTrainingOptions
+    public let masker: Masker
+    public let training: [SegmentPair]
+    public let evaluation: [HeldOutExample]
+    /// Corpus lines and documents that were skipped, with file and line.
+    public let problems: [DataError]
+    public let evaluationBatchSize: Int
+    private let seed: UInt64
+    private let documentCounts: (training: Int, evaluation: Int)
+    /// How many times each training pair has been masked so far: the round of its next mask.
+    private var rounds: [Int]
+
+    public var parameters: ParameterStore { model.parameters }
+    public var mainMetric: String { spec.mainMetric }
+    public var trainingLengths: [Int] { training.map(\.ids.count) }
+    public var dataSummary: String {
+        let notNext = training.filter(\.isRandomNext).count
+        var summary = "\(training.count) training pairs from \(documentCounts.training) documents"
+            + (options.nextSentencePrediction ? " (\(notNext) NotNext)" : "")
+            + ", \(evaluation.count) held-out pairs from \(documentCounts.evaluation)"
+        if let first = problems.first {
+            summary += "; skipped \(problems.count) corpus problem(s), first: \(first)"
+        }
+        return summary
+    }
+
+    public init(spec: TaskSpec, checkpoint: BertCheckpoint, options o: TaskOptions) throws {
+        self.spec = spec
+        self.checkpoint = checkpoint
+        options = o.preTraining
+        seed = o.seed
+        evaluationBatchSize = o.evaluationBatchSize
+        tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        guard o.maxLength >= 8, o.maxLength <= checkpoint.config.maxPositionEmbeddings else {
+            throw DataError(file: spec.path, "max length \(o.maxLength) must be between 8 and the model's \(checkpoint.config.maxPositionEmbeddings)")
+        }
+        let (trainDocuments, heldOutDocuments, corpusProblems) = try Self.documents(spec, o)
+        let tokenizer = self.tokenizer
+        var problems = corpusProblems
+        func tokenised(_ documents: [(document: TextCorpus.Document, file: String)]) -> [[[Int32]]] {
+            documents.compactMap { d in
+                let sentences = d.document.sentences.map { tokenizer.tokenize($0).map(\.id) }.filter { !$0.isEmpty }
+                if sentences.isEmpty {
+                    problems.append(DataError(file: d.file, line: d.document.line, "document has no tokens; skipped"))
+                    return nil
+                }
+                return sentences
+            }
+        }
+        let trainTokens = tokenised(trainDocuments), heldOutTokens = tokenised(heldOutDocuments)
+        guard trainTokens.count >= 2, !heldOutTokens.isEmpty else {
+            throw DataError(file: o.textFile ?? spec.path,
+                            "pre-training needs at least 2 training documents and 1 held-out document; found \(trainTokens.count) and \(heldOutTokens.count)")
+        }
+        self.problems = problems
+        documentCounts = (trainTokens.count, heldOutTokens.count)
+
+        var builder = SegmentPairBuilder(maxLength: o.maxLength, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        builder.shortSequenceProbability = options.shortSequenceProbability
+        builder.nextSentencePrediction = options.nextSentencePrediction
+        var masker = Masker(tokenizer: tokenizer)
+        masker.probability = options.mlmProbability
+        masker.maxPredictions = options.maxPredictions
+        masker.wholeWord = options.wholeWordMasking
+        self.masker = masker
+        training = builder.pairs(from: trainTokens, seed: o.seed)
+        rounds = [Int](repeating: 0, count: training.count)
+        let heldOutSeed = o.seed ^ 0x4845_4C44_4F55_5400  // a stream of its own, apart from training's
+        evaluation = builder.pairs(from: heldOutTokens, seed: heldOutSeed).enumerated().map { i, pair in
+            var random = SeededRandom(seed: heldOutSeed, stream: UInt64(i))
+            return HeldOutExample(pair: pair, masked: masker.mask(pair.ids, random: &random))
+        }
+        let maxBatch = max(o.batchSize, o.evaluationBatchSize)
+        model = PreTrainingModel(config: checkpoint.config, maxBatch: maxBatch, maxLength: o.maxLength,
+                                 maxPredictions: maxBatch * options.maxPredictions,
+                                 nextSentencePrediction: options.nextSentencePrediction)
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: PreTrainingModel.isHeadParameter, seed: o.seed)
+    }
+
+    /// The training and held-out documents, each with the file it came from: `--text` (its last 5 % of
+    /// documents held out, or `--eval-file` as the held-out corpus), else the task's splits.
+    static func documents(_ spec: TaskSpec, _ o: TaskOptions) throws
+        -> (training: [(document: TextCorpus.Document, file: String)], heldOut: [(document: TextCorpus.Document, file: String)], problems: [DataError])
+    {
+        var problems: [DataError] = []
+        var corpora: [String: TextCorpus] = [:]
+        func read(_ path: String) throws -> [(document: TextCorpus.Document, file: String)] {
+            if corpora[path] == nil {
+                let corpus = try TextCorpus(path: path)
+                corpora[path] = corpus
+                problems += corpus.problems
+            }
+            return corpora[path]!.documents.map { ($0, path) }
+        }
+        func split(_ name: String, file override: String?) throws -> [(document: TextCorpus.Document, file: String)] {
+            if let override { return try read(override) }
+            let documents = try read(try spec.file(of: name, dataDirectory: o.dataDirectory))
+            guard let range = spec.splits[name]?.documents else { return documents }
+            guard range.count == 2, 0 <= range[0], range[0] <= range[1], range[1] <= documents.count else {
+                throw DataError(file: spec.path, "split '\(name)': documents must be [first, end) within the corpus's \(documents.count), found \(range)")
+            }
+            return Array(documents[range[0]..<range[1]])
+        }
+        if let text = o.textFile {
+            let all = try read(text)
+            if let evalFile = o.evalFile { return (all, try read(evalFile), problems) }
+            let heldOut = max(1, all.count / 20)
+            return (Array(all.dropLast(heldOut)), Array(all.suffix(heldOut)), problems)
+        }
+        return (try split("train", file: o.trainFile), try split("dev", file: o.evalFile), problems)
+    }
+
+    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let masked = examples.map { i in
+            let round = options.dynamicMasking ? rounds[i] : 0
+            rounds[i] += 1
+            var random = SeededRandom(seed: seed, stream: UInt64(round) << 32 | UInt64(i))
+            return masker.mask(training[i].ids, random: &random)
+        }
+        let loss = forward(masked, examples.map { training[$0] }, dropout: dropout, scale: gradientScale)
+        model.backward()
+        return loss.mlm + (options.nextSentencePrediction ? loss.nsp : 0)
+    }
+
+    /// Runs the model on masked pairs and prepares the gradients of the loss; returns its two terms.
+    private func forward(_ masked: [MaskedSequence], _ pairs: [SegmentPair], dropout: DropoutMode,
+                         scale: Float) -> (mlm: Double, nsp: Double) {
+        let batch = EncoderBatch(padding: masked.map(\.ids), typeIds: pairs.map(\.typeIds), padId: tokenizer.padId)
+        let T = batch.sequenceLength
+        let positions = masked.indices.flatMap { b in masked[b].positions.map { b * T + $0 } }
+        model.forward(batch, maskedPositions: positions, dropout: dropout)
+        return model.loss(maskedTokens: masked.flatMap(\.labels), isRandomNext: pairs.map(\.isRandomNext), scale: scale)
+    }
+
+    /// Masked-LM loss, accuracy and perplexity over every held-out prediction; NSP loss and accuracy over the
+    /// held-out pairs (when NSP is trained).
+    public func evaluate() -> [String: Double] {
+        let order = evaluation.indices.sorted { evaluation[$0].pair.ids.count < evaluation[$1].pair.ids.count }
+        var mlmLoss = 0.0, nspLoss = 0.0
+        var predictions = 0, correct = 0, nspCorrect = 0
+        for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
+            let chosen = order[start..<min(start + evaluationBatchSize, order.count)].map { evaluation[$0] }
+            let masked = chosen.map(\.masked)
+            let loss = forward(masked, chosen.map(\.pair), dropout: .evaluation, scale: 1)
+            let labels = masked.flatMap(\.labels)
+            mlmLoss += loss.mlm * Double(labels.count)
+            nspLoss += loss.nsp * Double(chosen.count)
+            predictions += labels.count
+            correct += labels.indices.filter { model.predictedToken($0) == labels[$0] }.count
+            nspCorrect += chosen.indices.filter { model.predictsRandomNext($0) == chosen[$0].pair.isRandomNext }.count
+        }
+        let meanLoss = mlmLoss / Double(max(1, predictions))
+        var metrics = ["mlm_loss": meanLoss, "mlm_accuracy": Double(correct) / Double(max(1, predictions)),
+                       "perplexity": Foundation.exp(meanLoss)]
+        if options.nextSentencePrediction {
+            metrics["nsp_loss"] = nspLoss / Double(max(1, evaluation.count))
+            metrics["nsp_accuracy"] = Double(nspCorrect) / Double(max(1, evaluation.count))
+        }
+        return metrics
+    }
+
+    /// Writes the examples of the run, one JSON object per line, so that another implementation can train on
+    /// the same pairs and score the same held-out masks (scripts/reference_pretraining.py does):
+    /// `pairs-train.jsonl` (`input_ids`, `token_type_ids`, `next_sentence_label`: 1 for NotNext) and
+    /// `masked-heldout.jsonl` (the same, with the masked `input_ids`, `masked_positions` and `masked_labels`).
+    public func finish(outputDirectory: String) throws -> FinishReport {
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        func jsonLines(_ objects: [[String: Any]]) throws -> Data {
+            var data = Data()
+            for object in objects {
+                data += try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                data += Data("\n".utf8)
+            }
+            return data
+        }
+        let pairs = outputDirectory + "/pairs-train.jsonl", heldOut = outputDirectory + "/masked-heldout.jsonl"
+        try AtomicFile.write(try jsonLines(training.map { p in
+            ["input_ids": p.ids, "token_type_ids": p.typeIds, "next_sentence_label": p.isRandomNext ? 1 : 0]
+        }), to: pairs)
+        try AtomicFile.write(try jsonLines(evaluation.map { e in
+            ["input_ids": e.masked.ids, "token_type_ids": e.pair.typeIds, "next_sentence_label": e.pair.isRandomNext ? 1 : 0,
+             "masked_positions": e.masked.positions, "masked_labels": e.masked.labels]
+        }), to: heldOut)
+        var report = FinishReport()
+        report.files = [(pairs, "examples"), (heldOut, "examples")]
+        return report
+    }
+
+    public func export(to directory: String) throws {
+        try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters,
+                                    head: .init(architecture: "BertForPreTraining", config: [:],
+                                                isHeadParameter: PreTrainingModel.isHeadParameter))
+    }
+}
