@@ -51,6 +51,24 @@ import BertKit
         try ResultsDatabase(path: db).database.query("SELECT * FROM runs ORDER BY id")
     }
 
+    @Test func preTrainingOnATextFileLogsItsSettingsAndExamples() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try finetune(trainArguments(task: "pretrain-tiny", extra: [
+            "--text", Self.fixtures + "/tasks/data/pretrain-tiny.txt", "--next-sentence-prediction", "false",
+            "--whole-word-masking", "true"]))
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("held-out pairs") && result.output.contains("mlm_accuracy"))
+        let database = try ResultsDatabase(path: db).database
+        let params = try database.query("SELECT key, value FROM params WHERE run_id = 1")
+        let byName = Dictionary(uniqueKeysWithValues: params.map { ($0["key"]!.description, $0["value"]!.description) })
+        #expect(byName["next_sentence_prediction"] == "false" && byName["whole_word_masking"] == "true", "\(byName)")
+        #expect(byName["window_overlap"] == nil, "a span-QA setting is not logged for pre-training")
+        let kinds = try database.query("SELECT kind FROM artifacts WHERE run_id = 1 ORDER BY kind").map { $0["kind"]!.description }
+        #expect(kinds == ["best-model", "examples", "examples"])
+        let metrics = try database.query("SELECT DISTINCT name FROM metrics WHERE run_id = 1 AND split = 'dev' ORDER BY name")
+        #expect(metrics.map { $0["name"]!.description } == ["mlm_accuracy", "mlm_loss", "perplexity"])
+    }
+
     @Test func aRunIsRecordedListedComparedExportedAndPredicts() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try finetune(trainArguments())

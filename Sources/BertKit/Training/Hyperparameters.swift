@@ -97,8 +97,12 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public func parameters(for plugin: String) -> [(String, String)] {
         let data = try! JSONEncoder().encode(self)
         let object = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }
-            .map { key in (key, object[key].map { "\($0)" } ?? "") }
+        // Foundation reads JSON booleans back as numbers; the typed values say which are true/false.
+        let typed = try! JSONDecoder().decode([String: HyperparameterValue].self, from: data)
+        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }.map { key in
+            if case .bool(let b) = typed[key] { return (key, "\(b)") }
+            return (key, object[key].map { "\($0)" } ?? "")
+        }
     }
 
     public func validate() throws {
