@@ -14,11 +14,9 @@ public enum Dropout {
             mask.update(repeating: 1, count: count)
             return
         }
-        let threshold = UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))
-        let scale = 1 / (1 - probability)
         Parallel.forRanges(count, minimumChunk: 1 << 15,
-                           Forward(input: input, output: output, mask: mask, seed: seed, threshold: threshold,
-                                   scale: scale))
+                           Forward(input: input, output: output, mask: mask, seed: seed, threshold: threshold(probability),
+                                   scale: 1 / (1 - probability)))
     }
 
     /// `dInput = dOutput · mask / (1 - probability)`; `dInput` may equal `dOutput`.
@@ -32,6 +30,27 @@ public enum Dropout {
         }
         let scale = 1 / (1 - probability)
         Parallel.forRanges(count, minimumChunk: 1 << 15, Backward(dOutput: dOutput, dInput: dInput, mask: mask, scale: scale))
+    }
+
+    /// `output[j] = input[j] · keep(first + j) / (1 - probability)` for `j < count`, on the calling thread,
+    /// where `keep(i)` is element `i`'s draw in the stream `seed`, as `forward` draws it. Recomputing the mask
+    /// instead of storing it: the same call drops a tensor in the forward pass and its gradient in the
+    /// backward pass. `output` may equal `input`.
+    @inline(__always)
+    public static func applySerial(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, first: Int,
+        probability: Float, seed: UInt64
+    ) {
+        let threshold = threshold(probability), scale = 1 / (1 - probability)
+        for j in 0..<count {
+            let keep: Float = randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? 1 : 0
+            output[j] = input[j] * keep * scale
+        }
+    }
+
+    /// An element is dropped when its 32 random bits fall below this.
+    static func threshold(_ probability: Float) -> UInt32 {
+        UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))
     }
 
     private struct Forward: Parallel.RangeBody {

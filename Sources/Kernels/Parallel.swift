@@ -31,6 +31,10 @@ public enum Parallel {
     /// Loops that have run on more than one thread since the process started.
     public static var parallelLoops: Int { pool.loops.load(ordering: .relaxed) }
 
+    /// The pool thread running the caller, in `0..<workers` (0 for any thread outside the pool), so that a
+    /// loop body can use per-thread scratch: `scratch + Parallel.threadIndex * scratchSize`.
+    public static var threadIndex: Int { Int(bitPattern: pthread_getspecific(pool.threadKey)) }
+
     /// Calls `body(i)` for every `i` in `0..<count`, spread over the cores; each thread takes the next
     /// index when it finishes one, so uneven iterations balance. Iterations must be independent.
     public static func forEach<Body: IndexBody>(_ count: Int, _ body: Body) {
@@ -71,6 +75,8 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     private let next = Atomic<Int>(0)
     let loops = Atomic<Int>(0)
+    /// Holds each worker's index (1, 2, ...); threads outside the pool read 0.
+    let threadKey: pthread_key_t
     // Guarded by `mutex`: the running loop, as its body's address on the caller's stack and its type.
     private var generation = 0
     private var running = 0
@@ -83,12 +89,17 @@ final class WorkerPool: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(finished, nil)
-        for _ in 0..<extraThreads {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        threadKey = key
+        for id in stride(from: 1, through: extraThreads, by: 1) {
             // Each worker holds the pool for the life of the process.
-            let context = Unmanaged.passRetained(self).toOpaque()
+            let context = Unmanaged.passRetained(WorkerStart(pool: self, id: id)).toOpaque()
             var thread = pthread_t()
             pthread_create(&thread, nil, { context in
-                Unmanaged<WorkerPool>.fromOpaque(context!).takeRetainedValue().work()
+                let start = Unmanaged<WorkerStart>.fromOpaque(context!).takeRetainedValue()
+                pthread_setspecific(start.pool.threadKey, UnsafeRawPointer(bitPattern: start.id))
+                start.pool.work()
                 return nil
             }, context)
             pthread_detach(thread)
@@ -159,5 +170,15 @@ extension Parallel.IndexBody {
     /// Calls the body stored at `address`, whose type is `Self`.
     fileprivate static func call(at address: UnsafeRawPointer, index: Int) {
         address.assumingMemoryBound(to: Self.self).pointee(index)
+    }
+}
+
+private final class WorkerStart {
+    let pool: WorkerPool
+    let id: Int
+
+    init(pool: WorkerPool, id: Int) {
+        self.pool = pool
+        self.id = id
     }
 }

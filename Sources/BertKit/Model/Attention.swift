@@ -4,24 +4,28 @@
 /// For each sequence `b` (real length `L`) and head: `P = softmax(Q Kᵀ / √d)` over the first `L` keys,
 /// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
 /// computed, as in the reference, so every output position matches it.
+///
+/// Only `P` is kept for the backward pass. The dropout mask is a function of the seed and the element's
+/// index (`Dropout.applySerial`), so the dropped probabilities are rebuilt, one (sequence, head) pair at a
+/// time in per-thread scratch, where they are needed: storing them and the mask cost more memory than `P`.
 struct AttentionCore {
     let heads: Int
     let headSize: Int
     let dropoutProbability: Float
+    let maxLength: Int
 
-    // Saved for the backward pass: probabilities before and after dropout, `[batch, heads, T, T]`.
+    /// Softmax probabilities of the last forward pass, `[batch, heads, T, T]`.
     let probabilities: UnsafeMutablePointer<Float>
-    let droppedProbabilities: UnsafeMutablePointer<Float>
-    let dropoutMask: UnsafeMutablePointer<UInt8>
+    /// Two `[maxLength, maxLength]` matrices per pool thread: a pair's dropped probabilities and its gradient.
+    let scratch: UnsafeMutablePointer<Float>
 
     init(heads: Int, headSize: Int, dropoutProbability: Float, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         self.heads = heads
         self.headSize = headSize
         self.dropoutProbability = dropoutProbability
-        let count = maxBatch * heads * maxLength * maxLength
-        probabilities = pool.floats(count)
-        droppedProbabilities = dropoutProbability > 0 ? pool.floats(count) : probabilities
-        dropoutMask = pool.bytes(dropoutProbability > 0 ? count : 0)
+        self.maxLength = maxLength
+        probabilities = pool.floats(maxBatch * heads * maxLength * maxLength)
+        scratch = pool.floats(Parallel.workers * 2 * maxLength * maxLength)
     }
 
     private var hidden: Int { heads * headSize }
@@ -33,35 +37,37 @@ struct AttentionCore {
         return (b * T * hidden + h * headSize, pair * T * T)
     }
 
+    /// The calling thread's two scratch matrices.
+    private func threadScratch() -> (dropped: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>) {
+        let base = scratch + Parallel.threadIndex * 2 * maxLength * maxLength
+        return (base, base + maxLength * maxLength)
+    }
+
+    /// `P'` of one pair: its probabilities with dropout applied, rows `T` by `L` columns (stride `T`).
+    private func dropped(_ probabilities: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+                         first: Int, rows T: Int, columns L: Int, probability: Float, seed: UInt64) {
+        for r in 0..<T {
+            Dropout.applySerial(probabilities + r * T, output + r * T, count: L, first: first + r * T,
+                                probability: probability, seed: seed)
+        }
+    }
+
     func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                  context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, site: Int) {
         let pairs = lengths.count * heads
-        let p = dropout.probability(dropoutProbability)
         Parallel.forEach(pairs, Scores(core: self, query: query, key: key, lengths: lengths, T: T))
-        let attended = p > 0 ? droppedProbabilities : probabilities
-        if p > 0 {
-            Dropout.forward(probabilities, droppedProbabilities, mask: dropoutMask, count: pairs * T * T,
-                            probability: p, seed: dropout.seed(site: site))
-        }
-        Parallel.forEach(pairs, Context(core: self, attended: attended, value: value, context: context,
-                                        lengths: lengths, T: T))
+        Parallel.forEach(pairs, Context(core: self, value: value, context: context, lengths: lengths, T: T,
+                                        dropout: dropout.probability(dropoutProbability), seed: dropout.seed(site: site)))
     }
 
-    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV. `dProbabilities` is scratch of the probabilities' size.
+    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV; `dropout` and `site` are the forward pass's.
     func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                   dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>,
-                  dValue: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
-                  lengths: [Int], length T: Int, dropout: DropoutMode) {
-        let pairs = lengths.count * heads
-        let p = dropout.probability(dropoutProbability)
-        let attended = p > 0 ? droppedProbabilities : probabilities
-        Parallel.forEach(pairs, ContextBackward(core: self, attended: attended, value: value, dContext: dContext,
-                                                dValue: dValue, dProbabilities: dProbabilities, lengths: lengths, T: T))
-        if p > 0 {
-            Dropout.backward(dProbabilities, dProbabilities, mask: dropoutMask, count: pairs * T * T, probability: p)
-        }
-        Parallel.forEach(pairs, ScoresBackward(core: self, query: query, key: key, dQuery: dQuery, dKey: dKey,
-                                               dProbabilities: dProbabilities, lengths: lengths, T: T))
+                  dValue: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, site: Int) {
+        Parallel.forEach(lengths.count * heads, Backward(
+            core: self, query: query, key: key, value: value, dContext: dContext, dQuery: dQuery, dKey: dKey,
+            dValue: dValue, lengths: lengths, T: T, dropout: dropout.probability(dropoutProbability),
+            seed: dropout.seed(site: site)))
     }
 
     // The loop bodies, one (sequence, head) pair per index. Each pair's products are serial GEMMs: the pairs
@@ -87,58 +93,65 @@ struct AttentionCore {
     /// `context = P' · V`, with `P'` the probabilities after dropout.
     private struct Context: Parallel.IndexBody {
         let core: AttentionCore
-        let attended: UnsafePointer<Float>, value: UnsafePointer<Float>
+        let value: UnsafePointer<Float>
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
+        let dropout: Float
+        let seed: UInt64
 
         func callAsFunction(_ pair: Int) {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended + s, lda: T, b: value + o, ldb: H,
+            var attended = UnsafePointer(core.probabilities + s)
+            if dropout > 0 {
+                let dropped = core.threadScratch().dropped
+                core.dropped(attended, into: dropped, first: s, rows: T, columns: L, probability: dropout, seed: seed)
+                attended = UnsafePointer(dropped)
+            }
+            Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended, lda: T, b: value + o, ldb: H,
                         c: context + o, ldc: H)
         }
     }
 
-    /// `dP' = dC · Vᵀ` and `dV = P'ᵀ · dC`; padded keys get no gradient.
-    private struct ContextBackward: Parallel.IndexBody {
+    /// One pair's whole backward pass, with `P'` rebuilt in scratch:
+    ///
+    ///     dP' = dC · Vᵀ,  dV = P'ᵀ · dC,  dP = dropout(dP')  (the same mask)
+    ///     dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS · K / √d,  dK = dSᵀ · Q / √d
+    ///
+    /// Padded keys get no gradient.
+    private struct Backward: Parallel.IndexBody {
         let core: AttentionCore
-        let attended: UnsafePointer<Float>, value: UnsafePointer<Float>, dContext: UnsafePointer<Float>
-        let dValue: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>
+        let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+        let dContext: UnsafePointer<Float>
+        let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
+        let dropout: Float
+        let seed: UInt64
 
         func callAsFunction(_ pair: Int) {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
+            let probabilities = UnsafePointer(core.probabilities + s)
+            let (dropped, dP) = core.threadScratch()
             Gemm.serial(.none, .transposed, m: T, n: L, k: d, a: dContext + o, lda: H, b: value + o, ldb: H,
-                        c: dProbabilities + s, ldc: T)
-            Gemm.serial(.transposed, .none, m: L, n: d, k: T, a: attended + s, lda: T, b: dContext + o, ldb: H,
+                        c: dP, ldc: T)
+            var attended = probabilities
+            if dropout > 0 {
+                core.dropped(probabilities, into: dropped, first: s, rows: T, columns: L, probability: dropout, seed: seed)
+                attended = UnsafePointer(dropped)
+                core.dropped(dP, into: dP, first: s, rows: T, columns: L, probability: dropout, seed: seed)
+            }
+            Gemm.serial(.transposed, .none, m: L, n: d, k: T, a: attended, lda: T, b: dContext + o, ldb: H,
                         c: dValue + o, ldc: H)
             for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
-        }
-    }
-
-    /// `dS = P ⊙ (dP - rowsum(dP ⊙ P))`, then `dQ = dS · K / √d` and `dK = dSᵀ · Q / √d`.
-    private struct ScoresBackward: Parallel.IndexBody {
-        let core: AttentionCore
-        let query: UnsafePointer<Float>, key: UnsafePointer<Float>
-        let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>
-        let dProbabilities: UnsafeMutablePointer<Float>
-        let lengths: [Int]
-        let T: Int
-
-        func callAsFunction(_ pair: Int) {
-            let (H, d) = (core.hidden, core.headSize)
-            let L = lengths[pair / core.heads]
-            let (o, s) = core.offsets(pair, length: T)
-            Softmax.backwardRows(output: core.probabilities + s, gradient: dProbabilities + s, rows: T, width: L,
-                                 stride: T)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dProbabilities + s, lda: T,
+            Softmax.backwardRows(output: probabilities, gradient: dP, rows: T, width: L, stride: T)
+            Gemm.serial(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dP, lda: T,
                         b: key + o, ldb: H, c: dQuery + o, ldc: H)
-            Gemm.serial(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dProbabilities + s, lda: T,
+            Gemm.serial(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dP, lda: T,
                         b: query + o, ldb: H, c: dKey + o, ldc: H)
             for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
         }

@@ -12,7 +12,7 @@ public final class BertEncoder {
     let embeddings: BertEmbeddings
     let layers: [BertLayer]
     let pooler: BertPooler?
-    let scratch: BackwardScratch
+    let scratch: LayerScratch
     private let pool: BufferPool
     private let positionIds: UnsafeMutablePointer<Int32>
 
@@ -42,7 +42,7 @@ public final class BertEncoder {
             BertLayer(config, index: $0, store: store, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
         }
         self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, pool: pool) : nil
-        scratch = BackwardScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
         positionIds = pool.int32s(maxBatch * maxLength)
     }
 
@@ -75,7 +75,7 @@ public final class BertEncoder {
         }
         var x = UnsafePointer(embeddings.output)
         for l in layers.indices {
-            layers[l].forward(x, lengths: batch.lengths, length: T, dropout: dropout)
+            layers[l].forward(x, lengths: batch.lengths, length: T, dropout: dropout, activated: scratch.activated)
             x = UnsafePointer(layers[l].result)
         }
         pooler?.forward(x, batch: batch.batchSize, length: T)

@@ -19,8 +19,9 @@ struct BertLayer {
     let attentionMask: UnsafeMutablePointer<UInt8>
     let attentionStatistics: NormStatistics
     let attentionNormalized: UnsafeMutablePointer<Float>
-    let preActivation: UnsafeMutablePointer<Float>     // `[tokens, intermediate]`
-    let activated: UnsafeMutablePointer<Float>         // `[tokens, intermediate]`
+    /// `[tokens, intermediate]`. Its GELU, the output layer's input, is not kept: the backward pass recomputes
+    /// it into shared scratch, which costs one GELU and saves the layer's largest activation.
+    let preActivation: UnsafeMutablePointer<Float>
     let outputSum: UnsafeMutablePointer<Float>
     let outputMask: UnsafeMutablePointer<UInt8>
     let outputStatistics: NormStatistics
@@ -64,7 +65,6 @@ struct BertLayer {
         attentionStatistics = NormStatistics(rows: n, pool: pool)
         attentionNormalized = pool.floats(n * h)
         preActivation = pool.floats(n * i)
-        activated = pool.floats(n * i)
         outputSum = pool.floats(n * h)
         outputMask = pool.bytes(n * h)
         outputStatistics = NormStatistics(rows: n, pool: pool)
@@ -75,7 +75,9 @@ struct BertLayer {
     /// Dropout sites of this layer, distinct from every other layer's and from the embeddings' (site 0).
     private func site(_ k: Int) -> Int { 1 + 3 * index + k }
 
-    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode) {
+    /// `activated` is scratch of `[tokens, intermediate]` for the GELU output.
+    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode,
+                 activated: UnsafeMutablePointer<Float>) {
         let tokens = lengths.count * T
         let count = tokens * hidden
         let p = dropout.probability(hiddenDropout)
@@ -100,7 +102,7 @@ struct BertLayer {
 
     /// On entry `gradient` holds dL/d(result); on return it holds dL/dx.
     func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
-                  dropout: DropoutMode, scratch: BackwardScratch) {
+                  dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
         let count = tokens * hidden
         let p = dropout.probability(hiddenDropout)
@@ -109,7 +111,8 @@ struct BertLayer {
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
         Dropout.backward(residual, dense, mask: outputMask, count: count, probability: p)
-        output.backward(input: activated, dOutput: dense, rows: tokens, dInput: scratch.intermediate)
+        GELU.forward(preActivation, scratch.activated, count: tokens * intermediate.outFeatures)
+        output.backward(input: scratch.activated, dOutput: dense, rows: tokens, dInput: scratch.intermediate)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
         intermediate.backward(input: attentionNormalized, dOutput: scratch.intermediate, rows: tokens,
                               dInput: residual, accumulate: true)
@@ -119,28 +122,29 @@ struct BertLayer {
         Dropout.backward(gradient, dense, mask: attentionMask, count: count, probability: p)
         attentionOutput.backward(input: context, dOutput: dense, rows: tokens, dInput: scratch.dContext)
         core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                      dKey: scratch.dKey, dValue: scratch.dValue, dProbabilities: scratch.dProbabilities,
-                      lengths: lengths, length: T, dropout: dropout)
+                      dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, dropout: dropout,
+                      site: site(0))
         query.backward(input: x, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true)
         key.backward(input: x, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true)
         value.backward(input: x, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true)
     }
 }
 
-/// Gradient buffers shared by all layers: the backward pass visits one layer at a time.
-struct BackwardScratch {
+/// Temporaries shared by all layers, since each pass visits one layer at a time: mostly gradients, and the
+/// GELU output, which the forward pass uses in passing and the backward pass recomputes.
+struct LayerScratch {
     /// dL/d(hidden states) between layers; the other buffers are each layer's temporaries.
     let dHidden: UnsafeMutablePointer<Float>
     let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
-    let intermediate: UnsafeMutablePointer<Float>
-    let dProbabilities: UnsafeMutablePointer<Float>
+    /// `[tokens, intermediate]`: the GELU output, recomputed for the backward pass, and its gradient.
+    let activated, intermediate: UnsafeMutablePointer<Float>
 
     init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         let n = maxBatch * maxLength * c.hiddenSize
         dHidden = pool.floats(n)
         (hiddenA, hiddenB, dContext) = (pool.floats(n), pool.floats(n), pool.floats(n))
         (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
+        activated = pool.floats(maxBatch * maxLength * c.intermediateSize)
         intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
-        dProbabilities = pool.floats(maxBatch * c.numAttentionHeads * maxLength * maxLength)
     }
 }

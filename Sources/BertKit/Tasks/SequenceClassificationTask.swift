@@ -26,7 +26,7 @@ public final class SequenceClassificationTask: TrainableTask {
 
     /// Tokenises the task's `train` and `dev` splits (truncated to `maxLength` tokens) and loads the encoder,
     /// initialising the classifier with `seed`.
-    public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, batchSize: Int, evaluationBatchSize: Int = 64,
+    public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, batchSize: Int, evaluationBatchSize: Int = 32,
                 seed: UInt64, trainFile: String? = nil, evalFile: String? = nil) throws {
         self.spec = spec
         self.checkpoint = checkpoint

@@ -23,7 +23,7 @@ public final class SpanQATask: TrainableTask {
     }
 
     public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, windowOverlap: Int, batchSize: Int,
-                evaluationBatchSize: Int = 64, seed: UInt64, trainFile: String? = nil, evalFile: String? = nil) throws {
+                evaluationBatchSize: Int = 32, seed: UInt64, trainFile: String? = nil, evalFile: String? = nil) throws {
         self.spec = spec
         self.checkpoint = checkpoint
         self.evaluationBatchSize = evaluationBatchSize

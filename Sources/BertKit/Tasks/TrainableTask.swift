@@ -40,7 +40,7 @@ extension TrainableTask {
 public struct TaskOptions: Sendable {
     public var maxLength = 128
     public var batchSize = 32
-    public var evaluationBatchSize = 64
+    public var evaluationBatchSize = 32
     public var seed: UInt64 = 42
     public var trainFile: String? = nil
     public var evalFile: String? = nil

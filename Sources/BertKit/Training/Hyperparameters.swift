@@ -20,7 +20,9 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public var seed: UInt64 = 42
     /// Evaluate every this many optimizer steps; when absent, at the end of every epoch.
     public var evalSteps: Int? = nil
-    public var evalBatchSize = 64
+    /// Sequences per evaluation batch. Activation buffers are sized for the larger of the two batch sizes, so a
+    /// larger evaluation batch costs memory for the whole run.
+    public var evalBatchSize = 32
     /// Form batches of similar-length sequences (dynamic padding wastes less on short ones).
     public var groupByLength = true
     /// Span QA: context tokens shared by consecutive windows of a long context.
