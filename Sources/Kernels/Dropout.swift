@@ -42,9 +42,14 @@ public enum Dropout {
         probability: Float, seed: UInt64
     ) {
         let threshold = threshold(probability), scale = 1 / (1 - probability)
-        for j in 0..<count {
-            let keep: Float = randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? 1 : 0
-            output[j] = input[j] * keep * scale
+        @inline(__always) func factor(_ j: Int) -> Float {
+            randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? scale : 0
+        }
+        // In place through one pointer, which vectorises (see `GELU`).
+        if UnsafePointer(output) == input {
+            for j in 0..<count { output[j] *= factor(j) }
+        } else {
+            for j in 0..<count { output[j] = input[j] * factor(j) }
         }
     }
 
@@ -63,10 +68,19 @@ public enum Dropout {
         let scale: Float
 
         func callAsFunction(_ range: Range<Int>) {
-            for i in range {
-                let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
-                mask[i] = keep
-                output[i] = input[i] * Float(keep) * scale
+            // In place through one pointer, which vectorises (see `GELU`).
+            if UnsafePointer(output) == input {
+                for i in range {
+                    let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
+                    mask[i] = keep
+                    output[i] *= Float(keep) * scale
+                }
+            } else {
+                for i in range {
+                    let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
+                    mask[i] = keep
+                    output[i] = input[i] * Float(keep) * scale
+                }
             }
         }
     }
@@ -78,7 +92,11 @@ public enum Dropout {
         let scale: Float
 
         func callAsFunction(_ range: Range<Int>) {
-            for i in range { dInput[i] = dOutput[i] * Float(mask[i]) * scale }
+            if UnsafePointer(dInput) == dOutput {
+                for i in range { dInput[i] *= Float(mask[i]) * scale }
+            } else {
+                for i in range { dInput[i] = dOutput[i] * Float(mask[i]) * scale }
+            }
         }
     }
 
