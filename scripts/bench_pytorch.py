@@ -3,6 +3,10 @@
 
 Prints one JSON object. Run in a venv outside the repository:
     ~/bertkit-venv/bin/python scripts/bench_pytorch.py --model models/all-MiniLM-L6-v2 --batch 32 --length 128
+    ~/bertkit-venv/bin/python scripts/bench_pytorch.py --shape base --batch 8 --length 512
+
+Measures fp32, then the same steps under bf16 autocast (torch.autocast("cpu", torch.bfloat16)), PyTorch's
+mixed-precision mode on CPUs.
 """
 import argparse
 import json
@@ -10,7 +14,7 @@ import time
 
 import torch
 import transformers
-from transformers import BertModel
+from transformers import BertConfig, BertModel
 
 
 def timed(step, seconds):
@@ -28,7 +32,9 @@ def timed(step, seconds):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="a checkpoint folder (with --shape model)")
+    parser.add_argument("--shape", choices=["model", "base"], default="model",
+                        help="model: the checkpoint; base: BERT-base (12 layers, hidden 768) with random weights")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=10)
@@ -37,7 +43,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = BertModel.from_pretrained(args.model)
+    model = BertModel.from_pretrained(args.model) if args.shape == "model" else BertModel(BertConfig())
     config = model.config
     ids = torch.randint(1000, config.vocab_size, (args.batch, args.length))
     types = torch.zeros_like(ids)
@@ -62,10 +68,16 @@ def main():
     t_forward = timed(forward, args.seconds)
     model.train()
     t_train = timed(forward_backward, args.seconds)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.eval()
+        b_forward = timed(forward, args.seconds)
+        model.train()
+        b_train = timed(forward_backward, args.seconds)
     tokens = args.batch * args.length
     print(json.dumps({
         "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
         "forward_seconds": t_forward, "forward_backward_seconds": t_train,
+        "bf16_forward_seconds": b_forward, "bf16_forward_backward_seconds": b_train,
         "forward_tokens_per_second": tokens / t_forward, "forward_backward_tokens_per_second": tokens / t_train,
     }))
 

@@ -2,10 +2,14 @@
 """MRPC (or another GLUE task) with the toolkit and with PyTorch + transformers, same recipe, same machine.
 
 Runs `finetune` (release build) and scripts/reference_glue.py for each seed, interleaved, then prints and writes
-a markdown table: dev metrics, training samples/s, seconds per epoch of training, peak resident memory.
+a markdown table: dev metrics, training samples/s and tokens/s (real tokens, padding excluded), seconds per
+epoch of training, inference samples/s on dev (the toolkit's `finetune predict`, PyTorch's `Trainer.predict`),
+peak resident memory. With --with-bf16, PyTorch also runs under bf16 autocast (its mixed-precision mode).
+Arguments it does not know (say `--epochs 1`) go to both sides.
 
     swift build -c release
     ~/bertkit-venv/bin/python scripts/benchmark_glue.py --task mrpc --seeds 1 2 3
+    ~/bertkit-venv/bin/python scripts/benchmark_glue.py --task mrpc --seeds 42 --with-bf16 --epochs 1
 """
 import argparse
 import json
@@ -39,22 +43,32 @@ def run_toolkit(task, seed, extra, out):
     final_line = [l for l in log.splitlines() if l.strip().startswith("dev at step")][-1]
     final = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.-]+)", final_line.split(":", 1)[1])}
     examples = int(re.search(r"(\d+) training and", log).group(1))
+    split = spec["splits"]["dev"]
+    predict = subprocess.run([str(ROOT / ".build/release/finetune"), "predict", "--model", str(out / "runs" / f"{run_id}-{task}" / "best"),
+                              "--task", task, "--split", "dev", "--input", str(ROOT / "Tasks" / spec["dataDirectory"] / split["file"]),
+                              "--output", str(out / "predictions-dev.tsv")], cwd=ROOT, capture_output=True, text=True)
+    if predict.returncode != 0:
+        sys.exit(predict.stdout + predict.stderr)
+    inference = float(re.search(r"([\d.]+) examples/s", predict.stdout).group(1))
     return {"system": "bertkit", "seed": seed, "run": run_id, "final": final, "samples_per_second": rate,
-            "epoch_seconds": examples / rate, "wall_seconds": float(best.group(1)), "peak_rss_mb": peak_rss_mb(done.stderr)}
+            "epoch_seconds": examples / rate, "wall_seconds": float(best.group(1)), "peak_rss_mb": peak_rss_mb(done.stderr),
+            "inference_samples_per_second": inference, "examples": examples}
 
 
-def run_reference(task, seed, python, extra):
+def run_reference(task, seed, python, extra, bf16=False):
     command = ["/usr/bin/time", "-v", python, str(ROOT / "scripts/reference_glue.py"), "--task", task,
-               "--seeds", str(seed)] + extra
+               "--seeds", str(seed)] + extra + (["--bf16"] if bf16 else [])
     start = time.time()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(done.stdout + done.stderr)
     result = json.loads([l for l in done.stdout.splitlines() if l.startswith("{")][-1])
     epoch = statistics.mean(result["epoch_seconds"])
-    return {"system": f"PyTorch {result['torch']}", "seed": seed, "final": result["final"],
-            "samples_per_second": result["train_examples_per_epoch"] / epoch, "epoch_seconds": epoch,
-            "wall_seconds": time.time() - start, "peak_rss_mb": peak_rss_mb(done.stderr)}
+    return {"system": f"PyTorch {result['torch']}" + (" bf16 autocast" if bf16 else ""), "seed": seed,
+            "final": result["final"], "samples_per_second": result["train_examples_per_epoch"] / epoch,
+            "epoch_seconds": epoch, "wall_seconds": time.time() - start, "peak_rss_mb": peak_rss_mb(done.stderr),
+            "inference_samples_per_second": result["inference_samples_per_second"],
+            "examples": result["train_examples_per_epoch"], "tokens": result["train_tokens_per_epoch"]}
 
 
 def main():
@@ -63,31 +77,39 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers")
     parser.add_argument("--output", default=str(ROOT / "benchmarks"))
+    parser.add_argument("--with-bf16", action="store_true", help="also run PyTorch under bf16 autocast")
     args, extra = parser.parse_known_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
-        for runner in (lambda: run_toolkit(args.task, seed, extra, out), lambda: run_reference(args.task, seed, args.python, extra)):
+        runners = [lambda: run_toolkit(args.task, seed, extra, out), lambda: run_reference(args.task, seed, args.python, extra)]
+        if args.with_bf16:
+            runners.append(lambda: run_reference(args.task, seed, args.python, extra, bf16=True))
+        for runner in runners:
             row = runner()
             rows.append(row)
             print(json.dumps(row), flush=True)
 
     metrics = json.loads((ROOT / "Tasks" / f"{args.task}.json").read_text())["metrics"]
+    # Both sides tokenise identically (a test checks it), so the reference's token count serves the toolkit too.
+    tokens_per_example = next((r["tokens"] / r["examples"] for r in rows if "tokens" in r), float("nan"))
     lines = [f"| system | seed | " + " | ".join(f"dev {m}" for m in metrics) +
-             " | train samples/s | s per epoch (training) | wall s (3 epochs + eval) | peak RSS MB |",
-             "|---|---:|" + "---:|" * (len(metrics) + 4)]
+             " | train samples/s | train tokens/s | s per epoch (training) | inference samples/s | wall s | peak RSS MB |",
+             "|---|---:|" + "---:|" * (len(metrics) + 6)]
     for row in rows:
         lines.append(f"| {row['system']} | {row['seed']} | " + " | ".join(f"{row['final'][m]:.4f}" for m in metrics) +
-                     f" | {row['samples_per_second']:.1f} | {row['epoch_seconds']:.0f} | {row['wall_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+                     f" | {row['samples_per_second']:.1f} | {row['samples_per_second'] * tokens_per_example:.0f} | {row['epoch_seconds']:.0f} |"
+                     f" {row['inference_samples_per_second']:.0f} | {row['wall_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
     for system in dict.fromkeys(r["system"] for r in rows):
         mine = [r for r in rows if r["system"] == system]
         def ms(values):
             return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+        rate = statistics.mean(r['samples_per_second'] for r in mine)
         lines.append(f"| **{system} mean ± sd** | | " + " | ".join(ms([r['final'][m] for r in mine]) for m in metrics) +
-                     f" | {statistics.mean(r['samples_per_second'] for r in mine):.1f} | "
-                     f"{statistics.mean(r['epoch_seconds'] for r in mine):.0f} | {statistics.mean(r['wall_seconds'] for r in mine):.0f} | "
-                     f"{max(r['peak_rss_mb'] for r in mine):.0f} |")
+                     f" | {rate:.1f} | {rate * tokens_per_example:.0f} | "
+                     f"{statistics.mean(r['epoch_seconds'] for r in mine):.0f} | {statistics.mean(r['inference_samples_per_second'] for r in mine):.0f} | "
+                     f"{statistics.mean(r['wall_seconds'] for r in mine):.0f} | {max(r['peak_rss_mb'] for r in mine):.0f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     (out / f"glue-{args.task}.md").write_text(table)

@@ -71,6 +71,7 @@ def main():
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--no-group-by-length", action="store_true")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    parser.add_argument("--eval-batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,7 +94,7 @@ def main():
         total = int(np.ceil(args.epochs * steps_per_epoch))
         training_args = TrainingArguments(
             output_dir="/tmp/bertkit-reference", learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.eval_batch_size,
             num_train_epochs=args.epochs, warmup_steps=int(args.warmup_ratio * total),
             weight_decay=args.weight_decay, max_grad_norm=1.0, lr_scheduler_type="linear", seed=seed,
             train_sampling_strategy="random" if args.no_group_by_length else "group_by_length", eval_strategy="epoch", save_strategy="no",
@@ -106,6 +107,9 @@ def main():
         start = time.perf_counter()
         train_output = trainer.train()
         seconds = time.perf_counter() - start
+        inference_start = time.perf_counter()
+        trainer.predict(data["dev"])
+        inference_seconds = time.perf_counter() - inference_start
         history = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
         final = {k[5:]: v for k, v in history[-1].items() if k[5:] in spec["metrics"]}
         best = max((h[f"eval_{spec['mainMetric']}"] for h in history))
@@ -114,6 +118,8 @@ def main():
             "final": final, f"best_{spec['mainMetric']}": best,
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
             "seconds": seconds, "epoch_seconds": timer.epoch_seconds, "train_examples_per_epoch": len(data["train"]),
+            "train_tokens_per_epoch": sum(len(e["input_ids"]) for e in data["train"].items),
+            "inference_samples_per_second": len(data["dev"]) / inference_seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "torch": torch.__version__,
         }), flush=True)

@@ -6,9 +6,11 @@ import Foundation
 @main
 struct Benchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Encoder throughput against PyTorch: GEMM rate, forward and forward+backward tokens/s.")
+        abstract: "Encoder throughput against PyTorch (fp32 and bf16 autocast): GEMM rate, forward and forward+backward tokens/s, MFU.")
 
-    @Option(help: "Model folder.") var model = "models/all-MiniLM-L6-v2"
+    @Option(help: "Model folder (with --shape model).") var model = "models/all-MiniLM-L6-v2"
+    @Option(help: "model: the checkpoint in --model; base: BERT-base (12 layers, hidden 768), random weights.")
+    var shape = "model"
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Tokens per sequence.") var length = 128
     @Option(help: "Seconds to time each measurement.") var seconds = 10.0
@@ -17,11 +19,13 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
 
     func run() throws {
-        var lines = ["# Encoder throughput, batch \(batch) × length \(length)", ""]
+        guard ["model", "base"].contains(shape) else { throw ValidationError("--shape is model or base") }
+        let name = shape == "base" ? "BERT-base shape (random weights)" : (model as NSString).lastPathComponent
+        var lines = ["# Encoder throughput: \(name), batch \(batch) × length \(length)", ""]
         lines.append("machine: \(machineDescription()), \(Parallel.workers) cores; GEMM: \(Gemm.backendDescription); \(Date())")
         lines.append("")
 
-        let gemm = measureGemm()
+        let gemm = measureGemm(try config())
         lines.append("| GEMM (m × k × n, fp32) | GFLOP/s |")
         lines.append("|---|---:|")
         for (shape, rate) in gemm { lines.append("| \(shape) | \(String(format: "%.0f", rate)) |") }
@@ -30,22 +34,28 @@ struct Benchmark: ParsableCommand {
         let ours = try measureEncoder()
         let reference = runPyTorch()
         let tokens = Double(batch * length)
-        lines.append("| encoder | forward tokens/s | forward+backward tokens/s | forward ms/batch | forward+backward ms/batch |")
-        lines.append("|---|---:|---:|---:|---:|")
-        lines.append(row("bertkit (fp32)", tokens / ours.forward, tokens / ours.train, ours.forward, ours.train))
+        let peak = gemm.map(\.1).max() ?? 1
+        let flops = ours.flopsPerToken
+        lines.append("| encoder | forward tokens/s | forward+backward tokens/s | forward ms/batch | forward+backward ms/batch | MFU forward | MFU forward+backward |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        func add(_ name: String, _ forward: Double, _ train: Double) {
+            lines.append(String(format: "| %@ | %.0f | %.0f | %.0f | %.0f | %.0f %% | %.0f %% |", name, tokens / forward,
+                                tokens / train, forward * 1000, train * 1000, 100 * flops * tokens / forward / 1e9 / peak,
+                                100 * 3 * flops * tokens / train / 1e9 / peak))
+        }
+        add("bertkit (fp32)", ours.forward, ours.train)
         if let reference {
-            lines.append(row("PyTorch \(reference.version) (fp32, \(reference.threads) threads)",
-                             tokens / reference.forward, tokens / reference.train, reference.forward, reference.train))
+            add("PyTorch \(reference.version) (fp32, \(reference.threads) threads)", reference.forward, reference.train)
+            add("PyTorch (bf16 autocast)", reference.bf16Forward, reference.bf16Train)
             lines.append("")
-            lines.append(String(format: "bertkit / PyTorch: forward %.2f×, forward+backward %.2f×",
-                                reference.forward / ours.forward, reference.train / ours.train))
+            lines.append(String(format: "bertkit / PyTorch fp32: forward %.2f×, forward+backward %.2f×; bertkit / PyTorch bf16 autocast: forward %.2f×, forward+backward %.2f×",
+                                reference.forward / ours.forward, reference.train / ours.train,
+                                reference.bf16Forward / ours.forward, reference.bf16Train / ours.train))
         } else {
             lines.append("")
             lines.append("PyTorch not measured: `\(python)` has no torch + transformers (set --python or BERTKIT_PYTHON).")
         }
-        let flops = ours.flopsPerToken
-        lines.append(String(format: "model FLOP utilisation: forward %.0f GFLOP/s, forward+backward %.0f GFLOP/s (matmul FLOPs only)",
-                            flops * tokens / ours.forward / 1e9, 3 * flops * tokens / ours.train / 1e9))
+        lines.append(String(format: "MFU: model FLOPs (matmuls: 2 per weight per token, attention 4·T·hidden per token per layer; backward twice the forward) per second over the best measured GEMM rate, %.0f GFLOP/s.", peak))
         let table = lines.joined(separator: "\n") + "\n"
         print(table)
         try FileManager.default.createDirectory(atPath: (output as NSString).deletingLastPathComponent,
@@ -71,9 +81,16 @@ struct Benchmark: ParsableCommand {
         return times.sorted()[times.count / 2]
     }
 
-    func measureGemm() -> [(String, Double)] {
+    /// The encoder's shape: BERT-base's defaults, or the checkpoint's.
+    func config() throws -> BertConfig {
+        shape == "base" ? BertConfig() : try BertCheckpoint(directory: model).config
+    }
+
+    /// The encoder's GEMM shapes: hidden to hidden, hidden to intermediate and back, over all tokens.
+    func measureGemm(_ c: BertConfig) -> [(String, Double)] {
         let m = batch * length
-        return [(384, 384), (384, 1536), (1536, 384)].map { (k, n) in
+        let (h, i) = (c.hiddenSize, c.intermediateSize)
+        return [(h, h), (h, i), (i, h)].map { (k, n) in
             let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
             var c = [Float](repeating: 0, count: m * n)
             let t = timed {
@@ -86,10 +103,13 @@ struct Benchmark: ParsableCommand {
     struct Measurement { let forward: Double; let train: Double; let flopsPerToken: Double }
 
     func measureEncoder() throws -> Measurement {
-        let checkpoint = try BertCheckpoint(directory: model)
-        let c = checkpoint.config
+        let c = try config()
         let store = ParameterStore(BertEncoder.parameters(c))
-        _ = try checkpoint.loadWeights(into: store)
+        if shape == "base" {
+            store.initialiseRandomly(seed: 1)
+        } else {
+            _ = try BertCheckpoint(directory: model).loadWeights(into: store)
+        }
         let encoder = BertEncoder(config: c, store: store, maxBatch: batch, maxLength: length)
         var generator = SeededRandom(seed: 0)
         let ids = (0..<(batch * length)).map { _ in Int32(1000 + generator.nextBits() % UInt64(c.vocabSize - 1000)) }
@@ -111,15 +131,19 @@ struct Benchmark: ParsableCommand {
         return Measurement(forward: forward, train: train, flopsPerToken: perLayer * Double(c.numHiddenLayers))
     }
 
-    struct Reference { let version: String; let threads: Int; let forward: Double; let train: Double }
+    struct Reference {
+        let version: String
+        let threads: Int
+        let forward, train, bf16Forward, bf16Train: Double
+    }
 
     func runPyTorch() -> Reference? {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/bench_pytorch.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script, "--model", model, "--batch", "\(batch)", "--length", "\(length)",
-                             "--seconds", "\(seconds)", "--threads", "\(Parallel.workers)"]
+        process.arguments = [python, script, "--model", model, "--shape", shape, "--batch", "\(batch)",
+                             "--length", "\(length)", "--seconds", "\(seconds)", "--threads", "\(Parallel.workers)"]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -129,10 +153,13 @@ struct Benchmark: ParsableCommand {
         guard process.terminationStatus == 0,
               let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
               let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let forward = json["forward_seconds"] as? Double, let train = json["forward_backward_seconds"] as? Double
+              let forward = json["forward_seconds"] as? Double, let train = json["forward_backward_seconds"] as? Double,
+              let bf16Forward = json["bf16_forward_seconds"] as? Double,
+              let bf16Train = json["bf16_forward_backward_seconds"] as? Double
         else { return nil }
         let version = "\(json["torch"] ?? "?") + transformers \(json["transformers"] ?? "?")"
-        return Reference(version: version, threads: json["threads"] as? Int ?? 0, forward: forward, train: train)
+        return Reference(version: version, threads: json["threads"] as? Int ?? 0, forward: forward, train: train,
+                         bf16Forward: bf16Forward, bf16Train: bf16Train)
     }
 
     func machineDescription() -> String {

@@ -43,6 +43,7 @@ struct Predict: ParsableCommand {
         _ = try checkpoint.loadWeights(into: classifier.parameters)
 
         var lines = ["index\tprediction" + (regression ? "" : labels.map { "\t" + $0 }.joined())]
+        let started = ContinuousClock.now
         for start in stride(from: 0, to: encodings.count, by: batchSize) {
             let chunk = encodings[start..<min(start + batchSize, encodings.count)]
             classifier.forward(EncoderBatch(padding: chunk.map(\.ids), typeIds: chunk.map(\.typeIds), padId: tokenizer.padId))
@@ -54,8 +55,10 @@ struct Predict: ParsableCommand {
                 }
             }
         }
+        let elapsed = started.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
-        print("wrote \(encodings.count) predictions to \(output)")
+        print("wrote \(encodings.count) predictions to \(output) (model: \(String(format: "%.2f", seconds)) s, \(String(format: "%.1f", Double(encodings.count) / seconds)) examples/s)")
     }
 
     func readInputs() throws -> [(String, String?)] {

@@ -69,6 +69,13 @@ public final class ParameterStore: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { index[name] != nil }
 
+    /// Sets every parameter as BERT initialises a new model: normal(0, `range`) weights, zero biases, unit
+    /// LayerNorm scales (for a model trained from scratch, or a benchmark that needs no checkpoint).
+    public func initialiseRandomly(range: Float = 0.02, seed: UInt64) {
+        var generator = SeededRandom(seed: seed)
+        for p in parameters { CheckpointLoader.initialise(p, range: range, generator: &generator) }
+    }
+
     public func zeroGradients() {
         gradients.update(repeating: 0)
     }
