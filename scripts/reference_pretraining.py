@@ -103,7 +103,7 @@ def main():
     parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--check-export", action="store_true", help="score the run's exported model instead of training")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--mlm-probability", type=float, default=0.15)

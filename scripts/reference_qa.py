@@ -100,6 +100,8 @@ def main():
     parser.add_argument("--window-overlap", type=int, default=128)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--evaluate-only", metavar="MODEL",
+                        help="no training: score a fine-tuned BertForQuestionAnswering folder (a bertkit export) on the dev split")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -108,6 +110,20 @@ def main():
     train_examples, eval_examples = read_split(spec, "train"), read_split(spec, "dev")
     train_items, _ = features(tokenizer, train_examples, args.max_length, args.window_overlap, training=True)
     eval_items, eval_windows = features(tokenizer, eval_examples, args.max_length, args.window_overlap, training=False)
+
+    def predictions(model):
+        """Answers for the dev questions. A Trainer of its own: one whose arguments group by length also
+        reorders its evaluation batches (transformers 5), and the windows must stay in order."""
+        trainer = Trainer(model=model, args=TrainingArguments(output_dir="/tmp/bertkit-reference-qa", per_device_eval_batch_size=32,
+                                                              report_to=[], use_cpu=True, disable_tqdm=True),
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        start_logits, end_logits = trainer.predict(ListDataset(eval_items)).predictions
+        return postprocess(eval_examples, eval_windows, start_logits, end_logits)
+
+    if args.evaluate_only:
+        model = BertForQuestionAnswering.from_pretrained(args.evaluate_only)
+        print(json.dumps({"model": args.evaluate_only, **squad_evaluate(eval_examples, predictions(model))}))
+        return
 
     for seed in args.seeds:
         model = BertForQuestionAnswering.from_pretrained(args.model)
@@ -123,11 +139,9 @@ def main():
                           data_collator=DataCollatorWithPadding(tokenizer), callbacks=[timer])
         start = time.perf_counter()
         trainer.train()
-        output = trainer.predict(ListDataset(eval_items))
-        start_logits, end_logits = output.predictions
-        predictions = postprocess(eval_examples, eval_windows, start_logits, end_logits)
+        trainer.save_model(f"/tmp/bertkit-reference-qa/seed-{seed}")  # to score again without retraining
         print(json.dumps({
-            "seed": seed, "learning_rate": args.learning_rate, **squad_evaluate(eval_examples, predictions),
+            "seed": seed, "learning_rate": args.learning_rate, **squad_evaluate(eval_examples, predictions(model)),
             "train_windows_per_second": len(train_items) / np.mean(timer.epoch_seconds),
             "epoch_seconds": timer.epoch_seconds, "seconds": time.perf_counter() - start,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__,

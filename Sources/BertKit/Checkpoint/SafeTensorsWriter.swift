@@ -33,9 +33,13 @@ public struct SafeTensorsWriter {
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(headerBytes)
         for tensor in ordered {
+            #if _endian(little)
+            file.append(contentsOf: UnsafeRawBufferPointer(tensor.values))  // already the format's byte order
+            #else
             for value in tensor.values {
                 withUnsafeBytes(of: value.bitPattern.littleEndian) { file.append(contentsOf: $0) }
             }
+            #endif
         }
         try AtomicFile.write(file, to: path)
     }
