@@ -22,6 +22,7 @@ Writes into Tests/BertKitTests/Fixtures/:
   tiny-pretraining.safetensors  BertForPreTraining on the tiny BERT (random cls.* heads, decoder tied to the word
                                 embeddings): masked-LM and NSP logits, the summed loss and every gradient
   squad-metrics.json            SQuAD v1.1's official exact match and F1 on fixed predictions
+  squad-v2-metrics.json         SQuAD v2.0's official scores (overall, HasAns, NoAns) on fixed predictions
   tiny-bert-forward.safetensors padded pair inputs, hidden states, pooled output, the loss and every gradient
   tiny-bert-legacy.safetensors  the same weights in bf16, with `bert.` prefixes, LayerNorm gamma/beta, cls.* extras
   dtypes.safetensors            F16/BF16 tensors and their exact float32 values
@@ -349,6 +350,32 @@ def squad_official_metrics():
     (OUT / "squad-metrics.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
+def squad_v2_official_metrics():
+    """SQuAD v2.0's evaluate-v2.0.py algorithm (scripts/reference_common.py) on fixed predictions, answerable and
+    unanswerable questions mixed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reference_common import squad_v2_evaluate
+
+    cases = [
+        ("q1", ["Denver Broncos", "The Denver Broncos"], "the Denver Broncos!"),
+        ("q2", ["Denver Broncos"], "Broncos"),
+        ("q3", [], ""),                      # unanswerable, abstained
+        ("q4", [], "Carolina Panthers"),     # unanswerable, answered
+        ("q5", ["Carolina Panthers"], ""),   # answerable, abstained
+        ("q6", ["the", "an"], ""),           # golds that normalise to nothing count as ""
+        ("q7", ["the", "Panthers"], "a"),    # "the" is dropped as a gold; "a" normalises to nothing and scores 0
+        ("q8", ["Café Société"], "café société"),
+        ("q9", [], "the"),                   # unanswerable, a prediction that normalises to nothing
+        ("q10", ["1,000,000 dollars"], "1000000 dollars"),
+    ]
+    examples = [{"id": i, "answers": [{"text": g} for g in golds]} for i, golds, _ in cases]
+    predictions = {i: p for i, _, p in cases if i != "q10"}  # q10 has no prediction: v2 leaves it out
+    per_question = {i: squad_v2_evaluate([e], predictions) for i, e in zip([c[0] for c in cases], examples)}
+    out = {"cases": [{"id": i, "golds": g, "prediction": p} for i, g, p in cases], "predictions": predictions,
+           "per_question": per_question, "totals": squad_v2_evaluate(examples, predictions)}
+    (OUT / "squad-v2-metrics.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def dtypes():
     values = torch.tensor([0.0, -0.0, 1.0, -2.5, 3.14159, 65504.0, 1e-3, 6e-8, 1e-6, -7.25e4, 1e30, 3.3e-39],
                           dtype=torch.float32)
@@ -486,7 +513,7 @@ if __name__ == "__main__":
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
     everything = [tiny_bert, tiny_vocabulary, tiny_classifier, metrics, adamw, tiny_token_classifier, seqeval_cases,
-                  tiny_qa, tiny_pretraining, squad_official_metrics, dtypes, tokenizer_fixtures, minilm]
+                  tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)
     if unknown:

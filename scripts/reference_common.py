@@ -1,4 +1,4 @@
-"""Helpers shared by the PyTorch reference scripts (reference_glue.py, reference_ner.py)."""
+"""Helpers shared by the PyTorch reference scripts and make_fixtures.py."""
 import time
 
 import torch
@@ -68,3 +68,42 @@ def squad_evaluate(examples, predictions):
         exact += max(float(squad_normalize(prediction) == squad_normalize(g)) for g in golds)
         f1 += max(squad_f1(prediction, g) for g in golds)
     return {"exact_match": 100.0 * exact / len(examples), "f1": 100.0 * f1 / len(examples)}
+
+
+def squad_v2_evaluate(examples, predictions):
+    """SQuAD v2.0's evaluate-v2.0.py algorithm (no null-odds file): gold answers that normalise to nothing are
+    dropped, an unanswerable question's gold is "", and an empty prediction or gold scores 1 only against an
+    empty other; scores are in percent over the predicted questions, overall and split into questions with
+    answers (HasAns) and without (NoAns)."""
+    def tokens(s):
+        return squad_normalize(s).split() if s else []
+
+    def exact(gold, prediction):
+        return float(squad_normalize(gold) == squad_normalize(prediction))
+
+    def f1(gold, prediction):
+        gold_tokens, predicted_tokens = tokens(gold), tokens(prediction)
+        if not gold_tokens or not predicted_tokens:
+            return float(gold_tokens == predicted_tokens)
+        return float(squad_f1(prediction, gold))
+
+    scores = {}
+    for example in examples:
+        if example["id"] not in predictions:
+            continue
+        golds = [a["text"] for a in example["answers"] if squad_normalize(a["text"])] or [""]
+        prediction = predictions[example["id"]]
+        scores[example["id"]] = (max(exact(g, prediction) for g in golds), max(f1(g, prediction) for g in golds),
+                                 bool(example["answers"]))
+
+    def totals(chosen):
+        return (100.0 * sum(e for e, _, _ in chosen) / len(chosen), 100.0 * sum(f for _, f, _ in chosen) / len(chosen))
+
+    out = {}
+    groups = [("", list(scores.values())), ("has_answer_", [v for v in scores.values() if v[2]]),
+              ("no_answer_", [v for v in scores.values() if not v[2]])]
+    for prefix, chosen in groups:
+        if chosen:
+            out[prefix + "exact_match"], out[prefix + "f1"] = totals(chosen)
+            out[prefix + "total"] = float(len(chosen))
+    return out

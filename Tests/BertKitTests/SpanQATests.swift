@@ -27,6 +27,32 @@ import Testing
         #expect(scores["exact_match"] == 50 && scores["f1"] == 50, "an unanswered question scores 0")
     }
 
+    struct V2Fixture: Decodable {
+        struct Case: Decodable { let id: String; let golds: [String]; let prediction: String }
+        let cases: [Case]
+        let predictions: [String: String]
+        let per_question: [String: [String: Double]]
+        let totals: [String: Double]
+    }
+
+    /// SQuAD 2.0 scoring, answerable and unanswerable questions mixed, against the official v2.0 algorithm.
+    @Test func squadV2ScoresEqualTheOfficialScript() throws {
+        let fixture = try JSONDecoder().decode(V2Fixture.self, from: Data(contentsOf: URL(fileURLWithPath: Fixture.path("squad-v2-metrics.json"))))
+        let examples = fixture.cases.map { c in
+            SQuADExample(id: c.id, question: "q", context: "c", answers: c.golds.map { .init(text: $0, start: 0) },
+                         isImpossible: c.golds.isEmpty, article: 0)
+        }
+        for example in examples {
+            let scores = SQuADMetrics.evaluateV2([example], predictions: fixture.predictions)
+            let expected = fixture.per_question[example.id]!
+            #expect(Set(scores.keys) == Set(expected.keys), "\(example.id)")
+            for (name, value) in expected { #expect(abs(scores[name]! - value) < 1e-9, "\(example.id) \(name)") }
+        }
+        let totals = SQuADMetrics.evaluateV2(examples, predictions: fixture.predictions)
+        #expect(Set(totals.keys) == Set(fixture.totals.keys))
+        for (name, value) in fixture.totals { #expect(abs(totals[name]! - value) < 1e-9, "\(name)") }
+    }
+
     @Test func theArticleSplitOfTheShippedDevSet() throws {
         let spec = try TaskSpec.load("squad-articles", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
         let train = try spec.questions("train"), dev = try spec.questions("dev")

@@ -80,4 +80,36 @@ public enum SQuADMetrics {
         let n = Double(max(1, examples.count))
         return ["exact_match": 100 * exact / n, "f1": 100 * overlap / n]
     }
+
+    /// SQuAD v2.0's official `evaluate-v2.0.py` (without a null-odds file), for files with unanswerable
+    /// questions: gold answers that normalise to nothing are dropped and an unanswerable question's gold is "";
+    /// an empty prediction or gold scores 1 only against an empty other. Unlike v1.1, a question without a
+    /// prediction is left out of the totals. Returns `exact_match`, `f1` and `total`, and the same over the
+    /// questions with answers (`has_answer_…`) and without (`no_answer_…`) when there are any.
+    public static func evaluateV2(_ examples: [SQuADExample], predictions: [String: String]) -> [String: Double] {
+        var scores: [(exact: Double, f1: Double, hasAnswer: Bool)] = []
+        for example in examples {
+            guard let prediction = predictions[example.id] else { continue }
+            let answered = example.answers.map(\.text).filter { !normalize($0).isEmpty }
+            let golds = answered.isEmpty ? [""] : answered
+            scores.append((golds.contains { exactMatch(prediction, $0) } ? 1 : 0,
+                           golds.map { f1V2(prediction, $0) }.max()!, !example.answers.isEmpty))
+        }
+        var metrics: [String: Double] = [:]
+        for (prefix, chosen) in [("", scores), ("has_answer_", scores.filter(\.hasAnswer)),
+                                 ("no_answer_", scores.filter { !$0.hasAnswer })] where !chosen.isEmpty {
+            let n = Double(chosen.count)
+            metrics[prefix + "exact_match"] = 100 * chosen.map(\.exact).reduce(0, +) / n
+            metrics[prefix + "f1"] = 100 * chosen.map(\.f1).reduce(0, +) / n
+            metrics[prefix + "total"] = n
+        }
+        return metrics
+    }
+
+    /// v2.0's F1: as v1.1's, except that an empty prediction or gold scores 1 against an empty other.
+    static func f1V2(_ prediction: String, _ gold: String) -> Double {
+        let predicted = words(normalize(prediction)), truth = words(normalize(gold))
+        if predicted.isEmpty || truth.isEmpty { return predicted == truth ? 1 : 0 }
+        return f1(prediction, gold)
+    }
 }

@@ -49,7 +49,11 @@ public final class SpanQATask: TrainableTask {
     }
 
     public func evaluate() -> [String: Double] {
-        SQuADMetrics.evaluate(evaluationExamples, predictions: predict().answers)
+        let answers = predict().answers
+        // A file with unanswerable questions is SQuAD 2.0, which has its own official scoring.
+        return evaluationExamples.contains(where: \.isImpossible)
+            ? SQuADMetrics.evaluateV2(evaluationExamples, predictions: answers)
+            : SQuADMetrics.evaluate(evaluationExamples, predictions: answers)
     }
 
     /// Answers (and n-best lists) for the evaluation questions.

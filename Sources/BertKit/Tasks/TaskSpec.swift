@@ -90,7 +90,7 @@ public struct TaskSpec: Decodable, Sendable {
     public static let plugins: [String: Set<String>] = [
         "sequence-classification": Metrics.known,
         "token-classification": ["f1", "precision", "recall", "accuracy"],
-        "span-qa": ["exact_match", "f1"],
+        "span-qa": ["exact_match", "f1", "has_answer_exact_match", "has_answer_f1", "no_answer_exact_match", "no_answer_f1"],
         "pretraining": ["mlm_accuracy", "mlm_loss", "perplexity", "nsp_accuracy", "nsp_loss"],
     ]
 
