@@ -123,6 +123,8 @@ struct Train: ParsableCommand {
             let task = try TaskPlugins.make(spec, checkpoint: checkpoint, options: options)
             say(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
             say("  \(task.dataSummary); learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
+            for warning in task.dataWarnings.prefix(10) { say("  warning: \(warning)") }
+            if task.dataWarnings.count > 10 { say("  … and \(task.dataWarnings.count - 10) more warnings") }
             if stop.isSet { throw TrainingError.interrupted(step: 0) }
 
             let progress = RunObserver(run: run, database: database, mainMetric: spec.mainMetric)

@@ -69,6 +69,18 @@ import BertKit
         #expect(metrics.map { $0["name"]!.description } == ["mlm_accuracy", "mlm_loss", "perplexity"])
     }
 
+    @Test func aCorpusWithABadLineTrainsAndSaysWhereTheLineIs() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let corpus = directory + "/corpus.txt"
+        var bytes = Array(try String(contentsOfFile: Self.fixtures + "/tasks/data/pretrain-tiny.txt", encoding: .utf8).utf8)
+        bytes += [0xFF, 0xFE, 0x0A]  // the last line: not UTF-8
+        try Data(bytes).write(to: URL(fileURLWithPath: corpus))
+        let line = bytes.filter { $0 == 0x0A }.count
+        let result = try finetune(trainArguments(task: "pretrain-tiny", steps: 2, extra: ["--text", corpus]))
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("warning: \(corpus):\(line): not valid UTF-8; line skipped"), "\(result.output)")
+    }
+
     @Test func aRunIsRecordedListedComparedExportedAndPredicts() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try finetune(trainArguments())

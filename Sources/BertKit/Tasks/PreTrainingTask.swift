@@ -34,14 +34,13 @@ public final class PreTrainingTask: TrainableTask {
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
+    public var dataWarnings: [DataError] { problems }
     public var dataSummary: String {
         let notNext = training.filter(\.isRandomNext).count
         var summary = "\(training.count) training pairs from \(documentCounts.training) documents"
             + (options.nextSentencePrediction ? " (\(notNext) NotNext)" : "")
             + ", \(evaluation.count) held-out pairs from \(documentCounts.evaluation)"
-        if let first = problems.first {
-            summary += "; skipped \(problems.count) corpus problem(s), first: \(first)"
-        }
+        if !problems.isEmpty { summary += "; \(problems.count) corpus problem(s) skipped" }
         return summary
     }
 

@@ -7,6 +7,8 @@ public protocol TrainableTask: AnyObject {
     var loadReport: LoadReport { get }
     /// One line about the data, for the log.
     var dataSummary: String { get }
+    /// Problems in the data that were skipped rather than fatal (file, line and what was wrong), for the log.
+    var dataWarnings: [DataError] { get }
     /// Token count of each training example, for length-grouped batching.
     var trainingLengths: [Int] { get }
     /// The metric that picks the best checkpoint (higher is better).
@@ -34,6 +36,7 @@ public struct FinishReport: Sendable {
 
 extension TrainableTask {
     public func finish(outputDirectory: String) throws -> FinishReport { FinishReport() }
+    public var dataWarnings: [DataError] { [] }
 }
 
 /// Settings that shape a task's features and model.
