@@ -247,12 +247,10 @@ def seqeval_cases():
     (OUT / "seqeval.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
-def tiny_qa():
-    torch.manual_seed(19)
-    g = torch.Generator().manual_seed(23)
+def padded_pairs(g):
+    """Three `[CLS] A [SEP] B [SEP]` pairs of 12, 9 and 11 random tokens of the tiny vocabulary, right-padded."""
     lengths = [12, 9, 11]
-    seq = max(lengths)
-    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    ids = torch.randint(5, 97, (len(lengths), max(lengths)), generator=g)
     types = torch.zeros_like(ids)
     mask = torch.zeros_like(ids)
     for b, n in enumerate(lengths):
@@ -260,6 +258,13 @@ def tiny_qa():
         ids[b, n:] = 0
         types[b, 5:n] = 1
         mask[b, :n] = 1
+    return ids, types, mask
+
+
+def tiny_qa():
+    torch.manual_seed(19)
+    g = torch.Generator().manual_seed(23)
+    ids, types, mask = padded_pairs(g)
     starts, ends = torch.tensor([6, 0, 7]), torch.tensor([8, 0, 9])
     model = BertForQuestionAnswering.from_pretrained(OUT / "tiny-bert").double().eval()
     out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, start_positions=starts, end_positions=ends)
@@ -278,16 +283,7 @@ def tiny_pretraining():
     elsewhere) and next-sentence labels; the heads are new, so they get random (and non-trivial) values."""
     torch.manual_seed(29)
     g = torch.Generator().manual_seed(31)
-    lengths = [12, 9, 11]
-    seq = max(lengths)
-    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for b, n in enumerate(lengths):
-        ids[b, 0], ids[b, 4], ids[b, n - 1] = 2, 3, 3
-        ids[b, n:] = 0
-        types[b, 5:n] = 1
-        mask[b, :n] = 1
+    ids, types, mask = padded_pairs(g)
     labels = torch.full_like(ids, -100)
     for b, t in [(0, 1), (0, 3), (0, 7), (1, 2), (1, 6), (2, 5), (2, 8), (2, 9)]:
         labels[b, t] = ids[b, t]

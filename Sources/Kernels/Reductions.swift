@@ -50,3 +50,10 @@ public func sumOfSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, from s
     while i < count { let d = p[i] - shift; total += d * d; i += 1 }
     return total
 }
+
+/// The index of the largest of `count` values (the first, on a tie), as `torch.argmax` picks it.
+public func argmax(_ p: UnsafePointer<Float>, count: Int) -> Int {
+    var best = 0
+    for i in 1..<max(count, 1) where p[i] > p[best] { best = i }
+    return best
+}

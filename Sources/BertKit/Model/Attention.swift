@@ -43,6 +43,15 @@ struct AttentionCore {
         return (base, base + maxLength * maxLength)
     }
 
+    /// The probabilities one pair attends with: `P` itself, or with dropout `P'`, rebuilt in `scratch`.
+    private func attended(_ s: Int, rows T: Int, columns L: Int, probability: Float, seed: UInt64,
+                          scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let p = UnsafePointer(probabilities + s)
+        guard probability > 0 else { return p }
+        dropped(p, into: scratch, first: s, rows: T, columns: L, probability: probability, seed: seed)
+        return UnsafePointer(scratch)
+    }
+
     /// `P'` of one pair: its probabilities with dropout applied, rows `T` by `L` columns (stride `T`).
     private func dropped(_ probabilities: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
                          first: Int, rows T: Int, columns L: Int, probability: Float, seed: UInt64) {
@@ -104,12 +113,8 @@ struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
-            var attended = UnsafePointer(core.probabilities + s)
-            if dropout > 0 {
-                let dropped = core.threadScratch().dropped
-                core.dropped(attended, into: dropped, first: s, rows: T, columns: L, probability: dropout, seed: seed)
-                attended = UnsafePointer(dropped)
-            }
+            let attended = core.attended(s, rows: T, columns: L, probability: dropout, seed: seed,
+                                         scratch: core.threadScratch().dropped)
             Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended, lda: T, b: value + o, ldb: H,
                         c: context + o, ldc: H)
         }
@@ -139,10 +144,8 @@ struct AttentionCore {
             let (dropped, dP) = core.threadScratch()
             Gemm.serial(.none, .transposed, m: T, n: L, k: d, a: dContext + o, lda: H, b: value + o, ldb: H,
                         c: dP, ldc: T)
-            var attended = probabilities
+            let attended = core.attended(s, rows: T, columns: L, probability: dropout, seed: seed, scratch: dropped)
             if dropout > 0 {
-                core.dropped(probabilities, into: dropped, first: s, rows: T, columns: L, probability: dropout, seed: seed)
-                attended = UnsafePointer(dropped)
                 core.dropped(dP, into: dP, first: s, rows: T, columns: L, probability: dropout, seed: seed)
             }
             Gemm.serial(.transposed, .none, m: L, n: d, k: T, a: attended, lda: T, b: dContext + o, ldb: H,

@@ -140,14 +140,8 @@ public final class PreTrainingModel {
     }
 
     /// The most likely token at masked position `i` of the last forward pass.
-    public func predictedToken(_ i: Int) -> Int32 { argmax(mlmLogits + i * config.vocabSize, count: config.vocabSize) }
+    public func predictedToken(_ i: Int) -> Int32 { Int32(argmax(mlmLogits + i * config.vocabSize, count: config.vocabSize)) }
 
     /// Whether sequence `b` of the last forward pass is predicted to be followed by a random segment.
     public func predictsRandomNext(_ b: Int) -> Bool { nspLogits[b * 2 + 1] > nspLogits[b * 2] }
-
-    private func argmax(_ z: UnsafePointer<Float>, count: Int) -> Int32 {
-        var best = 0
-        for c in 1..<count where z[c] > z[best] { best = c }
-        return Int32(best)
-    }
 }

@@ -78,10 +78,7 @@ public final class SequenceClassifier {
     public func predictions() -> [Target] {
         (0..<batchSize).map { b in
             let z = logits + b * outputs
-            if isRegression { return .value(z[0]) }
-            var best = 0
-            for c in 1..<outputs where z[c] > z[best] { best = c }
-            return .label(best)
+            return isRegression ? .value(z[0]) : .label(argmax(z, count: outputs))
         }
     }
 }

@@ -57,9 +57,6 @@ public final class TokenClassifier {
 
     /// The most likely label of token `t` of the last forward pass.
     public func prediction(token t: Int) -> Int {
-        let z = logits + t * labels
-        var best = 0
-        for c in 1..<labels where z[c] > z[best] { best = c }
-        return best
+        argmax(logits + t * labels, count: labels)
     }
 }

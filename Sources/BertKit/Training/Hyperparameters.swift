@@ -97,14 +97,9 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
 
     /// Every hyper-parameter a run of `plugin` reads, as text, one entry each, for results.db.
     public func parameters(for plugin: String) -> [(String, String)] {
-        let data = try! JSONEncoder().encode(self)
-        let object = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-        // Foundation reads JSON booleans back as numbers; the typed values say which are true/false.
-        let typed = try! JSONDecoder().decode([String: HyperparameterValue].self, from: data)
-        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }.map { key in
-            if case .bool(let b) = typed[key] { return (key, "\(b)") }
-            return (key, object[key].map { "\($0)" } ?? "")
-        }
+        let values = try! JSONDecoder().decode([String: HyperparameterValue].self, from: JSONEncoder().encode(self))
+        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }
+            .map { key in (key, values[key]?.text ?? "") }
     }
 
     public func validate() throws {
@@ -146,6 +141,16 @@ public enum HyperparameterValue: Codable, Sendable, Equatable {
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let d = try? c.decode(Double.self) { self = .number(d) }
         else { self = .text(try c.decode(String.self)) }
+    }
+
+    /// As results.db stores it: whole numbers without a fraction, booleans as true/false.
+    public var text: String {
+        switch self {
+        case .number(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        case .bool(let b): "\(b)"
+        case .text(let t): t
+        case .null: ""
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
