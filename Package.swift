@@ -20,9 +20,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(
-            name: "COpenBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
         ),
         .systemLibrary(
             name: "CSQLite",
@@ -31,7 +30,7 @@ let package = Package(
         ),
         .target(
             name: "Kernels",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["CDNNL"],
             swiftSettings: kernelFlags
         ),
         .target(

@@ -13,6 +13,9 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 97-token character vocabulary so it can tokenize real text
   tiny-classifier.safetensors   BertForSequenceClassification on the tiny BERT: logits, cross-entropy and MSE losses
                                 and every gradient
+  tiny-classifier-bf16.safetensors  the same classifier with every dense layer's GEMMs on bf16-rounded inputs
+                                (the toolkit's --precision bf16: inputs rounded to nearest even, sums exact), float64
+                                otherwise: logits, loss and every gradient
   metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
@@ -153,6 +156,62 @@ def tiny_classifier():
             golden[f"{kind}.weight.{name}"] = p.detach().float()
             golden[f"{kind}.grad.{name}"] = p.grad.float()
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-classifier.safetensors")
+
+
+def to_bf16(t):
+    """Rounds to the nearest bfloat16 (ties to even) through float32, as the toolkit rounds its fp32 values."""
+    return t.float().bfloat16().double()
+
+
+class BF16Linear(torch.autograd.Function):
+    """nn.Linear whose three GEMMs read bf16-rounded operands and sum exactly (the toolkit's bf16 precision):
+    y = r(x)·r(W)ᵀ + b, dX = r(dY)·r(W), dW = r(dY)ᵀ·r(x), db = Σ dY."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return to_bf16(x) @ to_bf16(weight).T + bias
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        flat_dy, flat_x = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
+        dx = to_bf16(dy) @ to_bf16(weight)
+        dw = to_bf16(flat_dy).T @ to_bf16(flat_x)
+        return dx, dw, flat_dy.sum(0)
+
+
+def tiny_classifier_bf16():
+    """tiny_classifier's classification case with every nn.Linear in bf16 (attention's own products stay exact)."""
+    golden = {}
+    g = torch.Generator().manual_seed(3)
+    lengths = [9, 5, 7, 3]
+    seq = max(lengths)
+    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, n - 1] = 2, 3
+        ids[b, n:] = 0
+        types[b, n // 2:n] = 1
+        mask[b, :n] = 1
+    golden.update({"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+    torch.manual_seed(5)
+    model = BertForSequenceClassification.from_pretrained(
+        OUT / "tiny-bert", num_labels=3, problem_type="single_label_classification").double().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.forward = lambda x, m=module: BF16Linear.apply(x, m.weight, m.bias)
+    labels = torch.tensor([0, 2, 1, 2])
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    golden["labels"] = labels
+    golden["logits"] = out.logits.detach().float()
+    golden["loss"] = out.loss.detach().float().reshape(1)
+    for name, p in model.named_parameters():
+        golden[f"weight.{name}"] = p.detach().float()
+        golden[f"grad.{name}"] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-classifier-bf16.safetensors")
 
 
 def metrics():
@@ -508,7 +567,7 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, metrics, adamw, tiny_token_classifier, seqeval_cases,
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, adamw, tiny_token_classifier, seqeval_cases,
                   tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)

@@ -1,43 +1,59 @@
-import COpenBLAS
+import CDNNL
 
 /// Whether a GEMM operand is read as stored or transposed.
 public enum Transpose: Sendable {
     case none
     case transposed
 
-    var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+    var dnnl: CChar { self == .none ? CChar(UInt8(ascii: "N")) : CChar(UInt8(ascii: "T")) }
 }
 
-/// Row-major matrix multiplication over the system BLAS library.
+/// The number format a GEMM reads its inputs in. Products accumulate in fp32 and write fp32 either way, so
+/// master weights, optimizer state and every other kernel stay fp32 (mixed precision, as in PyTorch's autocast).
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    /// IEEE single precision throughout.
+    case float32 = "fp32"
+    /// Inputs rounded to bfloat16 (8 bits of mantissa, fp32's range); about twice the multiply rate here.
+    case bfloat16 = "bf16"
+}
+
+/// Row-major matrix multiplication over oneDNN.
 ///
 /// `c[m×n] = alpha · op(a) · op(b) + beta · c`, where `op(a)` is `m×k` and `op(b)` is `k×n`; leading
 /// dimensions are the row strides of the matrices as stored. Large products are split into one block of rows
-/// (or columns) per core; BLAS itself is kept on one thread so that `Parallel` is the only thread pool.
+/// (or columns) per core; oneDNN itself runs on one thread per call so that `Parallel` is the only thread pool
+/// (idle OpenMP threads spinning after a GEMM would slow the next parallel kernel down).
+///
+/// With `.bfloat16` the operands are first rounded into bf16 scratch (round to nearest even) and multiplied by
+/// oneDNN's bf16×bf16→fp32 kernel. oneDNN allocates its packing workspace inside each call; nothing else here
+/// allocates once the scratch has grown to the largest operand.
 public enum Gemm {
-    private static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
-
     /// Below this many multiply-adds a product runs on one core: splitting costs more than it saves.
     static let parallelThreshold = 1 << 18
 
     public static func multiply(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
     ) {
         guard m > 0, n > 0 else { return }
         let work = m * n * max(k, 1)
-        if work < parallelThreshold || Parallel.workers == 1 {
+        if work < parallelThreshold || Parallel.workers == 1 || k == 0 {
             serial(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc)
-        } else {
-            // Split the longer side of C, so that each block reads its own rows of op(A) or columns of op(B).
-            let product = Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            if m >= n {
-                Parallel.forRanges(m, minimumChunk: 16, product.rows)
-            } else {
-                Parallel.forRanges(n, minimumChunk: 16, product.columns)
-            }
+                   beta: beta, c: c, ldc: ldc, precision: precision)
+            return
+        }
+        switch precision {
+        case .float32:
+            split(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc))
+        case .bfloat16:
+            // Round each operand once, on all cores, then split the bf16 product.
+            let scratch = BFloat16Scratch.forThisThread
+            let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: true)
+            let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: true)
+            split(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer,
+                          lda: a16.ld, b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc))
         }
     }
 
@@ -45,57 +61,39 @@ public enum Gemm {
     public static func serial(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
     ) {
-        _ = singleThreadedBLAS
         guard m > 0, n > 0 else { return }
         if k == 0 {
-            // BLAS leaves C untouched when k is 0 only if beta is 1; make the empty product explicit.
+            // An empty sum: C = beta · C, made explicit rather than left to the library.
             for i in 0..<m { scale(c + i * ldc, count: n, by: beta) }
             return
         }
-        cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// Name of the BLAS kernel family chosen for this CPU, for benchmark reports.
-    public static var backendDescription: String {
-        "OpenBLAS " + String(cString: openblas_get_corename())
-    }
-
-    /// The arguments of one `multiply`, and its blocks of rows or columns of C.
-    private struct Product {
-        let transA: Transpose, transB: Transpose
-        let m: Int, n: Int, k: Int
-        let alpha: Float
-        let a: UnsafePointer<Float>, lda: Int
-        let b: UnsafePointer<Float>, ldb: Int
-        let beta: Float
-        let c: UnsafeMutablePointer<Float>, ldc: Int
-
-        var rows: Rows { Rows(product: self) }
-        var columns: Columns { Columns(product: self) }
-
-        struct Rows: Parallel.RangeBody {
-            let product: Product
-
-            func callAsFunction(_ rows: Range<Int>) {
-                let p = product
-                let aBlock = p.transA == .none ? p.a + rows.lowerBound * p.lda : p.a + rows.lowerBound
-                serial(p.transA, p.transB, m: rows.count, n: p.n, k: p.k, alpha: p.alpha, a: aBlock, lda: p.lda,
-                       b: p.b, ldb: p.ldb, beta: p.beta, c: p.c + rows.lowerBound * p.ldc, ldc: p.ldc)
-            }
+        switch precision {
+        case .float32:
+            Float.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c, ldc: ldc)
+        case .bfloat16:
+            let scratch = BFloat16Scratch.forThisThread
+            let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: false)
+            let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: false)
+            BFloat16.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer, lda: a16.ld,
+                              b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc)
         }
+    }
 
-        struct Columns: Parallel.RangeBody {
-            let product: Product
+    /// The GEMM library, for benchmark reports.
+    public static var backendDescription: String {
+        let v = dnnl_version().pointee
+        return "oneDNN \(v.major).\(v.minor).\(v.patch) (fp32 sgemm, bf16 gemm_bf16bf16f32; one thread per call)"
+    }
 
-            func callAsFunction(_ columns: Range<Int>) {
-                let p = product
-                let bBlock = p.transB == .none ? p.b + columns.lowerBound : p.b + columns.lowerBound * p.ldb
-                serial(p.transA, p.transB, m: p.m, n: columns.count, k: p.k, alpha: p.alpha, a: p.a, lda: p.lda,
-                       b: bBlock, ldb: p.ldb, beta: p.beta, c: p.c + columns.lowerBound, ldc: p.ldc)
-            }
+    private static func split<Element: GemmInput>(_ product: Product<Element>) {
+        // Split the longer side of C, so that each block reads its own rows of op(A) or columns of op(B).
+        if product.m >= product.n {
+            Parallel.forRanges(product.m, minimumChunk: 16, product.rows)
+        } else {
+            Parallel.forRanges(product.n, minimumChunk: 16, product.columns)
         }
     }
 
@@ -105,5 +103,91 @@ public enum Gemm {
         } else {
             for i in 0..<count { p[i] *= beta }
         }
+    }
+}
+
+/// An element type the GEMM library multiplies (always accumulating into fp32).
+protocol GemmInput {
+    /// One single-threaded row-major product.
+    static func multiply(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+}
+
+extension Float: GemmInput {
+    static func multiply(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        // The OpenMP thread count is per calling thread; each of the pool's threads sets its own.
+        omp_set_num_threads(1)
+        let status = dnnl_sgemm(transA.dnnl, transB.dnnl, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
+                                b, Int64(ldb), beta, c, Int64(ldc))
+        precondition(status == dnnl_success, "dnnl_sgemm failed (status \(status.rawValue)) for \(m)×\(k)×\(n)")
+    }
+}
+
+extension BFloat16: GemmInput {
+    static func multiply(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        omp_set_num_threads(1)
+        let status = dnnl_gemm_bf16bf16f32(
+            transA.dnnl, transB.dnnl, Int64(m), Int64(n), Int64(k), alpha,
+            UnsafeRawPointer(a).assumingMemoryBound(to: UInt16.self), Int64(lda),
+            UnsafeRawPointer(b).assumingMemoryBound(to: UInt16.self), Int64(ldb), beta, c, Int64(ldc))
+        precondition(status == dnnl_success, "dnnl_gemm_bf16bf16f32 failed (status \(status.rawValue)) for \(m)×\(k)×\(n)")
+    }
+}
+
+/// The arguments of one product, and its blocks of rows or columns of C.
+private struct Product<Element: GemmInput> {
+    let transA: Transpose, transB: Transpose
+    let m: Int, n: Int, k: Int
+    let alpha: Float
+    let a: UnsafePointer<Element>, lda: Int
+    let b: UnsafePointer<Element>, ldb: Int
+    let beta: Float
+    let c: UnsafeMutablePointer<Float>, ldc: Int
+
+    var rows: Rows { Rows(product: self) }
+    var columns: Columns { Columns(product: self) }
+
+    struct Rows: Parallel.RangeBody {
+        let product: Product
+
+        func callAsFunction(_ rows: Range<Int>) {
+            let p = product
+            let aBlock = p.transA == .none ? p.a + rows.lowerBound * p.lda : p.a + rows.lowerBound
+            Element.multiply(p.transA, p.transB, m: rows.count, n: p.n, k: p.k, alpha: p.alpha, a: aBlock,
+                             lda: p.lda, b: p.b, ldb: p.ldb, beta: p.beta, c: p.c + rows.lowerBound * p.ldc, ldc: p.ldc)
+        }
+    }
+
+    struct Columns: Parallel.RangeBody {
+        let product: Product
+
+        func callAsFunction(_ columns: Range<Int>) {
+            let p = product
+            let bBlock = p.transB == .none ? p.b + columns.lowerBound : p.b + columns.lowerBound * p.ldb
+            Element.multiply(p.transA, p.transB, m: p.m, n: columns.count, k: p.k, alpha: p.alpha, a: p.a,
+                             lda: p.lda, b: bBlock, ldb: p.ldb, beta: p.beta, c: p.c + columns.lowerBound, ldc: p.ldc)
+        }
+    }
+}
+
+/// A GEMM operand as stored: `op(X)` is `rows × columns`, so the stored matrix is that or its transpose.
+struct Operand {
+    let storedRows: Int
+    let storedColumns: Int
+    let ld: Int
+
+    init(_ transpose: Transpose, rows: Int, columns: Int, ld: Int) {
+        (storedRows, storedColumns) = transpose == .none ? (rows, columns) : (columns, rows)
+        self.ld = ld
     }
 }

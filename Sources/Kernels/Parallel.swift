@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// The one thread pool of the toolkit: the calling thread plus one persistent worker per other core. The BLAS
+/// The one thread pool of the toolkit: the calling thread plus one persistent worker per other core. The GEMM
 /// library runs single-threaded inside it (see `Gemm.swift`): two pools would spin against each other after
 /// each GEMM and halve the speed of the next elementwise kernel (`../shared/reference/platform.md`).
 ///

@@ -37,6 +37,8 @@ struct Train: ParsableCommand {
     @Option(help: "Clip gradients to this global L2 norm.") var maxGradNorm: Double?
     @Option(help: "Micro-batches per optimizer step.") var gradientAccumulation: Int?
     @Option(help: "Seed of data order, dropout and head initialisation.") var seed: UInt64?
+    @Option(help: "GEMM number format: fp32, or bf16 (bf16 inputs, fp32 accumulation, fp32 master weights).")
+    var precision: Precision?
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalSteps: Int?
     @Option(help: "Batch size for evaluation.") var evalBatchSize: Int?
     @Option(help: "Group sequences of similar length into batches (true/false).") var groupByLength: Bool?
@@ -70,6 +72,7 @@ struct Train: ParsableCommand {
         if let maxGradNorm { h.maxGradNorm = maxGradNorm }
         if let gradientAccumulation { h.gradientAccumulation = gradientAccumulation }
         if let seed { h.seed = seed }
+        if let precision { h.precision = precision }
         if let evalSteps { h.evalSteps = evalSteps }
         if let evalBatchSize { h.evalBatchSize = evalBatchSize }
         if let groupByLength { h.groupByLength = groupByLength }
@@ -113,6 +116,7 @@ struct Train: ParsableCommand {
             options.batchSize = h.batchSize
             options.evaluationBatchSize = h.evalBatchSize
             options.seed = h.seed
+            options.precision = h.precision
             options.trainFile = trainFile
             options.evalFile = evalFile
             options.dataDirectory = dataDir
@@ -190,3 +194,5 @@ final class SignalWatcher {
         }
     }
 }
+
+extension Precision: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
-// Runs warm training steps of each task head on the tiny checkpoint and reports the heap allocations they made,
-// in a process of its own so that nothing else allocates meanwhile. CLITests/AllocationTests runs it and reads
-// one line per head: "<head>: 5 warm steps: <n> allocations, <m> parallel loops".
+// Runs warm training steps of each task head, in each precision, on the tiny checkpoint and reports the heap
+// allocations they made, in a process of its own so that nothing else allocates meanwhile. CLITests/AllocationTests
+// runs it and reads one line per head and precision:
+// "<head> <precision>: 5 warm steps: <n> allocations by the toolkit, <g> by the GEMM library, <m> parallel loops".
+// oneDNN allocates the packing workspace of each GEMM call inside the call; that count is reported apart.
 import AllocationCounter
 import BertKit
 import Foundation
@@ -16,7 +18,7 @@ let batch = EncoderBatch(batchSize: shape[0], sequenceLength: shape[1],
                          attentionMask: attentionMask)
 
 /// Runs one step (forward with dropout, loss, backward, AdamW) to warm up, then five more, counting allocations.
-func measure(_ head: String, parameters: ParameterStore, step: (UInt64) -> Void) {
+func measure(_ head: String, _ precision: Precision, parameters: ParameterStore, step: (UInt64) -> Void) {
     let optimizer = Optimizer(parameters: parameters, weightDecay: 0.01, maxGradNorm: 1, settings: .init())
     func fullStep(_ seed: UInt64) {
         parameters.zeroGradients()
@@ -25,41 +27,44 @@ func measure(_ head: String, parameters: ParameterStore, step: (UInt64) -> Void)
     }
     fullStep(0)
     let loopsBefore = Parallel.parallelLoops
-    let before = allocation_count()
+    let before = allocation_count(), libraryBefore = gemm_library_allocation_count()
     for seed in 1..<6 { fullStep(UInt64(seed)) }
-    let during = allocation_count() - before
-    print("\(head): 5 warm steps: \(during) allocations, \(Parallel.parallelLoops - loopsBefore) parallel loops")
+    let library = gemm_library_allocation_count() - libraryBefore
+    let toolkit = allocation_count() - before - library
+    print("\(head) \(precision.rawValue): 5 warm steps: \(toolkit) allocations by the toolkit, \(library) by the GEMM library, \(Parallel.parallelLoops - loopsBefore) parallel loops")
 }
 
-let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
-                                    maxLength: batch.sequenceLength)
-_ = try checkpoint.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
-let labels: [Target] = try golden.integers("classification.labels").map { .label($0) }
-measure("sequence classification", parameters: classifier.parameters) { seed in
-    classifier.forward(batch, dropout: .training(seed: seed))
-    _ = classifier.loss(labels)
-    classifier.backward()
-}
+for precision in Precision.allCases {
+    let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
+                                        maxLength: batch.sequenceLength, precision: precision)
+    _ = try checkpoint.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
+    let labels: [Target] = try golden.integers("classification.labels").map { .label($0) }
+    measure("sequence classification", precision, parameters: classifier.parameters) { seed in
+        classifier.forward(batch, dropout: .training(seed: seed))
+        _ = classifier.loss(labels)
+        classifier.backward()
+    }
 
-let tagger = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
-                             maxLength: batch.sequenceLength)
-_ = try checkpoint.loadWeights(into: tagger.parameters, mayBeNew: TokenClassifier.isHeadParameter)
-let tags: [Int32] = attentionMask.enumerated().map { $1 == 0 ? TokenClassifier.ignored : Int32($0 % 5) }
-measure("token classification", parameters: tagger.parameters) { seed in
-    tagger.forward(batch, dropout: .training(seed: seed))
-    _ = tagger.loss(tags)
-    tagger.backward()
-}
+    let tagger = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
+                                 maxLength: batch.sequenceLength, precision: precision)
+    _ = try checkpoint.loadWeights(into: tagger.parameters, mayBeNew: TokenClassifier.isHeadParameter)
+    let tags: [Int32] = attentionMask.enumerated().map { $1 == 0 ? TokenClassifier.ignored : Int32($0 % 5) }
+    measure("token classification", precision, parameters: tagger.parameters) { seed in
+        tagger.forward(batch, dropout: .training(seed: seed))
+        _ = tagger.loss(tags)
+        tagger.backward()
+    }
 
-let reader = QuestionAnsweringModel(config: checkpoint.config, maxBatch: batch.batchSize,
-                                    maxLength: batch.sequenceLength)
-_ = try checkpoint.loadWeights(into: reader.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter)
-let starts = (0..<batch.batchSize).map { $0 % batch.sequenceLength }
-let ends = starts.map { min($0 + 1, batch.sequenceLength - 1) }
-measure("span QA", parameters: reader.parameters) { seed in
-    reader.forward(batch, dropout: .training(seed: seed))
-    _ = reader.loss(starts: starts, ends: ends)
-    reader.backward()
+    let reader = QuestionAnsweringModel(config: checkpoint.config, maxBatch: batch.batchSize,
+                                        maxLength: batch.sequenceLength, precision: precision)
+    _ = try checkpoint.loadWeights(into: reader.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter)
+    let starts = (0..<batch.batchSize).map { $0 % batch.sequenceLength }
+    let ends = starts.map { min($0 + 1, batch.sequenceLength - 1) }
+    measure("span QA", precision, parameters: reader.parameters) { seed in
+        reader.forward(batch, dropout: .training(seed: seed))
+        _ = reader.loss(starts: starts, ends: ends)
+        reader.backward()
+    }
 }
 
 let probe = [Int](repeating: 0, count: CommandLine.arguments.count + 16)

@@ -35,6 +35,53 @@ import Testing
     }
 }
 
+/// `--precision bf16` against the same model in float64 whose every `nn.Linear` multiplies bf16-rounded
+/// operands (scripts/make_fixtures.py, `BF16Linear`): the rounding, not just the speed, is the reference's.
+@Suite struct MixedPrecisionTests {
+    /// Runs the fixture's batch through the classifier in `precision`; returns logits, loss and gradients.
+    func run(_ precision: Precision, _ golden: SafeTensorsFile) throws -> (logits: [Float], loss: Double, model: SequenceClassifier) {
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
+                                       maxLength: batch.sequenceLength, precision: precision)
+        for p in model.parameters.parameters {
+            try golden.readFloats("weight.\(p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name)", into: p.value)
+        }
+        model.forward(batch)
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+        let loss = model.loss(try golden.integers("labels").map { .label($0) })
+        model.parameters.zeroGradients()
+        model.backward()
+        return (logits, loss, model)
+    }
+
+    @Test func bf16LossAndGradientsMatchPyTorchWithRoundedGemmInputs() throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier-bf16.safetensors"))
+        let (logits, loss, model) = try run(.bfloat16, golden)
+        // The fp32 tolerances: the reference rounds float64 values and the toolkit fp32 ones, so an element within
+        // fp32 rounding of a bf16 tie could round the other way (one bf16 step apart), but none does here.
+        #expect(relativeError(logits, try golden.floats("logits")) < 1e-5)
+        let expected = Double(try golden.floats("loss")[0])
+        #expect(abs(loss - expected) < 1e-5 * max(1, abs(expected)))
+        for p in model.parameters.parameters {
+            let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
+            let error = try gradientError(p, golden, "grad.\(name)", exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
+            #expect(error < 1e-4, "gradient of \(p.name), relative error \(error)")
+        }
+    }
+
+    @Test func fp32IsToldApartFromTheBF16Reference() throws {
+        // The tolerances above separate the two precisions: fp32 misses the bf16 reference by far more.
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier-bf16.safetensors"))
+        let (logits, _, model) = try run(.float32, golden)
+        #expect(relativeError(logits, try golden.floats("logits")) > 1e-3)
+        let worst = try model.parameters.parameters.filter { !$0.name.hasSuffix("attention.self.key.bias") }.map {
+            try gradientError($0, golden, "grad.\($0.name.hasPrefix("classifier.") ? $0.name : "bert." + $0.name)", exactlyZero: false)
+        }.max()!
+        #expect(worst > 1e-3)
+    }
+}
+
 @Suite struct MetricsTests {
     struct Fixtures: Decodable {
         struct Classification: Decodable { let gold: [Int]; let predicted: [Int]; let accuracy: Double; let f1: Double?; let matthews: Double }

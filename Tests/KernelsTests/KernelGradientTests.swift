@@ -146,31 +146,4 @@ import Kernels
         Elementwise.accumulateColumnSums(w, into: &dBias, rows: 5, width: 8)
         for c in 0..<8 { #expect(abs(dBias[c] - (0..<5).map { w[$0 * 8 + c] }.reduce(0, +)) < 1e-6) }
     }
-
-    @Test func gemmTransposesAndSplitsAcrossCores() {
-        // Large enough to be split across cores in both directions; checked against a naive product.
-        for (m, n, k) in [(300, 40, 50), (40, 300, 50), (7, 5, 3)] {
-            var random = TestRandom(seed: UInt64(m * n))
-            for (ta, tb) in [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)] {
-                let a = random.array(m * k), b = random.array(k * n)
-                var c = random.array(m * n)
-                let c0 = c
-                let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
-                Gemm.multiply(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &c, ldc: n)
-                var worst: Float = 0
-                for i in 0..<m {
-                    for j in 0..<n {
-                        var s: Float = 0
-                        for p in 0..<k {
-                            let aip = ta == .none ? a[i * k + p] : a[p * m + i]
-                            let bpj = tb == .none ? b[p * n + j] : b[j * k + p]
-                            s += aip * bpj
-                        }
-                        worst = max(worst, abs(c[i * n + j] - (0.5 * s + 2 * c0[i * n + j])))
-                    }
-                }
-                #expect(worst < 1e-4, "\(m)×\(n)×\(k) \(ta) \(tb)")
-            }
-        }
-    }
 }

@@ -28,8 +28,10 @@ public final class BertEncoder {
     }
 
     /// Builds the encoder over parameters declared by `parameters(_:pooler:)` in `store`, with activation
-    /// buffers for batches of up to `maxBatch` sequences of up to `maxLength` tokens.
-    public init(config: BertConfig, store: ParameterStore, maxBatch: Int, maxLength: Int, pooler: Bool = true) {
+    /// buffers for batches of up to `maxBatch` sequences of up to `maxLength` tokens. `precision` is the number
+    /// format of the dense layers' GEMMs (attention's own products and everything else stay fp32).
+    public init(config: BertConfig, store: ParameterStore, maxBatch: Int, maxLength: Int, pooler: Bool = true,
+                precision: Precision = .float32) {
         precondition(maxLength <= config.maxPositionEmbeddings,
                      "maxLength \(maxLength) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
         self.config = config
@@ -39,9 +41,10 @@ public final class BertEncoder {
         self.pool = pool
         embeddings = BertEmbeddings(config, store: store, maxTokens: maxBatch * maxLength, pool: pool)
         layers = (0..<config.numHiddenLayers).map {
-            BertLayer(config, index: $0, store: store, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+            BertLayer(config, index: $0, store: store, maxBatch: maxBatch, maxLength: maxLength, precision: precision,
+                      pool: pool)
         }
-        self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, pool: pool) : nil
+        self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, precision: precision, pool: pool) : nil
         scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
         positionIds = pool.int32s(maxBatch * maxLength)
     }

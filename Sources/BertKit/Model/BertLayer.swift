@@ -41,16 +41,17 @@ struct BertLayer {
             + LayerNormalization.declare(p + "output.LayerNorm", width: h)
     }
 
-    init(_ c: BertConfig, index: Int, store: ParameterStore, maxBatch: Int, maxLength: Int, pool: BufferPool) {
+    init(_ c: BertConfig, index: Int, store: ParameterStore, maxBatch: Int, maxLength: Int, precision: Precision,
+         pool: BufferPool) {
         let p = "encoder.layer.\(index)."
         self.index = index
-        query = Linear(p + "attention.self.query", in: store)
-        key = Linear(p + "attention.self.key", in: store)
-        value = Linear(p + "attention.self.value", in: store)
-        attentionOutput = Linear(p + "attention.output.dense", in: store)
+        query = Linear(p + "attention.self.query", in: store, precision: precision)
+        key = Linear(p + "attention.self.key", in: store, precision: precision)
+        value = Linear(p + "attention.self.value", in: store, precision: precision)
+        attentionOutput = Linear(p + "attention.output.dense", in: store, precision: precision)
         attentionNorm = LayerNormalization(p + "attention.output.LayerNorm", in: store, eps: c.layerNormEps)
-        intermediate = Linear(p + "intermediate.dense", in: store)
-        output = Linear(p + "output.dense", in: store)
+        intermediate = Linear(p + "intermediate.dense", in: store, precision: precision)
+        output = Linear(p + "output.dense", in: store, precision: precision)
         outputNorm = LayerNormalization(p + "output.LayerNorm", in: store, eps: c.layerNormEps)
         core = AttentionCore(heads: c.numAttentionHeads, headSize: c.headSize,
                              dropoutProbability: c.attentionProbsDropoutProb,

@@ -2,6 +2,8 @@
 public struct Linear: Sendable {
     public let weight: Parameter
     public let bias: Parameter
+    /// The number format of the layer's three GEMMs (forward, input gradient, weight gradient).
+    public let precision: Precision
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
@@ -10,9 +12,10 @@ public struct Linear: Sendable {
         [.init(prefix + ".weight", [outFeatures, inFeatures]), .init(prefix + ".bias", [outFeatures])]
     }
 
-    public init(_ prefix: String, in store: ParameterStore) {
+    public init(_ prefix: String, in store: ParameterStore, precision: Precision = .float32) {
         weight = store[prefix + ".weight"]
         bias = store[prefix + ".bias"]
+        self.precision = precision
     }
 
     /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced
@@ -22,7 +25,7 @@ public struct Linear: Sendable {
     ) {
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
                       a: input, lda: inputStride ?? inFeatures, b: weight.value, ldb: inFeatures,
-                      c: output, ldc: outFeatures)
+                      c: output, ldc: outFeatures, precision: precision)
         Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
     }
 
@@ -34,12 +37,12 @@ public struct Linear: Sendable {
     ) {
         Gemm.multiply(.transposed, .none, m: outFeatures, n: inFeatures, k: rows,
                       a: dOutput, lda: outFeatures, b: input, ldb: inputStride ?? inFeatures,
-                      beta: 1, c: weight.gradient, ldc: inFeatures)
+                      beta: 1, c: weight.gradient, ldc: inFeatures, precision: precision)
         Elementwise.accumulateColumnSums(dOutput, into: bias.gradient, rows: rows, width: outFeatures)
         if let dInput {
             Gemm.multiply(.none, .none, m: rows, n: inFeatures, k: outFeatures,
                           a: dOutput, lda: outFeatures, b: weight.value, ldb: inFeatures,
-                          beta: accumulate ? 1 : 0, c: dInput, ldc: dInputStride ?? inFeatures)
+                          beta: accumulate ? 1 : 0, c: dInput, ldc: dInputStride ?? inFeatures, precision: precision)
         }
     }
 }

@@ -9,8 +9,8 @@ struct BertPooler {
         Linear.declare("pooler.dense", in: c.hiddenSize, out: c.hiddenSize)
     }
 
-    init(store: ParameterStore, maxBatch: Int, pool: BufferPool) {
-        dense = Linear("pooler.dense", in: store)
+    init(store: ParameterStore, maxBatch: Int, precision: Precision, pool: BufferPool) {
+        dense = Linear("pooler.dense", in: store, precision: precision)
         output = pool.floats(maxBatch * dense.outFeatures)
         dPreActivation = pool.floats(maxBatch * dense.outFeatures)
     }

@@ -9,8 +9,9 @@ struct OutputLayer {
     let dInput: UnsafeMutablePointer<Float>
 
     /// The layer named `prefix` in `store`, with buffers for up to `maxRows` input rows.
-    init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int, pool: BufferPool) {
-        linear = Linear(prefix, in: store)
+    init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int,
+         precision: Precision = .float32, pool: BufferPool) {
+        linear = Linear(prefix, in: store, precision: precision)
         self.dropoutProbability = dropoutProbability
         let count = maxRows * linear.inFeatures
         dropped = pool.floats(count)

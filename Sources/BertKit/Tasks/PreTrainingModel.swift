@@ -16,6 +16,8 @@ public final class PreTrainingModel {
     let decoderBias: Parameter
     let seqRelationship: Linear
     public let nextSentencePrediction: Bool
+    /// The number format of the dense layers' and the decoder's GEMMs.
+    public let precision: Precision
 
     // Masked-LM head, `[predictions, …]`: the gathered hidden states, the transform's stages, the logits.
     private let gathered, dense, activated, normalised: UnsafeMutablePointer<Float>
@@ -46,16 +48,20 @@ public final class PreTrainingModel {
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") }
 
     /// Buffers for batches of up to `maxBatch` sequences of `maxLength` tokens with up to `maxPredictions`
-    /// masked positions in all.
-    public init(config: BertConfig, maxBatch: Int, maxLength: Int, maxPredictions: Int, nextSentencePrediction: Bool = true) {
+    /// masked positions in all. `precision` is the number format of every dense layer's GEMMs, the tied
+    /// decoder's included (see `BertEncoder`).
+    public init(config: BertConfig, maxBatch: Int, maxLength: Int, maxPredictions: Int, nextSentencePrediction: Bool = true,
+                precision: Precision = .float32) {
         self.config = config
+        self.precision = precision
         self.nextSentencePrediction = nextSentencePrediction
         parameters = ParameterStore(Self.parameters(config))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: true)
-        transform = Linear("cls.predictions.transform.dense", in: parameters)
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: true,
+                              precision: precision)
+        transform = Linear("cls.predictions.transform.dense", in: parameters, precision: precision)
         transformNorm = LayerNormalization("cls.predictions.transform.LayerNorm", in: parameters, eps: config.layerNormEps)
         decoderBias = parameters["cls.predictions.bias"]
-        seqRelationship = Linear("cls.seq_relationship", in: parameters)
+        seqRelationship = Linear("cls.seq_relationship", in: parameters, precision: precision)
         let (h, v, p) = (config.hiddenSize, config.vocabSize, max(1, maxPredictions))
         gathered = pool.floats(p * h)
         dense = pool.floats(p * h)
@@ -94,7 +100,7 @@ public final class PreTrainingModel {
         GELU.forward(dense, activated, count: predictions * h)
         transformNorm.forward(activated, normalised, saved: normStatistics, rows: predictions)
         Gemm.multiply(.none, .transposed, m: predictions, n: v, k: h, a: normalised, lda: h,
-                      b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v)
+                      b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v, precision: precision)
         Elementwise.addBias(mlmLogits, decoderBias.value, rows: predictions, width: v)
         seqRelationship.forward(encoder.pooledOutput, nspLogits, rows: batchSize)
     }
@@ -120,9 +126,9 @@ public final class PreTrainingModel {
         if predictions > 0 {
             Elementwise.accumulateColumnSums(dMLMLogits, into: decoderBias.gradient, rows: predictions, width: v)
             Gemm.multiply(.transposed, .none, m: v, n: h, k: predictions, a: dMLMLogits, lda: v, b: normalised, ldb: h,
-                          beta: 1, c: wordEmbeddings.gradient, ldc: h)
+                          beta: 1, c: wordEmbeddings.gradient, ldc: h, precision: precision)
             Gemm.multiply(.none, .none, m: predictions, n: h, k: v, a: dMLMLogits, lda: v, b: wordEmbeddings.value,
-                          ldb: h, c: dNormalised, ldc: h)
+                          ldb: h, c: dNormalised, ldc: h, precision: precision)
             transformNorm.backward(input: activated, saved: normStatistics, dOutput: dNormalised, dInput: dActivated,
                                    rows: predictions)
             GELU.backward(dense, dActivated, dDense, count: predictions * h)

@@ -93,7 +93,7 @@ public final class PreTrainingTask: TrainableTask {
         let maxBatch = max(o.batchSize, o.evaluationBatchSize)
         model = PreTrainingModel(config: checkpoint.config, maxBatch: maxBatch, maxLength: o.maxLength,
                                  maxPredictions: maxBatch * options.maxPredictions,
-                                 nextSentencePrediction: options.nextSentencePrediction)
+                                 nextSentencePrediction: options.nextSentencePrediction, precision: o.precision)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: PreTrainingModel.isHeadParameter, seed: o.seed)
     }
 

@@ -25,11 +25,13 @@ public final class QuestionAnsweringModel {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("qa_outputs.") }
 
-    public init(config: BertConfig, maxBatch: Int, maxLength: Int) {
+    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    public init(config: BertConfig, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         parameters = ParameterStore(Self.parameters(config))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false)
-        outputs = Linear("qa_outputs", in: parameters)
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false,
+                              precision: precision)
+        outputs = Linear("qa_outputs", in: parameters, precision: precision)
         let n = maxBatch * maxLength
         logits = pool.floats(n * 2)
         dLogits = pool.floats(n * 2)

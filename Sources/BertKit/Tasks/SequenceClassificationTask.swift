@@ -27,7 +27,7 @@ public final class SequenceClassificationTask: TrainableTask {
     /// Tokenises the task's `train` and `dev` splits (truncated to `maxLength` tokens) and loads the encoder,
     /// initialising the classifier with `seed`.
     public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, batchSize: Int, evaluationBatchSize: Int = 32,
-                seed: UInt64, trainFile: String? = nil, evalFile: String? = nil) throws {
+                seed: UInt64, precision: Precision = .float32, trainFile: String? = nil, evalFile: String? = nil) throws {
         self.spec = spec
         self.checkpoint = checkpoint
         tokenizer = try BertTokenizer(directory: checkpoint.directory)
@@ -53,7 +53,7 @@ public final class SequenceClassificationTask: TrainableTask {
         self.evaluationBatchSize = evaluationBatchSize
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
         model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1,
-                                   maxBatch: max(batchSize, evaluationBatchSize), maxLength: longest)
+                                   maxBatch: max(batchSize, evaluationBatchSize), maxLength: longest, precision: precision)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: seed)
     }
 

@@ -26,13 +26,15 @@ public final class SequenceClassifier {
     /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder.
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int) {
+    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         self.outputs = outputs
         parameters = ParameterStore(Self.parameters(config, outputs: outputs))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength)
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength,
+                              precision: precision)
         classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
-                                 maxRows: maxBatch, pool: pool)
+                                 maxRows: maxBatch, precision: precision, pool: pool)
         logits = pool.floats(maxBatch * outputs)
         dLogits = pool.floats(maxBatch * outputs)
         targetLabels = pool.int32s(maxBatch)

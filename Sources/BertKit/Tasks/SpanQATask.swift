@@ -23,7 +23,8 @@ public final class SpanQATask: TrainableTask {
     }
 
     public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, windowOverlap: Int, batchSize: Int,
-                evaluationBatchSize: Int = 32, seed: UInt64, trainFile: String? = nil, evalFile: String? = nil) throws {
+                evaluationBatchSize: Int = 32, seed: UInt64, precision: Precision = .float32, trainFile: String? = nil,
+                evalFile: String? = nil) throws {
         self.spec = spec
         self.checkpoint = checkpoint
         self.evaluationBatchSize = evaluationBatchSize
@@ -37,7 +38,8 @@ public final class SpanQATask: TrainableTask {
         training = windower.windows(trainingExamples)
         evaluation = windower.windows(evaluationExamples)
         extractor = AnswerExtractor(nullScoreThreshold: trainingExamples.contains { $0.isImpossible } ? 0 : nil)
-        model = QuestionAnsweringModel(config: checkpoint.config, maxBatch: max(batchSize, evaluationBatchSize), maxLength: maxLength)
+        model = QuestionAnsweringModel(config: checkpoint.config, maxBatch: max(batchSize, evaluationBatchSize), maxLength: maxLength,
+                                       precision: precision)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter, seed: seed)
     }
 

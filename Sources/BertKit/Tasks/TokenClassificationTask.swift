@@ -37,7 +37,7 @@ public final class TokenClassificationTask: TrainableTask {
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
     public init(spec: TaskSpec, checkpoint: BertCheckpoint, dataDirectory: String?, maxLength: Int, batchSize: Int,
-                evaluationBatchSize: Int = 32, seed: UInt64, labelAllSubtokens: Bool = false,
+                evaluationBatchSize: Int = 32, seed: UInt64, precision: Precision = .float32, labelAllSubtokens: Bool = false,
                 trainFile: String? = nil, evalFile: String? = nil) throws {
         guard let labels = spec.labels else { throw DataError(file: spec.path, "a token classification task needs labels") }
         self.spec = spec
@@ -54,7 +54,7 @@ public final class TokenClassificationTask: TrainableTask {
         evaluation = windower.windows(evaluationSentences)
         let longest = maxLength
         model = TokenClassifier(config: checkpoint.config, labels: labels.count, maxBatch: max(batchSize, evaluationBatchSize),
-                                maxLength: longest)
+                                maxLength: longest, precision: precision)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: seed)
     }
 

@@ -23,13 +23,16 @@ public final class TokenClassifier {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int) {
+    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         self.labels = labels
         parameters = ParameterStore(Self.parameters(config, labels: labels))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false)
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false,
+                              precision: precision)
         let n = maxBatch * maxLength
-        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb, maxRows: n, pool: pool)
+        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb, maxRows: n,
+                                 precision: precision, pool: pool)
         logits = pool.floats(n * labels)
         dLogits = pool.floats(n * labels)
     }

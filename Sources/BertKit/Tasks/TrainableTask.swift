@@ -45,6 +45,8 @@ public struct TaskOptions: Sendable {
     public var batchSize = 32
     public var evaluationBatchSize = 32
     public var seed: UInt64 = 42
+    /// Number format of the dense layers' GEMMs.
+    public var precision = Precision.float32
     public var trainFile: String? = nil
     public var evalFile: String? = nil
     /// Folder holding the data of tasks whose data the repository does not carry.
@@ -88,16 +90,16 @@ public enum TaskPlugins {
         case "sequence-classification":
             return try SequenceClassificationTask(spec: spec, checkpoint: checkpoint, maxLength: o.maxLength, batchSize: o.batchSize,
                                                   evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
-                                                  trainFile: o.trainFile, evalFile: o.evalFile)
+                                                  precision: o.precision, trainFile: o.trainFile, evalFile: o.evalFile)
         case "token-classification":
             return try TokenClassificationTask(spec: spec, checkpoint: checkpoint, dataDirectory: o.dataDirectory,
                                                maxLength: o.maxLength, batchSize: o.batchSize,
                                                evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
-                                               labelAllSubtokens: o.labelAllSubtokens, trainFile: o.trainFile, evalFile: o.evalFile)
+                                               precision: o.precision, labelAllSubtokens: o.labelAllSubtokens, trainFile: o.trainFile, evalFile: o.evalFile)
         case "span-qa":
             return try SpanQATask(spec: spec, checkpoint: checkpoint, maxLength: o.maxLength, windowOverlap: o.windowOverlap,
                                   batchSize: o.batchSize, evaluationBatchSize: o.evaluationBatchSize, seed: o.seed,
-                                  trainFile: o.trainFile, evalFile: o.evalFile)
+                                  precision: o.precision, trainFile: o.trainFile, evalFile: o.evalFile)
         case "pretraining":
             return try PreTrainingTask(spec: spec, checkpoint: checkpoint, options: o)
         default:

@@ -12,7 +12,8 @@ public final class ResultsDatabase {
 
     public let database: SQLiteDatabase
 
-    static let schemaVersion = 1
+    /// 1: the first schema. 2: `run_params` gained `precision` (views are recreated on upgrade; tables kept).
+    static let schemaVersion = 2
 
     public init(path: String) throws {
         database = try SQLiteDatabase(path: path)
@@ -88,7 +89,8 @@ public final class ResultsDatabase {
                    (SELECT final FROM metric_summary s WHERE s.run_id = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
                    r.error
               FROM runs r;
-        CREATE VIEW IF NOT EXISTS run_params AS
+        DROP VIEW IF EXISTS run_params;
+        CREATE VIEW run_params AS
             SELECT run_id,
                    MAX(CASE WHEN key = 'learning_rate' THEN CAST(value AS REAL) END) AS learning_rate,
                    MAX(CASE WHEN key = 'batch_size' THEN CAST(value AS INTEGER) END) AS batch_size,
@@ -98,7 +100,8 @@ public final class ResultsDatabase {
                    MAX(CASE WHEN key = 'warmup_ratio' THEN CAST(value AS REAL) END) AS warmup_ratio,
                    MAX(CASE WHEN key = 'weight_decay' THEN CAST(value AS REAL) END) AS weight_decay,
                    MAX(CASE WHEN key = 'gradient_accumulation' THEN CAST(value AS INTEGER) END) AS gradient_accumulation,
-                   MAX(CASE WHEN key = 'seed' THEN CAST(value AS INTEGER) END) AS seed
+                   MAX(CASE WHEN key = 'seed' THEN CAST(value AS INTEGER) END) AS seed,
+                   MAX(CASE WHEN key = 'precision' THEN value END) AS precision
               FROM params GROUP BY run_id;
         """
 

@@ -18,6 +18,9 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public var adamBeta2 = 0.999
     public var adamEpsilon = 1e-8
     public var seed: UInt64 = 42
+    /// Number format of the dense layers' GEMMs: fp32, or bf16 inputs with fp32 accumulation (fp32 master
+    /// weights, optimizer state and all other arithmetic either way).
+    public var precision = Precision.float32
     /// Evaluate every this many optimizer steps; when absent, at the end of every epoch.
     public var evalSteps: Int? = nil
     /// Sequences per evaluation batch. Activation buffers are sized for the larger of the two batch sizes, so a
@@ -53,7 +56,7 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         case learningRate = "learning_rate", batchSize = "batch_size", maxLength = "max_length", epochs
         case maxSteps = "max_steps", warmupRatio = "warmup_ratio", weightDecay = "weight_decay"
         case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation"
-        case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed
+        case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed, precision
         case evalSteps = "eval_steps", evalBatchSize = "eval_batch_size", groupByLength = "group_by_length"
         case windowOverlap = "window_overlap", mlmProbability = "mlm_probability", maxPredictions = "max_predictions"
         case shortSequenceProbability = "short_sequence_probability", nextSentencePrediction = "next_sentence_prediction"
@@ -83,6 +86,13 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
         adamBeta2 = try value(.adamBeta2, d.adamBeta2)
         adamEpsilon = try value(.adamEpsilon, d.adamEpsilon)
         seed = try value(.seed, d.seed)
+        if let name = try c.decodeIfPresent(String.self, forKey: .precision) {
+            guard let precision = Precision(rawValue: name) else {
+                throw DecodingError.dataCorruptedError(forKey: .precision, in: c, debugDescription:
+                    "unknown precision '\(name)'; known: \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.precision = precision
+        }
         evalSteps = try c.decodeIfPresent(Int.self, forKey: .evalSteps)
         evalBatchSize = try value(.evalBatchSize, d.evalBatchSize)
         groupByLength = try value(.groupByLength, d.groupByLength)

@@ -6,4 +6,8 @@
 /// precedence over the C library's, which still does the work.
 long allocation_count(void);
 
+/// The part of `allocation_count()` made by code in oneDNN's library (libdnnl), which allocates the packing
+/// workspace of each GEMM call itself; the toolkit cannot hand it a buffer through the GEMM API.
+long gemm_library_allocation_count(void);
+
 #endif

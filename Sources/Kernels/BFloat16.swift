@@ -1,0 +1,95 @@
+import Foundation
+
+/// A bfloat16 number: the upper half of an fp32 bit pattern (sign, 8 exponent bits, 7 mantissa bits).
+public struct BFloat16: Equatable, Sendable {
+    public var bitPattern: UInt16
+
+    public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
+
+    /// Rounds to the nearest bf16, ties to even (as oneDNN and PyTorch do); NaN stays NaN.
+    @inline(__always)
+    public init(_ x: Float) {
+        let bits = x.bitPattern
+        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
+        bitPattern = isNaN ? UInt16(truncatingIfNeeded: bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
+    }
+
+    /// The exact fp32 value.
+    public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
+
+    /// Rounds `count` fp32 values to bf16.
+    public static func round(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<BFloat16>, count: Int) {
+        for i in 0..<count { target[i] = BFloat16(source[i]) }
+    }
+}
+
+/// Per-thread bf16 copies of GEMM operands. Each thread owns its own scratch (a pthread key), which grows to
+/// the largest operand it has rounded and is then reused, so a warm training step allocates nothing here.
+final class BFloat16Scratch {
+    /// A rounded operand: contiguous rows of `ld` elements.
+    struct Rounded {
+        let pointer: UnsafePointer<BFloat16>
+        let ld: Int
+    }
+
+    private var buffers: [UnsafeMutablePointer<BFloat16>?] = [nil, nil]
+    private var capacities = [0, 0]
+
+    deinit {
+        for buffer in buffers { buffer?.deallocate() }
+    }
+
+    /// Rounds the stored matrix of `operand` into slot 0 or 1 (the A and B of one product), dropping any
+    /// padding between rows.
+    func rounded(_ source: UnsafePointer<Float>, _ operand: Operand, slot: Int, parallel: Bool) -> Rounded {
+        let count = operand.storedRows * operand.storedColumns
+        if capacities[slot] < count {
+            buffers[slot]?.deallocate()
+            buffers[slot] = .allocate(capacity: count)
+            capacities[slot] = count
+        }
+        let body = RoundRows(source: source, ld: operand.ld, target: buffers[slot]!, columns: operand.storedColumns)
+        if parallel {
+            Parallel.forRanges(operand.storedRows, minimumChunk: 64, body)
+        } else {
+            body(0..<operand.storedRows)
+        }
+        return Rounded(pointer: UnsafePointer(buffers[slot]!), ld: operand.storedColumns)
+    }
+
+    private struct RoundRows: Parallel.RangeBody {
+        let source: UnsafePointer<Float>
+        let ld: Int
+        let target: UnsafeMutablePointer<BFloat16>
+        let columns: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            if ld == columns {
+                BFloat16.round(source + rows.lowerBound * ld, into: target + rows.lowerBound * columns,
+                               count: rows.count * columns)
+            } else {
+                for r in rows { BFloat16.round(source + r * ld, into: target + r * columns, count: columns) }
+            }
+        }
+    }
+
+    /// The calling thread's scratch, made on its first bf16 product and released when the thread ends.
+    static var forThisThread: BFloat16Scratch {
+        if let existing = pthread_getspecific(key) {
+            return Unmanaged<BFloat16Scratch>.fromOpaque(existing).takeUnretainedValue()
+        }
+        let scratch = BFloat16Scratch()
+        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
+        return scratch
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<BFloat16Scratch>.fromOpaque(pointer).release() }
+        }
+        precondition(status == 0, "pthread_key_create failed")
+        return key
+    }()
+}
