@@ -4,7 +4,8 @@
 Runs `finetune` (release build) and scripts/reference_glue.py for each seed, interleaved, then prints and writes
 a markdown table: dev metrics, training samples/s and tokens/s (real tokens, padding excluded), seconds per
 epoch of training, inference samples/s on dev (the toolkit's `finetune predict`, PyTorch's `Trainer.predict`),
-peak resident memory. With --with-bf16, PyTorch also runs under bf16 autocast (its mixed-precision mode).
+peak resident memory. With --with-bf16, the toolkit also runs with `--precision bf16` (training and inference) and
+PyTorch under bf16 autocast (its mixed-precision mode). --toolkit-only leaves PyTorch out (accuracy over seeds).
 Arguments it does not know (say `--epochs 1`) go to both sides.
 
     swift build -c release
@@ -28,10 +29,10 @@ def peak_rss_mb(stderr):
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def run_toolkit(task, seed, extra, out):
+def run_toolkit(task, seed, extra, out, precision="fp32"):
     db = out / "glue.db"
     command = ["/usr/bin/time", "-v", str(ROOT / ".build/release/finetune"), "--task", task, "--seed", str(seed),
-               "--db", str(db), "--output-dir", str(out / "runs")] + extra
+               "--db", str(db), "--output-dir", str(out / "runs"), "--precision", precision] + extra
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(done.stdout + done.stderr)
@@ -46,11 +47,11 @@ def run_toolkit(task, seed, extra, out):
     split = spec["splits"]["dev"]
     predict = subprocess.run([str(ROOT / ".build/release/finetune"), "predict", "--model", str(out / "runs" / f"{run_id}-{task}" / "best"),
                               "--task", task, "--split", "dev", "--input", str(ROOT / "Tasks" / spec["dataDirectory"] / split["file"]),
-                              "--output", str(out / "predictions-dev.tsv")], cwd=ROOT, capture_output=True, text=True)
+                              "--output", str(out / "predictions-dev.tsv"), "--precision", precision], cwd=ROOT, capture_output=True, text=True)
     if predict.returncode != 0:
         sys.exit(predict.stdout + predict.stderr)
     inference = float(re.search(r"([\d.]+) examples/s", predict.stdout).group(1))
-    return {"system": "bertkit", "seed": seed, "run": run_id, "final": final, "samples_per_second": rate,
+    return {"system": f"bertkit {precision}", "seed": seed, "run": run_id, "final": final, "samples_per_second": rate,
             "epoch_seconds": examples / rate, "wall_seconds": float(best.group(1)), "peak_rss_mb": peak_rss_mb(done.stderr),
             "inference_samples_per_second": inference, "examples": examples}
 
@@ -77,15 +78,21 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers")
     parser.add_argument("--output", default=str(ROOT / "benchmarks"))
-    parser.add_argument("--with-bf16", action="store_true", help="also run PyTorch under bf16 autocast")
+    parser.add_argument("--with-bf16", action="store_true",
+                        help="also run the toolkit with --precision bf16 and PyTorch under bf16 autocast")
+    parser.add_argument("--toolkit-only", action="store_true", help="run the toolkit only, not PyTorch")
     args, extra = parser.parse_known_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
-        runners = [lambda: run_toolkit(args.task, seed, extra, out), lambda: run_reference(args.task, seed, args.python, extra)]
+        runners = [lambda: run_toolkit(args.task, seed, extra, out)]
         if args.with_bf16:
-            runners.append(lambda: run_reference(args.task, seed, args.python, extra, bf16=True))
+            runners.append(lambda: run_toolkit(args.task, seed, extra, out, precision="bf16"))
+        if not args.toolkit_only:
+            runners.append(lambda: run_reference(args.task, seed, args.python, extra))
+            if args.with_bf16:
+                runners.append(lambda: run_reference(args.task, seed, args.python, extra, bf16=True))
         for runner in runners:
             row = runner()
             rows.append(row)
@@ -112,7 +119,7 @@ def main():
                      f"{statistics.mean(r['wall_seconds'] for r in mine):.0f} | {max(r['peak_rss_mb'] for r in mine):.0f} |")
     table = "\n".join(lines) + "\n"
     print(table)
-    (out / f"glue-{args.task}.md").write_text(table)
+    (out / f"glue-{args.task}{'-toolkit' if args.toolkit_only else ''}.md").write_text(table)
 
 
 if __name__ == "__main__":

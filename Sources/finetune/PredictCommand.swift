@@ -19,6 +19,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Split of the task that describes the TSV columns.") var split = "test"
     @Option(help: "Maximum tokens per sequence.") var maxLength = 128
     @Option(help: "Sequences per batch.") var batchSize = 32
+    @Option(help: "GEMM number format: fp32, or bf16 (bf16 inputs, fp32 accumulation).") var precision = Precision.float32
 
     func run() throws {
         let checkpoint = try BertCheckpoint(directory: model)
@@ -39,7 +40,7 @@ struct Predict: ParsableCommand {
         let encodings = texts.map { tokenizer.encode($0.0, pair: $0.1, maxLength: maxLength) }
         let outputs = regression ? 1 : labels.count
         let classifier = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: batchSize,
-                                            maxLength: encodings.map(\.count).max() ?? 1)
+                                            maxLength: encodings.map(\.count).max() ?? 1, precision: precision)
         _ = try checkpoint.loadWeights(into: classifier.parameters)
 
         // Batches of similar length waste less work on padding; the output keeps the input's order.

@@ -44,6 +44,7 @@ public final class SpanQATask: TrainableTask {
     }
 
     public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+        lastPrediction = nil
         model.forward(Self.batch(training, examples, padId: tokenizer.padId), dropout: dropout)
         let loss = model.loss(starts: examples.map { training[$0].start }, ends: examples.map { training[$0].end }, scale: gradientScale)
         model.backward()
@@ -51,12 +52,18 @@ public final class SpanQATask: TrainableTask {
     }
 
     public func evaluate() -> [String: Double] {
-        let answers = predict().answers
+        let prediction = predict()
+        lastPrediction = prediction
+        let answers = prediction.answers
         // A file with unanswerable questions is SQuAD 2.0, which has its own official scoring.
         return evaluationExamples.contains(where: \.isImpossible)
             ? SQuADMetrics.evaluateV2(evaluationExamples, predictions: answers)
             : SQuADMetrics.evaluate(evaluationExamples, predictions: answers)
     }
+
+    /// The last evaluation's answers, reused by `finish` while no training step has changed the model since
+    /// (predicting SQuAD's dev set again takes minutes).
+    private var lastPrediction: (answers: [String: String], best: [String: [AnswerExtractor.Candidate]])?
 
     /// Answers (and n-best lists) for the evaluation questions.
     public func predict() -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
@@ -89,7 +96,7 @@ public final class SpanQATask: TrainableTask {
     public func finish(outputDirectory: String) throws -> FinishReport {
         var report = FinishReport()
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        let (answers, best) = predict()
+        let (answers, best) = lastPrediction ?? predict()
         let predictions = outputDirectory + "/predictions-dev.json", nbest = outputDirectory + "/nbest-dev.json"
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys]), to: predictions)
         let lists = best.mapValues { candidates -> [[String: Any]] in
