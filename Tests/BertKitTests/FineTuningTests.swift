@@ -104,6 +104,25 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
     }
 
+    @Test func aFileStreamedToDiskAppearsWholeOrNotAtAll() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        struct Boom: Error {}
+        let path = directory + "/weights.bin"
+        #expect(throws: Boom.self) {
+            try AtomicFile.write(to: path) { file in
+                try [UInt8](repeating: 7, count: 1000).withUnsafeBytes { try file.write($0) }
+                throw Boom()
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no partial or temporary file")
+        try AtomicFile.write(to: path) { file in
+            for chunk in 0..<3 { try [UInt8](repeating: UInt8(chunk), count: 1000).withUnsafeBytes { try file.write($0) } }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data((0..<3).flatMap { [UInt8](repeating: UInt8($0), count: 1000) }))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["weights.bin"])
+    }
+
     final class NaNTask: TrainableTask {
         let parameters = ParameterStore([.init("w.weight", [4])])
         let trainingLengths = Array(repeating: 5, count: 16)

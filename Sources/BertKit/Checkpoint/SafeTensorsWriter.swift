@@ -29,18 +29,17 @@ public struct SafeTensorsWriter {
         // The data section starts 8-byte aligned; the format pads the header with spaces.
         while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
 
-        var file = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(headerBytes)
-        for tensor in ordered {
-            #if _endian(little)
-            file.append(contentsOf: UnsafeRawBufferPointer(tensor.values))  // already the format's byte order
-            #else
-            for value in tensor.values {
-                withUnsafeBytes(of: value.bitPattern.littleEndian) { file.append(contentsOf: $0) }
+        // Streamed to disk tensor by tensor: no second copy of the weights in memory.
+        try AtomicFile.write(to: path) { file in
+            try withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { try file.write($0) }
+            try headerBytes.withUnsafeBytes { try file.write($0) }
+            for tensor in ordered {
+                #if _endian(little)
+                try file.write(UnsafeRawBufferPointer(tensor.values))  // already the format's byte order
+                #else
+                try tensor.values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { try file.write($0) }
+                #endif
             }
-            #endif
         }
-        try AtomicFile.write(file, to: path)
     }
 }

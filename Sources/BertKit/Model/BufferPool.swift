@@ -1,15 +1,23 @@
+import Foundation
+
 /// Owns the activation and gradient buffers of a model. Buffers are allocated once, when a model is built
 /// for its largest batch shape, and freed together; training steps only reuse them.
+///
+/// Each buffer is its own anonymous memory map: the kernel hands out zeroed pages, and a page becomes resident
+/// only when first written. Building a model therefore costs no memory until it runs (the checkpoint, mapped while
+/// loading, is gone by then), and a buffer sized for the longest batch costs only what the batches use.
 final class BufferPool {
-    private var buffers: [UnsafeMutableRawPointer] = []
+    private var buffers: [(address: UnsafeMutableRawPointer, bytes: Int)] = []
     private(set) var bytesAllocated = 0
 
     /// `count` zeroed elements of `T`, alive as long as the pool.
     func allocate<T: BitwiseCopyable>(_ count: Int, of type: T.Type) -> UnsafeMutablePointer<T> {
         let bytes = max(count, 1) * MemoryLayout<T>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        buffers.append(raw)
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else {
+            fatalError("out of memory: could not map \(bytes) bytes for a model buffer (errno \(errno))")
+        }
+        buffers.append((raw, bytes))
         bytesAllocated += bytes
         return raw.bindMemory(to: T.self, capacity: max(count, 1))
     }
@@ -18,5 +26,5 @@ final class BufferPool {
     func bytes(_ count: Int) -> UnsafeMutablePointer<UInt8> { allocate(count, of: UInt8.self) }
     func int32s(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, of: Int32.self) }
 
-    deinit { buffers.forEach { $0.deallocate() } }
+    deinit { buffers.forEach { munmap($0.address, $0.bytes) } }
 }

@@ -4,17 +4,51 @@ import Foundation
 public enum AtomicFile {
     /// Writes `data` to a temporary name in the destination's folder, then renames it into place.
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { file in try data.withUnsafeBytes { try file.write($0) } }
+    }
+
+    /// Streams a file through `body` to a temporary name in the destination's folder, then renames it into
+    /// place; the file's bytes are never all in memory at once (a model's weights are hundreds of MB).
+    public static func write(to path: String, _ body: (Writer) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw CheckpointError(file: path, "cannot create \(temporary) (errno \(errno))") }
+        var open = true
         do {
-            try data.write(to: temporary)
-            if rename(temporary.path, url.path) != 0 {
+            try body(Writer(descriptor: descriptor, path: path))
+            let synced = fsync(descriptor) == 0
+            open = false
+            guard close(descriptor) == 0, synced else {
+                throw CheckpointError(file: path, "cannot finish writing \(temporary) (errno \(errno))")
+            }
+            if rename(temporary, path) != 0 {
                 throw CheckpointError(file: path, "cannot move the finished file into place (errno \(errno))")
             }
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            if open { close(descriptor) }
+            unlink(temporary)
             throw error
+        }
+    }
+
+    /// The open temporary file of `write(to:_:)`.
+    public struct Writer {
+        let descriptor: Int32
+        let path: String
+
+        /// Appends `bytes`, retrying short writes.
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw CheckpointError(file: path, "cannot write (errno \(errno))")
+                }
+                offset += written
+            }
         }
     }
 }
