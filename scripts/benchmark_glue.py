@@ -29,9 +29,12 @@ def peak_rss_mb(stderr):
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+FINETUNE = str(ROOT / ".build/release/finetune")
+
+
 def run_toolkit(task, seed, extra, out, precision="fp32"):
     db = out / "glue.db"
-    command = ["/usr/bin/time", "-v", str(ROOT / ".build/release/finetune"), "--task", task, "--seed", str(seed),
+    command = ["/usr/bin/time", "-v", FINETUNE, "--task", task, "--seed", str(seed),
                "--db", str(db), "--output-dir", str(out / "runs"), "--precision", precision] + extra
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -45,7 +48,7 @@ def run_toolkit(task, seed, extra, out, precision="fp32"):
     final = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.-]+)", final_line.split(":", 1)[1])}
     examples = int(re.search(r"(\d+) training and", log).group(1))
     split = spec["splits"]["dev"]
-    predict = subprocess.run([str(ROOT / ".build/release/finetune"), "predict", "--model", str(out / "runs" / f"{run_id}-{task}" / "best"),
+    predict = subprocess.run([FINETUNE, "predict", "--model", str(out / "runs" / f"{run_id}-{task}" / "best"),
                               "--task", task, "--split", "dev", "--input", str(ROOT / "Tasks" / spec["dataDirectory"] / split["file"]),
                               "--output", str(out / "predictions-dev.tsv"), "--precision", precision], cwd=ROOT, capture_output=True, text=True)
     if predict.returncode != 0:
@@ -73,6 +76,7 @@ def run_reference(task, seed, python, extra, bf16=False):
 
 
 def main():
+    global FINETUNE
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", default="mrpc")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -81,7 +85,10 @@ def main():
     parser.add_argument("--with-bf16", action="store_true",
                         help="also run the toolkit with --precision bf16 and PyTorch under bf16 autocast")
     parser.add_argument("--toolkit-only", action="store_true", help="run the toolkit only, not PyTorch")
+    parser.add_argument("--finetune", default=FINETUNE,
+                        help="the toolkit's binary (a copy keeps a long run safe from rebuilds meanwhile)")
     args, extra = parser.parse_known_args()
+    FINETUNE = args.finetune
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -13,9 +13,9 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 97-token character vocabulary so it can tokenize real text
   tiny-classifier.safetensors   BertForSequenceClassification on the tiny BERT: logits, cross-entropy and MSE losses
                                 and every gradient
-  tiny-classifier-bf16.safetensors  the same classifier with every dense layer's GEMMs on bf16-rounded inputs
-                                (the toolkit's --precision bf16: inputs rounded to nearest even, sums exact), float64
-                                otherwise: logits, loss and every gradient
+  tiny-classifier-bf16.safetensors  the same classifier with every matrix product (dense layers, attention) on
+                                bf16-rounded operands (the toolkit's --precision bf16: rounded to nearest even, sums
+                                exact), float64 otherwise: logits, loss and every gradient
   metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
@@ -163,26 +163,45 @@ def to_bf16(t):
     return t.float().bfloat16().double()
 
 
-class BF16Linear(torch.autograd.Function):
-    """nn.Linear whose three GEMMs read bf16-rounded operands and sum exactly (the toolkit's bf16 precision):
-    y = r(x)·r(W)ᵀ + b, dX = r(dY)·r(W), dW = r(dY)ᵀ·r(x), db = Σ dY."""
+class BF16MatMul(torch.autograd.Function):
+    """alpha · r(a) @ r(b), r rounding to bf16, with the toolkit's backward: each gradient product rounds its
+    operands too (da = alpha · r(g) @ r(b)ᵀ, db = alpha · r(a)ᵀ @ r(g)); sums stay exact."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        return to_bf16(x) @ to_bf16(weight).T + bias
+    def forward(ctx, a, b, alpha):
+        ctx.save_for_backward(a, b)
+        ctx.alpha = alpha
+        return alpha * (to_bf16(a) @ to_bf16(b))
 
     @staticmethod
-    def backward(ctx, dy):
-        x, weight = ctx.saved_tensors
-        flat_dy, flat_x = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
-        dx = to_bf16(dy) @ to_bf16(weight)
-        dw = to_bf16(flat_dy).T @ to_bf16(flat_x)
-        return dx, dw, flat_dy.sum(0)
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        da = ctx.alpha * (to_bf16(g) @ to_bf16(b).transpose(-1, -2))
+        db = ctx.alpha * (to_bf16(a).transpose(-1, -2) @ to_bf16(g))
+        if db.dim() > b.dim():  # a Linear's weight is shared by every row of a batched input
+            db = db.sum(dim=tuple(range(db.dim() - b.dim())))
+        return da, db, None
+
+
+def bf16_linear(module, x):
+    """nn.Linear through BF16MatMul: y = r(x)·r(W)ᵀ + b, dX = r(dY)·r(W), dW = r(dY)ᵀ·r(x)."""
+    return BF16MatMul.apply(x, module.weight.T, 1.0) + module.bias
+
+
+def bf16_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' eager attention with both products through BF16MatMul; softmax stays exact."""
+    scores = BF16MatMul.apply(query, key.transpose(2, 3), scaling if scaling is not None else query.size(-1) ** -0.5)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probabilities = torch.nn.functional.softmax(scores, dim=-1)
+    return BF16MatMul.apply(probabilities, value, 1.0).transpose(1, 2).contiguous(), probabilities
 
 
 def tiny_classifier_bf16():
-    """tiny_classifier's classification case with every nn.Linear in bf16 (attention's own products stay exact)."""
+    """tiny_classifier's classification case with every matrix product reading bf16-rounded operands."""
+    from transformers.models.bert import modeling_bert
+    # BERT's eager attention, which receives the additive padding mask, with its products rounded.
+    modeling_bert.eager_attention_forward = bf16_attention
     golden = {}
     g = torch.Generator().manual_seed(3)
     lengths = [9, 5, 7, 3]
@@ -198,10 +217,11 @@ def tiny_classifier_bf16():
     golden.update({"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
     torch.manual_seed(5)
     model = BertForSequenceClassification.from_pretrained(
-        OUT / "tiny-bert", num_labels=3, problem_type="single_label_classification").double().eval()
+        OUT / "tiny-bert", num_labels=3, problem_type="single_label_classification",
+        attn_implementation="eager").double().eval()
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
-            module.forward = lambda x, m=module: BF16Linear.apply(x, m.weight, m.bias)
+            module.forward = lambda x, m=module: bf16_linear(m, x)
     labels = torch.tensor([0, 2, 1, 2])
     out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
     out.loss.backward()

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A bfloat16 number: the upper half of an fp32 bit pattern (sign, 8 exponent bits, 7 mantissa bits).
-public struct BFloat16: Equatable, Sendable {
+public struct BFloat16: Equatable, Sendable, BitwiseCopyable {
     public var bitPattern: UInt16
 
     public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
@@ -21,6 +21,13 @@ public struct BFloat16: Equatable, Sendable {
     /// Rounds `count` fp32 values to bf16.
     public static func round(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<BFloat16>, count: Int) {
         for i in 0..<count { target[i] = BFloat16(source[i]) }
+    }
+
+    /// Rounds a `rows × columns` matrix whose rows are `ld` apart into contiguous rows of `columns`.
+    public static func round(rows: Int, columns: Int, _ source: UnsafePointer<Float>, ld: Int,
+                             into target: UnsafeMutablePointer<BFloat16>) {
+        if ld == columns { return round(source, into: target, count: rows * columns) }
+        for r in 0..<rows { round(source + r * ld, into: target + r * columns, count: columns) }
     }
 }
 
@@ -65,12 +72,8 @@ final class BFloat16Scratch {
         let columns: Int
 
         func callAsFunction(_ rows: Range<Int>) {
-            if ld == columns {
-                BFloat16.round(source + rows.lowerBound * ld, into: target + rows.lowerBound * columns,
-                               count: rows.count * columns)
-            } else {
-                for r in rows { BFloat16.round(source + r * ld, into: target + r * columns, count: columns) }
-            }
+            BFloat16.round(rows: rows.count, columns: columns, source + rows.lowerBound * ld, ld: ld,
+                           into: target + rows.lowerBound * columns)
         }
     }
 

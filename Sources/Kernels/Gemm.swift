@@ -82,6 +82,29 @@ public enum Gemm {
         }
     }
 
+    /// A product of operands already rounded to bf16, on the calling thread; for callers that own their
+    /// bf16 buffers (attention rounds each (sequence, head) pair's blocks into its own per-thread scratch).
+    public static func serial(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for i in 0..<m { scale(c + i * ldc, count: n, by: beta) }
+            return
+        }
+        BFloat16.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c, ldc: ldc)
+    }
+
+    /// Sets the calling thread's OpenMP thread count to one, as every GEMM call does again (the count is per
+    /// thread). The first call on a thread allocates libgomp's per-thread state: the pool's workers make it when
+    /// they start, not in the middle of a training step.
+    static func prepareThisThread() {
+        omp_set_num_threads(1)
+    }
+
     /// The GEMM library, for benchmark reports.
     public static var backendDescription: String {
         let v = dnnl_version().pointee
@@ -121,8 +144,7 @@ extension Float: GemmInput {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        // The OpenMP thread count is per calling thread; each of the pool's threads sets its own.
-        omp_set_num_threads(1)
+        Gemm.prepareThisThread()
         let status = dnnl_sgemm(transA.dnnl, transB.dnnl, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
                                 b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == dnnl_success, "dnnl_sgemm failed (status \(status.rawValue)) for \(m)×\(k)×\(n)")
@@ -135,7 +157,7 @@ extension BFloat16: GemmInput {
         a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        omp_set_num_threads(1)
+        Gemm.prepareThisThread()
         let status = dnnl_gemm_bf16bf16f32(
             transA.dnnl, transB.dnnl, Int64(m), Int64(n), Int64(k), alpha,
             UnsafeRawPointer(a).assumingMemoryBound(to: UInt16.self), Int64(lda),

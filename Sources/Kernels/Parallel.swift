@@ -99,6 +99,7 @@ final class WorkerPool: @unchecked Sendable {
             pthread_create(&thread, nil, { context in
                 let start = Unmanaged<WorkerStart>.fromOpaque(context!).takeRetainedValue()
                 pthread_setspecific(start.pool.threadKey, UnsafeRawPointer(bitPattern: start.id))
+                Gemm.prepareThisThread()
                 start.pool.work()
                 return nil
             }, context)

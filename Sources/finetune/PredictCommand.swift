@@ -19,7 +19,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Split of the task that describes the TSV columns.") var split = "test"
     @Option(help: "Maximum tokens per sequence.") var maxLength = 128
     @Option(help: "Sequences per batch.") var batchSize = 32
-    @Option(help: "GEMM number format: fp32, or bf16 (bf16 inputs, fp32 accumulation).") var precision = Precision.float32
+    @Option(help: "Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation).") var precision = Precision.float32
 
     func run() throws {
         let checkpoint = try BertCheckpoint(directory: model)

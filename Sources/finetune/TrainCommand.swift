@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
     @Option(help: "Clip gradients to this global L2 norm.") var maxGradNorm: Double?
     @Option(help: "Micro-batches per optimizer step.") var gradientAccumulation: Int?
     @Option(help: "Seed of data order, dropout and head initialisation.") var seed: UInt64?
-    @Option(help: "GEMM number format: fp32, or bf16 (bf16 inputs, fp32 accumulation, fp32 master weights).")
+    @Option(help: "Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation, fp32 master weights).")
     var precision: Precision?
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalSteps: Int?
     @Option(help: "Batch size for evaluation.") var evalBatchSize: Int?

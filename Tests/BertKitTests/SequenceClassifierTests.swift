@@ -65,7 +65,10 @@ import Testing
         #expect(abs(loss - expected) < 1e-5 * max(1, abs(expected)))
         for p in model.parameters.parameters {
             let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
-            let error = try gradientError(p, golden, "grad.\(name)", exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
+            // Every gradient against its own reference value, the key biases' too: in fp32 theirs is exactly zero
+            // (softmax's gradient rows sum to zero), but rounding dS to bf16 leaves a residual, about 1e-3 of
+            // the key weights' gradient, which both sides compute alike.
+            let error = try gradientError(p, golden, "grad.\(name)")
             #expect(error < 1e-4, "gradient of \(p.name), relative error \(error)")
         }
     }

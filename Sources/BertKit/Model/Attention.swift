@@ -8,24 +8,36 @@
 /// Only `P` is kept for the backward pass. The dropout mask is a function of the seed and the element's
 /// index (`Dropout.applySerial`), so the dropped probabilities are rebuilt, one (sequence, head) pair at a
 /// time in per-thread scratch, where they are needed: storing them and the mask cost more memory than `P`.
+///
+/// With `precision` bf16 the two products and their four gradient products read bf16-rounded operands (as
+/// PyTorch's autocast runs attention's matmuls in bf16); softmax and its gradient stay fp32.
 struct AttentionCore {
     let heads: Int
     let headSize: Int
     let dropoutProbability: Float
     let maxLength: Int
+    let precision: Precision
 
     /// Softmax probabilities of the last forward pass, `[batch, heads, T, T]`.
     let probabilities: UnsafeMutablePointer<Float>
     /// Two `[maxLength, maxLength]` matrices per pool thread: a pair's dropped probabilities and its gradient.
     let scratch: UnsafeMutablePointer<Float>
+    /// With bf16, per pool thread, the two rounded operands of the product at hand, `roundedSize` each; sized
+    /// here so that no thread grows a buffer during a step.
+    let rounded: UnsafeMutablePointer<BFloat16>?
+    let roundedSize: Int
 
-    init(heads: Int, headSize: Int, dropoutProbability: Float, maxBatch: Int, maxLength: Int, pool: BufferPool) {
+    init(heads: Int, headSize: Int, dropoutProbability: Float, maxBatch: Int, maxLength: Int, precision: Precision,
+         pool: BufferPool) {
         self.heads = heads
         self.headSize = headSize
         self.dropoutProbability = dropoutProbability
         self.maxLength = maxLength
+        self.precision = precision
         probabilities = pool.floats(maxBatch * heads * maxLength * maxLength)
         scratch = pool.floats(Parallel.workers * 2 * maxLength * maxLength)
+        roundedSize = maxLength * max(maxLength, headSize)
+        rounded = precision == .bfloat16 ? pool.allocate(Parallel.workers * 2 * roundedSize, of: BFloat16.self) : nil
     }
 
     private var hidden: Int { heads * headSize }
@@ -61,6 +73,21 @@ struct AttentionCore {
         }
     }
 
+    /// One product of a pair, `c = alpha · op(a) · op(b)`, on the calling thread, in the core's precision.
+    private func product(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, alpha: Float = 1,
+                         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard let rounded else {
+            return Gemm.serial(ta, tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+        }
+        let a16 = rounded + Parallel.threadIndex * 2 * roundedSize, b16 = a16 + roundedSize
+        let (aRows, aColumns) = ta == .none ? (m, k) : (k, m)
+        let (bRows, bColumns) = tb == .none ? (k, n) : (n, k)
+        BFloat16.round(rows: aRows, columns: aColumns, a, ld: lda, into: a16)
+        BFloat16.round(rows: bRows, columns: bColumns, b, ld: ldb, into: b16)
+        Gemm.serial(ta, tb, m: m, n: n, k: k, alpha: alpha, a: a16, lda: aColumns, b: b16, ldb: bColumns, c: c, ldc: ldc)
+    }
+
     func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                  context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, site: Int) {
         let pairs = lengths.count * heads
@@ -93,7 +120,7 @@ struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
-            Gemm.serial(.none, .transposed, m: T, n: L, k: d, alpha: core.scale, a: query + o, lda: H,
+            core.product(.none, .transposed, m: T, n: L, k: d, alpha: core.scale, a: query + o, lda: H,
                         b: key + o, ldb: H, c: core.probabilities + s, ldc: T)
             Softmax.forwardRows(core.probabilities + s, rows: T, width: L, stride: T)
         }
@@ -115,7 +142,7 @@ struct AttentionCore {
             let (o, s) = core.offsets(pair, length: T)
             let attended = core.attended(s, rows: T, columns: L, probability: dropout, seed: seed,
                                          scratch: core.threadScratch().dropped)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, a: attended, lda: T, b: value + o, ldb: H,
+            core.product(.none, .none, m: T, n: d, k: L, a: attended, lda: T, b: value + o, ldb: H,
                         c: context + o, ldc: H)
         }
     }
@@ -142,19 +169,19 @@ struct AttentionCore {
             let (o, s) = core.offsets(pair, length: T)
             let probabilities = UnsafePointer(core.probabilities + s)
             let (dropped, dP) = core.threadScratch()
-            Gemm.serial(.none, .transposed, m: T, n: L, k: d, a: dContext + o, lda: H, b: value + o, ldb: H,
+            core.product(.none, .transposed, m: T, n: L, k: d, a: dContext + o, lda: H, b: value + o, ldb: H,
                         c: dP, ldc: T)
             let attended = core.attended(s, rows: T, columns: L, probability: dropout, seed: seed, scratch: dropped)
             if dropout > 0 {
                 core.dropped(dP, into: dP, first: s, rows: T, columns: L, probability: dropout, seed: seed)
             }
-            Gemm.serial(.transposed, .none, m: L, n: d, k: T, a: attended, lda: T, b: dContext + o, ldb: H,
+            core.product(.transposed, .none, m: L, n: d, k: T, a: attended, lda: T, b: dContext + o, ldb: H,
                         c: dValue + o, ldc: H)
             for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
             Softmax.backwardRows(output: probabilities, gradient: dP, rows: T, width: L, stride: T)
-            Gemm.serial(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dP, lda: T,
+            core.product(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dP, lda: T,
                         b: key + o, ldb: H, c: dQuery + o, ldc: H)
-            Gemm.serial(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dP, lda: T,
+            core.product(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dP, lda: T,
                         b: query + o, ldb: H, c: dKey + o, ldc: H)
             for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
         }

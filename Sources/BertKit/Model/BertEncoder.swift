@@ -29,7 +29,8 @@ public final class BertEncoder {
 
     /// Builds the encoder over parameters declared by `parameters(_:pooler:)` in `store`, with activation
     /// buffers for batches of up to `maxBatch` sequences of up to `maxLength` tokens. `precision` is the number
-    /// format of the dense layers' GEMMs (attention's own products and everything else stay fp32).
+    /// format of every matrix product's inputs: the dense layers' and attention's (scores and context, and their
+    /// gradients). Accumulation, softmax, LayerNorm, GELU and the parameters stay fp32.
     public init(config: BertConfig, store: ParameterStore, maxBatch: Int, maxLength: Int, pooler: Bool = true,
                 precision: Precision = .float32) {
         precondition(maxLength <= config.maxPositionEmbeddings,

@@ -55,7 +55,7 @@ struct BertLayer {
         outputNorm = LayerNormalization(p + "output.LayerNorm", in: store, eps: c.layerNormEps)
         core = AttentionCore(heads: c.numAttentionHeads, headSize: c.headSize,
                              dropoutProbability: c.attentionProbsDropoutProb,
-                             maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+                             maxBatch: maxBatch, maxLength: maxLength, precision: precision, pool: pool)
         hiddenDropout = c.hiddenDropoutProb
 
         let n = maxBatch * maxLength

@@ -48,7 +48,7 @@ public final class PreTrainingModel {
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") }
 
     /// Buffers for batches of up to `maxBatch` sequences of `maxLength` tokens with up to `maxPredictions`
-    /// masked positions in all. `precision` is the number format of every dense layer's GEMMs, the tied
+    /// masked positions in all. `precision` is the number format of every matrix product's inputs, the tied
     /// decoder's included (see `BertEncoder`).
     public init(config: BertConfig, maxBatch: Int, maxLength: Int, maxPredictions: Int, nextSentencePrediction: Bool = true,
                 precision: Precision = .float32) {

@@ -25,7 +25,7 @@ public final class QuestionAnsweringModel {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("qa_outputs.") }
 
-    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
     public init(config: BertConfig, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         parameters = ParameterStore(Self.parameters(config))

@@ -26,7 +26,7 @@ public final class SequenceClassifier {
     /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder.
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
     public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         self.outputs = outputs

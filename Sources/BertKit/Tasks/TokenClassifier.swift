@@ -23,7 +23,7 @@ public final class TokenClassifier {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every dense layer's GEMMs (see `BertEncoder`).
+    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
     public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
         self.config = config
         self.labels = labels

@@ -45,7 +45,7 @@ public struct TaskOptions: Sendable {
     public var batchSize = 32
     public var evaluationBatchSize = 32
     public var seed: UInt64 = 42
-    /// Number format of the dense layers' GEMMs.
+    /// Number format of the matrix products' inputs (see `BertEncoder`).
     public var precision = Precision.float32
     public var trainFile: String? = nil
     public var evalFile: String? = nil

@@ -18,7 +18,7 @@ public struct Hyperparameters: Codable, Sendable, Equatable {
     public var adamBeta2 = 0.999
     public var adamEpsilon = 1e-8
     public var seed: UInt64 = 42
-    /// Number format of the dense layers' GEMMs: fp32, or bf16 inputs with fp32 accumulation (fp32 master
+    /// Number format of the matrix products' inputs: fp32, or bf16 with fp32 accumulation (fp32 master
     /// weights, optimizer state and all other arithmetic either way).
     public var precision = Precision.float32
     /// Evaluate every this many optimizer steps; when absent, at the end of every epoch.
