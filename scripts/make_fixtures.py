@@ -126,13 +126,11 @@ def tiny_vocabulary():
     (OUT / "tiny-bert" / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}) + "\n")
 
 
-def tiny_classifier():
-    """The sequence classification head on the tiny BERT, in float64, with dropout off (evaluation mode)."""
-    golden = {}
+def classifier_inputs():
+    """Four padded sentence pairs of lengths 9, 5, 7 and 3 over the tiny vocabulary."""
     g = torch.Generator().manual_seed(3)
     lengths = [9, 5, 7, 3]
-    seq = max(lengths)
-    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    ids = torch.randint(5, 97, (len(lengths), max(lengths)), generator=g)
     types = torch.zeros_like(ids)
     mask = torch.zeros_like(ids)
     for b, n in enumerate(lengths):
@@ -140,6 +138,13 @@ def tiny_classifier():
         ids[b, n:] = 0
         types[b, n // 2:n] = 1
         mask[b, :n] = 1
+    return ids, types, mask
+
+
+def tiny_classifier():
+    """The sequence classification head on the tiny BERT, in float64, with dropout off (evaluation mode)."""
+    golden = {}
+    ids, types, mask = classifier_inputs()
     golden.update({"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
     for kind, num_labels in (("classification", 3), ("regression", 1)):
         torch.manual_seed(5)
@@ -203,17 +208,7 @@ def tiny_classifier_bf16():
     # BERT's eager attention, which receives the additive padding mask, with its products rounded.
     modeling_bert.eager_attention_forward = bf16_attention
     golden = {}
-    g = torch.Generator().manual_seed(3)
-    lengths = [9, 5, 7, 3]
-    seq = max(lengths)
-    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for b, n in enumerate(lengths):
-        ids[b, 0], ids[b, n - 1] = 2, 3
-        ids[b, n:] = 0
-        types[b, n // 2:n] = 1
-        mask[b, :n] = 1
+    ids, types, mask = classifier_inputs()
     golden.update({"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
     torch.manual_seed(5)
     model = BertForSequenceClassification.from_pretrained(
