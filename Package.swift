@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // oneDNN, the GEMM library (fp32 and bf16). Debian ships no dnnl.pc; headers and library are in the
+        // default paths. Its OpenMP runtime, libgomp, is linked too: the toolkit sets its thread count.
         .systemLibrary(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]

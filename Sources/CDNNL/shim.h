@@ -9,4 +9,3 @@ dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl
 
 // libgomp (oneDNN's threading runtime); gcc's omp.h is not on clang's include path.
 void omp_set_num_threads(int num_threads);
-int omp_get_max_threads(void);
