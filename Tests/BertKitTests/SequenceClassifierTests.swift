@@ -35,6 +35,30 @@ import Testing
     }
 }
 
+/// Prediction runs the last layer on the `[CLS]` rows only; the logits are those of the full forward pass.
+@Suite struct PredictionForwardTests {
+    @Test(arguments: Precision.allCases)
+    func firstTokenOnlyLastLayerGivesTheSameLogits(_ precision: Precision) throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
+                                       maxLength: batch.sequenceLength, precision: precision)
+        for p in model.parameters.parameters {
+            try golden.readFloats("classification.weight.\(p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name)", into: p.value)
+        }
+        model.forward(batch)
+        let full = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+        model.forwardForPrediction(batch)
+        let firstTokens = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+        #expect(relativeError(firstTokens, full) < 1e-6)
+        if precision == .float32 {
+            #expect(relativeError(firstTokens, try golden.floats("classification.logits")) < 1e-5)
+        }
+        #expect(model.predictions().count == batch.batchSize)
+    }
+}
+
 /// `--precision bf16` against the same model in float64 whose every `nn.Linear` multiplies bf16-rounded
 /// operands (scripts/make_fixtures.py, `BF16Linear`): the rounding, not just the speed, is the reference's.
 @Suite struct MixedPrecisionTests {

@@ -96,6 +96,14 @@ struct AttentionCore {
                                         dropout: dropout.probability(dropoutProbability), seed: dropout.seed(site: site)))
     }
 
+    /// Evaluation for one query per sequence, its first token: `query` and `context` hold one row per
+    /// sequence (`[batch, hidden]`), `key` and `value` every token. No dropout; nothing is kept for a backward pass.
+    func forwardFirstQueries(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
+                             context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int) {
+        Parallel.forEach(lengths.count * heads, FirstQuery(core: self, query: query, key: key, value: value,
+                                                           context: context, lengths: lengths, T: T))
+    }
+
     /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV; `dropout` and `site` are the forward pass's.
     func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                   dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>,
@@ -144,6 +152,30 @@ struct AttentionCore {
                                          scratch: core.threadScratch().dropped)
             core.product(.none, .none, m: T, n: d, k: L, a: attended, lda: T, b: value + o, ldb: H,
                         c: context + o, ldc: H)
+        }
+    }
+
+    /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row; the scores go to the pair's first
+    /// row of `probabilities`.
+    private struct FirstQuery: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+        let context: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let (b, h) = (pair / core.heads, pair % core.heads)
+            let L = lengths[b]
+            let (o, s) = core.offsets(pair, length: T)
+            let row = b * H + h * d
+            let scores = core.probabilities + s
+            core.product(.none, .transposed, m: 1, n: L, k: d, alpha: core.scale, a: query + row, lda: H,
+                         b: key + o, ldb: H, c: scores, ldc: T)
+            Softmax.forwardRows(scores, rows: 1, width: L, stride: T)
+            core.product(.none, .none, m: 1, n: d, k: L, a: scores, lda: T, b: value + o, ldb: H,
+                         c: context + row, ldc: H)
         }
     }
 

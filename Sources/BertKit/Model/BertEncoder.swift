@@ -63,26 +63,48 @@ public final class BertEncoder {
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
-        precondition(batch.batchSize <= maxBatch && batch.sequenceLength <= maxLength,
-                     "batch \(batch.batchSize)×\(batch.sequenceLength) exceeds the encoder's \(maxBatch)×\(maxLength)")
         self.batch = batch
         self.dropout = dropout
-        let T = batch.sequenceLength
-        let tokens = batch.tokenCount
-        for t in 0..<tokens { positionIds[t] = Int32(t % T) }
+        var x = embed(batch, dropout: dropout)
+        for l in layers.indices {
+            layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: dropout,
+                              activated: scratch.activated)
+            x = UnsafePointer(layers[l].result)
+        }
+        pooler?.forward(x, batch: batch.batchSize, length: batch.sequenceLength)
+    }
 
+    /// Evaluation of the pooled output alone, for heads that read nothing else: the last layer computes keys
+    /// and values for every token and the rest for each sequence's `[CLS]` row only (about 14 % of the
+    /// encoder's work at 6 layers), with the same result for that row. `sequenceOutput` is not valid after it,
+    /// and there is nothing to differentiate.
+    public func forwardPooledOnly(_ batch: EncoderBatch) {
+        guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
+        self.batch = nil
+        var x = embed(batch, dropout: .evaluation)
+        for l in layers.indices.dropLast() {
+            layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: .evaluation,
+                              activated: scratch.activated)
+            x = UnsafePointer(layers[l].result)
+        }
+        let last = layers[layers.count - 1]
+        last.forwardFirstTokens(x, lengths: batch.lengths, length: batch.sequenceLength, activated: scratch.activated)
+        pooler.forward(last.result, batch: batch.batchSize, length: 1)
+    }
+
+    /// The embeddings of `batch`, the first layer's input.
+    private func embed(_ batch: EncoderBatch, dropout: DropoutMode) -> UnsafePointer<Float> {
+        precondition(batch.batchSize <= maxBatch && batch.sequenceLength <= maxLength,
+                     "batch \(batch.batchSize)×\(batch.sequenceLength) exceeds the encoder's \(maxBatch)×\(maxLength)")
+        let T = batch.sequenceLength
+        for t in 0..<batch.tokenCount { positionIds[t] = Int32(t % T) }
         batch.tokenIds.withUnsafeBufferPointer { ids in
             batch.tokenTypeIds.withUnsafeBufferPointer { types in
                 embeddings.forward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
-                                   positionIds: positionIds, tokens: tokens, dropout: dropout)
+                                   positionIds: positionIds, tokens: batch.tokenCount, dropout: dropout)
             }
         }
-        var x = UnsafePointer(embeddings.output)
-        for l in layers.indices {
-            layers[l].forward(x, lengths: batch.lengths, length: T, dropout: dropout, activated: scratch.activated)
-            x = UnsafePointer(layers[l].result)
-        }
-        pooler?.forward(x, batch: batch.batchSize, length: T)
+        return UnsafePointer(embeddings.output)
     }
 
     /// Back-propagates from the gradients of the last forward pass's outputs into the parameters' gradients

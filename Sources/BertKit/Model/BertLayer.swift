@@ -101,6 +101,29 @@ struct BertLayer {
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
     }
 
+    /// Evaluation of the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
+    /// and values for every token, everything else for `lengths.count` rows. Writes them compactly, row `b` for
+    /// sequence `b`, into the first rows of the layer's buffers (`result` included). No dropout, no backward.
+    func forwardFirstTokens(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int,
+                            activated: UnsafeMutablePointer<Float>) {
+        let (tokens, rows) = (lengths.count * T, lengths.count)
+        let firstTokenStride = T * hidden
+        key.forward(x, k, rows: tokens)
+        value.forward(x, v, rows: tokens)
+        query.forward(x, q, rows: rows, inputStride: firstTokenStride)
+        core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+        attentionOutput.forward(context, attentionSum, rows: rows)
+        for b in 0..<rows {
+            Elementwise.add(attentionSum + b * hidden, x + b * firstTokenStride, attentionSum + b * hidden, count: hidden)
+        }
+        attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
+        intermediate.forward(attentionNormalized, preActivation, rows: rows)
+        GELU.forward(preActivation, activated, count: rows * intermediate.outFeatures)
+        output.forward(activated, outputSum, rows: rows)
+        Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
+        outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
+    }
+
     /// On entry `gradient` holds dL/d(result); on return it holds dL/dx.
     func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
                   dropout: DropoutMode, scratch: LayerScratch) {

@@ -15,7 +15,8 @@ struct BertPooler {
         dPreActivation = pool.floats(maxBatch * dense.outFeatures)
     }
 
-    /// The `[CLS]` token is the first of each sequence: rows `T · hidden` floats apart.
+    /// The `[CLS]` token is the first of each sequence: rows `T · hidden` floats apart, or `hidden` apart when
+    /// the last layer computed first tokens only (`T` 1).
     func forward(_ sequence: UnsafePointer<Float>, batch: Int, length T: Int) {
         dense.forward(sequence, output, rows: batch, inputStride: T * dense.inFeatures)
         Elementwise.tanh(output, output, count: batch * dense.outFeatures)

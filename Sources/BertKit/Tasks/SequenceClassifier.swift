@@ -48,6 +48,15 @@ public final class SequenceClassifier {
         classifier.forward(encoder.pooledOutput, logits, rows: batchSize, dropout: dropout)
     }
 
+    /// The logits of `batch` for prediction and evaluation, with no backward pass to follow: the encoder's last
+    /// layer works on the `[CLS]` rows only (`BertEncoder.forwardPooledOnly`), which gives the same logits.
+    public func forwardForPrediction(_ batch: EncoderBatch) {
+        dropout = .evaluation
+        batchSize = batch.batchSize
+        encoder.forwardPooledOnly(batch)
+        classifier.forward(encoder.pooledOutput, logits, rows: batchSize, dropout: .evaluation)
+    }
+
     /// The mean loss of the last forward pass against `targets`; also prepares dL/dlogits, times `scale`,
     /// for `backward()`.
     public func loss(_ targets: [Target], scale: Float = 1) -> Double {
