@@ -57,7 +57,9 @@ public enum Gemm {
         }
     }
 
-    /// The same product on the calling thread only; for use inside an already parallel loop.
+    /// The same product on the calling thread only; for use inside an already parallel loop. In bf16 the
+    /// operands are rounded into the calling thread's scratch, which grows on first use: a loop whose threads
+    /// must not allocate rounds into buffers of its own and calls the `BFloat16` overload (as attention does).
     public static func serial(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
