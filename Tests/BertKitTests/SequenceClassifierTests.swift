@@ -12,7 +12,7 @@ import Testing
         let model = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: batch.batchSize,
                                        maxLength: batch.sequenceLength)
         // The fixture's own initial weights, head included (transformers initialised the head at random).
-        for p in model.parameters.parameters { try golden.readFloats("\(kind).weight.\(p.name == "classifier.weight" || p.name == "classifier.bias" ? p.name : "bert." + p.name)", into: p.value) }
+        for p in model.parameters.parameters { try golden.readFloats("\(kind).weight." + fixtureName(p.name), into: p.value) }
 
         model.forward(batch)
         let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * outputs))
@@ -28,11 +28,24 @@ import Testing
         model.parameters.zeroGradients()
         model.backward()
         for p in model.parameters.parameters {
-            let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
+            let name = fixtureName(p.name)
             let error = try gradientError(p, golden, "\(kind).grad.\(name)", exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
             #expect(error < 1e-4, "\(kind): gradient of \(p.name), relative error \(error)")
         }
     }
+}
+
+/// The fixture's name of a classifier parameter: transformers prefixes the encoder's with `bert.`.
+func fixtureName(_ name: String) -> String { name.hasPrefix("classifier.") ? name : "bert." + name }
+
+/// A 3-label classifier in `precision` holding a fixture's weights (`<prefix>weight.<name>`), and its batch.
+func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Precision) throws -> (SequenceClassifier, EncoderBatch) {
+    let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+    let batch = try EncoderBatch(fixture: golden)
+    let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
+                                   maxLength: batch.sequenceLength, precision: precision)
+    for p in model.parameters.parameters { try golden.readFloats(prefix + "weight." + fixtureName(p.name), into: p.value) }
+    return (model, batch)
 }
 
 /// Prediction runs the last layer on the `[CLS]` rows only; the logits are those of the full forward pass.
@@ -40,13 +53,7 @@ import Testing
     @Test(arguments: Precision.allCases)
     func firstTokenOnlyLastLayerGivesTheSameLogits(_ precision: Precision) throws {
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
-        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
-        let batch = try EncoderBatch(fixture: golden)
-        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
-                                       maxLength: batch.sequenceLength, precision: precision)
-        for p in model.parameters.parameters {
-            try golden.readFloats("classification.weight.\(p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name)", into: p.value)
-        }
+        let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: precision)
         model.forward(batch)
         let full = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
         model.forwardForPrediction(batch)
@@ -59,18 +66,13 @@ import Testing
     }
 }
 
-/// `--precision bf16` against the same model in float64 whose every `nn.Linear` multiplies bf16-rounded
-/// operands (scripts/make_fixtures.py, `BF16Linear`): the rounding, not just the speed, is the reference's.
+/// `--precision bf16` against the same model in float64 whose every matmul (each `nn.Linear` and BERT's eager
+/// attention) multiplies bf16-rounded operands (scripts/make_fixtures.py, `BF16MatMul`): the rounding, not just
+/// the speed, is the reference's.
 @Suite struct MixedPrecisionTests {
     /// Runs the fixture's batch through the classifier in `precision`; returns logits, loss and gradients.
     func run(_ precision: Precision, _ golden: SafeTensorsFile) throws -> (logits: [Float], loss: Double, model: SequenceClassifier) {
-        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
-        let batch = try EncoderBatch(fixture: golden)
-        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
-                                       maxLength: batch.sequenceLength, precision: precision)
-        for p in model.parameters.parameters {
-            try golden.readFloats("weight.\(p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name)", into: p.value)
-        }
+        let (model, batch) = try fixtureClassifier(golden, prefix: "", precision: precision)
         model.forward(batch)
         let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
         let loss = model.loss(try golden.integers("labels").map { .label($0) })
@@ -88,7 +90,7 @@ import Testing
         let expected = Double(try golden.floats("loss")[0])
         #expect(abs(loss - expected) < 1e-5 * max(1, abs(expected)))
         for p in model.parameters.parameters {
-            let name = p.name.hasPrefix("classifier.") ? p.name : "bert." + p.name
+            let name = fixtureName(p.name)
             // Every gradient against its own reference value, the key biases' too: in fp32 theirs is exactly zero
             // (softmax's gradient rows sum to zero), but rounding dS to bf16 leaves a residual, about 1e-3 of
             // the key weights' gradient, which both sides compute alike.
@@ -103,7 +105,7 @@ import Testing
         let (logits, _, model) = try run(.float32, golden)
         #expect(relativeError(logits, try golden.floats("logits")) > 1e-3)
         let worst = try model.parameters.parameters.filter { !$0.name.hasSuffix("attention.self.key.bias") }.map {
-            try gradientError($0, golden, "grad.\($0.name.hasPrefix("classifier.") ? $0.name : "bert." + $0.name)", exactlyZero: false)
+            try gradientError($0, golden, "grad." + fixtureName($0.name))
         }.max()!
         #expect(worst > 1e-3)
     }
