@@ -150,21 +150,57 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
         var parameters = try golden.floats("\(key).initial")
         var m = [Float](repeating: 0, count: parameters.count), v = m
         for step in 0..<5 {
-            let gradient = try golden.floats("\(key).grad\(step)")
-            AdamW.update(parameters: &parameters, gradients: gradient, firstMoment: &m, secondMoment: &v,
+            var gradient = try golden.floats("\(key).grad\(step)")
+            AdamW.update(parameters: &parameters, gradients: &gradient, firstMoment: &m, secondMoment: &v,
                          count: parameters.count, step: step + 1, learningRate: 1e-2, weightDecay: Float(decay), settings: .init())
             #expect(relativeError(parameters, try golden.floats("\(key).after\(step)")) < 1e-6, "step \(step + 1)")
+            #expect(gradient.allSatisfy { $0 == 0 }, "the update consumes the gradients")
         }
     }
 
     @Test func clipsTheGlobalNormAndSkipsDecayOnBiasesAndLayerNorm() {
         let store = ParameterStore([.init("dense.weight", [3]), .init("dense.bias", [1]), .init("x.LayerNorm.weight", [1])])
         #expect(store["dense.weight"].decays && !store["dense.bias"].decays && !store["x.LayerNorm.weight"].decays)
-        _ = store.gradients.update(fromContentsOf: [3, 0, 0, 4, 0])
+        let initial: [Float] = [0.5, -1, 2, 0.25, 1]
+        _ = store.values.update(fromContentsOf: initial)
         let optimizer = Optimizer(parameters: store, weightDecay: 0.5, maxGradNorm: 1, settings: .init())
-        let norm = optimizer.update(learningRate: 0.1)
-        #expect(abs(norm - 5) < 1e-6)
-        #expect(abs(store.gradients[0] - 0.6) < 1e-6 && abs(store.gradients[3] - 0.8) < 1e-6, "clipped to norm 1")
+        // Two steps, the first clipped (norm 5 -> 1) and the second not (norm 0.5): Adam is nearly invariant to
+        // the scale of a single step's gradient, not to the ratio of two steps'.
+        let steps: [[Float]] = [[3, 0, 0, 4, 0], [0.3, 0, 0, 0, -0.4]]
+        var norms: [Float] = []
+        for gradients in steps {
+            _ = store.gradients.update(fromContentsOf: gradients)
+            norms.append(optimizer.update(learningRate: 0.1))
+            #expect(store.gradients.allSatisfy { $0 == 0 }, "the update consumes the gradients")
+        }
+        #expect(abs(norms[0] - 5) < 1e-6 && abs(norms[1] - 0.5) < 1e-6)
+
+        // The same two steps by hand, decay on the weight only, with the gradients clipped or as they are.
+        func byHand(clipping: Bool) -> [Float] {
+            var parameters = initial, m = [Float](repeating: 0, count: 5), v = m
+            for (step, gradients) in steps.enumerated() {
+                let norm = gradients.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                var g = gradients.map { clipping ? $0 * min(1, 1 / (norm + 1e-6)) : $0 }
+                for (range, decay) in [(0..<3, Float(0.5)), (3..<5, 0)] {
+                    parameters.withUnsafeMutableBufferPointer { p in
+                        g.withUnsafeMutableBufferPointer { g in
+                            m.withUnsafeMutableBufferPointer { m in
+                                v.withUnsafeMutableBufferPointer { v in
+                                    let o = range.lowerBound
+                                    AdamW.update(parameters: p.baseAddress! + o, gradients: g.baseAddress! + o,
+                                                 firstMoment: m.baseAddress! + o, secondMoment: v.baseAddress! + o,
+                                                 count: range.count, step: step + 1, learningRate: 0.1,
+                                                 weightDecay: decay, settings: .init())
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return parameters
+        }
+        #expect(Array(store.values) == byHand(clipping: true))
+        #expect(relativeError(byHand(clipping: true), byHand(clipping: false)) > 1e-3, "clipping changes the result")
     }
 
     @Test func linearWarmupThenDecay() {

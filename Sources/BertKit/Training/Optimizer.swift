@@ -39,13 +39,13 @@ public final class Optimizer {
     }
 
     /// Clips the gradients to `maxGradNorm` (as `torch.nn.utils.clip_grad_norm_`), applies one AdamW update
-    /// at `learningRate`, and returns the gradient norm before clipping.
+    /// at `learningRate`, and returns the gradient norm before clipping. The gradients are left at zero, ready
+    /// for the next step to accumulate into (the update reads and clears them in one pass).
     @discardableResult
     public func update(learningRate: Float) -> Float {
         let gradients = parameters.gradients
         let norm = Float(sumOfSquares(gradients.baseAddress!, count: gradients.count).squareRoot())
-        let clip = maxGradNorm / (norm + 1e-6)
-        if clip < 1 { scale(gradients.baseAddress!, count: gradients.count, by: clip) }
+        let clip = min(1, maxGradNorm / (norm + 1e-6))
         step += 1
         // Indices, not `for span in spans`: iterating an array allocates in a debug build.
         for i in spans.indices {
@@ -53,7 +53,7 @@ public final class Optimizer {
             AdamW.update(parameters: parameters.values.baseAddress! + offset,
                          gradients: gradients.baseAddress! + offset, firstMoment: firstMoment.baseAddress! + offset,
                          secondMoment: secondMoment.baseAddress! + offset, count: count, step: step,
-                         learningRate: learningRate, weightDecay: decay, settings: settings)
+                         learningRate: learningRate, weightDecay: decay, gradientScale: clip, settings: settings)
         }
         return norm
     }

@@ -94,6 +94,8 @@ public final class Trainer {
             observer?.evaluated(step: step, epoch: epoch, metrics: metrics, isBest: isBest)
         }
 
+        // Each optimizer update leaves the gradients at zero; only the first step needs clearing here.
+        task.parameters.zeroGradients()
         var epoch = 0
         training: while step < totalSteps {
             let batches = Batches.epoch(lengths: lengths, batchSize: h.batchSize, seed: h.seed, epoch: epoch,
@@ -103,7 +105,6 @@ public final class Trainer {
                 let group = batches[next..<min(next + h.gradientAccumulation, batches.count)]
                 next += group.count
                 let stepStart = Date()
-                task.parameters.zeroGradients()
                 var loss = 0.0
                 for (m, examples) in group.enumerated() {
                     let seed = Dropout.streamSeed(h.seed, site: UInt64(step) << 8 | UInt64(m))
