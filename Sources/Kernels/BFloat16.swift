@@ -18,16 +18,29 @@ public struct BFloat16: Equatable, Sendable, BitwiseCopyable {
     /// The exact fp32 value.
     public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
 
-    /// Rounds `count` fp32 values to bf16.
+    /// Rounds `count` fp32 values to bf16, on all cores: for a whole matrix that products will read, rounded
+    /// once (attention's Q, K, V and dL/d(context)).
     public static func round(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<BFloat16>, count: Int) {
-        for i in 0..<count { target[i] = BFloat16(source[i]) }
+        Parallel.forRanges(count, minimumChunk: 1 << 15, RoundRange(source: source, target: target))
     }
 
-    /// Rounds a `rows × columns` matrix whose rows are `ld` apart into contiguous rows of `columns`.
-    public static func round(rows: Int, columns: Int, _ source: UnsafePointer<Float>, ld: Int,
-                             into target: UnsafeMutablePointer<BFloat16>) {
-        if ld == columns { return round(source, into: target, count: rows * columns) }
-        for r in 0..<rows { round(source + r * ld, into: target + r * columns, count: columns) }
+    /// Rounds a `rows × columns` matrix whose rows are `ld` apart into contiguous rows of `columns`, on the
+    /// calling thread.
+    static func roundSerial(rows: Int, columns: Int, _ source: UnsafePointer<Float>, ld: Int,
+                            into target: UnsafeMutablePointer<BFloat16>) {
+        for r in 0..<rows {
+            let (x, y) = (source + r * ld, target + r * columns)
+            for c in 0..<columns { y[c] = BFloat16(x[c]) }
+        }
+    }
+
+    private struct RoundRange: Parallel.RangeBody {
+        let source: UnsafePointer<Float>
+        let target: UnsafeMutablePointer<BFloat16>
+
+        func callAsFunction(_ range: Range<Int>) {
+            for i in range { target[i] = BFloat16(source[i]) }
+        }
     }
 }
 
@@ -72,8 +85,8 @@ final class BFloat16Scratch {
         let columns: Int
 
         func callAsFunction(_ rows: Range<Int>) {
-            BFloat16.round(rows: rows.count, columns: columns, source + rows.lowerBound * ld, ld: ld,
-                           into: target + rows.lowerBound * columns)
+            BFloat16.roundSerial(rows: rows.count, columns: columns, source + rows.lowerBound * ld, ld: ld,
+                                 into: target + rows.lowerBound * columns)
         }
     }
 

@@ -53,6 +53,39 @@ public enum Dropout {
         }
     }
 
+    /// `applySerial` writing its results in the format of a GEMM operand (attention's `P'`); with
+    /// `probability` 0 it only converts.
+    @inline(__always)
+    static func applySerial<Operand: GemmInput>(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Operand>, count: Int, first: Int,
+        probability: Float, seed: UInt64
+    ) {
+        guard probability > 0 else {
+            for j in 0..<count { output[j] = Operand(input[j]) }
+            return
+        }
+        let threshold = threshold(probability), scale = 1 / (1 - probability)
+        for j in 0..<count {
+            let factor = randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? scale : 0
+            output[j] = Operand(input[j] * factor)
+        }
+    }
+
+    /// One draw of the mask for a tensor and its gradient together, as attention's backward pass needs them:
+    /// `output[j] = input[j] · keep / (1 − p)` (in an operand format) and `gradient[j] *= keep / (1 − p)`.
+    @inline(__always)
+    static func applySerial<Operand: GemmInput>(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Operand>, gradient: UnsafeMutablePointer<Float>,
+        count: Int, first: Int, probability: Float, seed: UInt64
+    ) {
+        let threshold = threshold(probability), scale = 1 / (1 - probability)
+        for j in 0..<count {
+            let factor = randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? scale : 0
+            output[j] = Operand(input[j] * factor)
+            gradient[j] *= factor
+        }
+    }
+
     /// An element is dropped when its 32 random bits fall below this.
     static func threshold(_ probability: Float) -> UInt32 {
         UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))

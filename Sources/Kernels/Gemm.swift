@@ -132,7 +132,11 @@ public enum Gemm {
 }
 
 /// An element type the GEMM library multiplies (always accumulating into fp32).
-protocol GemmInput {
+protocol GemmInput: BitwiseCopyable {
+    /// `x` in this format: itself for `Float`, rounded to nearest even for `BFloat16`.
+    init(_ x: Float)
+
+
     /// One single-threaded row-major product.
     static func multiply(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,

@@ -12,15 +12,17 @@ public enum Softmax {
         }
     }
 
-    /// In place on `gradient`: dx = y ⊙ (dy - Σ dy ⊙ y), given the forward output `y`.
-    public static func backwardRows(
-        output y: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int
-    ) {
-        for r in 0..<rows {
-            let yr = y + r * stride
-            let g = gradient + r * stride
-            let inner = dot(yr, g, count: width)
-            for c in 0..<width { g[c] = yr[c] * (g[c] - inner) }
-        }
+    /// One row's gradient: `dx = y ⊙ (dy − Σ dy ⊙ y)`, given the forward output `y`, written to `dInput`.
+    public static func backwardRow(output y: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                                   into dInput: UnsafeMutablePointer<Float>, width: Int) {
+        rowGradient(output: y, gradient: dy, into: dInput, width: width)
+    }
+
+    /// The same, each result rounded to the format of a GEMM operand (attention's score gradient).
+    @inline(__always)
+    static func rowGradient<Operand: GemmInput>(output y: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>,
+                                                into dInput: UnsafeMutablePointer<Operand>, width: Int) {
+        let inner = dot(y, dy, count: width)
+        for c in 0..<width { dInput[c] = Operand(y[c] * (dy[c] - inner)) }
     }
 }

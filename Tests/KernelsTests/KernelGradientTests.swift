@@ -76,8 +76,17 @@ import Kernels
         let used = (0..<rows).flatMap { r in w[(r * stride)..<(r * stride + width)] }
         var y = x
         Softmax.forwardRows(&y, rows: rows, width: width, stride: stride)
-        var g = w
-        Softmax.backwardRows(output: y, gradient: &g, rows: rows, width: width, stride: stride)
+        var g = [Float](repeating: 0, count: rows * stride)
+        y.withUnsafeBufferPointer { y in
+            w.withUnsafeBufferPointer { w in
+                g.withUnsafeMutableBufferPointer { g in
+                    for r in 0..<rows {
+                        Softmax.backwardRow(output: y.baseAddress! + r * stride, gradient: w.baseAddress! + r * stride,
+                                            into: g.baseAddress! + r * stride, width: width)
+                    }
+                }
+            }
+        }
         let numerical = numericalGradient(of: { weightedSum(forward($0), used) }, at: x, step: 1e-3)
         for r in 0..<rows {
             let analytic = Array(g[(r * stride)..<(r * stride + width)])

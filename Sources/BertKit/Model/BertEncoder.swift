@@ -68,7 +68,7 @@ public final class BertEncoder {
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
             layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: dropout,
-                              activated: scratch.activated)
+                              scratch: scratch)
             x = UnsafePointer(layers[l].result)
         }
         pooler?.forward(x, batch: batch.batchSize, length: batch.sequenceLength)
@@ -84,11 +84,11 @@ public final class BertEncoder {
         var x = embed(batch, dropout: .evaluation)
         for l in layers.indices.dropLast() {
             layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: .evaluation,
-                              activated: scratch.activated)
+                              scratch: scratch)
             x = UnsafePointer(layers[l].result)
         }
         let last = layers[layers.count - 1]
-        last.forwardFirstTokens(x, lengths: batch.lengths, length: batch.sequenceLength, activated: scratch.activated)
+        last.forwardFirstTokens(x, lengths: batch.lengths, length: batch.sequenceLength, scratch: scratch)
         pooler.forward(last.result, batch: batch.batchSize, length: 1)
     }
 

@@ -14,7 +14,10 @@ struct BertLayer {
     let index: Int
 
     // Saved activations, `[tokens, hidden]` unless noted.
-    let q, k, v, context: UnsafeMutablePointer<Float>
+    /// Q, K and V as attention reads them: fp32, or with bf16 products rounded once after their GEMMs (whose
+    /// fp32 outputs then go to shared scratch).
+    let attentionInputs: AttentionInputs
+    let context: UnsafeMutablePointer<Float>
     let attentionSum: UnsafeMutablePointer<Float>      // LayerNorm input: x + dropout(dense(context))
     let attentionMask: UnsafeMutablePointer<UInt8>
     let attentionStatistics: NormStatistics
@@ -60,7 +63,12 @@ struct BertLayer {
 
         let n = maxBatch * maxLength
         let (h, i) = (c.hiddenSize, c.intermediateSize)
-        (q, k, v, context) = (pool.floats(n * h), pool.floats(n * h), pool.floats(n * h), pool.floats(n * h))
+        attentionInputs = switch precision {
+        case .float32: .float32(q: pool.floats(n * h), k: pool.floats(n * h), v: pool.floats(n * h))
+        case .bfloat16: .bfloat16(q: pool.allocate(n * h, of: BFloat16.self), k: pool.allocate(n * h, of: BFloat16.self),
+                                  v: pool.allocate(n * h, of: BFloat16.self))
+        }
+        context = pool.floats(n * h)
         attentionSum = pool.floats(n * h)
         attentionMask = pool.bytes(n * h)
         attentionStatistics = NormStatistics(rows: n, pool: pool)
@@ -76,26 +84,34 @@ struct BertLayer {
     /// Dropout sites of this layer, distinct from every other layer's and from the embeddings' (site 0).
     private func site(_ k: Int) -> Int { 1 + 3 * index + k }
 
-    /// `activated` is scratch of `[tokens, intermediate]` for the GELU output.
-    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode,
-                 activated: UnsafeMutablePointer<Float>) {
+    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
         let count = tokens * hidden
         let p = dropout.probability(hiddenDropout)
+        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
 
-        query.forward(x, q, rows: tokens)
-        key.forward(x, k, rows: tokens)
-        value.forward(x, v, rows: tokens)
-        core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
-                     dropout: dropout, site: site(0))
+        switch attentionInputs {
+        case .float32(let q, let k, let v):
+            query.forward(x, q, rows: tokens)
+            key.forward(x, k, rows: tokens)
+            value.forward(x, v, rows: tokens)
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
+                         dropout: attentionDropout, seed: attentionSeed)
+        case .bfloat16(let q, let k, let v):
+            query.forward(x, rounding: q, rows: tokens, scratch: scratch.hiddenA)
+            key.forward(x, rounding: k, rows: tokens, scratch: scratch.hiddenA)
+            value.forward(x, rounding: v, rows: tokens, scratch: scratch.hiddenA)
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
+                         dropout: attentionDropout, seed: attentionSeed)
+        }
         attentionOutput.forward(context, attentionSum, rows: tokens)
         Dropout.forward(attentionSum, attentionSum, mask: attentionMask, count: count, probability: p, seed: dropout.seed(site: site(1)))
         Elementwise.add(attentionSum, x, attentionSum, count: count)
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
 
         intermediate.forward(attentionNormalized, preActivation, rows: tokens)
-        GELU.forward(preActivation, activated, count: tokens * intermediate.outFeatures)
-        output.forward(activated, outputSum, rows: tokens)
+        GELU.forward(preActivation, scratch.activated, count: tokens * intermediate.outFeatures)
+        output.forward(scratch.activated, outputSum, rows: tokens)
         Dropout.forward(outputSum, outputSum, mask: outputMask, count: count, probability: p, seed: dropout.seed(site: site(2)))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: count)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
@@ -104,22 +120,29 @@ struct BertLayer {
     /// Evaluation of the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
     /// and values for every token, everything else for `lengths.count` rows. Writes them compactly, row `b` for
     /// sequence `b`, into the first rows of the layer's buffers (`result` included). No dropout, no backward.
-    func forwardFirstTokens(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int,
-                            activated: UnsafeMutablePointer<Float>) {
+    func forwardFirstTokens(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, scratch: LayerScratch) {
         let (tokens, rows) = (lengths.count * T, lengths.count)
         let firstTokenStride = T * hidden
-        key.forward(x, k, rows: tokens)
-        value.forward(x, v, rows: tokens)
-        query.forward(x, q, rows: rows, inputStride: firstTokenStride)
-        core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+        switch attentionInputs {
+        case .float32(let q, let k, let v):
+            key.forward(x, k, rows: tokens)
+            value.forward(x, v, rows: tokens)
+            query.forward(x, q, rows: rows, inputStride: firstTokenStride)
+            core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+        case .bfloat16(let q, let k, let v):
+            key.forward(x, rounding: k, rows: tokens, scratch: scratch.hiddenA)
+            value.forward(x, rounding: v, rows: tokens, scratch: scratch.hiddenA)
+            query.forward(x, rounding: q, rows: rows, inputStride: firstTokenStride, scratch: scratch.hiddenA)
+            core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+        }
         attentionOutput.forward(context, attentionSum, rows: rows)
         for b in 0..<rows {
             Elementwise.add(attentionSum + b * hidden, x + b * firstTokenStride, attentionSum + b * hidden, count: hidden)
         }
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
-        GELU.forward(preActivation, activated, count: rows * intermediate.outFeatures)
-        output.forward(activated, outputSum, rows: rows)
+        GELU.forward(preActivation, scratch.activated, count: rows * intermediate.outFeatures)
+        output.forward(scratch.activated, outputSum, rows: rows)
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
     }
@@ -145,9 +168,18 @@ struct BertLayer {
         attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: gradient, rows: tokens)
         Dropout.backward(gradient, dense, mask: attentionMask, count: count, probability: p)
         attentionOutput.backward(input: context, dOutput: dense, rows: tokens, dInput: scratch.dContext)
-        core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                      dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, dropout: dropout,
-                      site: site(0))
+        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
+        switch attentionInputs {
+        case .float32(let q, let k, let v):
+            core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
+                          dropout: attentionDropout, seed: attentionSeed)
+        case .bfloat16(let q, let k, let v):
+            BFloat16.round(scratch.dContext, into: scratch.roundedContextGradient, count: count)
+            core.backward(query: q, key: k, value: v, dContext: scratch.roundedContextGradient, dQuery: scratch.dQuery,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
+                          dropout: attentionDropout, seed: attentionSeed)
+        }
         query.backward(input: x, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true)
         key.backward(input: x, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true)
         value.backward(input: x, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true)
@@ -162,6 +194,9 @@ struct LayerScratch {
     let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
     /// `[tokens, intermediate]`: the GELU output, recomputed for the backward pass, and its gradient.
     let activated, intermediate: UnsafeMutablePointer<Float>
+    /// With bf16 products, dL/d(context) rounded once for attention's four gradient products (never written,
+    /// so never resident, in fp32).
+    let roundedContextGradient: UnsafeMutablePointer<BFloat16>
 
     init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         let n = maxBatch * maxLength * c.hiddenSize
@@ -170,5 +205,12 @@ struct LayerScratch {
         (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
         activated = pool.floats(maxBatch * maxLength * c.intermediateSize)
         intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
+        roundedContextGradient = pool.allocate(n, of: BFloat16.self)
     }
+}
+
+/// The matrices a layer's attention reads, in the format of its products.
+enum AttentionInputs {
+    case float32(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)
+    case bfloat16(q: UnsafeMutablePointer<BFloat16>, k: UnsafeMutablePointer<BFloat16>, v: UnsafeMutablePointer<BFloat16>)
 }

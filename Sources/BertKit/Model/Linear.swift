@@ -29,6 +29,16 @@ public struct Linear: Sendable {
         Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
     }
 
+    /// The same, the output rounded to bf16 for products that read it (attention's Q, K and V): computed in
+    /// fp32 into `scratch` (`[rows, out]`), then rounded into `output`.
+    public func forward(
+        _ input: UnsafePointer<Float>, rounding output: UnsafeMutablePointer<BFloat16>, rows: Int,
+        inputStride: Int? = nil, scratch: UnsafeMutablePointer<Float>
+    ) {
+        forward(input, scratch, rows: rows, inputStride: inputStride)
+        BFloat16.round(scratch, into: output, count: rows * outFeatures)
+    }
+
     /// Adds to the weight and bias gradients; writes (or, with `accumulate`, adds) the input gradient.
     public func backward(
         input: UnsafePointer<Float>, dOutput: UnsafePointer<Float>, rows: Int,

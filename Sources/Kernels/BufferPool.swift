@@ -6,12 +6,14 @@ import Foundation
 /// Each buffer is its own anonymous memory map: the kernel hands out zeroed pages, and a page becomes resident
 /// only when first written. Building a model therefore costs no memory until it runs (the checkpoint, mapped while
 /// loading, is gone by then), and a buffer sized for the longest batch costs only what the batches use.
-final class BufferPool {
+public final class BufferPool {
     private var buffers: [(address: UnsafeMutableRawPointer, bytes: Int)] = []
-    private(set) var bytesAllocated = 0
+    public private(set) var bytesAllocated = 0
+
+    public init() {}
 
     /// `count` zeroed elements of `T`, alive as long as the pool.
-    func allocate<T: BitwiseCopyable>(_ count: Int, of type: T.Type) -> UnsafeMutablePointer<T> {
+    public func allocate<T: BitwiseCopyable>(_ count: Int, of type: T.Type) -> UnsafeMutablePointer<T> {
         let bytes = max(count, 1) * MemoryLayout<T>.stride
         guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
               raw != MAP_FAILED else {
@@ -22,9 +24,9 @@ final class BufferPool {
         return raw.bindMemory(to: T.self, capacity: max(count, 1))
     }
 
-    func floats(_ count: Int) -> UnsafeMutablePointer<Float> { allocate(count, of: Float.self) }
-    func bytes(_ count: Int) -> UnsafeMutablePointer<UInt8> { allocate(count, of: UInt8.self) }
-    func int32s(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, of: Int32.self) }
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> { allocate(count, of: Float.self) }
+    public func bytes(_ count: Int) -> UnsafeMutablePointer<UInt8> { allocate(count, of: UInt8.self) }
+    public func int32s(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, of: Int32.self) }
 
     deinit { buffers.forEach { munmap($0.address, $0.bytes) } }
 }

@@ -1,0 +1,245 @@
+/// Multi-head scaled dot-product attention over `[tokens, hidden]` query, key and value matrices whose
+/// columns are split into heads: head `h` uses columns `h·d ..< (h+1)·d`.
+///
+/// For each sequence `b` (real length `L`) and head: `P = softmax(Q Kᵀ / √d)` over the first `L` keys,
+/// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
+/// computed, as in the reference, so every output position matches it.
+///
+/// Only `P` is kept for the backward pass. The dropout mask is a function of the seed and the element's
+/// index (`Dropout.applySerial`), so the dropped probabilities are rebuilt, one (sequence, head) pair at a
+/// time in per-thread scratch, where they are needed: storing them and the mask cost more memory than `P`.
+///
+/// The products read their operands in the core's precision. In bf16 the caller hands over Q, K, V and
+/// dL/d(context) already rounded (once per layer, for the whole matrix), and each pair writes its dropped
+/// probabilities and its softmax gradient straight into bf16 scratch, so nothing is rounded twice; softmax,
+/// its gradient and every product's accumulation stay fp32 (as PyTorch's autocast runs attention's matmuls).
+/// The per-pair work lives here, with the other kernels, so that it is optimised in every build.
+public struct AttentionCore {
+    public let heads: Int
+    public let headSize: Int
+    public let dropoutProbability: Float
+    public let maxLength: Int
+    public let precision: Precision
+
+    /// Softmax probabilities of the last forward pass, `[batch, heads, T, T]`.
+    let probabilities: UnsafeMutablePointer<Float>
+    /// Per pool thread, one `[maxLength, maxLength]` fp32 matrix: a pair's gradient dL/dP.
+    let gradientScratch: UnsafeMutablePointer<Float>
+    /// Per pool thread, two `[maxLength, maxLength]` matrices in the operands' format: a pair's dropped
+    /// probabilities `P'` and its score gradient `dS`, the operands of its products.
+    let operandScratch: UnsafeMutableRawPointer
+
+    public init(heads: Int, headSize: Int, dropoutProbability: Float, maxBatch: Int, maxLength: Int,
+                precision: Precision, pool: BufferPool) {
+        self.heads = heads
+        self.headSize = headSize
+        self.dropoutProbability = dropoutProbability
+        self.maxLength = maxLength
+        self.precision = precision
+        probabilities = pool.floats(maxBatch * heads * maxLength * maxLength)
+        let perThread = maxLength * maxLength
+        gradientScratch = pool.floats(Parallel.workers * perThread)
+        operandScratch = switch precision {
+        case .float32: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: Float.self))
+        case .bfloat16: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: BFloat16.self))
+        }
+    }
+
+    private var hidden: Int { heads * headSize }
+    private var scale: Float { 1 / Float(headSize).squareRoot() }
+
+    // MARK: - Entry points, one per operand format
+
+    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`) and keeps `P`.
+    public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
+        forwardPairs(query, key, value, context: context, lengths: lengths, T: T, dropout: dropout, seed: seed)
+    }
+
+    /// The same over bf16-rounded Q, K and V.
+    public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
+        forwardPairs(query, key, value, context: context, lengths: lengths, T: T, dropout: dropout, seed: seed)
+    }
+
+    /// Evaluation for one query per sequence, its first token: `query` and `context` hold one row per
+    /// sequence (`[batch, hidden]`), `key` and `value` every token. No dropout; nothing is kept for a backward pass.
+    public func forwardFirstQueries(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
+                                    context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int) {
+        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
+        Parallel.forEach(lengths.count * heads, FirstQuery(core: self, query: query, key: key, value: value,
+                                                           context: context, lengths: lengths, T: T))
+    }
+
+    /// The same over bf16-rounded Q, K and V.
+    public func forwardFirstQueries(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>,
+                                    value: UnsafePointer<BFloat16>, context: UnsafeMutablePointer<Float>,
+                                    lengths: [Int], length T: Int) {
+        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
+        Parallel.forEach(lengths.count * heads, FirstQuery(core: self, query: query, key: key, value: value,
+                                                           context: context, lengths: lengths, T: T))
+    }
+
+    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `dropout` and `seed` are the forward pass's.
+    public func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
+                         dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
+                         dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
+                         lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
+        Parallel.forEach(lengths.count * heads, Backward(
+            core: self, query: query, key: key, value: value, dContext: dContext, dQuery: dQuery, dKey: dKey,
+            dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
+    }
+
+    /// The same over bf16-rounded Q, K, V and dL/d(context).
+    public func backward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
+                         dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
+                         dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
+                         lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
+        Parallel.forEach(lengths.count * heads, Backward(
+            core: self, query: query, key: key, value: value, dContext: dContext, dQuery: dQuery, dKey: dKey,
+            dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
+    }
+
+    private func forwardPairs<Operand: GemmInput>(
+        _ query: UnsafePointer<Operand>, _ key: UnsafePointer<Operand>, _ value: UnsafePointer<Operand>,
+        context: UnsafeMutablePointer<Float>, lengths: [Int], T: Int, dropout: Float, seed: UInt64
+    ) {
+        Parallel.forEach(lengths.count * heads, Forward(core: self, query: query, key: key, value: value,
+                                                        context: context, lengths: lengths, T: T, dropout: dropout,
+                                                        seed: seed))
+    }
+
+    // MARK: - Per pair
+
+    /// Offsets of one (sequence, head) pair: into the `[tokens, hidden]` matrices and into the probabilities.
+    private func offsets(_ pair: Int, length T: Int) -> (rows: Int, probs: Int) {
+        let b = pair / heads, h = pair % heads
+        return (b * T * hidden + h * headSize, pair * T * T)
+    }
+
+    /// The calling thread's scratch: dL/dP, and the two operand matrices `P'` and `dS`.
+    private func threadScratch<Operand: GemmInput>(
+        _: Operand.Type
+    ) -> (gradient: UnsafeMutablePointer<Float>, attended: UnsafeMutablePointer<Operand>, dScores: UnsafeMutablePointer<Operand>) {
+        let size = maxLength * maxLength
+        let operands = operandScratch.assumingMemoryBound(to: Operand.self) + Parallel.threadIndex * 2 * size
+        return (gradientScratch + Parallel.threadIndex * size, operands, operands + size)
+    }
+
+    /// The probabilities pair `s` attends with, `T` rows by `L` columns (stride `T`), as product operands:
+    /// `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into `scratch`.
+    private func attended<Operand: GemmInput>(_ s: Int, rows T: Int, columns L: Int, dropout: Float, seed: UInt64,
+                                              scratch: UnsafeMutablePointer<Operand>) -> UnsafePointer<Operand> {
+        let p = UnsafePointer(probabilities + s)
+        if dropout == 0, Operand.self == Float.self {
+            return UnsafeRawPointer(p).assumingMemoryBound(to: Operand.self)
+        }
+        for r in 0..<T {
+            Dropout.applySerial(p + r * T, scratch + r * T, count: L, first: s + r * T, probability: dropout, seed: seed)
+        }
+        return UnsafePointer(scratch)
+    }
+
+    /// `P = softmax(Q Kᵀ / √d)` over the first `L` keys, then `context = P' · V`.
+    private struct Forward<Operand: GemmInput>: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
+        let context: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+        let dropout: Float
+        let seed: UInt64
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
+            let probabilities = core.probabilities + s
+            Operand.multiply(.none, .transposed, m: T, n: L, k: d, alpha: core.scale, a: query + o, lda: H,
+                             b: key + o, ldb: H, beta: 0, c: probabilities, ldc: T)
+            Softmax.forwardRows(probabilities, rows: T, width: L, stride: T)
+            let attended = core.attended(s, rows: T, columns: L, dropout: dropout, seed: seed,
+                                         scratch: core.threadScratch(Operand.self).attended)
+            Operand.multiply(.none, .none, m: T, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
+                             beta: 0, c: context + o, ldc: H)
+        }
+    }
+
+    /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row; the scores go to the pair's first
+    /// row of `probabilities`.
+    private struct FirstQuery<Operand: GemmInput>: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
+        let context: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let (b, h) = (pair / core.heads, pair % core.heads)
+            let L = lengths[b]
+            let (o, s) = core.offsets(pair, length: T)
+            let row = b * H + h * d
+            let scores = core.probabilities + s
+            Operand.multiply(.none, .transposed, m: 1, n: L, k: d, alpha: core.scale, a: query + row, lda: H,
+                             b: key + o, ldb: H, beta: 0, c: scores, ldc: T)
+            Softmax.forwardRows(scores, rows: 1, width: L, stride: T)
+            let attended = core.attended(s, rows: 1, columns: L, dropout: 0, seed: 0,
+                                         scratch: core.threadScratch(Operand.self).attended)
+            Operand.multiply(.none, .none, m: 1, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
+                             beta: 0, c: context + row, ldc: H)
+        }
+    }
+
+    /// One pair's whole backward pass, with `P'` rebuilt in scratch:
+    ///
+    ///     dP' = dC · Vᵀ,  dV = P'ᵀ · dC,  dP = dropout(dP')  (the same mask)
+    ///     dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS · K / √d,  dK = dSᵀ · Q / √d
+    ///
+    /// Each row's mask is drawn once, for `P'` and `dP` together. Padded keys get no gradient.
+    private struct Backward<Operand: GemmInput>: Parallel.IndexBody {
+        let core: AttentionCore
+        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
+        let dContext: UnsafePointer<Operand>
+        let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
+        let lengths: [Int]
+        let T: Int
+        let dropout: Float
+        let seed: UInt64
+
+        func callAsFunction(_ pair: Int) {
+            let (H, d) = (core.hidden, core.headSize)
+            let L = lengths[pair / core.heads]
+            let (o, s) = core.offsets(pair, length: T)
+            let probabilities = UnsafePointer(core.probabilities + s)
+            let (dP, attendedScratch, dS) = core.threadScratch(Operand.self)
+            Operand.multiply(.none, .transposed, m: T, n: L, k: d, alpha: 1, a: dContext + o, lda: H, b: value + o,
+                             ldb: H, beta: 0, c: dP, ldc: T)
+            let attended: UnsafePointer<Operand>
+            if dropout > 0 {
+                for r in 0..<T {
+                    Dropout.applySerial(probabilities + r * T, attendedScratch + r * T, gradient: dP + r * T,
+                                        count: L, first: s + r * T, probability: dropout, seed: seed)
+                }
+                attended = UnsafePointer(attendedScratch)
+            } else {
+                attended = core.attended(s, rows: T, columns: L, dropout: 0, seed: seed, scratch: attendedScratch)
+            }
+            for r in 0..<T {
+                Softmax.rowGradient(output: probabilities + r * T, gradient: dP + r * T, into: dS + r * T, width: L)
+            }
+            Operand.multiply(.transposed, .none, m: L, n: d, k: T, alpha: 1, a: attended, lda: T, b: dContext + o,
+                             ldb: H, beta: 0, c: dValue + o, ldc: H)
+            for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
+            Operand.multiply(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dS, lda: T, b: key + o, ldb: H,
+                             beta: 0, c: dQuery + o, ldc: H)
+            Operand.multiply(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dS, lda: T, b: query + o,
+                             ldb: H, beta: 0, c: dKey + o, ldc: H)
+            for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
+        }
+    }
+}
