@@ -53,23 +53,22 @@ public struct AttentionCore {
     /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`) and keeps `P`.
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
-        forwardPairs(query, key, value, context: context, lengths: lengths, T: T, dropout: dropout, seed: seed)
+        forward(Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
+                dropout: dropout, seed: seed)
     }
 
     /// The same over bf16-rounded Q, K and V.
     public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
-        forwardPairs(query, key, value, context: context, lengths: lengths, T: T, dropout: dropout, seed: seed)
+        forward(Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, T: T,
+                dropout: dropout, seed: seed)
     }
 
     /// Evaluation for one query per sequence, its first token: `query` and `context` hold one row per
     /// sequence (`[batch, hidden]`), `key` and `value` every token. No dropout; nothing is kept for a backward pass.
     public func forwardFirstQueries(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                                     context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int) {
-        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
-        Parallel.forEach(lengths.count * heads, FirstQuery(core: self, query: query, key: key, value: value,
+        Parallel.forEach(lengths.count * heads, FirstQuery(inputs: Inputs(query, key, value, .float32, core: self),
                                                            context: context, lengths: lengths, T: T))
     }
 
@@ -77,8 +76,7 @@ public struct AttentionCore {
     public func forwardFirstQueries(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>,
                                     value: UnsafePointer<BFloat16>, context: UnsafeMutablePointer<Float>,
                                     lengths: [Int], length T: Int) {
-        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
-        Parallel.forEach(lengths.count * heads, FirstQuery(core: self, query: query, key: key, value: value,
+        Parallel.forEach(lengths.count * heads, FirstQuery(inputs: Inputs(query, key, value, .bfloat16, core: self),
                                                            context: context, lengths: lengths, T: T))
     }
 
@@ -87,10 +85,9 @@ public struct AttentionCore {
                          dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
                          lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        precondition(precision == .float32, "an fp32 attention core reads fp32 operands")
         Parallel.forEach(lengths.count * heads, Backward(
-            core: self, query: query, key: key, value: value, dContext: dContext, dQuery: dQuery, dKey: dKey,
-            dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
+            inputs: Inputs(query, key, value, .float32, core: self), dContext: UnsafeRawPointer(dContext),
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
     }
 
     /// The same over bf16-rounded Q, K, V and dL/d(context).
@@ -98,22 +95,40 @@ public struct AttentionCore {
                          dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
                          lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        precondition(precision == .bfloat16, "a bf16 attention core reads bf16 operands")
         Parallel.forEach(lengths.count * heads, Backward(
-            core: self, query: query, key: key, value: value, dContext: dContext, dQuery: dQuery, dKey: dKey,
-            dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
+            inputs: Inputs(query, key, value, .bfloat16, core: self), dContext: UnsafeRawPointer(dContext),
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
     }
 
-    private func forwardPairs<Operand: GemmInput>(
-        _ query: UnsafePointer<Operand>, _ key: UnsafePointer<Operand>, _ value: UnsafePointer<Operand>,
-        context: UnsafeMutablePointer<Float>, lengths: [Int], T: Int, dropout: Float, seed: UInt64
-    ) {
-        Parallel.forEach(lengths.count * heads, Forward(core: self, query: query, key: key, value: value,
-                                                        context: context, lengths: lengths, T: T, dropout: dropout,
-                                                        seed: seed))
+    private func forward(_ inputs: Inputs, context: UnsafeMutablePointer<Float>, lengths: [Int], T: Int,
+                         dropout: Float, seed: UInt64) {
+        Parallel.forEach(lengths.count * heads, Forward(inputs: inputs, context: context, lengths: lengths, T: T,
+                                                        dropout: dropout, seed: seed))
     }
 
     // MARK: - Per pair
+
+    /// Q, K and V of a loop, untyped: the loop bodies are not generic, because the pool's workers call a
+    /// body through its protocol conformance, and a generic body's conformance runs unspecialised code (a
+    /// protocol call per element). Each body switches on the precision once per pair and calls the pair's
+    /// function for that element type, which the compiler specialises.
+    private struct Inputs {
+        let core: AttentionCore
+        let query: UnsafeRawPointer, key: UnsafeRawPointer, value: UnsafeRawPointer
+
+        init<Operand: GemmInput>(_ query: UnsafePointer<Operand>, _ key: UnsafePointer<Operand>,
+                                 _ value: UnsafePointer<Operand>, _ precision: Precision, core: AttentionCore) {
+            precondition(precision == core.precision, "this attention core reads \(core.precision.rawValue) operands")
+            self.core = core
+            (self.query, self.key, self.value) = (UnsafeRawPointer(query), UnsafeRawPointer(key), UnsafeRawPointer(value))
+        }
+
+        func typed<Operand: GemmInput>(_: Operand.Type)
+            -> (q: UnsafePointer<Operand>, k: UnsafePointer<Operand>, v: UnsafePointer<Operand>) {
+            (query.assumingMemoryBound(to: Operand.self), key.assumingMemoryBound(to: Operand.self),
+             value.assumingMemoryBound(to: Operand.self))
+        }
+    }
 
     /// Offsets of one (sequence, head) pair: into the `[tokens, hidden]` matrices and into the probabilities.
     private func offsets(_ pair: Int, length T: Int) -> (rows: Int, probs: Int) {
@@ -145,9 +160,8 @@ public struct AttentionCore {
     }
 
     /// `P = softmax(Q Kᵀ / √d)` over the first `L` keys, then `context = P' · V`.
-    private struct Forward<Operand: GemmInput>: Parallel.IndexBody {
-        let core: AttentionCore
-        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
+    private struct Forward: Parallel.IndexBody {
+        let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
@@ -155,6 +169,15 @@ public struct AttentionCore {
         let seed: UInt64
 
         func callAsFunction(_ pair: Int) {
+            switch inputs.core.precision {
+            case .float32: run(pair, Float.self)
+            case .bfloat16: run(pair, BFloat16.self)
+            }
+        }
+
+        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+            let core = inputs.core
+            let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
@@ -171,14 +194,22 @@ public struct AttentionCore {
 
     /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row; the scores go to the pair's first
     /// row of `probabilities`.
-    private struct FirstQuery<Operand: GemmInput>: Parallel.IndexBody {
-        let core: AttentionCore
-        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
+    private struct FirstQuery: Parallel.IndexBody {
+        let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
 
         func callAsFunction(_ pair: Int) {
+            switch inputs.core.precision {
+            case .float32: run(pair, Float.self)
+            case .bfloat16: run(pair, BFloat16.self)
+            }
+        }
+
+        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+            let core = inputs.core
+            let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let (b, h) = (pair / core.heads, pair % core.heads)
             let L = lengths[b]
@@ -201,10 +232,9 @@ public struct AttentionCore {
     ///     dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS · K / √d,  dK = dSᵀ · Q / √d
     ///
     /// Each row's mask is drawn once, for `P'` and `dP` together. Padded keys get no gradient.
-    private struct Backward<Operand: GemmInput>: Parallel.IndexBody {
-        let core: AttentionCore
-        let query: UnsafePointer<Operand>, key: UnsafePointer<Operand>, value: UnsafePointer<Operand>
-        let dContext: UnsafePointer<Operand>
+    private struct Backward: Parallel.IndexBody {
+        let inputs: Inputs
+        let dContext: UnsafeRawPointer
         let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
@@ -212,6 +242,16 @@ public struct AttentionCore {
         let seed: UInt64
 
         func callAsFunction(_ pair: Int) {
+            switch inputs.core.precision {
+            case .float32: run(pair, Float.self)
+            case .bfloat16: run(pair, BFloat16.self)
+            }
+        }
+
+        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+            let core = inputs.core
+            let (query, key, value) = inputs.typed(Operand.self)
+            let dContext = dContext.assumingMemoryBound(to: Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)

@@ -66,23 +66,37 @@ public enum Parallel {
     }
 }
 
-/// Worker threads that sleep on a condition variable between loops and take iterations from a shared counter.
+/// Worker threads that take iterations from a shared counter. Between loops a worker first spins for a short
+/// while (`spinSeconds`) watching for the next loop, then sleeps on a condition variable; the caller likewise
+/// spins before it sleeps waiting for the workers to finish. A training step is hundreds of short loops back to
+/// back, and waking a sleeping thread on a virtual machine takes tens of microseconds, paid twice per loop;
+/// spinning only while loops keep coming costs nothing, since the pool has one thread per core.
 final class WorkerPool: @unchecked Sendable {
+    /// How long a thread spins before it sleeps: longer than the gaps between the loops of a step, short
+    /// enough that an idle pool gives its cores back at once.
+    static let spinSeconds = 50e-6
+
     private let extraThreads: Int
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let finished = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let busy = Atomic<Bool>(false)
     private let next = Atomic<Int>(0)
+    /// Bumped (releasing) once the running loop's fields below are set; workers watch it.
+    private let generation = Atomic<Int>(0)
+    /// Workers still working on the current loop.
+    private let running = Atomic<Int>(0)
     let loops = Atomic<Int>(0)
     /// Holds each worker's index (1, 2, ...); threads outside the pool read 0.
     let threadKey: pthread_key_t
-    // Guarded by `mutex`: the running loop, as its body's address on the caller's stack and its type.
-    private var generation = 0
-    private var running = 0
+    // The running loop, as its body's address on the caller's stack and its type; written before
+    // `generation` is bumped, read after it is seen.
     private var count = 0
     private var body: UnsafeRawPointer?
     private var bodyType: any Parallel.IndexBody.Type = Idle.self
+    // Guarded by `mutex`: who sleeps, so that a wake-up is sent only to a sleeping thread.
+    private var sleepingWorkers = 0
+    private var callerSleeps = false
 
     init(extraThreads: Int) {
         self.extraThreads = extraThreads
@@ -112,24 +126,28 @@ final class WorkerPool: @unchecked Sendable {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         loops.wrappingAdd(1, ordering: .relaxed)
         withUnsafePointer(to: body) { pointer in
-            pthread_mutex_lock(mutex)
             self.body = UnsafeRawPointer(pointer)
             self.bodyType = Body.self
             self.count = count
             next.store(0, ordering: .relaxed)
-            running = extraThreads
-            generation += 1
-            pthread_cond_broadcast(wake)
+            running.store(extraThreads, ordering: .relaxed)
+            generation.wrappingAdd(1, ordering: .releasing)
+            pthread_mutex_lock(mutex)
+            if sleepingWorkers > 0 { pthread_cond_broadcast(wake) }
             pthread_mutex_unlock(mutex)
 
             takeIterations(count) { body($0) }
 
             // The workers must be done with `pointer` before this frame returns.
-            pthread_mutex_lock(mutex)
-            while running > 0 { pthread_cond_wait(finished, mutex) }
+            if !spin(until: { running.load(ordering: .acquiring) == 0 }) {
+                pthread_mutex_lock(mutex)
+                callerSleeps = true
+                while running.load(ordering: .acquiring) > 0 { pthread_cond_wait(finished, mutex) }
+                callerSleeps = false
+                pthread_mutex_unlock(mutex)
+            }
             self.body = nil
             self.bodyType = Idle.self
-            pthread_mutex_unlock(mutex)
         }
         busy.store(false, ordering: .releasing)
         return true
@@ -147,18 +165,34 @@ final class WorkerPool: @unchecked Sendable {
     private func work() {
         var seen = 0
         while true {
-            pthread_mutex_lock(mutex)
-            while generation == seen { pthread_cond_wait(wake, mutex) }
-            seen = generation
+            if !spin(until: { generation.load(ordering: .acquiring) != seen }) {
+                pthread_mutex_lock(mutex)
+                sleepingWorkers += 1
+                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
+                sleepingWorkers -= 1
+                pthread_mutex_unlock(mutex)
+            }
+            seen = generation.load(ordering: .acquiring)
             let body = self.body!, bodyType = self.bodyType, count = self.count
-            pthread_mutex_unlock(mutex)
 
             takeIterations(count) { bodyType.call(at: body, index: $0) }
 
-            pthread_mutex_lock(mutex)
-            running -= 1
-            if running == 0 { pthread_cond_signal(finished) }
-            pthread_mutex_unlock(mutex)
+            if running.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                pthread_mutex_lock(mutex)
+                if callerSleeps { pthread_cond_signal(finished) }
+                pthread_mutex_unlock(mutex)
+            }
+        }
+    }
+
+    /// Polls `condition` for up to `spinSeconds`; true once it holds.
+    @inline(__always)
+    private func spin(until condition: () -> Bool) -> Bool {
+        if condition() { return true }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(Self.spinSeconds * 1e9)
+        while true {
+            for _ in 0..<64 where condition() { return true }
+            if DispatchTime.now().uptimeNanoseconds >= deadline { return condition() }
         }
     }
 
