@@ -108,11 +108,17 @@ public struct AttentionCore {
 
     // MARK: - Per pair
 
-    /// Q, K and V of a loop, untyped: the loop bodies are not generic, because the pool's workers call a
+    /// A loop over (sequence, head) pairs. The loop bodies are not generic, because the pool's workers call a
     /// body through its protocol conformance, and a generic body's conformance runs unspecialised code (a
-    /// protocol call per element). Each body switches on the precision once per pair and calls the pair's
-    /// function for that element type, which the compiler specialises.
-    private struct Inputs {
+    /// protocol call per element); each switches on the precision once per pair and calls its `run` for that
+    /// element type, which the compiler specialises.
+    fileprivate protocol PairLoop: Parallel.IndexBody {
+        var inputs: Inputs { get }
+        func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type)
+    }
+
+    /// Q, K and V of a loop, untyped (see `PairLoop`).
+    fileprivate struct Inputs {
         let core: AttentionCore
         let query: UnsafeRawPointer, key: UnsafeRawPointer, value: UnsafeRawPointer
 
@@ -160,7 +166,7 @@ public struct AttentionCore {
     }
 
     /// `P = softmax(Q Kᵀ / √d)` over the first `L` keys, then `context = P' · V`.
-    private struct Forward: Parallel.IndexBody {
+    private struct Forward: PairLoop {
         let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
@@ -168,14 +174,7 @@ public struct AttentionCore {
         let dropout: Float
         let seed: UInt64
 
-        func callAsFunction(_ pair: Int) {
-            switch inputs.core.precision {
-            case .float32: run(pair, Float.self)
-            case .bfloat16: run(pair, BFloat16.self)
-            }
-        }
-
-        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+        func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
             let core = inputs.core
             let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
@@ -194,20 +193,13 @@ public struct AttentionCore {
 
     /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row; the scores go to the pair's first
     /// row of `probabilities`.
-    private struct FirstQuery: Parallel.IndexBody {
+    private struct FirstQuery: PairLoop {
         let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
 
-        func callAsFunction(_ pair: Int) {
-            switch inputs.core.precision {
-            case .float32: run(pair, Float.self)
-            case .bfloat16: run(pair, BFloat16.self)
-            }
-        }
-
-        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+        func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
             let core = inputs.core
             let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
@@ -232,7 +224,7 @@ public struct AttentionCore {
     ///     dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS · K / √d,  dK = dSᵀ · Q / √d
     ///
     /// Each row's mask is drawn once, for `P'` and `dP` together. Padded keys get no gradient.
-    private struct Backward: Parallel.IndexBody {
+    private struct Backward: PairLoop {
         let inputs: Inputs
         let dContext: UnsafeRawPointer
         let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
@@ -241,14 +233,7 @@ public struct AttentionCore {
         let dropout: Float
         let seed: UInt64
 
-        func callAsFunction(_ pair: Int) {
-            switch inputs.core.precision {
-            case .float32: run(pair, Float.self)
-            case .bfloat16: run(pair, BFloat16.self)
-            }
-        }
-
-        private func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
+        func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
             let core = inputs.core
             let (query, key, value) = inputs.typed(Operand.self)
             let dContext = dContext.assumingMemoryBound(to: Operand.self)
@@ -280,6 +265,15 @@ public struct AttentionCore {
             Operand.multiply(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dS, lda: T, b: query + o,
                              ldb: H, beta: 0, c: dKey + o, ldc: H)
             for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
+        }
+    }
+}
+
+fileprivate extension AttentionCore.PairLoop {
+    func callAsFunction(_ pair: Int) {
+        switch inputs.core.precision {
+        case .float32: run(pair, Float.self)
+        case .bfloat16: run(pair, BFloat16.self)
         }
     }
 }

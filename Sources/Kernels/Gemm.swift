@@ -57,10 +57,11 @@ public enum Gemm {
         }
     }
 
-    /// The same product on the calling thread only; for use inside an already parallel loop. In bf16 the
-    /// operands are rounded into the calling thread's scratch, which grows on first use: a loop whose threads
-    /// must not allocate rounds into buffers of its own and calls the `BFloat16` overload (as attention does).
-    public static func serial(
+    /// The same product on the calling thread only, for products too small to split. In bf16 the operands are
+    /// rounded into the calling thread's scratch, which grows on first use. (Attention's per-pair products,
+    /// which run inside a parallel loop, read operands rounded into buffers of its own: no pool thread grows a
+    /// buffer mid-step.)
+    private static func serial(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
@@ -82,22 +83,6 @@ public enum Gemm {
             BFloat16.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer, lda: a16.ld,
                               b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc)
         }
-    }
-
-    /// A product of operands already rounded to bf16, on the calling thread; for callers that own their
-    /// bf16 buffers (attention rounds each (sequence, head) pair's blocks into its own per-thread scratch).
-    public static func serial(
-        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
-        alpha: Float = 1, a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            for i in 0..<m { scale(c + i * ldc, count: n, by: beta) }
-            return
-        }
-        BFloat16.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: beta, c: c, ldc: ldc)
     }
 
     /// Sets the calling thread's OpenMP thread count to one, as every GEMM call does again (the count is per
