@@ -33,28 +33,9 @@ public enum Dropout {
     }
 
     /// `output[j] = input[j] · keep(first + j) / (1 - probability)` for `j < count`, on the calling thread,
-    /// where `keep(i)` is element `i`'s draw in the stream `seed`, as `forward` draws it. Recomputing the mask
-    /// instead of storing it: the same call drops a tensor in the forward pass and its gradient in the
-    /// backward pass. `output` may equal `input`.
-    @inline(__always)
-    public static func applySerial(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, first: Int,
-        probability: Float, seed: UInt64
-    ) {
-        let threshold = threshold(probability), scale = 1 / (1 - probability)
-        @inline(__always) func factor(_ j: Int) -> Float {
-            randomBits(seed: seed, index: UInt64(first + j)) >= threshold ? scale : 0
-        }
-        // In place through one pointer, which vectorises (see `GELU`).
-        if UnsafePointer(output) == input {
-            for j in 0..<count { output[j] *= factor(j) }
-        } else {
-            for j in 0..<count { output[j] = input[j] * factor(j) }
-        }
-    }
-
-    /// `applySerial` writing its results in the format of a GEMM operand (attention's `P'`); with
-    /// `probability` 0 it only converts.
+    /// written in the format of a GEMM operand, where `keep(i)` is element `i`'s draw in the stream `seed`, as
+    /// `forward` draws it. Recomputing the mask instead of storing it: attention rebuilds its dropped
+    /// probabilities `P'` this way wherever a product reads them. With `probability` 0 it only converts.
     @inline(__always)
     static func applySerial<Operand: GemmInput>(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Operand>, count: Int, first: Int,
