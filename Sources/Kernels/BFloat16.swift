@@ -60,9 +60,14 @@ final class BFloat16Scratch {
         for buffer in buffers { buffer?.deallocate() }
     }
 
-    /// Rounds the stored matrix of `operand` into slot 0 or 1 (the A and B of one product), dropping any
-    /// padding between rows.
-    func rounded(_ source: UnsafePointer<Float>, _ operand: Operand, slot: Int, parallel: Bool) -> Rounded {
+    /// The stored matrix of `operand` in bf16: as given when already rounded, otherwise rounded into slot 0
+    /// or 1 (the A and B of one product), dropping any padding between rows.
+    func rounded(_ stored: GemmOperand, _ operand: Operand, slot: Int, parallel: Bool) -> Rounded {
+        let source: UnsafePointer<Float>
+        switch stored {
+        case .bfloat16(let rounded): return Rounded(pointer: rounded, ld: operand.ld)
+        case .float32(let values): source = values
+        }
         let count = operand.storedRows * operand.storedColumns
         if capacities[slot] < count {
             buffers[slot]?.deallocate()

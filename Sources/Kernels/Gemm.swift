@@ -36,34 +36,15 @@ public enum Gemm {
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
     ) {
-        guard m > 0, n > 0 else { return }
-        let work = m * n * max(k, 1)
-        if work < parallelThreshold || Parallel.workers == 1 || k == 0 {
-            serial(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc, precision: precision)
-            return
-        }
-        switch precision {
-        case .float32:
-            split(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc))
-        case .bfloat16:
-            // Round each operand once, on all cores, then split the bf16 product.
-            let scratch = BFloat16Scratch.forThisThread
-            let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: true)
-            let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: true)
-            split(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer,
-                          lda: a16.ld, b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc))
-        }
+        multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: .float32(a), lda: lda, b: .float32(b), ldb: ldb,
+                 beta: beta, c: c, ldc: ldc, precision: precision)
     }
 
-    /// The same product on the calling thread only, for products too small to split. In bf16 the operands are
-    /// rounded into the calling thread's scratch, which grows on first use. (Attention's per-pair products,
-    /// which run inside a parallel loop, read operands rounded into buffers of its own: no pool thread grows a
-    /// buffer mid-step.)
-    private static func serial(
+    /// The same, with either operand possibly already rounded to bf16 (only for a bf16 product): a matrix that
+    /// several products read is rounded once by its owner instead of once per product.
+    public static func multiply(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
-        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        alpha: Float = 1, a: GemmOperand, lda: Int, b: GemmOperand, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
     ) {
         guard m > 0, n > 0 else { return }
@@ -72,16 +53,21 @@ public enum Gemm {
             for i in 0..<m { scale(c + i * ldc, count: n, by: beta) }
             return
         }
+        let parallel = m * n * k >= parallelThreshold && Parallel.workers > 1
         switch precision {
         case .float32:
-            Float.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c, ldc: ldc)
+            guard case .float32(let a) = a, case .float32(let b) = b else {
+                preconditionFailure("an fp32 product reads fp32 operands")
+            }
+            run(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc), parallel: parallel)
         case .bfloat16:
+            // Round each fp32 operand once (on all cores when the product is split), then multiply in bf16.
             let scratch = BFloat16Scratch.forThisThread
-            let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: false)
-            let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: false)
-            BFloat16.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer, lda: a16.ld,
-                              b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc)
+            let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: parallel)
+            let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: parallel)
+            run(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer,
+                        lda: a16.ld, b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc), parallel: parallel)
         }
     }
 
@@ -98,7 +84,11 @@ public enum Gemm {
         return "oneDNN \(v.major).\(v.minor).\(v.patch) (fp32 sgemm, bf16 gemm_bf16bf16f32; one thread per call)"
     }
 
-    private static func split<Element: GemmInput>(_ product: Product<Element>) {
+    /// Runs a product on the calling thread, or split into blocks across the cores.
+    private static func run<Element: GemmInput>(_ product: Product<Element>, parallel: Bool) {
+        guard parallel else {
+            return product.rows(0..<product.m)
+        }
         // Split the longer side of C, so that each block reads its own rows of op(A) or columns of op(B).
         if product.m >= product.n {
             Parallel.forRanges(product.m, minimumChunk: 16, product.rows)
@@ -114,6 +104,12 @@ public enum Gemm {
             for i in 0..<count { p[i] *= beta }
         }
     }
+}
+
+/// A product's operand as stored, its rows `ld` apart: fp32, or already rounded to bf16 (for a bf16 product).
+public enum GemmOperand {
+    case float32(UnsafePointer<Float>)
+    case bfloat16(UnsafePointer<BFloat16>)
 }
 
 /// An element type the GEMM library multiplies (always accumulating into fp32).

@@ -21,6 +21,21 @@ public func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
     return total
 }
 
+/// max p[i] for i in 0..<count (−∞ when empty). A plain loop over `max` stays scalar: Swift's `max`
+/// orders NaN, which the vectoriser will not reorder.
+@inline(__always)
+public func maximum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = Lanes(repeating: -.infinity)
+    var i = 0
+    while i + Lanes.scalarCount <= count {
+        acc = pointwiseMax(acc, loadLanes(p + i))
+        i += Lanes.scalarCount
+    }
+    var result = acc.max()
+    while i < count { result = max(result, p[i]); i += 1 }
+    return result
+}
+
 /// Σ a[i]·b[i] for i in 0..<count.
 @inline(__always)
 public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {

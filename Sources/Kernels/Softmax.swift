@@ -4,8 +4,7 @@ public enum Softmax {
     public static func forwardRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int) {
         for r in 0..<rows {
             let row = x + r * stride
-            var maximum = -Float.infinity
-            for c in 0..<width { maximum = max(maximum, row[c]) }
+            let maximum = Kernels.maximum(row, count: width)
             for c in 0..<width { row[c] = FastMath.exp(row[c] - maximum) }
             let inverse = 1 / sum(row, count: width)
             for c in 0..<width { row[c] *= inverse }

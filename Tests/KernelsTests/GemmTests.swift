@@ -61,6 +61,32 @@ import Kernels
         }
     }
 
+    @Test func operandsRoundedByTheCallerGiveTheSameProduct() {
+        // Split and unsplit sizes, padded rows: a bf16 operand handed over already rounded (rows `ld` apart)
+        // multiplies exactly as the same fp32 operand rounded inside the product.
+        for (m, n, k) in [(300, 40, 50), (7, 5, 3)] {
+            var random = TestRandom(seed: UInt64(m + n))
+            let (lda, ldb) = (k + 3, k + 1)
+            let a = random.array(m * lda), b = random.array(n * ldb)
+            let a16 = a.map(BFloat16.init), b16 = b.map(BFloat16.init)
+            var inside = [Float](repeating: 0, count: m * n)
+            Gemm.multiply(.none, .transposed, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &inside, ldc: n,
+                          precision: .bfloat16)
+            for rounded in [(true, false), (false, true), (true, true)] {
+                var outside = [Float](repeating: 0, count: m * n)
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+                    a16.withUnsafeBufferPointer { a16 in b16.withUnsafeBufferPointer { b16 in
+                        Gemm.multiply(.none, .transposed, m: m, n: n, k: k,
+                                      a: rounded.0 ? .bfloat16(a16.baseAddress!) : .float32(a.baseAddress!), lda: lda,
+                                      b: rounded.1 ? .bfloat16(b16.baseAddress!) : .float32(b.baseAddress!), ldb: ldb,
+                                      c: &outside, ldc: n, precision: .bfloat16)
+                    } }
+                } }
+                #expect(outside == inside, "\(m)×\(n)×\(k), rounded by the caller: A \(rounded.0), B \(rounded.1)")
+            }
+        }
+    }
+
     @Test func emptyInnerDimensionScalesC() {
         var c: [Float] = [1, 2, 3, 4]
         Gemm.multiply(.none, .none, m: 2, n: 2, k: 0, a: [], lda: 1, b: [], ldb: 2, beta: 0.5, c: &c, ldc: 2)

@@ -98,9 +98,12 @@ struct BertLayer {
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
                          dropout: attentionDropout, seed: attentionSeed)
         case .bfloat16(let q, let k, let v):
-            query.forward(x, rounding: q, rows: tokens, scratch: scratch.hiddenA)
-            key.forward(x, rounding: k, rows: tokens, scratch: scratch.hiddenA)
-            value.forward(x, rounding: v, rows: tokens, scratch: scratch.hiddenA)
+            // The three products read the same input: round it once.
+            BFloat16.round(x, into: scratch.roundedInput, count: count)
+            let input = GemmOperand.bfloat16(scratch.roundedInput)
+            query.forward(input, rounding: q, rows: tokens, scratch: scratch.hiddenA)
+            key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
+            value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
                          dropout: attentionDropout, seed: attentionSeed)
         }
@@ -130,9 +133,11 @@ struct BertLayer {
             query.forward(x, q, rows: rows, inputStride: firstTokenStride)
             core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
         case .bfloat16(let q, let k, let v):
-            key.forward(x, rounding: k, rows: tokens, scratch: scratch.hiddenA)
-            value.forward(x, rounding: v, rows: tokens, scratch: scratch.hiddenA)
-            query.forward(x, rounding: q, rows: rows, inputStride: firstTokenStride, scratch: scratch.hiddenA)
+            BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
+            let input = GemmOperand.bfloat16(scratch.roundedInput)
+            key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
+            value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
+            query.forward(input, rounding: q, rows: rows, inputStride: firstTokenStride, scratch: scratch.hiddenA)
             core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
@@ -159,30 +164,40 @@ struct BertLayer {
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
         Dropout.backward(residual, dense, mask: outputMask, count: count, probability: p)
         GELU.forward(preActivation, scratch.activated, count: tokens * intermediate.outFeatures)
-        output.backward(input: scratch.activated, dOutput: dense, rows: tokens, dInput: scratch.intermediate)
+        output.backward(input: .float32(scratch.activated), dOutput: dense, rows: tokens, dInput: scratch.intermediate,
+                        roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
-        intermediate.backward(input: attentionNormalized, dOutput: scratch.intermediate, rows: tokens,
-                              dInput: residual, accumulate: true)
+        intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: tokens,
+                              dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
 
         // Attention block. `gradient` now carries dL/dx through the skip connection.
         attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: gradient, rows: tokens)
         Dropout.backward(gradient, dense, mask: attentionMask, count: count, probability: p)
-        attentionOutput.backward(input: context, dOutput: dense, rows: tokens, dInput: scratch.dContext)
+        attentionOutput.backward(input: .float32(context), dOutput: dense, rows: tokens, dInput: scratch.dContext,
+                                 roundedGradient: scratch.roundedGradient)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
+        let input: GemmOperand
         switch attentionInputs {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
                           dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
                           dropout: attentionDropout, seed: attentionSeed)
+            input = .float32(x)
         case .bfloat16(let q, let k, let v):
-            BFloat16.round(scratch.dContext, into: scratch.roundedContextGradient, count: count)
-            core.backward(query: q, key: k, value: v, dContext: scratch.roundedContextGradient, dQuery: scratch.dQuery,
+            BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: count)
+            core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
                           dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
                           dropout: attentionDropout, seed: attentionSeed)
+            // The three weight gradients read the same input: round it once.
+            BFloat16.round(x, into: scratch.roundedInput, count: count)
+            input = .bfloat16(scratch.roundedInput)
         }
-        query.backward(input: x, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true)
-        key.backward(input: x, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true)
-        value.backward(input: x, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true)
+        query.backward(input: input, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true,
+                       roundedGradient: scratch.roundedGradient)
+        key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
+                     roundedGradient: scratch.roundedGradient)
+        value.backward(input: input, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true,
+                       roundedGradient: scratch.roundedGradient)
     }
 }
 
@@ -194,9 +209,11 @@ struct LayerScratch {
     let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
     /// `[tokens, intermediate]`: the GELU output, recomputed for the backward pass, and its gradient.
     let activated, intermediate: UnsafeMutablePointer<Float>
-    /// With bf16 products, dL/d(context) rounded once for attention's four gradient products (never written,
-    /// so never resident, in fp32).
-    let roundedContextGradient: UnsafeMutablePointer<BFloat16>
+    /// With bf16 products, a layer's input rounded once for the three products that read it (`[tokens,
+    /// hidden]`), and a gradient rounded once for the products that read it (`[tokens, intermediate]`: a
+    /// dense layer's dL/d(output), or dL/d(context) for attention's four). Never written, so never resident,
+    /// in fp32.
+    let roundedInput, roundedGradient: UnsafeMutablePointer<BFloat16>
 
     init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         let n = maxBatch * maxLength * c.hiddenSize
@@ -205,7 +222,8 @@ struct LayerScratch {
         (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
         activated = pool.floats(maxBatch * maxLength * c.intermediateSize)
         intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
-        roundedContextGradient = pool.allocate(n, of: BFloat16.self)
+        roundedInput = pool.allocate(n, of: BFloat16.self)
+        roundedGradient = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
     }
 }
 

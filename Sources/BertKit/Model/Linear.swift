@@ -23,8 +23,15 @@ public struct Linear: Sendable {
     public func forward(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, inputStride: Int? = nil
     ) {
+        forward(.float32(input), output, rows: rows, inputStride: inputStride)
+    }
+
+    /// The same from an input that may already be rounded to bf16 (one that several layers read).
+    public func forward(
+        _ input: GemmOperand, _ output: UnsafeMutablePointer<Float>, rows: Int, inputStride: Int? = nil
+    ) {
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
-                      a: input, lda: inputStride ?? inFeatures, b: weight.value, ldb: inFeatures,
+                      a: input, lda: inputStride ?? inFeatures, b: .float32(weight.value), ldb: inFeatures,
                       c: output, ldc: outFeatures, precision: precision)
         Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
     }
@@ -32,7 +39,7 @@ public struct Linear: Sendable {
     /// The same, the output rounded to bf16 for products that read it (attention's Q, K and V): computed in
     /// fp32 into `scratch` (`[rows, out]`), then rounded into `output`.
     public func forward(
-        _ input: UnsafePointer<Float>, rounding output: UnsafeMutablePointer<BFloat16>, rows: Int,
+        _ input: GemmOperand, rounding output: UnsafeMutablePointer<BFloat16>, rows: Int,
         inputStride: Int? = nil, scratch: UnsafeMutablePointer<Float>
     ) {
         forward(input, scratch, rows: rows, inputStride: inputStride)
@@ -45,13 +52,29 @@ public struct Linear: Sendable {
         dInput: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
         inputStride: Int? = nil, dInputStride: Int? = nil
     ) {
+        backward(input: .float32(input), dOutput: dOutput, rows: rows, dInput: dInput, accumulate: accumulate,
+                 inputStride: inputStride, dInputStride: dInputStride)
+    }
+
+    /// The same from an input that may already be rounded to bf16. With bf16 products, `roundedGradient`
+    /// (`[rows, out]` bf16 scratch) lets dL/d(output) be rounded once for both products that read it.
+    public func backward(
+        input: GemmOperand, dOutput: UnsafePointer<Float>, rows: Int,
+        dInput: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+        inputStride: Int? = nil, dInputStride: Int? = nil, roundedGradient: UnsafeMutablePointer<BFloat16>? = nil
+    ) {
+        var gradient = GemmOperand.float32(dOutput)
+        if precision == .bfloat16, dInput != nil, let roundedGradient {
+            BFloat16.round(dOutput, into: roundedGradient, count: rows * outFeatures)
+            gradient = .bfloat16(roundedGradient)
+        }
         Gemm.multiply(.transposed, .none, m: outFeatures, n: inFeatures, k: rows,
-                      a: dOutput, lda: outFeatures, b: input, ldb: inputStride ?? inFeatures,
+                      a: gradient, lda: outFeatures, b: input, ldb: inputStride ?? inFeatures,
                       beta: 1, c: weight.gradient, ldc: inFeatures, precision: precision)
         Elementwise.accumulateColumnSums(dOutput, into: bias.gradient, rows: rows, width: outFeatures)
         if let dInput {
             Gemm.multiply(.none, .none, m: rows, n: inFeatures, k: outFeatures,
-                          a: dOutput, lda: outFeatures, b: weight.value, ldb: inFeatures,
+                          a: gradient, lda: outFeatures, b: .float32(weight.value), ldb: inFeatures,
                           beta: accumulate ? 1 : 0, c: dInput, ldc: dInputStride ?? inFeatures, precision: precision)
         }
     }
