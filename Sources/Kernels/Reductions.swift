@@ -28,7 +28,8 @@ public func maximum(_ p: UnsafePointer<Float>, count: Int) -> Float {
     var acc = Lanes(repeating: -.infinity)
     var i = 0
     while i + Lanes.scalarCount <= count {
-        acc = pointwiseMax(acc, loadLanes(p + i))
+        let x = loadLanes(p + i)
+        acc.replace(with: x, where: x .> acc)
         i += Lanes.scalarCount
     }
     var result = acc.max()
