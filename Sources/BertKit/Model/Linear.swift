@@ -1,9 +1,14 @@
 /// A fully connected layer as `torch.nn.Linear`: `y = x · Wᵀ + b`, with `W` stored `[out, in]`.
-public struct Linear: Sendable {
+/// (Unchecked like `Parameter`: its buffers are shared memory that one training thread writes.)
+public struct Linear: @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter
     /// The number format of the layer's three GEMMs (forward, input gradient, weight gradient).
     public let precision: Precision
+    /// With bf16 products, where each forward pass rounds the weights once, for itself and for the input
+    /// gradient of the backward pass that follows it (the weights change only between steps). Without it the
+    /// two products round the weights each.
+    let roundedWeight: UnsafeMutablePointer<BFloat16>?
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
@@ -12,10 +17,12 @@ public struct Linear: Sendable {
         [.init(prefix + ".weight", [outFeatures, inFeatures]), .init(prefix + ".bias", [outFeatures])]
     }
 
-    public init(_ prefix: String, in store: ParameterStore, precision: Precision = .float32) {
+    /// `pool`, when given, holds the bf16 copy of the weights (`roundedWeight`).
+    public init(_ prefix: String, in store: ParameterStore, precision: Precision = .float32, pool: BufferPool? = nil) {
         weight = store[prefix + ".weight"]
         bias = store[prefix + ".bias"]
         self.precision = precision
+        roundedWeight = precision == .bfloat16 ? pool?.allocate(weight.count, of: BFloat16.self) : nil
     }
 
     /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced
@@ -30,8 +37,13 @@ public struct Linear: Sendable {
     public func forward(
         _ input: GemmOperand, _ output: UnsafeMutablePointer<Float>, rows: Int, inputStride: Int? = nil
     ) {
+        var weights = GemmOperand.float32(weight.value)
+        if let roundedWeight {
+            BFloat16.round(weight.value, into: roundedWeight, count: weight.count)
+            weights = .bfloat16(roundedWeight)
+        }
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
-                      a: input, lda: inputStride ?? inFeatures, b: .float32(weight.value), ldb: inFeatures,
+                      a: input, lda: inputStride ?? inFeatures, b: weights, ldb: inFeatures,
                       c: output, ldc: outFeatures, precision: precision)
         Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
     }
@@ -74,7 +86,8 @@ public struct Linear: Sendable {
         Elementwise.accumulateColumnSums(dOutput, into: bias.gradient, rows: rows, width: outFeatures)
         if let dInput {
             Gemm.multiply(.none, .none, m: rows, n: inFeatures, k: outFeatures,
-                          a: gradient, lda: outFeatures, b: .float32(weight.value), ldb: inFeatures,
+                          a: gradient, lda: outFeatures,
+                          b: roundedWeight.map { .bfloat16(UnsafePointer($0)) } ?? .float32(weight.value), ldb: inFeatures,
                           beta: accumulate ? 1 : 0, c: dInput, ldc: dInputStride ?? inFeatures, precision: precision)
         }
     }
