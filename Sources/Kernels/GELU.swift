@@ -8,6 +8,17 @@ public enum GELU {
         Parallel.forRanges(count, minimumChunk: 1 << 15, Forward(input: input, output: output))
     }
 
+    /// The same, each result rounded to bf16: the GELU output as a bf16 product reads it, without an fp32
+    /// copy to write and round.
+    public static func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<BFloat16>, count: Int) {
+        Parallel.forRanges(count, minimumChunk: 1 << 15, RoundedForward(input: input, output: output))
+    }
+
+    @inline(__always)
+    static func value(_ x: Float) -> Float {
+        0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
+    }
+
     /// `dInput[i] = dOutput[i] · gelu'(input[i])`, where gelu'(x) = Φ(x) + x·φ(x).
     public static func backward(
         _ input: UnsafePointer<Float>, _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>,
@@ -21,10 +32,16 @@ public enum GELU {
         let output: UnsafeMutablePointer<Float>
 
         func callAsFunction(_ range: Range<Int>) {
-            for i in range {
-                let x = input[i]
-                output[i] = 0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
-            }
+            for i in range { output[i] = value(input[i]) }
+        }
+    }
+
+    private struct RoundedForward: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<BFloat16>
+
+        func callAsFunction(_ range: Range<Int>) {
+            for i in range { output[i] = BFloat16(value(input[i])) }
         }
     }
 

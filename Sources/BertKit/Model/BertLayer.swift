@@ -113,8 +113,7 @@ struct BertLayer {
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
 
         intermediate.forward(attentionNormalized, preActivation, rows: tokens)
-        GELU.forward(preActivation, scratch.activated, count: tokens * intermediate.outFeatures)
-        output.forward(scratch.activated, outputSum, rows: tokens)
+        output.forward(activation(rows: tokens, scratch: scratch), outputSum, rows: tokens)
         Dropout.forward(outputSum, outputSum, mask: outputMask, count: count, probability: p, seed: dropout.seed(site: site(2)))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: count)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
@@ -146,10 +145,22 @@ struct BertLayer {
         }
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
-        GELU.forward(preActivation, scratch.activated, count: rows * intermediate.outFeatures)
-        output.forward(scratch.activated, outputSum, rows: rows)
+        output.forward(activation(rows: rows, scratch: scratch), outputSum, rows: rows)
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
+    }
+
+    /// GELU of the intermediate layer's output for its first `rows` rows, in the format the output layer's
+    /// products read: fp32, or bf16 straight from the kernel. The forward pass uses it in passing; the
+    /// backward pass recomputes it.
+    private func activation(rows: Int, scratch: LayerScratch) -> GemmOperand {
+        let count = rows * intermediate.outFeatures
+        guard output.precision == .bfloat16 else {
+            GELU.forward(preActivation, scratch.activated, count: count)
+            return .float32(scratch.activated)
+        }
+        GELU.forward(preActivation, scratch.roundedActivation, count: count)
+        return .bfloat16(scratch.roundedActivation)
     }
 
     /// On entry `gradient` holds dL/d(result); on return it holds dL/dx.
@@ -163,9 +174,8 @@ struct BertLayer {
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
         Dropout.backward(residual, dense, mask: outputMask, count: count, probability: p)
-        GELU.forward(preActivation, scratch.activated, count: tokens * intermediate.outFeatures)
-        output.backward(input: .float32(scratch.activated), dOutput: dense, rows: tokens, dInput: scratch.intermediate,
-                        roundedGradient: scratch.roundedGradient)
+        output.backward(input: activation(rows: tokens, scratch: scratch), dOutput: dense, rows: tokens,
+                        dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
         intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: tokens,
                               dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
@@ -209,6 +219,8 @@ struct LayerScratch {
     let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
     /// `[tokens, intermediate]`: the GELU output, recomputed for the backward pass, and its gradient.
     let activated, intermediate: UnsafeMutablePointer<Float>
+    /// The GELU output in bf16, for bf16 products (then `activated` is never written).
+    let roundedActivation: UnsafeMutablePointer<BFloat16>
     /// With bf16 products, a layer's input rounded once for the three products that read it (`[tokens,
     /// hidden]`), and a gradient rounded once for the products that read it (`[tokens, intermediate]`: a
     /// dense layer's dL/d(output), or dL/d(context) for attention's four). Never written, so never resident,
@@ -222,6 +234,7 @@ struct LayerScratch {
         (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
         activated = pool.floats(maxBatch * maxLength * c.intermediateSize)
         intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
+        roundedActivation = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
         roundedInput = pool.allocate(n, of: BFloat16.self)
         roundedGradient = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
     }
