@@ -5,9 +5,9 @@ public struct Linear: @unchecked Sendable {
     public let bias: Parameter
     /// The number format of the layer's three GEMMs (forward, input gradient, weight gradient).
     public let precision: Precision
-    /// With bf16 products, where each forward pass rounds the weights once, for itself and for the input
-    /// gradient of the backward pass that follows it (the weights change only between steps). Without it the
-    /// two products round the weights each.
+    /// With bf16 products (and a pool at init), the weights as the last forward pass rounded them, which the
+    /// backward pass's input-gradient product reads too: weights change only between steps, so one rounding
+    /// serves both. Without it each product rounds the weights itself.
     let roundedWeight: UnsafeMutablePointer<BFloat16>?
 
     public var inFeatures: Int { weight.shape[1] }
