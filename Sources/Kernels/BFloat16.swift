@@ -44,8 +44,9 @@ public struct BFloat16: Equatable, Sendable, BitwiseCopyable {
     }
 }
 
-/// Per-thread bf16 copies of GEMM operands. Each thread owns its own scratch (a pthread key), which grows to
-/// the largest operand it has rounded and is then reused, so a warm training step allocates nothing here.
+/// Per-thread bf16 copies of GEMM operands (and, on a CPU without a bf16 GEMM kernel, their fp32 widenings).
+/// Each thread owns its own scratch (a pthread key), which grows to the largest operand it has rounded and is
+/// then reused, so a warm training step allocates nothing here.
 final class BFloat16Scratch {
     /// A rounded operand: contiguous rows of `ld` elements.
     struct Rounded {
@@ -53,11 +54,38 @@ final class BFloat16Scratch {
         let ld: Int
     }
 
+    /// A bf16 operand widened to fp32: contiguous rows of `ld` elements.
+    struct Widened {
+        let pointer: UnsafePointer<Float>
+        let ld: Int
+    }
+
     private var buffers: [UnsafeMutablePointer<BFloat16>?] = [nil, nil]
     private var capacities = [0, 0]
+    private var wideBuffers: [UnsafeMutablePointer<Float>?] = [nil, nil]
+    private var wideCapacities = [0, 0]
 
     deinit {
         for buffer in buffers { buffer?.deallocate() }
+        for buffer in wideBuffers { buffer?.deallocate() }
+    }
+
+    /// The stored matrix of a bf16 `operand` as exact fp32 values, in slot 0 or 1 (the A and B of one
+    /// single-threaded product), dropping any padding between rows. Only products on a CPU without a bf16
+    /// kernel read these.
+    func widened(_ stored: UnsafePointer<BFloat16>, _ operand: Operand, slot: Int) -> Widened {
+        let (rows, columns) = (operand.storedRows, operand.storedColumns)
+        if wideCapacities[slot] < rows * columns {
+            wideBuffers[slot]?.deallocate()
+            wideBuffers[slot] = .allocate(capacity: rows * columns)
+            wideCapacities[slot] = rows * columns
+        }
+        let target = wideBuffers[slot]!
+        for r in 0..<rows {
+            let (x, y) = (stored + r * operand.ld, target + r * columns)
+            for c in 0..<columns { y[c] = x[c].float }
+        }
+        return Widened(pointer: UnsafePointer(target), ld: columns)
     }
 
     /// The stored matrix of `operand` in bf16: as given when already rounded, otherwise rounded into slot 0

@@ -13,8 +13,14 @@ public enum Transpose: Sendable {
 public enum Precision: String, Sendable, CaseIterable, Codable {
     /// IEEE single precision throughout.
     case float32 = "fp32"
-    /// Inputs rounded to bfloat16 (8 bits of mantissa, fp32's range); about twice the multiply rate here.
+    /// Inputs rounded to bfloat16 (8 bits of mantissa, fp32's range); about twice fp32's multiply rate on a
+    /// CPU with bf16 dot products (AVX512_BF16 or AMX), slower than fp32 without (`Gemm.hasNativeBFloat16`).
     case bfloat16 = "bf16"
+
+    /// What a run with bf16 on a CPU without bf16 dot products is told.
+    public static let emulatedBFloat16Note =
+        "this CPU has no bf16 dot-product instructions (AVX512_BF16): bf16 products are widened to fp32, "
+        + "with the same results as bf16 hardware but slower than --precision fp32"
 }
 
 /// Row-major matrix multiplication over oneDNN.
@@ -25,8 +31,11 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 /// (idle OpenMP threads spinning after a GEMM would slow the next parallel kernel down).
 ///
 /// With `.bfloat16` the operands are first rounded into bf16 scratch (round to nearest even) and multiplied by
-/// oneDNN's bf16×bf16→fp32 kernel. oneDNN allocates its packing workspace inside each call; nothing else here
-/// allocates once the scratch has grown to the largest operand.
+/// oneDNN's bf16×bf16→fp32 kernel. On a CPU without bf16 dot-product instructions (AVX512_BF16), where oneDNN
+/// 2.6 has no such kernel, the bf16 operands are widened back to fp32 and multiplied by sgemm instead: the same
+/// product (each product of two bf16 values is exact in fp32, and both kernels accumulate in fp32), only slower
+/// than fp32 (see `hasNativeBFloat16`). oneDNN allocates its packing workspace inside each call; nothing else
+/// here allocates once the scratch has grown to the largest operand.
 public enum Gemm {
     /// Below this many multiply-adds a product runs on one core: splitting costs more than it saves.
     static let parallelThreshold = 1 << 18
@@ -81,8 +90,20 @@ public enum Gemm {
     /// The GEMM library, for benchmark reports.
     public static var backendDescription: String {
         let v = dnnl_version().pointee
-        return "oneDNN \(v.major).\(v.minor).\(v.patch) (fp32 sgemm, bf16 gemm_bf16bf16f32; one thread per call)"
+        let bf16 = hasNativeBFloat16 ? "bf16 gemm_bf16bf16f32" : "bf16 widened to fp32 sgemm (no bf16 kernel on this CPU)"
+        return "oneDNN \(v.major).\(v.minor).\(v.patch) (fp32 sgemm, \(bf16); one thread per call)"
     }
+
+    /// Whether oneDNN multiplies bf16 matrices natively here (it needs AVX512_BF16 or AMX). Without, a
+    /// `.bfloat16` product gives the same numbers through fp32 sgemm, and is slower than an fp32 product.
+    public static let hasNativeBFloat16: Bool = {
+        // Ask for a 1×1×1 product: oneDNN answers `dnnl_unimplemented` when the CPU lacks the instructions.
+        var (a, b, c): (UInt16, UInt16, Float) = (0x3F80, 0x3F80, 0)  // 1 · 1
+        prepareThisThread()
+        let n = CChar(UInt8(ascii: "N"))
+        let status = dnnl_gemm_bf16bf16f32(n, n, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1)
+        return status == dnnl_success && c == 1
+    }()
 
     /// Runs a product on the calling thread, or split into blocks across the cores.
     private static func run<Element: GemmInput>(_ product: Product<Element>, parallel: Bool) {
@@ -144,12 +165,29 @@ extension BFloat16: GemmInput {
         a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        guard Gemm.hasNativeBFloat16 else {
+            return multiplyWidened(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                   beta: beta, c: c, ldc: ldc)
+        }
         Gemm.prepareThisThread()
         let status = dnnl_gemm_bf16bf16f32(
             transA.dnnl, transB.dnnl, Int64(m), Int64(n), Int64(k), alpha,
             UnsafeRawPointer(a).assumingMemoryBound(to: UInt16.self), Int64(lda),
             UnsafeRawPointer(b).assumingMemoryBound(to: UInt16.self), Int64(ldb), beta, c, Int64(ldc))
         precondition(status == dnnl_success, "dnnl_gemm_bf16bf16f32 failed (status \(status.rawValue)) for \(m)×\(k)×\(n)")
+    }
+
+    /// The same product where oneDNN has no bf16 kernel: both operands widened to fp32 (exactly), then sgemm.
+    static func multiplyWidened(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let scratch = BFloat16Scratch.forThisThread
+        let a32 = scratch.widened(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0)
+        let b32 = scratch.widened(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1)
+        Float.multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a32.pointer, lda: a32.ld,
+                       b: b32.pointer, ldb: b32.ld, beta: beta, c: c, ldc: ldc)
     }
 }
 

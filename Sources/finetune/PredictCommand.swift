@@ -36,6 +36,9 @@ struct Predict: ParsableCommand {
         guard let labels, !labels.isEmpty else {
             throw ValidationError("\(model)/config.json has no id2label: is this a fine-tuned classification model?")
         }
+        if precision == .bfloat16, !Gemm.hasNativeBFloat16 {
+            FileHandle.standardError.write(Data("warning: \(Precision.emulatedBFloat16Note)\n".utf8))
+        }
         let texts = try readInputs()
         let encodings = texts.map { tokenizer.encode($0.0, pair: $0.1, maxLength: maxLength) }
         let outputs = regression ? 1 : labels.count

@@ -129,6 +129,7 @@ struct Train: ParsableCommand {
             say("  \(task.dataSummary); learning rate \(h.learningRate), batch \(h.batchSize), max length \(h.maxLength)")
             for warning in task.dataWarnings.prefix(10) { say("  warning: \(warning)") }
             if task.dataWarnings.count > 10 { say("  … and \(task.dataWarnings.count - 10) more warnings") }
+            if h.precision == .bfloat16, !Gemm.hasNativeBFloat16 { say("  warning: \(Precision.emulatedBFloat16Note)") }
             if stop.isSet { throw TrainingError.interrupted(step: 0) }
 
             let progress = RunObserver(run: run, database: database, mainMetric: spec.mainMetric)

@@ -1,5 +1,5 @@
 import Testing
-import Kernels
+@testable import Kernels
 
 /// `Gemm` against a naive product in Double, in both precisions, every transpose, padded leading dimensions,
 /// and sizes that are and are not split across cores.
@@ -84,6 +84,25 @@ import Kernels
                 } }
                 #expect(outside == inside, "\(m)×\(n)×\(k), rounded by the caller: A \(rounded.0), B \(rounded.1)")
             }
+        }
+    }
+
+    @Test func widenedBFloat16ProductsWhereTheCPUHasNoBFloat16Kernel() {
+        // The fallback is what every bf16 product runs on such a CPU; here it is checked on any CPU.
+        let (m, n, k) = (9, 7, 33)
+        var random = TestRandom(seed: 17)
+        for (ta, tb) in [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)] {
+            let lda = (ta == .none ? k : m) + 2, ldb = (tb == .none ? n : k) + 1, ldc = n + 3
+            let a = random.array((ta == .none ? m : k) * lda), b = random.array((tb == .none ? k : n) * ldb)
+            var c = random.array(m * ldc)
+            let expected = reference(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                     beta: 2, c: c, ldc: ldc, element: { BFloat16($0).float })
+            let a16 = a.map(BFloat16.init), b16 = b.map(BFloat16.init)
+            BFloat16.multiplyWidened(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a16, lda: lda, b: b16, ldb: ldb,
+                                     beta: 2, c: &c, ldc: ldc)
+            var worst = 0.0
+            for i in 0..<m { for j in 0..<n { worst = max(worst, abs(Double(c[i * ldc + j]) - expected[i * ldc + j])) } }
+            #expect(worst < 1e-4, "\(ta) \(tb)")
         }
     }
 
