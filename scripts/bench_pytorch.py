@@ -9,7 +9,9 @@ Measures fp32, then the same steps under bf16 autocast (torch.autocast("cpu", to
 mixed-precision mode on CPUs.
 """
 import argparse
+import gc
 import json
+import re
 import time
 
 import torch
@@ -30,6 +32,18 @@ def timed(step, seconds):
     return times[len(times) // 2]
 
 
+def reset_peak_memory():
+    """Starts a new peak resident set (Linux: writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_memory_mb():
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="a checkpoint folder (with --shape model)")
@@ -39,6 +53,7 @@ def main():
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-bf16", action="store_true", help="measure fp32 only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -64,22 +79,29 @@ def main():
         loss.backward()
         model.zero_grad(set_to_none=False)
 
+    # Peak memory of each precision's forward and training steps, the parameters and gradients included (the
+    # fp32 phase makes the gradients; the bf16 phase starts with them resident).
     model.eval()
     t_forward = timed(forward, args.seconds)
     model.train()
     t_train = timed(forward_backward, args.seconds)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        model.eval()
-        b_forward = timed(forward, args.seconds)
-        model.train()
-        b_train = timed(forward_backward, args.seconds)
+    fp32_peak = peak_memory_mb()
     tokens = args.batch * args.length
-    print(json.dumps({
+    result = {
         "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-        "forward_seconds": t_forward, "forward_backward_seconds": t_train,
-        "bf16_forward_seconds": b_forward, "bf16_forward_backward_seconds": b_train,
+        "forward_seconds": t_forward, "forward_backward_seconds": t_train, "peak_rss_mb": fp32_peak,
         "forward_tokens_per_second": tokens / t_forward, "forward_backward_tokens_per_second": tokens / t_train,
-    }))
+    }
+    if not args.no_bf16:
+        reset_peak_memory()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model.eval()
+            b_forward = timed(forward, args.seconds)
+            model.train()
+            b_train = timed(forward_backward, args.seconds)
+        result.update({"bf16_forward_seconds": b_forward, "bf16_forward_backward_seconds": b_train,
+                       "bf16_peak_rss_mb": peak_memory_mb()})
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@
 /// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
 /// computed, as in the reference, so every output position matches it.
 ///
-/// Only `P` is kept for the backward pass. The dropout mask is a function of the seed and the element's
-/// index (`Dropout.applySerial`), so the dropped probabilities are rebuilt, one (sequence, head) pair at a
-/// time in per-thread scratch, where they are needed: storing them and the mask cost more memory than `P`.
+/// Nothing is kept for the backward pass but the inputs: it recomputes each pair's `P` from Q and K, with the
+/// same product and softmax, so bit for bit, one (sequence, head) pair at a time in per-thread scratch. That
+/// costs one of attention's four products again and saves `[batch, heads, T, T]` floats per layer (300 MB
+/// over BERT-base's 12 layers at 2 × 512). The dropout mask is a function of the seed and the element's index
+/// (`Dropout.applySerial`), so the dropped probabilities `P'` are rebuilt the same way.
 ///
 /// The products read their operands in the core's precision. In bf16 the caller hands over Q, K, V and
 /// dL/d(context) already rounded (once per layer, for the whole matrix), and each pair writes its dropped
@@ -21,10 +23,9 @@ public struct AttentionCore {
     public let maxLength: Int
     public let precision: Precision
 
-    /// Softmax probabilities of the last forward pass, `[batch, heads, T, T]`.
-    let probabilities: UnsafeMutablePointer<Float>
-    /// Per pool thread, one `[maxLength, maxLength]` fp32 matrix: a pair's gradient dL/dP.
-    let gradientScratch: UnsafeMutablePointer<Float>
+    /// Per pool thread, two `[maxLength, maxLength]` fp32 matrices: a pair's probabilities `P` and its
+    /// gradient dL/dP.
+    let probabilityScratch: UnsafeMutablePointer<Float>
     /// Per pool thread, two `[maxLength, maxLength]` matrices in the operands' format: a pair's dropped
     /// probabilities `P'` and its score gradient `dS`, the operands of its products.
     let operandScratch: UnsafeMutableRawPointer
@@ -36,9 +37,8 @@ public struct AttentionCore {
         self.dropoutProbability = dropoutProbability
         self.maxLength = maxLength
         self.precision = precision
-        probabilities = pool.floats(maxBatch * heads * maxLength * maxLength)
         let perThread = maxLength * maxLength
-        gradientScratch = pool.floats(Parallel.workers * perThread)
+        probabilityScratch = pool.floats(Parallel.workers * 2 * perThread)
         operandScratch = switch precision {
         case .float32: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: Float.self))
         case .bfloat16: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: BFloat16.self))
@@ -50,7 +50,7 @@ public struct AttentionCore {
 
     // MARK: - Entry points, one per operand format
 
-    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`) and keeps `P`.
+    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`).
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
         forward(Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
@@ -136,26 +136,41 @@ public struct AttentionCore {
         }
     }
 
-    /// Offsets of one (sequence, head) pair: into the `[tokens, hidden]` matrices and into the probabilities.
+    /// Offsets of one (sequence, head) pair: into the `[tokens, hidden]` matrices, and of its first element in
+    /// the `[batch, heads, T, T]` probabilities, which numbers its dropout draws.
     private func offsets(_ pair: Int, length T: Int) -> (rows: Int, probs: Int) {
         let b = pair / heads, h = pair % heads
         return (b * T * hidden + h * headSize, pair * T * T)
     }
 
-    /// The calling thread's scratch: dL/dP, and the two operand matrices `P'` and `dS`.
-    private func threadScratch<Operand: GemmInput>(
-        _: Operand.Type
-    ) -> (gradient: UnsafeMutablePointer<Float>, attended: UnsafeMutablePointer<Operand>, dScores: UnsafeMutablePointer<Operand>) {
+    /// The calling thread's scratch: `P` and dL/dP, and the two operand matrices `P'` and `dS`.
+    private func threadScratch<Operand: GemmInput>(_: Operand.Type) -> (
+        probabilities: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        attended: UnsafeMutablePointer<Operand>, dScores: UnsafeMutablePointer<Operand>
+    ) {
         let size = maxLength * maxLength
+        let floats = probabilityScratch + Parallel.threadIndex * 2 * size
         let operands = operandScratch.assumingMemoryBound(to: Operand.self) + Parallel.threadIndex * 2 * size
-        return (gradientScratch + Parallel.threadIndex * size, operands, operands + size)
+        return (floats, floats + size, operands, operands + size)
     }
 
-    /// The probabilities pair `s` attends with, `T` rows by `L` columns (stride `T`), as product operands:
-    /// `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into `scratch`.
-    private func attended<Operand: GemmInput>(_ s: Int, rows T: Int, columns L: Int, dropout: Float, seed: UInt64,
+    /// `P = softmax(q Kᵀ / √d)` of one pair over its first `L` keys, for `rows` query rows, into
+    /// `probabilities` (stride `T`): the forward pass's, and the backward pass's recomputation of it.
+    private func probabilities<Operand: GemmInput>(
+        query: UnsafePointer<Operand>, lda: Int, key: UnsafePointer<Operand>, rows: Int, keys L: Int, T: Int,
+        into probabilities: UnsafeMutablePointer<Float>
+    ) {
+        Operand.multiply(.none, .transposed, m: rows, n: L, k: headSize, alpha: scale, a: query, lda: lda,
+                         b: key, ldb: hidden, beta: 0, c: probabilities, ldc: T)
+        Softmax.forwardRows(probabilities, rows: rows, width: L, stride: T)
+    }
+
+    /// The probabilities `p` of pair `s` attends with, `T` rows by `L` columns (stride `T`), as product
+    /// operands: `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into
+    /// `scratch`.
+    private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, rows T: Int, columns L: Int,
+                                              dropout: Float, seed: UInt64,
                                               scratch: UnsafeMutablePointer<Operand>) -> UnsafePointer<Operand> {
-        let p = UnsafePointer(probabilities + s)
         if dropout == 0, Operand.self == Float.self {
             return UnsafeRawPointer(p).assumingMemoryBound(to: Operand.self)
         }
@@ -180,19 +195,17 @@ public struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
-            let probabilities = core.probabilities + s
-            Operand.multiply(.none, .transposed, m: T, n: L, k: d, alpha: core.scale, a: query + o, lda: H,
-                             b: key + o, ldb: H, beta: 0, c: probabilities, ldc: T)
-            Softmax.forwardRows(probabilities, rows: T, width: L, stride: T)
-            let attended = core.attended(s, rows: T, columns: L, dropout: dropout, seed: seed,
-                                         scratch: core.threadScratch(Operand.self).attended)
+            let scratch = core.threadScratch(Operand.self)
+            core.probabilities(query: query + o, lda: H, key: key + o, rows: T, keys: L, T: T,
+                               into: scratch.probabilities)
+            let attended = core.attended(scratch.probabilities, pair: s, rows: T, columns: L, dropout: dropout,
+                                         seed: seed, scratch: scratch.attended)
             Operand.multiply(.none, .none, m: T, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
                              beta: 0, c: context + o, ldc: H)
         }
     }
 
-    /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row; the scores go to the pair's first
-    /// row of `probabilities`.
+    /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row.
     private struct FirstQuery: PairLoop {
         let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
@@ -207,20 +220,19 @@ public struct AttentionCore {
             let L = lengths[b]
             let (o, s) = core.offsets(pair, length: T)
             let row = b * H + h * d
-            let scores = core.probabilities + s
-            Operand.multiply(.none, .transposed, m: 1, n: L, k: d, alpha: core.scale, a: query + row, lda: H,
-                             b: key + o, ldb: H, beta: 0, c: scores, ldc: T)
-            Softmax.forwardRows(scores, rows: 1, width: L, stride: T)
-            let attended = core.attended(s, rows: 1, columns: L, dropout: 0, seed: 0,
-                                         scratch: core.threadScratch(Operand.self).attended)
+            let scratch = core.threadScratch(Operand.self)
+            core.probabilities(query: query + row, lda: H, key: key + o, rows: 1, keys: L, T: T,
+                               into: scratch.probabilities)
+            let attended = core.attended(scratch.probabilities, pair: s, rows: 1, columns: L, dropout: 0, seed: 0,
+                                         scratch: scratch.attended)
             Operand.multiply(.none, .none, m: 1, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
                              beta: 0, c: context + row, ldc: H)
         }
     }
 
-    /// One pair's whole backward pass, with `P'` rebuilt in scratch:
+    /// One pair's whole backward pass, with `P` recomputed and `P'` rebuilt in scratch:
     ///
-    ///     dP' = dC · Vᵀ,  dV = P'ᵀ · dC,  dP = dropout(dP')  (the same mask)
+    ///     P = softmax(Q Kᵀ / √d),  dP' = dC · Vᵀ,  dV = P'ᵀ · dC,  dP = dropout(dP')  (the same mask)
     ///     dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS · K / √d,  dK = dSᵀ · Q / √d
     ///
     /// Each row's mask is drawn once, for `P'` and `dP` together. Padded keys get no gradient.
@@ -240,8 +252,9 @@ public struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
-            let probabilities = UnsafePointer(core.probabilities + s)
-            let (dP, attendedScratch, dS) = core.threadScratch(Operand.self)
+            let (probabilityScratch, dP, attendedScratch, dS) = core.threadScratch(Operand.self)
+            core.probabilities(query: query + o, lda: H, key: key + o, rows: T, keys: L, T: T, into: probabilityScratch)
+            let probabilities = UnsafePointer(probabilityScratch)
             Operand.multiply(.none, .transposed, m: T, n: L, k: d, alpha: 1, a: dContext + o, lda: H, b: value + o,
                              ldb: H, beta: 0, c: dP, ldc: T)
             let attended: UnsafePointer<Operand>
@@ -252,7 +265,8 @@ public struct AttentionCore {
                 }
                 attended = UnsafePointer(attendedScratch)
             } else {
-                attended = core.attended(s, rows: T, columns: L, dropout: 0, seed: seed, scratch: attendedScratch)
+                attended = core.attended(probabilities, pair: s, rows: T, columns: L, dropout: 0, seed: seed,
+                                         scratch: attendedScratch)
             }
             for r in 0..<T {
                 Softmax.rowGradient(output: probabilities + r * T, gradient: dP + r * T, into: dS + r * T, width: L)

@@ -3,33 +3,38 @@
 /// Whether element `i` is kept depends only on `(seed, i)`, through a SplitMix64 hash; the mask is the same
 /// however the loop is split across cores, and a rerun with the same seed is bit-identical.
 public enum Dropout {
-    /// Fills `mask` with 1 (keep) or 0 (drop) and writes `output = input · mask / (1 - probability)`.
-    /// With `probability == 0` it copies and keeps everything.
+    /// `output = input · keep / (1 - probability)`, where `keep(i)` is element `i`'s draw in the stream
+    /// `seed`; `output` may equal `input`. With `probability == 0` it copies and keeps everything.
+    ///
+    /// No mask is stored: the backward pass draws it again from the same seed (`backward`), which costs a
+    /// hash per element and saves a byte per element for every dropout site until the backward pass.
     public static func forward(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt8>,
-        count: Int, probability: Float, seed: UInt64
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, probability: Float,
+        seed: UInt64
+    ) {
+        apply(input, output, count: count, probability: probability, seed: seed)
+    }
+
+    /// `dInput = dOutput · keep / (1 - probability)` with the mask of the forward pass that used `seed` (dropout
+    /// is linear in its input, so its gradient is the same map); `dInput` may equal `dOutput`.
+    public static func backward(
+        _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, count: Int, probability: Float,
+        seed: UInt64
+    ) {
+        apply(dOutput, dInput, count: count, probability: probability, seed: seed)
+    }
+
+    private static func apply(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, probability: Float,
+        seed: UInt64
     ) {
         guard probability > 0 else {
             if UnsafePointer(output) != input { output.update(from: input, count: count) }
-            mask.update(repeating: 1, count: count)
             return
         }
         Parallel.forRanges(count, minimumChunk: 1 << 15,
-                           Forward(input: input, output: output, mask: mask, seed: seed, threshold: threshold(probability),
-                                   scale: 1 / (1 - probability)))
-    }
-
-    /// `dInput = dOutput · mask / (1 - probability)`; `dInput` may equal `dOutput`.
-    public static func backward(
-        _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, mask: UnsafePointer<UInt8>,
-        count: Int, probability: Float
-    ) {
-        guard probability > 0 else {
-            if UnsafePointer(dInput) != dOutput { dInput.update(from: dOutput, count: count) }
-            return
-        }
-        let scale = 1 / (1 - probability)
-        Parallel.forRanges(count, minimumChunk: 1 << 15, Backward(dOutput: dOutput, dInput: dInput, mask: mask, scale: scale))
+                           Apply(input: input, output: output, seed: seed, threshold: threshold(probability),
+                                 scale: 1 / (1 - probability)))
     }
 
     /// `output[j] = input[j] · keep(first + j) / (1 - probability)` for `j < count`, on the calling thread,
@@ -72,10 +77,9 @@ public enum Dropout {
         UInt32(min(Double(probability) * 4_294_967_296.0, 4_294_967_295.0))
     }
 
-    private struct Forward: Parallel.RangeBody {
+    private struct Apply: Parallel.RangeBody {
         let input: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let mask: UnsafeMutablePointer<UInt8>
         let seed: UInt64
         /// An element is dropped when its 32 random bits are below this.
         let threshold: UInt32
@@ -85,31 +89,12 @@ public enum Dropout {
             // In place through one pointer, which vectorises (see `GELU`).
             if UnsafePointer(output) == input {
                 for i in range {
-                    let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
-                    mask[i] = keep
-                    output[i] *= Float(keep) * scale
+                    output[i] *= randomBits(seed: seed, index: UInt64(i)) >= threshold ? scale : 0
                 }
             } else {
                 for i in range {
-                    let keep: UInt8 = randomBits(seed: seed, index: UInt64(i)) >= threshold ? 1 : 0
-                    mask[i] = keep
-                    output[i] = input[i] * Float(keep) * scale
+                    output[i] = input[i] * (randomBits(seed: seed, index: UInt64(i)) >= threshold ? scale : 0)
                 }
-            }
-        }
-    }
-
-    private struct Backward: Parallel.RangeBody {
-        let dOutput: UnsafePointer<Float>
-        let dInput: UnsafeMutablePointer<Float>
-        let mask: UnsafePointer<UInt8>
-        let scale: Float
-
-        func callAsFunction(_ range: Range<Int>) {
-            if UnsafePointer(dInput) == dOutput {
-                for i in range { dInput[i] *= Float(mask[i]) * scale }
-            } else {
-                for i in range { dInput[i] = dOutput[i] * Float(mask[i]) * scale }
             }
         }
     }

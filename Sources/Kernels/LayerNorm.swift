@@ -13,6 +13,18 @@ public enum LayerNorm {
                                    width: width, eps: eps))
     }
 
+    /// The forward pass's output again, from its input and the saved statistics, bit for bit: a model can
+    /// keep a LayerNorm's input and statistics and drop its output until the backward pass needs it.
+    public static func recompute(
+        _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        rows: Int, width: Int
+    ) {
+        Parallel.forRanges(rows, minimumChunk: 32,
+                           Recompute(input: input, weight: weight, bias: bias, mean: mean, rstd: rstd, output: output,
+                                     width: width))
+    }
+
     /// Given `dOutput`, writes `dInput` (overwriting) and adds to `dWeight` and `dBias`.
     public static func backward(
         _ input: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
@@ -48,10 +60,34 @@ public enum LayerNorm {
                 let s = 1 / (variance + eps).squareRoot()
                 mean[r] = mu
                 rstd[r] = s
-                for c in 0..<width {
-                    y[c] = (x[c] - mu) * s * weight[c] + bias[c]
-                }
+                normalize(x, mean: mu, rstd: s, weight: weight, bias: bias, into: y, width: width)
             }
+        }
+    }
+
+    private struct Recompute: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let weight: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>
+        let mean: UnsafePointer<Float>
+        let rstd: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let width: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            for r in rows {
+                normalize(input + r * width, mean: mean[r], rstd: rstd[r], weight: weight, bias: bias,
+                          into: output + r * width, width: width)
+            }
+        }
+    }
+
+    /// One row's output; the forward pass and its recomputation share it, so they agree bit for bit.
+    @inline(__always)
+    private static func normalize(_ x: UnsafePointer<Float>, mean mu: Float, rstd s: Float, weight: UnsafePointer<Float>,
+                                  bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, width: Int) {
+        for c in 0..<width {
+            y[c] = (x[c] - mu) * s * weight[c] + bias[c]
         }
     }
 

@@ -17,52 +17,65 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Python with torch and transformers for the reference (or set BERTKIT_PYTHON).")
     var python = ProcessInfo.processInfo.environment["BERTKIT_PYTHON"] ?? "python3"
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
+    @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
+    var bf16 = "auto"
 
     func run() throws {
         guard ["model", "base"].contains(shape) else { throw ValidationError("--shape is model or base") }
+        guard ["on", "off", "auto"].contains(bf16) else { throw ValidationError("--bf16 is on, off or auto") }
         let name = shape == "base" ? "BERT-base shape (random weights)" : (model as NSString).lastPathComponent
         var lines = ["# Encoder throughput: \(name), batch \(batch) × length \(length)", ""]
         lines.append("machine: \(machineDescription()), \(Parallel.workers) cores; GEMM: \(Gemm.backendDescription); \(Date())")
         lines.append("")
 
+        let withBFloat16 = bf16 == "on" || (bf16 == "auto" && Gemm.hasNativeBFloat16)
         let gemm = measureGemm(try config(), precision: .float32)
-        let gemm16 = measureGemm(try config(), precision: .bfloat16)
+        let gemm16 = withBFloat16 ? measureGemm(try config(), precision: .bfloat16) : nil
         lines.append("| GEMM (m × k × n) | fp32 GFLOP/s | bf16 GFLOP/s |")
         lines.append("|---|---:|---:|")
-        for ((shape, rate), (_, rate16)) in zip(gemm, gemm16) {
-            lines.append("| \(shape) | \(String(format: "%.0f", rate)) | \(String(format: "%.0f", rate16)) |")
+        for (i, (shape, rate)) in gemm.enumerated() {
+            let rate16 = gemm16.map { String(format: "%.0f", $0[i].1) } ?? "–"
+            lines.append("| \(shape) | \(String(format: "%.0f", rate)) | \(rate16) |")
         }
         lines.append("")
 
         let ours = try measureEncoder(precision: .float32)
-        let ours16 = try measureEncoder(precision: .bfloat16)
-        let reference = runPyTorch()
+        let ours16 = withBFloat16 ? try measureEncoder(precision: .bfloat16) : nil
+        let reference = runPyTorch(withBFloat16: withBFloat16)
         let tokens = Double(batch * length)
         let peak = gemm.map(\.1).max() ?? 1
-        let flops = ours.flopsPerToken
-        lines.append("| encoder | forward tokens/s | forward+backward tokens/s | forward ms/batch | forward+backward ms/batch | MFU forward | MFU forward+backward |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|")
-        func add(_ name: String, _ forward: Double, _ train: Double) {
-            lines.append(String(format: "| %@ | %.0f | %.0f | %.0f | %.0f | %.0f %% | %.0f %% |", name, tokens / forward,
-                                tokens / train, forward * 1000, train * 1000, 100 * flops * tokens / forward / 1e9 / peak,
-                                100 * 3 * flops * tokens / train / 1e9 / peak))
+        let flops = flopsPerToken(try config())
+        lines.append("| encoder | forward tokens/s | forward+backward tokens/s | forward ms/batch | forward+backward ms/batch | MFU forward | MFU forward+backward | peak RSS MB |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        func add(_ name: String, _ m: Measurement) {
+            lines.append(String(format: "| %@ | %.0f | %.0f | %.0f | %.0f | %.0f %% | %.0f %% | %.0f |", name, tokens / m.forward,
+                                tokens / m.train, m.forward * 1000, m.train * 1000, 100 * flops * tokens / m.forward / 1e9 / peak,
+                                100 * 3 * flops * tokens / m.train / 1e9 / peak, m.peakMegabytes))
         }
-        add("bertkit (fp32)", ours.forward, ours.train)
-        add("bertkit (bf16)", ours16.forward, ours16.train)
+        func ratios(_ name: String, _ ours: Measurement, _ theirs: Measurement) {
+            lines.append(String(format: "%@: forward %.2f×, forward+backward %.2f×, peak memory %.2f×", name,
+                                theirs.forward / ours.forward, theirs.train / ours.train,
+                                ours.peakMegabytes / theirs.peakMegabytes))
+        }
+        add("bertkit (fp32)", ours)
+        if let ours16 { add("bertkit (bf16)", ours16) }
         if let reference {
-            add("PyTorch \(reference.version) (fp32, \(reference.threads) threads)", reference.forward, reference.train)
-            add("PyTorch (bf16 autocast)", reference.bf16Forward, reference.bf16Train)
+            add("PyTorch \(reference.version) (fp32, \(reference.threads) threads)", reference.fp32)
+            if let theirs16 = reference.bf16 { add("PyTorch (bf16 autocast)", theirs16) }
             lines.append("")
-            lines.append(String(format: "bertkit / PyTorch fp32: forward %.2f×, forward+backward %.2f×; bertkit / PyTorch bf16 autocast: forward %.2f×, forward+backward %.2f×",
-                                reference.forward / ours.forward, reference.train / ours.train,
-                                reference.bf16Forward / ours.forward, reference.bf16Train / ours.train))
-            lines.append(String(format: "bertkit bf16 / PyTorch fp32: forward %.2f×, forward+backward %.2f×; bertkit bf16 / PyTorch bf16 autocast: forward %.2f×, forward+backward %.2f×",
-                                reference.forward / ours16.forward, reference.train / ours16.train,
-                                reference.bf16Forward / ours16.forward, reference.bf16Train / ours16.train))
+            ratios("bertkit fp32 / PyTorch fp32", ours, reference.fp32)
+            if let ours16 {
+                ratios("bertkit bf16 / PyTorch fp32", ours16, reference.fp32)
+                if let theirs16 = reference.bf16 { ratios("bertkit bf16 / PyTorch bf16 autocast", ours16, theirs16) }
+            }
         } else {
             lines.append("")
             lines.append("PyTorch not measured: `\(python)` has no torch + transformers (set --python or BERTKIT_PYTHON).")
         }
+        if !withBFloat16 {
+            lines.append("bf16 not measured: \(Gemm.hasNativeBFloat16 ? "--bf16 off" : "this CPU has no bf16 dot products (AVX512_BF16), where both sides would emulate them (--bf16 on measures that anyway)").")
+        }
+        lines.append("Peak RSS: the process's peak resident memory over each precision's forward and forward+backward timings, reset between precisions (parameters and gradients included; no optimizer state on either side).")
         lines.append(String(format: "MFU: model FLOPs (matmuls: 2 per weight per token, attention 4·T·hidden per token per layer; backward twice the forward) per second over the best measured fp32 GEMM rate, %.0f GFLOP/s, for every row, so bf16 rows can pass 100 %%.", peak))
         let table = lines.joined(separator: "\n") + "\n"
         print(table)
@@ -109,9 +122,15 @@ struct Benchmark: ParsableCommand {
         }
     }
 
-    struct Measurement { let forward: Double; let train: Double; let flopsPerToken: Double }
+    /// Median seconds per batch of a forward and of a forward+backward pass, and the peak resident memory.
+    struct Measurement {
+        let forward: Double
+        let train: Double
+        let peakMegabytes: Double
+    }
 
     func measureEncoder(precision: Precision) throws -> Measurement {
+        PeakMemory.reset()
         let c = try config()
         let store = ParameterStore(BertEncoder.parameters(c))
         if shape == "base" {
@@ -135,24 +154,31 @@ struct Benchmark: ParsableCommand {
             store.zeroGradients()
             encoder.backward(dSequenceOutput: dHidden, dPooledOutput: dPooled)
         }
+        return Measurement(forward: forward, train: train, peakMegabytes: PeakMemory.megabytes)
+    }
+
+    /// Model FLOPs of a forward pass per token: the matrix products only.
+    func flopsPerToken(_ c: BertConfig) -> Double {
         let (h, i, L) = (Double(c.hiddenSize), Double(c.intermediateSize), Double(length))
         let perLayer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * L * h
-        return Measurement(forward: forward, train: train, flopsPerToken: perLayer * Double(c.numHiddenLayers))
+        return perLayer * Double(c.numHiddenLayers)
     }
 
     struct Reference {
         let version: String
         let threads: Int
-        let forward, train, bf16Forward, bf16Train: Double
+        let fp32: Measurement
+        let bf16: Measurement?
     }
 
-    func runPyTorch() -> Reference? {
+    func runPyTorch(withBFloat16: Bool) -> Reference? {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/bench_pytorch.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, script, "--model", model, "--shape", shape, "--batch", "\(batch)",
                              "--length", "\(length)", "--seconds", "\(seconds)", "--threads", "\(Parallel.workers)"]
+            + (withBFloat16 ? [] : ["--no-bf16"])
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -163,12 +189,16 @@ struct Benchmark: ParsableCommand {
               let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
               let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
               let forward = json["forward_seconds"] as? Double, let train = json["forward_backward_seconds"] as? Double,
-              let bf16Forward = json["bf16_forward_seconds"] as? Double,
-              let bf16Train = json["bf16_forward_backward_seconds"] as? Double
+              let memory = json["peak_rss_mb"] as? Double
         else { return nil }
+        var bf16: Measurement?
+        if let forward = json["bf16_forward_seconds"] as? Double, let train = json["bf16_forward_backward_seconds"] as? Double,
+           let memory = json["bf16_peak_rss_mb"] as? Double {
+            bf16 = Measurement(forward: forward, train: train, peakMegabytes: memory)
+        }
         let version = "\(json["torch"] ?? "?") + transformers \(json["transformers"] ?? "?")"
-        return Reference(version: version, threads: json["threads"] as? Int ?? 0, forward: forward, train: train,
-                         bf16Forward: bf16Forward, bf16Train: bf16Train)
+        return Reference(version: version, threads: json["threads"] as? Int ?? 0,
+                         fp32: Measurement(forward: forward, train: train, peakMegabytes: memory), bf16: bf16)
     }
 
     func machineDescription() -> String {

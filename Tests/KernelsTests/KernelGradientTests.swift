@@ -100,22 +100,26 @@ import Kernels
         let count = 1 << 16
         var random = TestRandom(seed: 4)
         let x = random.array(count)
-        var y = x, mask = [UInt8](repeating: 0, count: count)
-        Dropout.forward(x, &y, mask: &mask, count: count, probability: 0.1, seed: 42)
-        let kept = mask.reduce(0) { $0 + Int($1) }
-        // Binomial(65536, 0.9): standard deviation 77; allow five of them.
-        #expect(abs(Double(kept) - 0.9 * Double(count)) < 5 * 77)
+        let ones = [Float](repeating: 1, count: count)
+        var y = x, mask = ones
+        Dropout.forward(x, &y, count: count, probability: 0.1, seed: 42)
+        Dropout.forward(ones, &mask, count: count, probability: 0.1, seed: 42)
         // Inverted dropout multiplies the kept values by 1/(1-p), as PyTorch does.
         let scale: Float = 1 / (1 - 0.1)
-        #expect((0..<count).allSatisfy { y[$0] == (mask[$0] == 1 ? x[$0] * scale : 0) })
-        var y2 = x, mask2 = mask
-        Dropout.forward(x, &y2, mask: &mask2, count: count, probability: 0.1, seed: 42)
-        #expect(mask2 == mask, "same seed, same mask")
-        Dropout.forward(x, &y2, mask: &mask2, count: count, probability: 0.1, seed: 43)
-        #expect(mask2 != mask, "another seed, another mask")
+        #expect(mask.allSatisfy { $0 == 0 || $0 == scale })
+        let kept = mask.filter { $0 != 0 }.count
+        // Binomial(65536, 0.9): standard deviation 77; allow five of them.
+        #expect(abs(Double(kept) - 0.9 * Double(count)) < 5 * 77)
+        #expect((0..<count).allSatisfy { y[$0] == x[$0] * mask[$0] }, "the same draws for any input")
+        var y2 = x
+        Dropout.forward(x, &y2, count: count, probability: 0.1, seed: 43)
+        #expect(y2 != y, "another seed, another mask")
+        var inPlace = x
+        inPlace.withUnsafeMutableBufferPointer { Dropout.forward($0.baseAddress!, $0.baseAddress!, count: count, probability: 0.1, seed: 42) }
+        #expect(inPlace == y, "in place as out of place")
         var dx = x
-        Dropout.backward(x, &dx, mask: mask, count: count, probability: 0.1)
-        #expect(dx == y, "the backward pass applies the same mask and scale")
+        Dropout.backward(x, &dx, count: count, probability: 0.1, seed: 42)
+        #expect(dx == y, "the backward pass draws the same mask from the same seed and applies the same scale")
     }
 
     @Test func embeddingGatherAndScatter() {

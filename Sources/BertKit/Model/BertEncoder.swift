@@ -13,6 +13,8 @@ public final class BertEncoder {
     let layers: [BertLayer]
     let pooler: BertPooler?
     let scratch: LayerScratch
+    /// The last layer's output, `[tokens, hidden]`; the other layers' outputs live in `scratch.states`.
+    private let output: UnsafeMutablePointer<Float>
     private let pool: BufferPool
     private let positionIds: UnsafeMutablePointer<Int32>
 
@@ -47,6 +49,7 @@ public final class BertEncoder {
         }
         self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, precision: precision, pool: pool) : nil
         scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        output = pool.floats(maxBatch * maxLength * config.hiddenSize)
         positionIds = pool.int32s(maxBatch * maxLength)
     }
 
@@ -54,7 +57,7 @@ public final class BertEncoder {
     public var workspaceBytes: Int { pool.bytesAllocated }
 
     /// `[batch · T, hidden]` hidden states of the last layer from the last forward pass.
-    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(layers[layers.count - 1].result) }
+    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(output) }
 
     /// `[batch, hidden]` pooled outputs from the last forward pass.
     public var pooledOutput: UnsafePointer<Float> {
@@ -67,9 +70,10 @@ public final class BertEncoder {
         self.dropout = dropout
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
-            layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: dropout,
-                              scratch: scratch)
-            x = UnsafePointer(layers[l].result)
+            let result = result(of: l)
+            layers[l].forward(x, result: result, lengths: batch.lengths, length: batch.sequenceLength,
+                              dropout: dropout, scratch: scratch)
+            x = UnsafePointer(result)
         }
         pooler?.forward(x, batch: batch.batchSize, length: batch.sequenceLength)
     }
@@ -83,13 +87,20 @@ public final class BertEncoder {
         self.batch = nil
         var x = embed(batch, dropout: .evaluation)
         for l in layers.indices.dropLast() {
-            layers[l].forward(x, lengths: batch.lengths, length: batch.sequenceLength, dropout: .evaluation,
-                              scratch: scratch)
-            x = UnsafePointer(layers[l].result)
+            let result = result(of: l)
+            layers[l].forward(x, result: result, lengths: batch.lengths, length: batch.sequenceLength,
+                              dropout: .evaluation, scratch: scratch)
+            x = UnsafePointer(result)
         }
-        let last = layers[layers.count - 1]
-        last.forwardFirstTokens(x, lengths: batch.lengths, length: batch.sequenceLength, scratch: scratch)
-        pooler.forward(last.result, batch: batch.batchSize, length: 1)
+        layers[layers.count - 1].forwardFirstTokens(x, result: output, lengths: batch.lengths,
+                                                    length: batch.sequenceLength, scratch: scratch)
+        pooler.forward(output, batch: batch.batchSize, length: 1)
+    }
+
+    /// Where layer `l`'s forward pass writes its output: the next layer's input in scratch, alternating
+    /// between two buffers, and the last layer's into `output`.
+    private func result(of l: Int) -> UnsafeMutablePointer<Float> {
+        l == layers.count - 1 ? output : (l % 2 == 0 ? scratch.states.0 : scratch.states.1)
     }
 
     /// The embeddings of `batch`, the first layer's input.
@@ -125,7 +136,9 @@ public final class BertEncoder {
             pooler.backward(sequenceOutput, dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize, length: T)
         }
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
-            let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(layers[l - 1].result)
+            // A layer's input is the previous layer's output, which was not kept: recompute it.
+            if l > 0 { layers[l - 1].recomputeResult(scratch.states.0, rows: tokens) }
+            let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(scratch.states.0)
             layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, dropout: dropout,
                                scratch: scratch)
         }

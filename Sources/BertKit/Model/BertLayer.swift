@@ -13,23 +13,21 @@ struct BertLayer {
     let hiddenDropout: Float
     let index: Int
 
-    // Saved activations, `[tokens, hidden]` unless noted.
+    // Saved activations, `[tokens, hidden]` unless noted. Neither LayerNorm's output is kept: each is
+    // recomputed from the saved input and statistics where the backward pass needs it (`attentionNormalized`
+    // here, the layer's output as the next layer's input), which saves two matrices per layer for one cheap
+    // elementwise pass each.
     /// Q, K and V as attention reads them: fp32, or with bf16 products rounded once after their GEMMs (whose
     /// fp32 outputs then go to shared scratch).
     let attentionInputs: AttentionInputs
     let context: UnsafeMutablePointer<Float>
     let attentionSum: UnsafeMutablePointer<Float>      // LayerNorm input: x + dropout(dense(context))
-    let attentionMask: UnsafeMutablePointer<UInt8>
     let attentionStatistics: NormStatistics
-    let attentionNormalized: UnsafeMutablePointer<Float>
     /// `[tokens, intermediate]`. Its GELU, the output layer's input, is not kept: the backward pass recomputes
     /// it into shared scratch, which costs one GELU and saves the layer's largest activation.
     let preActivation: UnsafeMutablePointer<Float>
     let outputSum: UnsafeMutablePointer<Float>
-    let outputMask: UnsafeMutablePointer<UInt8>
     let outputStatistics: NormStatistics
-    /// The layer's output, the next layer's input.
-    let result: UnsafeMutablePointer<Float>
 
     static func declare(_ c: BertConfig, index: Int) -> [ParameterDeclaration] {
         let p = "encoder.layer.\(index)."
@@ -70,22 +68,21 @@ struct BertLayer {
         }
         context = pool.floats(n * h)
         attentionSum = pool.floats(n * h)
-        attentionMask = pool.bytes(n * h)
         attentionStatistics = NormStatistics(rows: n, pool: pool)
-        attentionNormalized = pool.floats(n * h)
         preActivation = pool.floats(n * i)
         outputSum = pool.floats(n * h)
-        outputMask = pool.bytes(n * h)
         outputStatistics = NormStatistics(rows: n, pool: pool)
-        result = pool.floats(n * h)
     }
 
     private var hidden: Int { query.outFeatures }
     /// Dropout sites of this layer, distinct from every other layer's and from the embeddings' (site 0).
     private func site(_ k: Int) -> Int { 1 + 3 * index + k }
 
-    func forward(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
+    /// Writes the layer's output for input `x` into `result`, keeping what the backward pass needs.
+    func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
+                 dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
+        let attentionNormalized = scratch.normalized
         let count = tokens * hidden
         let p = dropout.probability(hiddenDropout)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
@@ -108,22 +105,24 @@ struct BertLayer {
                          dropout: attentionDropout, seed: attentionSeed)
         }
         attentionOutput.forward(context, attentionSum, rows: tokens)
-        Dropout.forward(attentionSum, attentionSum, mask: attentionMask, count: count, probability: p, seed: dropout.seed(site: site(1)))
+        Dropout.forward(attentionSum, attentionSum, count: count, probability: p, seed: dropout.seed(site: site(1)))
         Elementwise.add(attentionSum, x, attentionSum, count: count)
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
 
         intermediate.forward(attentionNormalized, preActivation, rows: tokens)
         output.forward(activation(rows: tokens, scratch: scratch), outputSum, rows: tokens)
-        Dropout.forward(outputSum, outputSum, mask: outputMask, count: count, probability: p, seed: dropout.seed(site: site(2)))
+        Dropout.forward(outputSum, outputSum, count: count, probability: p, seed: dropout.seed(site: site(2)))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: count)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
     }
 
     /// Evaluation of the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
     /// and values for every token, everything else for `lengths.count` rows. Writes them compactly, row `b` for
-    /// sequence `b`, into the first rows of the layer's buffers (`result` included). No dropout, no backward.
-    func forwardFirstTokens(_ x: UnsafePointer<Float>, lengths: [Int], length T: Int, scratch: LayerScratch) {
+    /// sequence `b`, into the first rows of the layer's buffers and of `result`. No dropout, no backward.
+    func forwardFirstTokens(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int],
+                            length T: Int, scratch: LayerScratch) {
         let (tokens, rows) = (lengths.count * T, lengths.count)
+        let attentionNormalized = scratch.normalized
         let firstTokenStride = T * hidden
         switch attentionInputs {
         case .float32(let q, let k, let v):
@@ -156,14 +155,19 @@ struct BertLayer {
     private func activation(rows: Int, scratch: LayerScratch) -> GemmOperand {
         let count = rows * intermediate.outFeatures
         guard output.precision == .bfloat16 else {
-            GELU.forward(preActivation, scratch.activated, count: count)
-            return .float32(scratch.activated)
+            GELU.forward(preActivation, scratch.intermediate, count: count)
+            return .float32(scratch.intermediate)
         }
         GELU.forward(preActivation, scratch.roundedActivation, count: count)
         return .bfloat16(scratch.roundedActivation)
     }
 
-    /// On entry `gradient` holds dL/d(result); on return it holds dL/dx.
+    /// The output of the last `forward`, recomputed into `result` (the next layer's input, for its backward pass).
+    func recomputeResult(_ result: UnsafeMutablePointer<Float>, rows: Int) {
+        outputNorm.recompute(outputSum, result, saved: outputStatistics, rows: rows)
+    }
+
+    /// On entry `gradient` holds dL/d(result); on return it holds dL/dx. `x` is the forward pass's input.
     func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
                   dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
@@ -173,16 +177,18 @@ struct BertLayer {
 
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
-        Dropout.backward(residual, dense, mask: outputMask, count: count, probability: p)
+        Dropout.backward(residual, dense, count: count, probability: p, seed: dropout.seed(site: site(2)))
         output.backward(input: activation(rows: tokens, scratch: scratch), dOutput: dense, rows: tokens,
                         dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
+        let attentionNormalized = scratch.normalized
+        attentionNorm.recompute(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
         intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: tokens,
                               dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
 
         // Attention block. `gradient` now carries dL/dx through the skip connection.
         attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: gradient, rows: tokens)
-        Dropout.backward(gradient, dense, mask: attentionMask, count: count, probability: p)
+        Dropout.backward(gradient, dense, count: count, probability: p, seed: dropout.seed(site: site(1)))
         attentionOutput.backward(input: .float32(context), dOutput: dense, rows: tokens, dInput: scratch.dContext,
                                  roundedGradient: scratch.roundedGradient)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
@@ -216,10 +222,18 @@ struct BertLayer {
 struct LayerScratch {
     /// dL/d(hidden states) between layers; the other buffers are each layer's temporaries.
     let dHidden: UnsafeMutablePointer<Float>
+    /// The forward pass's hidden states between layers, alternately in one and the other (the last layer's
+    /// output goes to the encoder's own buffer). In the backward pass `states.0` holds a layer's input, recomputed.
+    let states: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    /// A layer's attention LayerNorm output, the feed-forward block's input: written by the forward pass, and
+    /// recomputed by the backward pass.
+    let normalized: UnsafeMutablePointer<Float>
     let hiddenA, hiddenB, dContext, dQuery, dKey, dValue: UnsafeMutablePointer<Float>
-    /// `[tokens, intermediate]`: the GELU output, recomputed for the backward pass, and its gradient.
-    let activated, intermediate: UnsafeMutablePointer<Float>
-    /// The GELU output in bf16, for bf16 products (then `activated` is never written).
+    /// `[tokens, intermediate]`: the GELU output (for fp32 products), recomputed for the backward pass, which
+    /// then overwrites it with its gradient (a dense layer's backward pass reads its input before it writes
+    /// dL/d(input)).
+    let intermediate: UnsafeMutablePointer<Float>
+    /// The GELU output in bf16, for bf16 products (then `intermediate` holds only the gradient).
     let roundedActivation: UnsafeMutablePointer<BFloat16>
     /// With bf16 products, a layer's input rounded once for the three products that read it (`[tokens,
     /// hidden]`), and a gradient rounded once for the products that read it (`[tokens, intermediate]`: a
@@ -230,9 +244,10 @@ struct LayerScratch {
     init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         let n = maxBatch * maxLength * c.hiddenSize
         dHidden = pool.floats(n)
+        states = (pool.floats(n), pool.floats(n))
+        normalized = pool.floats(n)
         (hiddenA, hiddenB, dContext) = (pool.floats(n), pool.floats(n), pool.floats(n))
         (dQuery, dKey, dValue) = (pool.floats(n), pool.floats(n), pool.floats(n))
-        activated = pool.floats(maxBatch * maxLength * c.intermediateSize)
         intermediate = pool.floats(maxBatch * maxLength * c.intermediateSize)
         roundedActivation = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
         roundedInput = pool.allocate(n, of: BFloat16.self)

@@ -11,8 +11,6 @@ struct BertEmbeddings {
     // Saved for the backward pass.
     let sum: UnsafeMutablePointer<Float>
     let statistics: NormStatistics
-    let normalized: UnsafeMutablePointer<Float>
-    let dropoutMask: UnsafeMutablePointer<UInt8>
     /// The embeddings' output, the first layer's input.
     let output: UnsafeMutablePointer<Float>
 
@@ -33,8 +31,6 @@ struct BertEmbeddings {
         padTokenId = Int32(c.padTokenId)
         sum = pool.floats(maxTokens * c.hiddenSize)
         statistics = NormStatistics(rows: maxTokens, pool: pool)
-        normalized = pool.floats(maxTokens * c.hiddenSize)
-        dropoutMask = pool.bytes(maxTokens * c.hiddenSize)
         output = pool.floats(maxTokens * c.hiddenSize)
     }
 
@@ -45,8 +41,8 @@ struct BertEmbeddings {
         Embedding.gather(word.value, indices: tokenIds, into: sum, tokens: tokens, width: width, accumulate: false)
         Embedding.gather(position.value, indices: positionIds, into: sum, tokens: tokens, width: width, accumulate: true)
         Embedding.gather(tokenType.value, indices: tokenTypeIds, into: sum, tokens: tokens, width: width, accumulate: true)
-        layerNorm.forward(sum, normalized, saved: statistics, rows: tokens)
-        Dropout.forward(normalized, output, mask: dropoutMask, count: tokens * width,
+        layerNorm.forward(sum, output, saved: statistics, rows: tokens)
+        Dropout.forward(output, output, count: tokens * width,
                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0))
     }
 
@@ -54,8 +50,8 @@ struct BertEmbeddings {
     func backward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
                   tokens: Int, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let count = tokens * width
-        Dropout.backward(gradient, gradient, mask: dropoutMask, count: count,
-                         probability: dropout.probability(dropoutProbability))
+        Dropout.backward(gradient, gradient, count: count, probability: dropout.probability(dropoutProbability),
+                         seed: dropout.seed(site: 0))
         layerNorm.backward(input: sum, saved: statistics, dOutput: gradient, dInput: scratch, rows: tokens)
         Embedding.scatterAdd(scratch, indices: tokenIds, into: word.gradient, tokens: tokens, width: width,
                                frozenRow: padTokenId)

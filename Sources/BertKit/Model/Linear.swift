@@ -70,6 +70,7 @@ public struct Linear: @unchecked Sendable {
 
     /// The same from an input that may already be rounded to bf16. With bf16 products, `roundedGradient`
     /// (`[rows, out]` bf16 scratch) lets dL/d(output) be rounded once for both products that read it.
+    /// `dInput` may be the input's own buffer (without `accumulate`): the weight gradient reads the input first.
     public func backward(
         input: GemmOperand, dOutput: UnsafePointer<Float>, rows: Int,
         dInput: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
@@ -114,6 +115,12 @@ public struct LayerNormalization: Sendable {
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, saved: NormStatistics, rows: Int) {
         LayerNorm.forward(input, weight: weight.value, bias: bias.value, output: output,
                           mean: saved.mean, rstd: saved.rstd, rows: rows, width: width, eps: eps)
+    }
+
+    /// The output of the forward pass that saved `saved`, from the same input, bit for bit.
+    func recompute(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, saved: NormStatistics, rows: Int) {
+        LayerNorm.recompute(input, weight: weight.value, bias: bias.value, mean: saved.mean, rstd: saved.rstd,
+                            output: output, rows: rows, width: width)
     }
 
     func backward(input: UnsafePointer<Float>, saved: NormStatistics, dOutput: UnsafePointer<Float>,

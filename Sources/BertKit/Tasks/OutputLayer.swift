@@ -4,7 +4,6 @@ struct OutputLayer {
     let linear: Linear
     let dropoutProbability: Float
     private let dropped: UnsafeMutablePointer<Float>
-    private let mask: UnsafeMutablePointer<UInt8>
     /// dL/d(input) after `backward`.
     let dInput: UnsafeMutablePointer<Float>
 
@@ -15,13 +14,12 @@ struct OutputLayer {
         self.dropoutProbability = dropoutProbability
         let count = maxRows * linear.inFeatures
         dropped = pool.floats(count)
-        mask = pool.bytes(count)
         dInput = pool.floats(count)
     }
 
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, dropout: DropoutMode) {
         // Dropout site 2^20: apart from the encoder's sites (0 for the embeddings, then 3 per layer).
-        Dropout.forward(input, dropped, mask: mask, count: rows * linear.inFeatures,
+        Dropout.forward(input, dropped, count: rows * linear.inFeatures,
                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
         linear.forward(dropped, output, rows: rows)
     }
@@ -29,7 +27,7 @@ struct OutputLayer {
     /// Adds to the linear layer's gradients and writes `dInput`.
     func backward(dOutput: UnsafePointer<Float>, rows: Int, dropout: DropoutMode) {
         linear.backward(input: dropped, dOutput: dOutput, rows: rows, dInput: dInput)
-        Dropout.backward(dInput, dInput, mask: mask, count: rows * linear.inFeatures,
-                         probability: dropout.probability(dropoutProbability))
+        Dropout.backward(dInput, dInput, count: rows * linear.inFeatures,
+                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
     }
 }
