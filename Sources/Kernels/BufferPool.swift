@@ -29,4 +29,19 @@ public final class BufferPool {
     public func int32s(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, of: Int32.self) }
 
     deinit { buffers.forEach { munmap($0.address, $0.bytes) } }
+
+    /// Sets `count` floats from `start`, inside a buffer of a pool, to zero by handing their whole pages back
+    /// to the kernel (the partial pages at either end are written): the region reads as zeros and costs no
+    /// memory until it is written again, when only the written pages return.
+    public static func clear(_ start: UnsafeMutablePointer<Float>, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let begin = UInt(bitPattern: start), end = begin + UInt(count * MemoryLayout<Float>.stride)
+        let first = (begin + UInt(page) - 1) / UInt(page) * UInt(page), last = end / UInt(page) * UInt(page)
+        guard first < last else { return start.update(repeating: 0, count: count) }
+        let head = Int(first - begin) / MemoryLayout<Float>.stride, tail = Int(end - last) / MemoryLayout<Float>.stride
+        start.update(repeating: 0, count: head)
+        (start + count - tail).update(repeating: 0, count: tail)
+        let status = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_DONTNEED)
+        precondition(status == 0, "madvise(MADV_DONTNEED) failed (errno \(errno))")
+    }
 }

@@ -203,6 +203,50 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
         #expect(relativeError(byHand(clipping: true), byHand(clipping: false)) > 1e-3, "clipping changes the result")
     }
 
+    @Test func embeddingTableGradientsAreClearedByGivingPagesBack() {
+        // A table between two ordinary parameters, neither end on a page boundary: clearing it zeroes exactly
+        // its span, the optimizer's update gives the same result either way, and its pages leave memory.
+        let rows = 3000, width = 384
+        let store = ParameterStore([.init("a.weight", [7]), .init("embeddings.word_embeddings.weight", [rows, width]),
+                                    .init("b.bias", [5])])
+        let table = store["embeddings.word_embeddings.weight"]
+        #expect(table.isLookupTable && !store["a.weight"].isLookupTable && !store["b.bias"].isLookupTable)
+        func resident(_ p: Parameter) -> Int {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = UInt(bitPattern: p.gradient) / UInt(page) * UInt(page)
+            let pages = (Int(UInt(bitPattern: p.gradient + p.count) - start) + page - 1) / page
+            var vector = [UInt8](repeating: 0, count: pages)
+            _ = mincore(UnsafeMutableRawPointer(bitPattern: start), pages * page, &vector)
+            return vector.filter { $0 & 1 != 0 }.count
+        }
+        store.gradients.update(repeating: 1)
+        #expect(resident(table) > rows * width * 4 / Int(sysconf(Int32(_SC_PAGESIZE))) - 1)
+        store.clearGradient(table)
+        // Checked before anything reads the table (a read maps the kernel's shared zero page, which `mincore`
+        // counts as present though it costs no memory).
+        #expect(resident(table) <= 2, "only the partial pages at the ends stay")
+        #expect(table.gradients.allSatisfy { $0 == 0 })
+        #expect(store["a.weight"].gradients.allSatisfy { $0 == 1 } && store["b.bias"].gradients.allSatisfy { $0 == 1 })
+
+        // An update with two rows of the table touched, against plain AdamW over the same numbers.
+        var random = SeededRandom(seed: 9)
+        for i in 0..<store.count { store.values[i] = random.next() }
+        let initial = Array(store.values)
+        store.zeroGradients()
+        var gradients = [Float](repeating: 0, count: store.count)
+        for i in 0..<7 { gradients[i] = random.next() }
+        for row in [5, 2000] { for c in 0..<width { gradients[7 + row * width + c] = random.next() } }
+        for (i, g) in gradients.enumerated() where g != 0 { store.gradients[i] = g }
+        let optimizer = Optimizer(parameters: store, weightDecay: 0.01, maxGradNorm: 1000, settings: .init())
+        optimizer.update(learningRate: 0.01)
+        #expect(resident(table) <= 2)
+        #expect(store.gradients.allSatisfy { $0 == 0 }, "the update leaves every gradient at zero")
+        var expected = initial, m = [Float](repeating: 0, count: store.count), v = m
+        AdamW.update(parameters: &expected, gradients: &gradients, firstMoment: &m, secondMoment: &v,
+                     count: 7 + rows * width, step: 1, learningRate: 0.01, weightDecay: 0.01, settings: .init())
+        #expect(Array(store.values[0..<(7 + rows * width)]) == Array(expected[0..<(7 + rows * width)]))
+    }
+
     @Test func linearWarmupThenDecay() {
         let schedule = LearningRateSchedule(peak: 1, warmupSteps: 10, totalSteps: 110)
         #expect(schedule.rate(at: 0) == 0)

@@ -13,6 +13,11 @@ public struct Parameter: @unchecked Sendable {
 
     /// AdamW's weight decay skips biases and LayerNorm parameters, as in BERT's recipe.
     public var decays: Bool { !name.hasSuffix(".bias") && !name.contains("LayerNorm") }
+
+    /// An embedding table (`embeddings.word_embeddings.weight` and its kin): a batch's lookups write the
+    /// gradients of its own rows only, a few hundred of BERT's 30,522 words, so these gradients are cleared by
+    /// giving their pages back (`BufferPool.clear`) and are resident only where a batch wrote them.
+    public var isLookupTable: Bool { name.hasSuffix("_embeddings.weight") }
 }
 
 /// What a module needs: a parameter's checkpoint name and shape, before any memory exists.
@@ -31,15 +36,16 @@ public struct ParameterDeclaration: Sendable, Equatable {
 public final class ParameterStore: @unchecked Sendable {
     public let parameters: [Parameter]
     public let values: UnsafeMutableBufferPointer<Float>
+    /// A memory map of zeros at first, so that lookup tables' gradients can be cleared page by page.
     public let gradients: UnsafeMutableBufferPointer<Float>
     private let index: [String: Int]
+    private let gradientPool = BufferPool()
 
     public init(_ declarations: [ParameterDeclaration]) {
         let total = declarations.reduce(0) { $0 + $1.shape.reduce(1, *) }
         values = .allocate(capacity: total)
-        gradients = .allocate(capacity: total)
+        gradients = .init(start: gradientPool.floats(total), count: total)
         values.initialize(repeating: 0)
-        gradients.initialize(repeating: 0)
         var parameters: [Parameter] = []
         var index: [String: Int] = [:]
         var offset = 0
@@ -57,7 +63,6 @@ public final class ParameterStore: @unchecked Sendable {
 
     deinit {
         values.deallocate()
-        gradients.deallocate()
     }
 
     public var count: Int { values.count }
@@ -77,6 +82,17 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     public func zeroGradients() {
-        gradients.update(repeating: 0)
+        for i in parameters.indices {
+            clearGradient(parameters[i])
+        }
+    }
+
+    /// Sets one parameter's gradient to zero: written for most, given back page by page for lookup tables.
+    public func clearGradient(_ p: Parameter) {
+        if p.isLookupTable {
+            BufferPool.clear(p.gradient, count: p.count)
+        } else {
+            p.gradient.update(repeating: 0, count: p.count)
+        }
     }
 }

@@ -7,9 +7,9 @@ public final class Optimizer {
     public let settings: AdamW.Settings
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
-    /// The flat buffer as runs of neighbouring parameters that share a weight decay, decided once from their
-    /// names: a step is a few long AdamW loops, with no string work.
-    private let spans: [(offset: Int, count: Int, decay: Float)]
+    /// The flat buffer as runs of neighbouring parameters that share a weight decay and a way of clearing
+    /// their gradients, decided once from their names: a step is a few long AdamW loops, with no string work.
+    private let spans: [(offset: Int, count: Int, decay: Float, lookupTable: Bool)]
     public private(set) var step = 0
 
     public init(parameters: ParameterStore, weightDecay: Float, maxGradNorm: Float, settings: AdamW.Settings) {
@@ -21,13 +21,14 @@ public final class Optimizer {
         secondMoment = .allocate(capacity: parameters.count)
         firstMoment.initialize(repeating: 0)
         secondMoment.initialize(repeating: 0)
-        var spans: [(offset: Int, count: Int, decay: Float)] = []
+        var spans: [(offset: Int, count: Int, decay: Float, lookupTable: Bool)] = []
         for p in parameters.parameters {
             let decay = p.decays ? weightDecay : 0
-            if let last = spans.last, last.decay == decay, last.offset + last.count == p.offset {
+            if let last = spans.last, last.decay == decay, last.lookupTable == p.isLookupTable,
+               last.offset + last.count == p.offset {
                 spans[spans.count - 1].count += p.count
             } else {
-                spans.append((p.offset, p.count, decay))
+                spans.append((p.offset, p.count, decay, p.isLookupTable))
             }
         }
         self.spans = spans
@@ -49,11 +50,14 @@ public final class Optimizer {
         step += 1
         // Indices, not `for span in spans`: iterating an array allocates in a debug build.
         for i in spans.indices {
-            let (offset, count, decay) = spans[i]
+            let (offset, count, decay, lookupTable) = spans[i]
             AdamW.update(parameters: parameters.values.baseAddress! + offset,
                          gradients: gradients.baseAddress! + offset, firstMoment: firstMoment.baseAddress! + offset,
                          secondMoment: secondMoment.baseAddress! + offset, count: count, step: step,
-                         learningRate: learningRate, weightDecay: decay, gradientScale: clip, settings: settings)
+                         learningRate: learningRate, weightDecay: decay, gradientScale: clip,
+                         clearing: !lookupTable, settings: settings)
+            // Embedding tables: the loop only read their gradients (mostly zero pages); give the pages back.
+            if lookupTable { BufferPool.clear(gradients.baseAddress! + offset, count: count) }
         }
         return norm
     }
