@@ -60,14 +60,28 @@ final class BFloat16Scratch {
         let ld: Int
     }
 
-    private var buffers: [UnsafeMutablePointer<BFloat16>?] = [nil, nil]
-    private var capacities = [0, 0]
-    private var wideBuffers: [UnsafeMutablePointer<Float>?] = [nil, nil]
-    private var wideCapacities = [0, 0]
+    /// A buffer that grows to the largest size asked of it and is then reused.
+    private struct Growing<Element> {
+        private(set) var pointer: UnsafeMutablePointer<Element>?
+        private var capacity = 0
+
+        mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Element> {
+            if capacity < count {
+                pointer?.deallocate()
+                pointer = .allocate(capacity: count)
+                capacity = count
+            }
+            return pointer!
+        }
+    }
+
+    /// Slots 0 and 1: the A and B of one product.
+    private var roundedSlots = [Growing<BFloat16>(), Growing<BFloat16>()]
+    private var widenedSlots = [Growing<Float>(), Growing<Float>()]
 
     deinit {
-        for buffer in buffers { buffer?.deallocate() }
-        for buffer in wideBuffers { buffer?.deallocate() }
+        for slot in roundedSlots { slot.pointer?.deallocate() }
+        for slot in widenedSlots { slot.pointer?.deallocate() }
     }
 
     /// The stored matrix of a bf16 `operand` as exact fp32 values, in slot 0 or 1 (the A and B of one
@@ -75,12 +89,7 @@ final class BFloat16Scratch {
     /// kernel read these.
     func widened(_ stored: UnsafePointer<BFloat16>, _ operand: Operand, slot: Int) -> Widened {
         let (rows, columns) = (operand.storedRows, operand.storedColumns)
-        if wideCapacities[slot] < rows * columns {
-            wideBuffers[slot]?.deallocate()
-            wideBuffers[slot] = .allocate(capacity: rows * columns)
-            wideCapacities[slot] = rows * columns
-        }
-        let target = wideBuffers[slot]!
+        let target = widenedSlots[slot].reserve(rows * columns)
         for r in 0..<rows {
             let (x, y) = (stored + r * operand.ld, target + r * columns)
             for c in 0..<columns { y[c] = x[c].float }
@@ -96,19 +105,14 @@ final class BFloat16Scratch {
         case .bfloat16(let rounded): return Rounded(pointer: rounded, ld: operand.ld)
         case .float32(let values): source = values
         }
-        let count = operand.storedRows * operand.storedColumns
-        if capacities[slot] < count {
-            buffers[slot]?.deallocate()
-            buffers[slot] = .allocate(capacity: count)
-            capacities[slot] = count
-        }
-        let body = RoundRows(source: source, ld: operand.ld, target: buffers[slot]!, columns: operand.storedColumns)
+        let target = roundedSlots[slot].reserve(operand.storedRows * operand.storedColumns)
+        let body = RoundRows(source: source, ld: operand.ld, target: target, columns: operand.storedColumns)
         if parallel {
             Parallel.forRanges(operand.storedRows, minimumChunk: 64, body)
         } else {
             body(0..<operand.storedRows)
         }
-        return Rounded(pointer: UnsafePointer(buffers[slot]!), ld: operand.storedColumns)
+        return Rounded(pointer: UnsafePointer(target), ld: operand.storedColumns)
     }
 
     private struct RoundRows: Parallel.RangeBody {

@@ -85,10 +85,6 @@ struct Benchmark: ParsableCommand {
         print("written to \(output)")
     }
 
-    func row(_ name: String, _ forwardRate: Double, _ trainRate: Double, _ forward: Double, _ train: Double) -> String {
-        String(format: "| %@ | %.0f | %.0f | %.0f | %.0f |", name, forwardRate, trainRate, forward * 1000, train * 1000)
-    }
-
     /// Median seconds of `step` over repeated calls within the time budget, after two warm-up calls.
     func timed(_ step: () -> Void) -> Double {
         step(); step()

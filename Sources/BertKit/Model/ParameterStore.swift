@@ -89,10 +89,17 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Sets one parameter's gradient to zero: written for most, given back page by page for lookup tables.
     public func clearGradient(_ p: Parameter) {
-        if p.isLookupTable {
-            BufferPool.clear(p.gradient, count: p.count)
+        clearGradients(offset: p.offset, count: p.count, lookupTables: p.isLookupTable)
+    }
+
+    /// Sets a span of the flat gradient buffer to zero, given back page by page when it holds lookup tables
+    /// only (the optimizer clears such spans after its update, which only read them).
+    public func clearGradients(offset: Int, count: Int, lookupTables: Bool) {
+        let start = gradients.baseAddress! + offset
+        if lookupTables {
+            BufferPool.clear(start, count: count)
         } else {
-            p.gradient.update(repeating: 0, count: p.count)
+            start.update(repeating: 0, count: count)
         }
     }
 }

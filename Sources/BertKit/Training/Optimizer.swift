@@ -56,8 +56,8 @@ public final class Optimizer {
                          secondMoment: secondMoment.baseAddress! + offset, count: count, step: step,
                          learningRate: learningRate, weightDecay: decay, gradientScale: clip,
                          clearing: !lookupTable, settings: settings)
-            // Embedding tables: the loop only read their gradients (mostly zero pages); give the pages back.
-            if lookupTable { BufferPool.clear(gradients.baseAddress! + offset, count: count) }
+            // Embedding tables: the loop only read their gradients (mostly zero pages); the store gives the pages back.
+            if lookupTable { parameters.clearGradients(offset: offset, count: count, lookupTables: true) }
         }
         return norm
     }
