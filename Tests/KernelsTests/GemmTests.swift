@@ -26,8 +26,12 @@ import Testing
     @Test(arguments: Precision.allCases)
     func transposesPaddingAndSplits(_ precision: Precision) {
         let rounded: (Float) -> Float = precision == .float32 ? { $0 } : { BFloat16($0).float }
-        // (300, 40, 50) and (40, 300, 50) are split across cores by rows and by columns; (7, 5, 3) is not.
-        for (m, n, k) in [(300, 40, 50), (40, 300, 50), (7, 5, 3)] {
+        // (300, 40, 50) and (40, 300, 50) are split across cores by rows and by columns, (40, 30, 600) by its
+        // sum over k; (7, 5, 3) is not split.
+        #expect(!Gemm.splitsSum(m: 300, n: 40, k: 50) && !Gemm.splitsSum(m: 40, n: 300, k: 50))
+        #expect(!Gemm.splitsSum(m: 300, n: 40, k: 299), "the sum is split only when k is the longest side")
+        #expect(Gemm.splitsSum(m: 40, n: 30, k: 600))
+        for (m, n, k) in [(300, 40, 50), (40, 300, 50), (40, 30, 600), (7, 5, 3)] {
             var random = TestRandom(seed: UInt64(m * n))
             for (ta, tb) in [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)] {
                 for padding in [0, 3] {
