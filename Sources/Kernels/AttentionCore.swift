@@ -3,7 +3,8 @@
 ///
 /// For each sequence `b` (real length `L`) and head: `P = softmax(Q Kᵀ / √d)` over the first `L` keys,
 /// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
-/// computed, as in the reference, so every output position matches it.
+/// computed, as in the reference, so every output position matches it. A pass may instead compute each
+/// sequence's first query alone (`Queries.first`), for a last layer of which only `[CLS]` is read.
 ///
 /// Nothing is kept for the backward pass but the inputs: it recomputes each pair's `P` from Q and K, with the
 /// same product and softmax, so bit for bit, one (sequence, head) pair at a time in per-thread scratch. That
@@ -48,62 +49,57 @@ public struct AttentionCore {
     private var hidden: Int { heads * headSize }
     private var scale: Float { 1 / Float(headSize).squareRoot() }
 
+    /// The query rows a pass computes: every token's, or only each sequence's first (its `[CLS]` token, all
+    /// that a sequence classifier reads of the last layer). With `.first`, the queries, the context and their
+    /// gradients hold one row per sequence (`[batch, hidden]`); keys and values, and theirs, every token.
+    /// A first row's probabilities, dropout mask and gradients are those it has among all queries.
+    public enum Queries: Sendable {
+        case all
+        case first
+    }
+
     // MARK: - Entry points, one per operand format
 
-    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`).
+    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`, or `[batch,
+    /// hidden]` for the first queries).
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        forward(Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
-                dropout: dropout, seed: seed)
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
+                        dropout: Float, seed: UInt64) {
+        Parallel.forEach(lengths.count * heads, Forward(
+            inputs: Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
+            queries: queries, dropout: dropout, seed: seed))
     }
 
     /// The same over bf16-rounded Q, K and V.
     public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
-        forward(Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, T: T,
-                dropout: dropout, seed: seed)
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
+                        dropout: Float, seed: UInt64) {
+        Parallel.forEach(lengths.count * heads, Forward(
+            inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, T: T,
+            queries: queries, dropout: dropout, seed: seed))
     }
 
-    /// Evaluation for one query per sequence, its first token: `query` and `context` hold one row per
-    /// sequence (`[batch, hidden]`), `key` and `value` every token. No dropout; nothing is kept for a backward pass.
-    public func forwardFirstQueries(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                                    context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int) {
-        Parallel.forEach(lengths.count * heads, FirstQuery(inputs: Inputs(query, key, value, .float32, core: self),
-                                                           context: context, lengths: lengths, T: T))
-    }
-
-    /// The same over bf16-rounded Q, K and V.
-    public func forwardFirstQueries(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>,
-                                    value: UnsafePointer<BFloat16>, context: UnsafeMutablePointer<Float>,
-                                    lengths: [Int], length T: Int) {
-        Parallel.forEach(lengths.count * heads, FirstQuery(inputs: Inputs(query, key, value, .bfloat16, core: self),
-                                                           context: context, lengths: lengths, T: T))
-    }
-
-    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `dropout` and `seed` are the forward pass's.
+    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `queries`, `dropout` and `seed` are the
+    /// forward pass's.
     public func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                          dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .float32, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
+            seed: seed))
     }
 
     /// The same over bf16-rounded Q, K, V and dL/d(context).
     public func backward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                          dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, dropout: Float, seed: UInt64) {
+                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .bfloat16, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, dropout: dropout, seed: seed))
-    }
-
-    private func forward(_ inputs: Inputs, context: UnsafeMutablePointer<Float>, lengths: [Int], T: Int,
-                         dropout: Float, seed: UInt64) {
-        Parallel.forEach(lengths.count * heads, Forward(inputs: inputs, context: context, lengths: lengths, T: T,
-                                                        dropout: dropout, seed: seed))
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
+            seed: seed))
     }
 
     // MARK: - Per pair
@@ -143,6 +139,14 @@ public struct AttentionCore {
         return (b * T * hidden + h * headSize, pair * T * T)
     }
 
+    /// Where a pair's query rows (and its context's) start, and how many there are.
+    private func queryRows(_ pair: Int, length T: Int, _ queries: Queries) -> (offset: Int, count: Int) {
+        switch queries {
+        case .all: (offsets(pair, length: T).rows, T)
+        case .first: ((pair / heads) * hidden + (pair % heads) * headSize, 1)
+        }
+    }
+
     /// The calling thread's scratch: `P` and dL/dP, and the two operand matrices `P'` and `dS`.
     private func threadScratch<Operand: GemmInput>(_: Operand.Type) -> (
         probabilities: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>,
@@ -165,16 +169,16 @@ public struct AttentionCore {
         Softmax.forwardRows(probabilities, rows: rows, width: L, stride: T)
     }
 
-    /// The probabilities `p` of pair `s` attends with, `T` rows by `L` columns (stride `T`), as product
+    /// The probabilities `p` of pair `s` attends with, `rows` by `L` columns (stride `T`), as product
     /// operands: `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into
     /// `scratch`.
-    private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, rows T: Int, columns L: Int,
-                                              dropout: Float, seed: UInt64,
+    private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, rows: Int, columns L: Int,
+                                              stride T: Int, dropout: Float, seed: UInt64,
                                               scratch: UnsafeMutablePointer<Operand>) -> UnsafePointer<Operand> {
         if dropout == 0, Operand.self == Float.self {
             return UnsafeRawPointer(p).assumingMemoryBound(to: Operand.self)
         }
-        for r in 0..<T {
+        for r in 0..<rows {
             Dropout.applySerial(p + r * T, scratch + r * T, count: L, first: s + r * T, probability: dropout, seed: seed)
         }
         return UnsafePointer(scratch)
@@ -186,6 +190,7 @@ public struct AttentionCore {
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
+        let queries: Queries
         let dropout: Float
         let seed: UInt64
 
@@ -195,38 +200,14 @@ public struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
+            let (q, rows) = core.queryRows(pair, length: T, queries)
             let scratch = core.threadScratch(Operand.self)
-            core.probabilities(query: query + o, lda: H, key: key + o, rows: T, keys: L, T: T,
+            core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,
                                into: scratch.probabilities)
-            let attended = core.attended(scratch.probabilities, pair: s, rows: T, columns: L, dropout: dropout,
-                                         seed: seed, scratch: scratch.attended)
-            Operand.multiply(.none, .none, m: T, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
-                             beta: 0, c: context + o, ldc: H)
-        }
-    }
-
-    /// `context = softmax(q Kᵀ / √d) · V` for a pair's single query row.
-    private struct FirstQuery: PairLoop {
-        let inputs: Inputs
-        let context: UnsafeMutablePointer<Float>
-        let lengths: [Int]
-        let T: Int
-
-        func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
-            let core = inputs.core
-            let (query, key, value) = inputs.typed(Operand.self)
-            let (H, d) = (core.hidden, core.headSize)
-            let (b, h) = (pair / core.heads, pair % core.heads)
-            let L = lengths[b]
-            let (o, s) = core.offsets(pair, length: T)
-            let row = b * H + h * d
-            let scratch = core.threadScratch(Operand.self)
-            core.probabilities(query: query + row, lda: H, key: key + o, rows: 1, keys: L, T: T,
-                               into: scratch.probabilities)
-            let attended = core.attended(scratch.probabilities, pair: s, rows: 1, columns: L, dropout: 0, seed: 0,
-                                         scratch: scratch.attended)
-            Operand.multiply(.none, .none, m: 1, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
-                             beta: 0, c: context + row, ldc: H)
+            let attended = core.attended(scratch.probabilities, pair: s, rows: rows, columns: L, stride: T,
+                                         dropout: dropout, seed: seed, scratch: scratch.attended)
+            Operand.multiply(.none, .none, m: rows, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
+                             beta: 0, c: context + q, ldc: H)
         }
     }
 
@@ -242,6 +223,7 @@ public struct AttentionCore {
         let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
         let lengths: [Int]
         let T: Int
+        let queries: Queries
         let dropout: Float
         let seed: UInt64
 
@@ -252,31 +234,33 @@ public struct AttentionCore {
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
             let (o, s) = core.offsets(pair, length: T)
+            let (q, rows) = core.queryRows(pair, length: T, queries)
             let (probabilityScratch, dP, attendedScratch, dS) = core.threadScratch(Operand.self)
-            core.probabilities(query: query + o, lda: H, key: key + o, rows: T, keys: L, T: T, into: probabilityScratch)
+            core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,
+                               into: probabilityScratch)
             let probabilities = UnsafePointer(probabilityScratch)
-            Operand.multiply(.none, .transposed, m: T, n: L, k: d, alpha: 1, a: dContext + o, lda: H, b: value + o,
+            Operand.multiply(.none, .transposed, m: rows, n: L, k: d, alpha: 1, a: dContext + q, lda: H, b: value + o,
                              ldb: H, beta: 0, c: dP, ldc: T)
             let attended: UnsafePointer<Operand>
             if dropout > 0 {
-                for r in 0..<T {
+                for r in 0..<rows {
                     Dropout.applySerial(probabilities + r * T, attendedScratch + r * T, gradient: dP + r * T,
                                         count: L, first: s + r * T, probability: dropout, seed: seed)
                 }
                 attended = UnsafePointer(attendedScratch)
             } else {
-                attended = core.attended(probabilities, pair: s, rows: T, columns: L, dropout: 0, seed: seed,
-                                         scratch: attendedScratch)
+                attended = core.attended(probabilities, pair: s, rows: rows, columns: L, stride: T, dropout: 0,
+                                         seed: seed, scratch: attendedScratch)
             }
-            for r in 0..<T {
+            for r in 0..<rows {
                 Softmax.rowGradient(output: probabilities + r * T, gradient: dP + r * T, into: dS + r * T, width: L)
             }
-            Operand.multiply(.transposed, .none, m: L, n: d, k: T, alpha: 1, a: attended, lda: T, b: dContext + o,
+            Operand.multiply(.transposed, .none, m: L, n: d, k: rows, alpha: 1, a: attended, lda: T, b: dContext + q,
                              ldb: H, beta: 0, c: dValue + o, ldc: H)
             for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
-            Operand.multiply(.none, .none, m: T, n: d, k: L, alpha: core.scale, a: dS, lda: T, b: key + o, ldb: H,
-                             beta: 0, c: dQuery + o, ldc: H)
-            Operand.multiply(.transposed, .none, m: L, n: d, k: T, alpha: core.scale, a: dS, lda: T, b: query + o,
+            Operand.multiply(.none, .none, m: rows, n: d, k: L, alpha: core.scale, a: dS, lda: T, b: key + o, ldb: H,
+                             beta: 0, c: dQuery + q, ldc: H)
+            Operand.multiply(.transposed, .none, m: L, n: d, k: rows, alpha: core.scale, a: dS, lda: T, b: query + q,
                              ldb: H, beta: 0, c: dKey + o, ldc: H)
             for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
         }

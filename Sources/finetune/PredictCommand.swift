@@ -52,7 +52,7 @@ struct Predict: ParsableCommand {
         let started = ContinuousClock.now
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let chunk = order[start..<min(start + batchSize, order.count)].map { encodings[$0] }
-            classifier.forwardForPrediction(EncoderBatch(padding: chunk.map(\.ids), typeIds: chunk.map(\.typeIds), padId: tokenizer.padId))
+            classifier.forward(EncoderBatch(padding: chunk.map(\.ids), typeIds: chunk.map(\.typeIds), padId: tokenizer.padId))
             for (row, prediction) in classifier.predictions().enumerated() {
                 let index = order[start + row]
                 let logits = (0..<outputs).map { classifier.logits[row * outputs + $0] }

@@ -48,21 +48,43 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
     return (model, batch)
 }
 
-/// Prediction runs the last layer on the `[CLS]` rows only; the logits are those of the full forward pass.
-@Suite struct PredictionForwardTests {
-    @Test(arguments: Precision.allCases)
-    func firstTokenOnlyLastLayerGivesTheSameLogits(_ precision: Precision) throws {
+/// The classifier runs the encoder's last layer on the `[CLS]` rows only; the logits, the loss and every
+/// gradient are those of the full last layer, with dropout on (the same masks) and off. (The PyTorch
+/// comparisons above and below run the `[CLS]`-only path too.)
+@Suite struct FirstTokenLastLayerTests {
+    @Test(arguments: Precision.allCases, [false, true])
+    func givesTheFullLayersLogitsLossAndGradients(_ precision: Precision, training: Bool) throws {
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
         let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: precision)
-        model.forward(batch)
-        let full = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
-        model.forwardForPrediction(batch)
-        let firstTokens = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
-        #expect(relativeError(firstTokens, full) < 1e-6)
-        if precision == .float32 {
-            #expect(relativeError(firstTokens, try golden.floats("classification.logits")) < 1e-5)
+        #expect(batch.lengths.contains { $0 < batch.sequenceLength }, "the batch has padding")
+        let targets: [Target] = try golden.integers("classification.labels").map { .label($0) }
+        let dropout = training ? DropoutMode.training(seed: 77) : .evaluation
+
+        func pass(firstTokensOnly: Bool) -> (logits: [Float], loss: Double, gradients: [[Float]]) {
+            model.lastLayerFirstTokensOnly = firstTokensOnly
+            model.forward(batch, dropout: dropout)
+            let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+            let loss = model.loss(targets)
+            model.parameters.zeroGradients()
+            model.backward()
+            return (logits, loss, model.parameters.parameters.map { Array($0.gradients) })
         }
-        #expect(model.predictions().count == batch.batchSize)
+        let full = pass(firstTokensOnly: false)
+        let first = pass(firstTokensOnly: true)
+        #expect(relativeError(first.logits, full.logits) < 1e-6)
+        #expect(abs(first.loss - full.loss) < 1e-6 * abs(full.loss))
+        // The key biases' gradients are zero up to rounding (softmax's gradient rows sum to zero): no relative
+        // error to speak of.
+        for (p, (a, b)) in zip(model.parameters.parameters, zip(first.gradients, full.gradients))
+        where !p.name.hasSuffix("attention.self.key.bias") {
+            #expect(relativeError(a, b) < 1e-5, "\(precision) training \(training): gradient of \(p.name)")
+        }
+        if training {
+            model.lastLayerFirstTokensOnly = true
+            model.forward(batch)
+            let evaluation = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+            #expect(relativeError(evaluation, full.logits) > 1e-3, "dropout was on")
+        }
     }
 }
 

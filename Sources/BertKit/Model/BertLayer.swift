@@ -116,35 +116,44 @@ struct BertLayer {
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
     }
 
-    /// Evaluation of the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
-    /// and values for every token, everything else for `lengths.count` rows. Writes them compactly, row `b` for
-    /// sequence `b`, into the first rows of the layer's buffers and of `result`. No dropout, no backward.
+    /// The layer for the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
+    /// and values for every token, everything else for `lengths.count` rows, written compactly, row `b` for
+    /// sequence `b`, into the first rows of the layer's buffers and of `result`. That row is the one `forward`
+    /// computes, dropout masks included; `backwardFirstTokens` differentiates it.
     func forwardFirstTokens(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int],
-                            length T: Int, scratch: LayerScratch) {
+                            length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
         let (tokens, rows) = (lengths.count * T, lengths.count)
         let attentionNormalized = scratch.normalized
         let firstTokenStride = T * hidden
+        let p = dropout.probability(hiddenDropout)
+        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
         switch attentionInputs {
         case .float32(let q, let k, let v):
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
             query.forward(x, q, rows: rows, inputStride: firstTokenStride)
-            core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: .first,
+                         dropout: attentionDropout, seed: attentionSeed)
         case .bfloat16(let q, let k, let v):
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             let input = GemmOperand.bfloat16(scratch.roundedInput)
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
             query.forward(input, rounding: q, rows: rows, inputStride: firstTokenStride, scratch: scratch.hiddenA)
-            core.forwardFirstQueries(query: q, key: k, value: v, context: context, lengths: lengths, length: T)
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: .first,
+                         dropout: attentionDropout, seed: attentionSeed)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
+        Dropout.forward(attentionSum, attentionSum, rows: rows, width: hidden, standingForEvery: T, probability: p,
+                        seed: dropout.seed(site: site(1)))
         for b in 0..<rows {
             Elementwise.add(attentionSum + b * hidden, x + b * firstTokenStride, attentionSum + b * hidden, count: hidden)
         }
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
         output.forward(activation(rows: rows, scratch: scratch), outputSum, rows: rows)
+        Dropout.forward(outputSum, outputSum, rows: rows, width: hidden, standingForEvery: T, probability: p,
+                        seed: dropout.seed(site: site(2)))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
     }
@@ -209,6 +218,62 @@ struct BertLayer {
             input = .bfloat16(scratch.roundedInput)
         }
         query.backward(input: input, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true,
+                       roundedGradient: scratch.roundedGradient)
+        key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
+                     roundedGradient: scratch.roundedGradient)
+        value.backward(input: input, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true,
+                       roundedGradient: scratch.roundedGradient)
+    }
+
+    /// The backward pass of `forwardFirstTokens`: on entry the first `lengths.count` rows of `gradient` hold
+    /// dL/d(result), one per sequence; on return `gradient` holds dL/dx for every token. The first tokens'
+    /// rows get the skip connection's and the query's gradients, every token the keys' and values'.
+    func backwardFirstTokens(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int],
+                             length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
+        let (tokens, rows) = (lengths.count * T, lengths.count)
+        let firstTokenStride = T * hidden
+        let p = dropout.probability(hiddenDropout)
+        let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
+
+        // Feed-forward block, as in `backward`, over the first tokens' rows.
+        outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: rows)
+        Dropout.backward(residual, dense, rows: rows, width: hidden, standingForEvery: T, probability: p,
+                         seed: dropout.seed(site: site(2)))
+        output.backward(input: activation(rows: rows, scratch: scratch), dOutput: dense, rows: rows,
+                        dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
+        GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: rows * intermediate.outFeatures)
+        let attentionNormalized = scratch.normalized
+        attentionNorm.recompute(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
+        intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: rows,
+                              dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
+
+        // Attention block. dL/d(attentionSum) goes to `dense`, then through the skip connection to the first
+        // tokens' rows of `gradient`, which is zero elsewhere until the keys' and values' gradients arrive.
+        attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: dense, rows: rows)
+        gradient.update(repeating: 0, count: tokens * hidden)
+        for b in 0..<rows { (gradient + b * firstTokenStride).update(from: dense + b * hidden, count: hidden) }
+        Dropout.backward(dense, dense, rows: rows, width: hidden, standingForEvery: T, probability: p,
+                         seed: dropout.seed(site: site(1)))
+        attentionOutput.backward(input: .float32(context), dOutput: dense, rows: rows, dInput: scratch.dContext,
+                                 roundedGradient: scratch.roundedGradient)
+        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
+        let input: GemmOperand
+        switch attentionInputs {
+        case .float32(let q, let k, let v):
+            core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: .first,
+                          dropout: attentionDropout, seed: attentionSeed)
+            input = .float32(x)
+        case .bfloat16(let q, let k, let v):
+            BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
+            core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: .first,
+                          dropout: attentionDropout, seed: attentionSeed)
+            BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
+            input = .bfloat16(scratch.roundedInput)
+        }
+        query.backward(input: input, dOutput: scratch.dQuery, rows: rows, dInput: gradient, accumulate: true,
+                       inputStride: firstTokenStride, dInputStride: firstTokenStride,
                        roundedGradient: scratch.roundedGradient)
         key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
                      roundedGradient: scratch.roundedGradient)

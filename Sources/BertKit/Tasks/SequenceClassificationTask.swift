@@ -77,7 +77,7 @@ public final class SequenceClassificationTask: TrainableTask {
         let order = features.indices.sorted { features[$0].ids.count < features[$1].ids.count }
         for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
             let indices = order[start..<min(start + evaluationBatchSize, order.count)]
-            model.forwardForPrediction(Self.batch(features, indices, padId: tokenizer.padId))
+            model.forward(Self.batch(features, indices, padId: tokenizer.padId))
             for (i, p) in zip(indices, model.predictions()) { predicted[i] = p }
         }
         return (predicted.map { $0! }, features.map(\.target))

@@ -19,6 +19,10 @@ public final class SequenceClassifier {
 
     public var isRegression: Bool { outputs == 1 }
 
+    /// Whether the encoder's last layer computes the `[CLS]` rows only (`BertEncoder.forwardPooledOnly`), the
+    /// only rows the head reads: the same logits and gradients for less work. Off only to check exactly that.
+    var lastLayerFirstTokensOnly = true
+
     public static func parameters(_ config: BertConfig, outputs: Int) -> [ParameterDeclaration] {
         BertEncoder.parameters(config, pooler: true) + Linear.declare("classifier", in: config.hiddenSize, out: outputs)
     }
@@ -41,20 +45,16 @@ public final class SequenceClassifier {
         targetValues = pool.floats(maxBatch)
     }
 
+    /// The logits of `batch`, for training (with dropout, then `loss` and `backward`) or prediction.
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
         self.dropout = dropout
         batchSize = batch.batchSize
-        encoder.forward(batch, dropout: dropout)
+        if lastLayerFirstTokensOnly {
+            encoder.forwardPooledOnly(batch, dropout: dropout)
+        } else {
+            encoder.forward(batch, dropout: dropout)
+        }
         classifier.forward(encoder.pooledOutput, logits, rows: batchSize, dropout: dropout)
-    }
-
-    /// The logits of `batch` for prediction and evaluation, with no backward pass to follow: the encoder's last
-    /// layer works on the `[CLS]` rows only (`BertEncoder.forwardPooledOnly`), which gives the same logits.
-    public func forwardForPrediction(_ batch: EncoderBatch) {
-        dropout = .evaluation
-        batchSize = batch.batchSize
-        encoder.forwardPooledOnly(batch)
-        classifier.forward(encoder.pooledOutput, logits, rows: batchSize, dropout: .evaluation)
     }
 
     /// The mean loss of the last forward pass against `targets`; also prepares dL/dlogits, times `scale`,
