@@ -32,6 +32,13 @@ public enum FastMath {
     /// The error function, with absolute error below 3e-7 (Abramowitz & Stegun 7.1.26).
     @inline(__always)
     public static func erf(_ x: Float) -> Float {
+        erf(x, expOfMinusSquare: exp(-x * x))
+    }
+
+    /// The same from e^(−x²), for a caller that needs that value too (GELU's derivative: the Gaussian
+    /// density is e^(−x²/2), the exponential of erf at x/√2).
+    @inline(__always)
+    public static func erf(_ x: Float, expOfMinusSquare e: Float) -> Float {
         let a = abs(x)
         let t = 1 / (1 + 0.327_591_1 * a)
         var poly: Float = 1.061_405_429
@@ -39,7 +46,7 @@ public enum FastMath {
         poly = poly * t + 1.421_413_741
         poly = poly * t - 0.284_496_736
         poly = poly * t + 0.254_829_592
-        let y = 1 - poly * t * exp(-a * a)
+        let y = 1 - poly * t * e
         return Float(signOf: x, magnitudeOf: y)
     }
 

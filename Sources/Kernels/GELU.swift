@@ -62,8 +62,10 @@ public enum GELU {
 
         @inline(__always)
         private func derivative(_ x: Float) -> Float {
-            let cdf = 0.5 * (1 + FastMath.erf(x * inverseSqrt2))
-            let pdf = inverseSqrt2Pi * FastMath.exp(-0.5 * x * x)
+            // One exponential for both terms: erf(x/√2) is built on e^(−x²/2), the density's own.
+            let gaussian = FastMath.exp(-0.5 * x * x)
+            let cdf = 0.5 * (1 + FastMath.erf(x * inverseSqrt2, expOfMinusSquare: gaussian))
+            let pdf = inverseSqrt2Pi * gaussian
             return cdf + x * pdf
         }
     }
