@@ -102,8 +102,8 @@ public final class BertEncoder {
                               dropout: dropout, scratch: scratch)
             x = UnsafePointer(result)
         }
-        layers[layers.count - 1].forwardFirstTokens(x, result: output, lengths: batch.lengths,
-                                                    length: batch.sequenceLength, dropout: dropout, scratch: scratch)
+        layers[layers.count - 1].forward(x, result: output, lengths: batch.lengths, length: batch.sequenceLength,
+                                         queries: .first, dropout: dropout, scratch: scratch)
         pooler.forward(output, batch: batch.batchSize, length: 1)
     }
 
@@ -153,13 +153,9 @@ public final class BertEncoder {
             // A layer's input is the previous layer's output, which was not kept: recompute it.
             if l > 0 { layers[l - 1].recomputeResult(scratch.states.0, rows: tokens) }
             let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(scratch.states.0)
-            if pooledOnly && l == layers.count - 1 {
-                layers[l].backwardFirstTokens(input, gradient: dHidden, lengths: batch.lengths, length: T,
-                                              dropout: dropout, scratch: scratch)
-            } else {
-                layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, dropout: dropout,
-                                   scratch: scratch)
-            }
+            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T,
+                               queries: pooledOnly && l == layers.count - 1 ? .first : .all, dropout: dropout,
+                               scratch: scratch)
         }
         batch.tokenIds.withUnsafeBufferPointer { ids in
             batch.tokenTypeIds.withUnsafeBufferPointer { types in

@@ -79,83 +79,67 @@ struct BertLayer {
     private func site(_ k: Int) -> Int { 1 + 3 * index + k }
 
     /// Writes the layer's output for input `x` into `result`, keeping what the backward pass needs.
+    ///
+    /// With `queries: .first` the layer computes each sequence's first token only (the `[CLS]` row, all that
+    /// the pooler reads): keys and values for every token, everything else for `lengths.count` rows, written
+    /// compactly, row `b` for sequence `b`, into the first rows of the layer's buffers and of `result`. That
+    /// row is the one the whole layer computes, dropout masks included.
     func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
-                 dropout: DropoutMode, scratch: LayerScratch) {
+                 queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
+        let rows = queries == .all ? tokens : lengths.count
+        let queryStride: Int? = queries == .all ? nil : T * hidden
         let attentionNormalized = scratch.normalized
-        let count = tokens * hidden
         let p = dropout.probability(hiddenDropout)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
 
         switch attentionInputs {
         case .float32(let q, let k, let v):
-            query.forward(x, q, rows: tokens)
+            query.forward(x, q, rows: rows, inputStride: queryStride)
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed)
         case .bfloat16(let q, let k, let v):
             // The three products read the same input: round it once.
-            BFloat16.round(x, into: scratch.roundedInput, count: count)
-            let input = GemmOperand.bfloat16(scratch.roundedInput)
-            query.forward(input, rounding: q, rows: tokens, scratch: scratch.hiddenA)
-            key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
-            value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T,
-                         dropout: attentionDropout, seed: attentionSeed)
-        }
-        attentionOutput.forward(context, attentionSum, rows: tokens)
-        Dropout.forward(attentionSum, attentionSum, count: count, probability: p, seed: dropout.seed(site: site(1)))
-        Elementwise.add(attentionSum, x, attentionSum, count: count)
-        attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
-
-        intermediate.forward(attentionNormalized, preActivation, rows: tokens)
-        output.forward(activation(rows: tokens, scratch: scratch), outputSum, rows: tokens)
-        Dropout.forward(outputSum, outputSum, count: count, probability: p, seed: dropout.seed(site: site(2)))
-        Elementwise.add(outputSum, attentionNormalized, outputSum, count: count)
-        outputNorm.forward(outputSum, result, saved: outputStatistics, rows: tokens)
-    }
-
-    /// The layer for the first token of each sequence only (the `[CLS]` row, all that the pooler reads): keys
-    /// and values for every token, everything else for `lengths.count` rows, written compactly, row `b` for
-    /// sequence `b`, into the first rows of the layer's buffers and of `result`. That row is the one `forward`
-    /// computes, dropout masks included; `backwardFirstTokens` differentiates it.
-    func forwardFirstTokens(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int],
-                            length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
-        let (tokens, rows) = (lengths.count * T, lengths.count)
-        let attentionNormalized = scratch.normalized
-        let firstTokenStride = T * hidden
-        let p = dropout.probability(hiddenDropout)
-        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
-        switch attentionInputs {
-        case .float32(let q, let k, let v):
-            key.forward(x, k, rows: tokens)
-            value.forward(x, v, rows: tokens)
-            query.forward(x, q, rows: rows, inputStride: firstTokenStride)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: .first,
-                         dropout: attentionDropout, seed: attentionSeed)
-        case .bfloat16(let q, let k, let v):
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             let input = GemmOperand.bfloat16(scratch.roundedInput)
+            query.forward(input, rounding: q, rows: rows, inputStride: queryStride, scratch: scratch.hiddenA)
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
-            query.forward(input, rounding: q, rows: rows, inputStride: firstTokenStride, scratch: scratch.hiddenA)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: .first,
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
-        Dropout.forward(attentionSum, attentionSum, rows: rows, width: hidden, standingForEvery: T, probability: p,
-                        seed: dropout.seed(site: site(1)))
-        for b in 0..<rows {
-            Elementwise.add(attentionSum + b * hidden, x + b * firstTokenStride, attentionSum + b * hidden, count: hidden)
+        dropHidden(attentionSum, attentionSum, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+        switch queries {
+        case .all:
+            Elementwise.add(attentionSum, x, attentionSum, count: rows * hidden)
+        case .first:
+            for b in 0..<rows {
+                Elementwise.add(attentionSum + b * hidden, x + b * T * hidden, attentionSum + b * hidden, count: hidden)
+            }
         }
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
+
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
         output.forward(activation(rows: rows, scratch: scratch), outputSum, rows: rows)
-        Dropout.forward(outputSum, outputSum, rows: rows, width: hidden, standingForEvery: T, probability: p,
-                        seed: dropout.seed(site: site(2)))
+        dropHidden(outputSum, outputSum, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(2)))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
+    }
+
+    /// Dropout on `rows` rows of the hidden width, `input` to `output` (which may be the same): every token's
+    /// rows, or the first tokens' with the masks those rows have among all tokens. Its gradient is the same map.
+    private func dropHidden(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, T: Int,
+                            _ queries: AttentionCore.Queries, probability: Float, seed: UInt64) {
+        switch queries {
+        case .all:
+            Dropout.forward(input, output, count: rows * hidden, probability: probability, seed: seed)
+        case .first:
+            Dropout.forward(input, output, rows: rows, width: hidden, standingForEvery: T, probability: probability,
+                            seed: seed)
+        }
     }
 
     /// GELU of the intermediate layer's output for its first `rows` rows, in the format the output layer's
@@ -176,69 +160,21 @@ struct BertLayer {
         outputNorm.recompute(outputSum, result, saved: outputStatistics, rows: rows)
     }
 
-    /// On entry `gradient` holds dL/d(result); on return it holds dL/dx. `x` is the forward pass's input.
+    /// On entry `gradient` holds dL/d(result); on return it holds dL/dx. `x` is the forward pass's input,
+    /// `queries` the forward pass's. With `.first`, dL/d(result) is one row per sequence (the first rows of
+    /// `gradient`), and dL/dx comes back for every token: the skip connection's and the query's gradients reach
+    /// the first tokens' rows, the keys' and values' every row.
     func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
-                  dropout: DropoutMode, scratch: LayerScratch) {
+                  queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
-        let count = tokens * hidden
+        let rows = queries == .all ? tokens : lengths.count
+        let queryStride: Int? = queries == .all ? nil : T * hidden
         let p = dropout.probability(hiddenDropout)
         let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
 
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
-        outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: tokens)
-        Dropout.backward(residual, dense, count: count, probability: p, seed: dropout.seed(site: site(2)))
-        output.backward(input: activation(rows: tokens, scratch: scratch), dOutput: dense, rows: tokens,
-                        dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
-        GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: tokens * intermediate.outFeatures)
-        let attentionNormalized = scratch.normalized
-        attentionNorm.recompute(attentionSum, attentionNormalized, saved: attentionStatistics, rows: tokens)
-        intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: tokens,
-                              dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
-
-        // Attention block. `gradient` now carries dL/dx through the skip connection.
-        attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: gradient, rows: tokens)
-        Dropout.backward(gradient, dense, count: count, probability: p, seed: dropout.seed(site: site(1)))
-        attentionOutput.backward(input: .float32(context), dOutput: dense, rows: tokens, dInput: scratch.dContext,
-                                 roundedGradient: scratch.roundedGradient)
-        let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
-        let input: GemmOperand
-        switch attentionInputs {
-        case .float32(let q, let k, let v):
-            core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
-                          dropout: attentionDropout, seed: attentionSeed)
-            input = .float32(x)
-        case .bfloat16(let q, let k, let v):
-            BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: count)
-            core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T,
-                          dropout: attentionDropout, seed: attentionSeed)
-            // The three weight gradients read the same input: round it once.
-            BFloat16.round(x, into: scratch.roundedInput, count: count)
-            input = .bfloat16(scratch.roundedInput)
-        }
-        query.backward(input: input, dOutput: scratch.dQuery, rows: tokens, dInput: gradient, accumulate: true,
-                       roundedGradient: scratch.roundedGradient)
-        key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
-                     roundedGradient: scratch.roundedGradient)
-        value.backward(input: input, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true,
-                       roundedGradient: scratch.roundedGradient)
-    }
-
-    /// The backward pass of `forwardFirstTokens`: on entry the first `lengths.count` rows of `gradient` hold
-    /// dL/d(result), one per sequence; on return `gradient` holds dL/dx for every token. The first tokens'
-    /// rows get the skip connection's and the query's gradients, every token the keys' and values'.
-    func backwardFirstTokens(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int],
-                             length T: Int, dropout: DropoutMode, scratch: LayerScratch) {
-        let (tokens, rows) = (lengths.count * T, lengths.count)
-        let firstTokenStride = T * hidden
-        let p = dropout.probability(hiddenDropout)
-        let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
-
-        // Feed-forward block, as in `backward`, over the first tokens' rows.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: rows)
-        Dropout.backward(residual, dense, rows: rows, width: hidden, standingForEvery: T, probability: p,
-                         seed: dropout.seed(site: site(2)))
+        dropHidden(residual, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(2)))
         output.backward(input: activation(rows: rows, scratch: scratch), dOutput: dense, rows: rows,
                         dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: rows * intermediate.outFeatures)
@@ -247,13 +183,20 @@ struct BertLayer {
         intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: rows,
                               dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
 
-        // Attention block. dL/d(attentionSum) goes to `dense`, then through the skip connection to the first
-        // tokens' rows of `gradient`, which is zero elsewhere until the keys' and values' gradients arrive.
-        attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual, dInput: dense, rows: rows)
-        gradient.update(repeating: 0, count: tokens * hidden)
-        for b in 0..<rows { (gradient + b * firstTokenStride).update(from: dense + b * hidden, count: hidden) }
-        Dropout.backward(dense, dense, rows: rows, width: hidden, standingForEvery: T, probability: p,
-                         seed: dropout.seed(site: site(1)))
+        // Attention block. dL/d(attentionSum) is also dL/dx through the skip connection: `gradient` carries it.
+        switch queries {
+        case .all:
+            attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
+                                   dInput: gradient, rows: rows)
+            dropHidden(gradient, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+        case .first:
+            // Into the first tokens' rows of `gradient`, zero elsewhere until the keys' and values' gradients arrive.
+            attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
+                                   dInput: dense, rows: rows)
+            gradient.update(repeating: 0, count: tokens * hidden)
+            for b in 0..<rows { (gradient + b * T * hidden).update(from: dense + b * hidden, count: hidden) }
+            dropHidden(dense, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+        }
         attentionOutput.backward(input: .float32(context), dOutput: dense, rows: rows, dInput: scratch.dContext,
                                  roundedGradient: scratch.roundedGradient)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
@@ -261,20 +204,20 @@ struct BertLayer {
         switch attentionInputs {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: .first,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed)
             input = .float32(x)
         case .bfloat16(let q, let k, let v):
             BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
             core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: .first,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed)
+            // The three weight gradients read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             input = .bfloat16(scratch.roundedInput)
         }
         query.backward(input: input, dOutput: scratch.dQuery, rows: rows, dInput: gradient, accumulate: true,
-                       inputStride: firstTokenStride, dInputStride: firstTokenStride,
-                       roundedGradient: scratch.roundedGradient)
+                       inputStride: queryStride, dInputStride: queryStride, roundedGradient: scratch.roundedGradient)
         key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
                      roundedGradient: scratch.roundedGradient)
         value.backward(input: input, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true,
