@@ -27,6 +27,7 @@ public enum Dropout {
     /// `forward` over `rows` rows of `width` elements that stand for rows `0, every, 2·every, …` of a larger
     /// tensor of the same width (a layer's `[CLS]` rows, one per sequence of `every` tokens): row `r` draws the
     /// mask of the larger tensor's row `r · every`, so the result is those rows of `forward` over all of it.
+    /// Its gradient is the same map (as with `backward`).
     public static func forward(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         standingForEvery every: Int, probability: Float, seed: UInt64
@@ -35,14 +36,6 @@ public enum Dropout {
             applySerial(input + r * width, output + r * width, count: width, first: r * every * width,
                         probability: probability, seed: seed)
         }
-    }
-
-    /// The gradient of the `forward` above, with its masks.
-    public static func backward(
-        _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, rows: Int, width: Int,
-        standingForEvery every: Int, probability: Float, seed: UInt64
-    ) {
-        forward(dOutput, dInput, rows: rows, width: width, standingForEvery: every, probability: probability, seed: seed)
     }
 
     private static func apply(
