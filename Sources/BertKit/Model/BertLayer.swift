@@ -46,13 +46,13 @@ struct BertLayer {
          pool: BufferPool) {
         let p = "encoder.layer.\(index)."
         self.index = index
-        query = Linear(p + "attention.self.query", in: store, precision: precision, pool: pool)
-        key = Linear(p + "attention.self.key", in: store, precision: precision, pool: pool)
-        value = Linear(p + "attention.self.value", in: store, precision: precision, pool: pool)
-        attentionOutput = Linear(p + "attention.output.dense", in: store, precision: precision, pool: pool)
+        query = Linear(p + "attention.self.query", in: store, precision: precision)
+        key = Linear(p + "attention.self.key", in: store, precision: precision)
+        value = Linear(p + "attention.self.value", in: store, precision: precision)
+        attentionOutput = Linear(p + "attention.output.dense", in: store, precision: precision)
         attentionNorm = LayerNormalization(p + "attention.output.LayerNorm", in: store, eps: c.layerNormEps)
-        intermediate = Linear(p + "intermediate.dense", in: store, precision: precision, pool: pool)
-        output = Linear(p + "output.dense", in: store, precision: precision, pool: pool)
+        intermediate = Linear(p + "intermediate.dense", in: store, precision: precision)
+        output = Linear(p + "output.dense", in: store, precision: precision)
         outputNorm = LayerNormalization(p + "output.LayerNorm", in: store, eps: c.layerNormEps)
         core = AttentionCore(heads: c.numAttentionHeads, headSize: c.headSize,
                              dropoutProbability: c.attentionProbsDropoutProb,
