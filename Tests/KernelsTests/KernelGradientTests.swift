@@ -122,6 +122,31 @@ import Kernels
         #expect(dx == y, "the backward pass draws the same mask from the same seed and applies the same scale")
     }
 
+    /// The mask hash is the project's own (a keyed 32-bit mixer), so check what dropout needs of it: the
+    /// masks of two sites of one step, and of neighbouring elements, are dropped together as often as
+    /// independent draws would be, p² of the time.
+    @Test func dropoutMasksOfSitesAndNeighboursAreIndependent() {
+        let (count, p) = (1 << 18, Float(0.1))
+        let ones = [Float](repeating: 1, count: count)
+        func mask(site: UInt64) -> [Bool] {
+            var y = ones
+            Dropout.forward(ones, &y, count: count, probability: p, seed: Dropout.streamSeed(7, site: site))
+            return y.map { $0 == 0 }
+        }
+        let (a, b) = (mask(site: 1), mask(site: 2))
+        // Binomial(n, p²) with p² = 0.01: allow five standard deviations.
+        func expectIndependent(_ both: Int, pairs n: Int, _ comment: Comment) {
+            let q = Double(p * p)
+            #expect(abs(Double(both) - q * Double(n)) < 5 * (q * (1 - q) * Double(n)).squareRoot(), comment)
+        }
+        expectIndependent((0..<count).filter { a[$0] && b[$0] }.count, pairs: count, "two sites")
+        expectIndependent((1..<count).filter { a[$0] && a[$0 - 1] }.count, pairs: count - 1, "neighbours")
+        expectIndependent((0..<(count / 2)).filter { a[$0] && a[$0 + count / 2] }.count, pairs: count / 2,
+                          "elements half a stream apart")
+        let dropped = a.filter { $0 }.count
+        #expect(abs(Double(dropped) - 0.1 * Double(count)) < 5 * (0.09 * Double(count)).squareRoot())
+    }
+
     @Test func embeddingGatherAndScatter() {
         let (rows, width, tokens) = (6, 5, 9)
         var random = TestRandom(seed: 5)
