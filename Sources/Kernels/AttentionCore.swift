@@ -38,8 +38,8 @@ public struct AttentionCore {
         self.dropoutProbability = dropoutProbability
         self.maxLength = maxLength
         self.precision = precision
-        // Dropout numbers its draws by the element's index in `[batch, heads, T, T]`, in 32 bits.
-        precondition(maxBatch * heads * maxLength * maxLength <= 1 << 32,
+        // Dropout numbers its draws by the element's index in `[batch, heads, T, T]`.
+        precondition(maxBatch * heads * maxLength * maxLength <= Dropout.maximumStreamLength,
                      "attention over \(maxBatch) sequences of \(maxLength) tokens needs more than 2^32 dropout draws per layer")
         let perThread = maxLength * maxLength
         probabilityScratch = pool.floats(Parallel.workers * 2 * perThread)

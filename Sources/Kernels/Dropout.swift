@@ -32,6 +32,7 @@ public enum Dropout {
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         standingForEvery every: Int, probability: Float, seed: UInt64
     ) {
+        precondition(rows * every * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
         for r in 0..<rows {
             applySerial(input + r * width, output + r * width, count: width, first: r * every * width,
                         probability: probability, seed: seed)
@@ -46,7 +47,7 @@ public enum Dropout {
             if UnsafePointer(output) != input { output.update(from: input, count: count) }
             return
         }
-        precondition(count <= 1 << 32, "a dropout stream indexes at most 2^32 elements")
+        precondition(count <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
         Parallel.forRanges(count, minimumChunk: 1 << 15,
                            Apply(input: input, output: output, seed: seed, threshold: threshold(probability),
                                  scale: 1 / (1 - probability)))
@@ -67,7 +68,7 @@ public enum Dropout {
         }
         let threshold = threshold(probability), scale = 1 / (1 - probability)
         for j in 0..<count {
-            let factor = randomBits(seed: seed, index: UInt64(truncatingIfNeeded: first &+ j)) >= threshold ? scale : 0
+            let factor = randomBits(seed: seed, index: first &+ j) >= threshold ? scale : 0
             output[j] = Operand(input[j] * factor)
         }
     }
@@ -81,7 +82,7 @@ public enum Dropout {
     ) {
         let threshold = threshold(probability), scale = 1 / (1 - probability)
         for j in 0..<count {
-            let factor = randomBits(seed: seed, index: UInt64(truncatingIfNeeded: first &+ j)) >= threshold ? scale : 0
+            let factor = randomBits(seed: seed, index: first &+ j) >= threshold ? scale : 0
             output[j] = Operand(input[j] * factor)
             gradient[j] *= factor
         }
@@ -104,23 +105,26 @@ public enum Dropout {
             // In place through one pointer, which vectorises (see `GELU`).
             if UnsafePointer(output) == input {
                 for i in range {
-                    output[i] *= randomBits(seed: seed, index: UInt64(truncatingIfNeeded: i)) >= threshold ? scale : 0
+                    output[i] *= randomBits(seed: seed, index: i) >= threshold ? scale : 0
                 }
             } else {
                 for i in range {
-                    output[i] = input[i] * (randomBits(seed: seed, index: UInt64(truncatingIfNeeded: i)) >= threshold ? scale : 0)
+                    output[i] = input[i] * (randomBits(seed: seed, index: i) >= threshold ? scale : 0)
                 }
             }
         }
     }
 
+    /// The number of distinct draws in a stream: `randomBits` reads the low 32 bits of an index.
+    public static let maximumStreamLength = 1 << 32
+
     /// 32 uniformly distributed bits for element `index` of the stream `seed`: two rounds of a 32-bit
     /// integer mixer, keyed by the seed's two halves, so that each seed is its own bijection of the indices.
-    /// Only the low 32 bits of `index` count (every tensor here is far smaller). 32-bit multiplies vectorise
+    /// Only the low 32 bits of `index` count (see `maximumStreamLength`). 32-bit multiplies vectorise
     /// (8 lanes on AVX2, 16 on AVX-512), where SplitMix64's 64-bit ones left the mask loops scalar and a bf16
     /// BERT-base training step (8 × 128, Zen 4) took 15 % longer.
     @inline(__always)
-    public static func randomBits(seed: UInt64, index: UInt64) -> UInt32 {
+    public static func randomBits(seed: UInt64, index: Int) -> UInt32 {
         let x = UInt32(truncatingIfNeeded: index) ^ UInt32(truncatingIfNeeded: seed)
         return mix(mix(x) ^ UInt32(truncatingIfNeeded: seed >> 32))
     }
