@@ -8,21 +8,6 @@ public enum Transpose: Sendable {
     var dnnl: CChar { self == .none ? CChar(UInt8(ascii: "N")) : CChar(UInt8(ascii: "T")) }
 }
 
-/// The number format a GEMM reads its inputs in. Products accumulate in fp32 and write fp32 either way, so
-/// master weights, optimizer state and every other kernel stay fp32 (mixed precision, as in PyTorch's autocast).
-public enum Precision: String, Sendable, CaseIterable, Codable {
-    /// IEEE single precision throughout.
-    case float32 = "fp32"
-    /// Inputs rounded to bfloat16 (8 bits of mantissa, fp32's range); about twice fp32's multiply rate on a
-    /// CPU with bf16 dot products (AVX512_BF16 or AMX), slower than fp32 without (`Gemm.hasNativeBFloat16`).
-    case bfloat16 = "bf16"
-
-    /// What a run with bf16 on a CPU without bf16 dot products is told.
-    public static let emulatedBFloat16Note =
-        "this CPU has no bf16 dot-product instructions (AVX512_BF16): bf16 products are widened to fp32, "
-        + "with the same results as bf16 hardware but slower than --precision fp32"
-}
-
 /// Row-major matrix multiplication over oneDNN.
 ///
 /// `c[m×n] = alpha · op(a) · op(b) + beta · c`, where `op(a)` is `m×k` and `op(b)` is `k×n`; leading

@@ -16,21 +16,12 @@ struct Runs: ParsableCommand {
         @Option(help: "At most this many runs.") var limit = 50
 
         func run() throws {
-            let db = try open(databaseOptions)
-            var sql = """
-                SELECT s.run_id, s.task, s.status, s.experiment, s.seed, p.learning_rate, p.batch_size, p.epochs,
-                       s.main_metric, s.final_main, s.best_main, s.seconds, s.started_at
-                  FROM run_summary s LEFT JOIN run_params p ON p.run_id = s.run_id
-                """
-            var values: [SQLValue] = []
-            if let task { sql += " WHERE s.task = ?"; values.append(.text(task)) }
-            sql += " ORDER BY s.run_id DESC LIMIT ?"
-            values.append(.integer(Int64(limit)))
-            let rows = try db.database.query(sql, values)
+            let runs = try open(databaseOptions).runs(task: task, limit: limit)
             printTable(["id", "task", "status", "experiment", "seed", "lr", "batch", "epochs", "metric", "final", "best", "seconds", "started"],
-                       rows.map { r in
-                           ["run_id", "task", "status", "experiment", "seed", "learning_rate", "batch_size", "epochs",
-                            "main_metric", "final_main", "best_main", "seconds", "started_at"].map { format(r[$0]) }
+                       runs.map { r in
+                           ["\(r.id)", r.task, r.status, r.experiment ?? "", r.seed.map(String.init) ?? "", format(r.learningRate),
+                            r.batchSize.map(String.init) ?? "", format(r.epochs), r.mainMetric ?? "", format(r.finalMain),
+                            format(r.bestMain), format(r.seconds), r.startedAt]
                        })
         }
     }
@@ -41,26 +32,18 @@ struct Runs: ParsableCommand {
         @Argument(help: "Run id.") var id: Int64
 
         func run() throws {
-            let db = try open(databaseOptions).database
-            guard let run = try db.query("SELECT * FROM runs WHERE id = ?", [.integer(id)]).first else {
-                throw ValidationError("no run \(id) in \(databaseOptions.db)")
-            }
-            for key in ["id", "task", "model", "experiment", "status", "started_at", "ended_at", "seed", "git_commit",
-                        "host", "output_dir", "main_metric", "error"] where run[key] != nil && run[key] != .null {
-                print("\(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \(format(run[key]))")
-            }
+            let db = try open(databaseOptions)
+            guard let run = try db.run(id) else { throw ValidationError("no run \(id) in \(databaseOptions.db)") }
+            for (name, value) in run.fields { print("\(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(value)") }
             print("\nhyper-parameters")
-            for p in try db.query("SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [.integer(id)]) {
-                print("  \(format(p["key"]).padding(toLength: 24, withPad: " ", startingAt: 0)) \(format(p["value"]))")
-            }
+            for p in try db.parameters(of: id) { print("  \(p.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(p.value)") }
             print("\nmetrics (final and best)")
             printTable(["split", "metric", "final", "best", "last step"],
-                       try db.query("SELECT * FROM metric_summary WHERE run_id = ? ORDER BY split, name", [.integer(id)])
-                           .map { row in ["split", "name", "final", "best", "last_step"].map { format(row[$0]) } })
-            let artifacts = try db.query("SELECT path, kind, bytes, sha256 FROM artifacts WHERE run_id = ?", [.integer(id)])
+                       try db.metricSummaries(of: id).map { [$0.split, $0.name, format($0.final), format($0.best), "\($0.lastStep)"] })
+            let artifacts = try db.artifacts(of: id)
             if !artifacts.isEmpty {
                 print("\nartifacts")
-                printTable(["kind", "path", "bytes", "sha256"], artifacts.map { row in ["kind", "path", "bytes", "sha256"].map { format(row[$0]) } })
+                printTable(["kind", "path", "bytes", "sha256"], artifacts.map { [$0.kind, $0.path, "\($0.bytes)", $0.sha256] })
             }
         }
     }
@@ -71,7 +54,7 @@ struct Runs: ParsableCommand {
         @Argument(help: "Run ids.") var ids: [Int64]
 
         func run() throws {
-            let db = try open(databaseOptions).database
+            let db = try open(databaseOptions)
             var rows: [String: [String]] = [:]
             var order: [String] = []
             func put(_ key: String, _ column: Int, _ value: String) {
@@ -79,16 +62,15 @@ struct Runs: ParsableCommand {
                 rows[key]![column] = value
             }
             for (column, id) in ids.enumerated() {
-                guard let run = try db.query("SELECT * FROM runs WHERE id = ?", [.integer(id)]).first else {
-                    throw ValidationError("no run \(id) in \(databaseOptions.db)")
+                guard let run = try db.run(id) else { throw ValidationError("no run \(id) in \(databaseOptions.db)") }
+                for (key, value) in [("task", run.task), ("model", run.model), ("experiment", run.experiment ?? ""),
+                                     ("status", run.status), ("seed", run.seed.map(String.init) ?? "")] {
+                    put(key, column, value)
                 }
-                for key in ["task", "model", "experiment", "status", "seed"] { put(key, column, format(run[key])) }
-                for p in try db.query("SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [.integer(id)]) {
-                    put(format(p["key"]), column, format(p["value"]))
-                }
-                for m in try db.query("SELECT * FROM metric_summary WHERE run_id = ? AND split != 'train' ORDER BY split, name", [.integer(id)]) {
-                    put("\(format(m["split"])) \(format(m["name"])) final", column, format(m["final"]))
-                    put("\(format(m["split"])) \(format(m["name"])) best", column, format(m["best"]))
+                for p in try db.parameters(of: id) { put(p.name, column, p.value) }
+                for m in try db.metricSummaries(of: id) where m.split != "train" {
+                    put("\(m.split) \(m.name) final", column, format(m.final))
+                    put("\(m.split) \(m.name) best", column, format(m.best))
                 }
             }
             printTable(["run"] + ids.map(String.init), order.map { [$0] + rows[$0]! })
@@ -103,12 +85,10 @@ func open(_ options: DatabaseOptions) throws -> ResultsDatabase {
     return try ResultsDatabase(path: options.db)
 }
 
-func format(_ value: SQLValue?) -> String {
-    switch value {
-    case .real(let v)?: v == v.rounded() && abs(v) < 1e6 ? String(format: "%.1f", v) : String(format: abs(v) < 1e-2 ? "%.3g" : "%.4f", v)
-    case let v?: v.description
-    case nil: ""
-    }
+/// A recorded number as a table shows it: whole numbers with one decimal, small ones in 3 significant digits.
+func format(_ value: Double?) -> String {
+    guard let v = value else { return "" }
+    return v == v.rounded() && abs(v) < 1e6 ? String(format: "%.1f", v) : String(format: abs(v) < 1e-2 ? "%.3g" : "%.4f", v)
 }
 
 /// Prints rows under a header, columns padded to their widest cell.

@@ -5,20 +5,23 @@ import Testing
 /// The runner end to end on the tiny model and real slices of MRPC and STS-B.
 @Suite struct FineTuningTests {
     static func task(_ name: String = "mrpc-slice", seed: UInt64 = 1) throws -> SequenceClassificationTask {
-        try SequenceClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/\(name).json")),
-                                       checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
-                                       maxLength: 40, batchSize: 8, evaluationBatchSize: 16, seed: seed)
+        try Fixture.task(SequenceClassificationTask.self, "tasks/\(name).json") {
+            $0[.maxLength] = 40
+            $0[.batchSize] = 8
+            $0[.evalBatchSize] = 16
+            $0[.seed] = seed
+        }
     }
 
     static func hyperparameters(seed: UInt64 = 1) -> Hyperparameters {
         var h = Hyperparameters()
-        h.learningRate = 1e-3
-        h.batchSize = 8
-        h.maxLength = 40
-        h.maxSteps = 6
-        h.evalSteps = 3
-        h.gradientAccumulation = 2
-        h.seed = seed
+        h[.learningRate] = 1e-3
+        h[.batchSize] = 8
+        h[.maxLength] = 40
+        h[.maxSteps] = 6
+        h[.evalSteps] = 3
+        h[.gradientAccumulation] = 2
+        h[.seed] = seed
         return h
     }
 
@@ -31,8 +34,7 @@ import Testing
     @Test func sameSeedGivesBitIdenticalRuns() throws {
         func train(seed: UInt64) throws -> ([Float], [String: Double]) {
             let task = try Self.task(seed: seed)
-            let result = try Trainer(task: task, hyperparameters: Self.hyperparameters(seed: seed), bestModelDirectory: nil,
-                                     observer: nil).run()
+            let result = try Trainer(task: task, hyperparameters: Self.hyperparameters(seed: seed), bestModelDirectory: nil).run()
             #expect(result.steps == 6)
             return (Array(task.parameters.values), result.finalMetrics)
         }
@@ -49,9 +51,9 @@ import Testing
         let examples = ArraySlice(Array(0..<8))
         let before = task.trainStep(examples, dropout: .evaluation, gradientScale: 1)
         var h = Self.hyperparameters()
-        h.maxSteps = 12
-        h.warmupRatio = 0
-        _ = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil, observer: nil).run()
+        h[.maxSteps] = 12
+        h[.warmupRatio] = 0
+        _ = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil).run()
         #expect(task.trainStep(examples, dropout: .evaluation, gradientScale: 1) < before)
     }
 
@@ -61,7 +63,7 @@ import Testing
         for name in ["mrpc-slice", "stsb-slice"] {
             let task = try Self.task(name)
             let export = directory + "/" + name
-            _ = try Trainer(task: task, hyperparameters: Self.hyperparameters(), bestModelDirectory: export, observer: nil).run()
+            _ = try Trainer(task: task, hyperparameters: Self.hyperparameters(), bestModelDirectory: export).run()
             // The best model was exported during training; export the final one over it.
             try task.export(to: export)
 
@@ -140,9 +142,9 @@ import Testing
 
     @Test func aNaNLossEndsTheRunWithItsStep() throws {
         var h = Hyperparameters()
-        h.batchSize = 4
+        h[.batchSize] = 4
         do {
-            _ = try Trainer(task: NaNTask(), hyperparameters: h, bestModelDirectory: nil, observer: nil).run()
+            _ = try Trainer(task: NaNTask(), hyperparameters: h, bestModelDirectory: nil).run()
             Issue.record("expected a non-finite loss error")
         } catch let error as TrainingError {
             #expect(error.description.contains("became nan at step 3"))
@@ -220,7 +222,7 @@ import Testing
         let directory = Fixture.repositoryRoot + "/Experiments"
         for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".json") {
             let experiment = try Experiment.load(directory + "/" + file)
-            try Hyperparameters().applying(experiment.hyperparameters).validate()
+            try Hyperparameters().applying(experiment.hyperparameters, from: experiment.path).validate()
         }
     }
 

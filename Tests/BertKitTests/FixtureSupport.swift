@@ -16,6 +16,28 @@ enum Fixture {
     static var miniLMDirectory: String {
         ProcessInfo.processInfo.environment["BERTKIT_MODEL"] ?? repositoryRoot + "/models/all-MiniLM-L6-v2"
     }
+
+    /// A task on the tiny checkpoint, built by its plugin from a fixture task file (a path under Fixtures) with
+    /// its hyper-parameters, then `configure`'s.
+    static func task<Plugin: TaskPlugin>(_ plugin: Plugin.Type, _ taskFile: String, data: DataSources = DataSources(),
+                                         _ configure: (inout Hyperparameters) -> Void = { _ in }) throws -> Plugin {
+        let spec = try TaskSpec.load(path(taskFile))
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+        configure(&h)
+        return try Plugin(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: path("tiny-bert")), hyperparameters: h, data: data))
+    }
+}
+
+extension TaskSpec {
+    /// The examples of a split of a TSV task, from its file or from `file`.
+    func examples(_ split: String, file: String? = nil) throws -> [TextExample] {
+        try layout(of: split, as: TSVLayout.self).examples(path: file ?? self.file(of: split), labels: labels)
+    }
+
+    /// The questions of a split of a SQuAD task.
+    func questions(_ split: String) throws -> [SQuADExample] {
+        try SQuADFile.read(path: file(of: split), articles: layout(of: split, as: SQuADLayout.self).articles)
+    }
 }
 
 /// ‖actual − expected‖∞ / ‖expected‖∞: the largest error relative to the tensor's scale.

@@ -213,15 +213,15 @@ import Testing
 }
 
 @Suite struct PreTrainingTaskTests {
-    static func task(_ spec: TaskSpec, _ configure: (inout TaskOptions) -> Void = { _ in }) throws -> PreTrainingTask {
-        var options = TaskOptions()
-        options.maxLength = 40
-        options.batchSize = 8
-        options.evaluationBatchSize = 16
-        options.seed = 3
-        options.preTraining.maxPredictions = 6
-        configure(&options)
-        return try PreTrainingTask(spec: spec, checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")), options: options)
+    static func task(data: DataSources = DataSources(), _ configure: (inout Hyperparameters) -> Void = { _ in }) throws -> PreTrainingTask {
+        try Fixture.task(PreTrainingTask.self, "tasks/pretrain-tiny.json", data: data) {
+            $0[.maxLength] = 40
+            $0[.batchSize] = 8
+            $0[.evalBatchSize] = 16
+            $0[.seed] = 3
+            $0[.maxPredictions] = 6
+            configure(&$0)
+        }
     }
 
     /// Trains the tiny model on the tiny corpus: the held-out masked-LM loss falls; the export is a
@@ -230,17 +230,17 @@ import Testing
         let directory = NSTemporaryDirectory() + "bertkit-pretrain-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spec = try TaskSpec.load(Fixture.path("tasks/pretrain-tiny.json"))
-        let task = try Self.task(spec)
+        let task = try Self.task()
         #expect(task.loadReport.initialised.sorted() == PreTrainingModel.parameters(task.checkpoint.config).map(\.name)
             .filter(PreTrainingModel.isHeadParameter).sorted(), "the tiny checkpoint has no pre-training heads")
         let before = task.evaluate()
         #expect(Set(before.keys) == ["mlm_loss", "mlm_accuracy", "perplexity", "nsp_loss", "nsp_accuracy"])
-        var h = try Hyperparameters().applying(spec.hyperparameters)
-        h.batchSize = 8
-        h.learningRate = 2e-3
-        h.maxSteps = 40
-        h.evalSteps = 40
-        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory, observer: nil).run()
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+        h[.batchSize] = 8
+        h[.learningRate] = 2e-3
+        h[.maxSteps] = 40
+        h[.evalSteps] = 40
+        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory).run()
         let after = result.finalMetrics
         #expect(after["mlm_loss"]! < before["mlm_loss"]! - 0.5, "held-out masked-LM loss \(before["mlm_loss"]!) -> \(after["mlm_loss"]!)")
         #expect(abs(after["perplexity"]! - exp(after["mlm_loss"]!)) < 1e-6 * after["perplexity"]!)
@@ -260,10 +260,8 @@ import Testing
     }
 
     @Test func maskedLMAloneFromATextFileWithItsLastDocumentsHeldOut() throws {
-        let spec = try TaskSpec.load(Fixture.path("tasks/pretrain-tiny.json"))
-        let task = try Self.task(spec) {
-            $0.textFile = Fixture.path("tasks/data/pretrain-tiny.txt")
-            $0.preTraining.nextSentencePrediction = false
+        let task = try Self.task(data: DataSources(textFile: Fixture.path("tasks/data/pretrain-tiny.txt"))) {
+            $0[.nextSentencePrediction] = false
         }
         #expect(task.dataSummary.contains("from 23 documents") && task.dataSummary.hasSuffix("held-out pairs from 1"))
         #expect(task.evaluation.count > 0 && task.training.allSatisfy { !$0.isRandomNext })
@@ -275,9 +273,8 @@ import Testing
     }
 
     @Test func dynamicMaskingDrawsNewMasksEachRoundAndStaticKeepsOne() throws {
-        let spec = try TaskSpec.load(Fixture.path("tasks/pretrain-tiny.json"))
         for dynamic in [true, false] {
-            let task = try Self.task(spec) { $0.preTraining.dynamicMasking = dynamic }
+            let task = try Self.task { $0[.dynamicMasking] = dynamic }
             let first = task.trainStep([0, 1][...], dropout: .evaluation, gradientScale: 1)
             let second = task.trainStep([0, 1][...], dropout: .evaluation, gradientScale: 1)
             // Same weights, no dropout: only a new mask can change the loss.

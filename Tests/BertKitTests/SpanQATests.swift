@@ -159,14 +159,14 @@ import Testing
         let directory = NSTemporaryDirectory() + "bertkit-qa-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spec = try TaskSpec.load(Fixture.path("tasks/qa-tiny.json"))
-        let task = try SpanQATask(spec: spec, checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")), maxLength: 40,
-                                  windowOverlap: 8, batchSize: 2, seed: 1)
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+        #expect(h[.maxLength] == 40 && h[.windowOverlap] == 8, "the task file's hyper-parameters apply")
+        h[.batchSize] = 2
+        h[.seed] = 1
+        let task = try SpanQATask(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")), hyperparameters: h))
         #expect(task.training.count > task.trainingExamples.count, "the contexts need several windows")
-        var h = try Hyperparameters().applying(spec.hyperparameters)
-        #expect(h.maxLength == 40 && h.windowOverlap == 8, "the task file's hyper-parameters apply")
-        h.batchSize = 2
-        h.maxSteps = 3
-        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory + "/best", observer: nil).run()
+        h[.maxSteps] = 3
+        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory + "/best").run()
         #expect(result.finalMetrics.keys.sorted() == ["exact_match", "f1"])
         let report = try task.finish(outputDirectory: directory)
         let predictions = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/predictions-dev.json"))) as? [String: String]
@@ -176,7 +176,7 @@ import Testing
         task.parameters.zeroGradients()
         _ = task.trainStep([0, 1][...], dropout: .training(seed: 9), gradientScale: 1)
         Optimizer(parameters: task.parameters, weightDecay: 0, maxGradNorm: 1, settings: .init()).update(learningRate: 0.05)
-        try task.finish(outputDirectory: directory)
+        _ = try task.finish(outputDirectory: directory)
         let after = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/predictions-dev.json"))) as? [String: String]
         #expect(after == task.predict().answers, "after a training step, finish predicts afresh")
         #expect(report.files.map(\.kind) == ["predictions", "nbest"])

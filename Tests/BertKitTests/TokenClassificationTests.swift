@@ -80,9 +80,11 @@ import Testing
         #expect(windows.count > 1 && windows.allSatisfy { $0.ids.count <= 24 })
         #expect(windows.flatMap { $0.wordTokens.map(\.word) } == Array(0..<30), "each word in exactly one window; the empty word in none")
 
-        let task = try TokenClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/ner-tiny.json")),
-                                               checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
-                                               dataDirectory: nil, maxLength: 24, batchSize: 4, seed: 1)
+        let task = try Fixture.task(TokenClassificationTask.self, "tasks/ner-tiny.json") {
+            $0[.maxLength] = 24
+            $0[.batchSize] = 4
+            $0[.seed] = 1
+        }
         let predicted = task.predict(windows, sentences: [sentence])
         #expect(predicted[0].count == 31 && predicted[0][30] == "O")
     }
@@ -112,15 +114,17 @@ import Testing
     @Test func trainsEvaluatesWritesConllevalPredictionsAndExports() throws {
         let directory = NSTemporaryDirectory() + "bertkit-ner-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let task = try TokenClassificationTask(spec: TaskSpec.load(Fixture.path("tasks/ner-tiny.json")),
-                                               checkpoint: BertCheckpoint(directory: Fixture.path("tiny-bert")),
-                                               dataDirectory: nil, maxLength: 24, batchSize: 2, seed: 1)
+        let task = try Fixture.task(TokenClassificationTask.self, "tasks/ner-tiny.json") {
+            $0[.maxLength] = 24
+            $0[.batchSize] = 2
+            $0[.seed] = 1
+        }
         #expect(task.evaluation.count > task.evaluationSentences.count, "the long dev sentence needs several windows")
         var h = Hyperparameters()
-        h.learningRate = 1e-3
-        h.batchSize = 2
-        h.maxSteps = 4
-        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory + "/best", observer: nil).run()
+        h[.learningRate] = 1e-3
+        h[.batchSize] = 2
+        h[.maxSteps] = 4
+        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: directory + "/best").run()
         #expect(Set(result.finalMetrics.keys).isSuperset(of: ["f1", "precision", "recall", "accuracy", "f1_PER", "f1_LOC", "f1_ORG",
                                                              "f1_MISC", "precision_PER", "recall_PER"]))
 

@@ -48,7 +48,7 @@ import BertKit
     }
 
     func runs() throws -> [[String: SQLValue]] {
-        try ResultsDatabase(path: db).database.query("SELECT * FROM runs ORDER BY id")
+        try SQLiteDatabase(path: db).query("SELECT * FROM runs ORDER BY id")
     }
 
     @Test func preTrainingOnATextFileLogsItsSettingsAndExamples() throws {
@@ -58,7 +58,7 @@ import BertKit
             "--whole-word-masking", "true"]))
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("held-out pairs") && result.output.contains("mlm_accuracy"))
-        let database = try ResultsDatabase(path: db).database
+        let database = try SQLiteDatabase(path: db)
         let params = try database.query("SELECT key, value FROM params WHERE run_id = 1")
         let byName = Dictionary(uniqueKeysWithValues: params.map { ($0["key"]!.description, $0["value"]!.description) })
         #expect(byName["next_sentence_prediction"] == "false" && byName["whole_word_masking"] == "true", "\(byName)")
@@ -89,7 +89,7 @@ import BertKit
         let second = try finetune(trainArguments(extra: ["--seed", "7", "--learning-rate", "5e-4", "--precision", "bf16"]))
         #expect(second.status == 0, "\(second.error)")
 
-        let database = try ResultsDatabase(path: db).database
+        let database = try SQLiteDatabase(path: db)
         let summary = try database.query("SELECT * FROM run_summary ORDER BY run_id")
         #expect(summary.map { $0["status"] } == [.text("completed"), .text("completed")])
         #expect(summary[0]["main_metric"] == .text("f1") && summary[0]["best_main"]?.double != nil)
@@ -164,7 +164,7 @@ import BertKit
         }
         let all = try runs()
         #expect(all.count == 2 && all.allSatisfy { $0["status"] == .text("completed") })
-        let counts = try ResultsDatabase(path: db).database.query(
+        let counts = try SQLiteDatabase(path: db).query(
             "SELECT run_id, COUNT(*) AS n FROM metrics WHERE split = 'dev' GROUP BY run_id ORDER BY run_id")
         #expect(counts.map { $0["n"] } == [.integer(16), .integer(16)], "8 evaluations of 2 metrics each")
     }
@@ -172,7 +172,8 @@ import BertKit
     @Test func aVersion1DatabaseGainsThePrecisionColumn() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {  // results.db as schema version 1 left it: run_params without `precision`
-            let old = try ResultsDatabase(path: db).database
+            _ = try ResultsDatabase(path: db)
+            let old = try SQLiteDatabase(path: db)
             try old.execute("""
                 DROP VIEW run_params;
                 CREATE VIEW run_params AS SELECT run_id, MAX(CASE WHEN key = 'seed' THEN CAST(value AS INTEGER) END) AS seed
@@ -180,7 +181,8 @@ import BertKit
                 PRAGMA user_version = 1;
                 """)
         }
-        let upgraded = try ResultsDatabase(path: db).database
+        _ = try ResultsDatabase(path: db)
+        let upgraded = try SQLiteDatabase(path: db)
         let columns = try upgraded.query("SELECT name FROM pragma_table_info('run_params')").compactMap { $0["name"] }
         #expect(columns.contains(.text("precision")) && columns.contains(.text("learning_rate")))
         #expect(try upgraded.query("PRAGMA user_version").first?["user_version"] == .integer(2))
@@ -198,7 +200,7 @@ import BertKit
         for seed in ["1", "2"] {
             #expect(try tests.finetune(tests.trainArguments(extra: ["--seed", seed])).status == 0)
         }
-        let database = try ResultsDatabase(path: tests.db).database
+        let database = try SQLiteDatabase(path: tests.db)
         for sql in blocks {
             let rows = try database.query(sql.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n"))
             if sql.contains("did not finish") { continue }

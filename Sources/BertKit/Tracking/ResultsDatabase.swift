@@ -1,21 +1,28 @@
 import Foundation
 
 /// results.db: every run with its hyper-parameters, metrics and files, in SQLite (WAL mode, so runs in other
-/// processes can write at the same time and readers never wait). Nothing else in the toolkit touches SQL.
+/// processes can write at the same time and readers never wait). Nothing else in the toolkit touches SQL: runs
+/// are written through `TrackedRun` and read through the typed queries below.
 ///
 /// Tables: `runs`, `params` (one row per hyper-parameter), `metrics` (name, split, step, epoch, value, time),
 /// `artifacts` (path, kind, bytes, sha256). Views: `metric_summary` (final and best value of each metric of
-/// each run), `run_summary` (one row per run with its main metric), `run_params` (common hyper-parameters
-/// as columns).
+/// each run), `run_summary` (one row per run with its main metric), `run_params` (every declared
+/// hyper-parameter as a column, typed).
 public final class ResultsDatabase {
     public enum Status: String, Sendable { case running, completed, failed, interrupted }
 
-    public let database: SQLiteDatabase
+    let database: SQLiteDatabase
+    /// The file.
+    public let path: String
 
-    /// 1: the first schema. 2: `run_params` gained `precision` (views are recreated on upgrade; tables kept).
+    /// 1: the first schema. 2: `run_params` gained `precision`. Since then `run_params` is recreated whenever
+    /// the declared hyper-parameters change.
     static let schemaVersion = 2
 
-    public init(path: String) throws {
+    /// Opens (or creates) the database; `parameterColumns` are the columns of `run_params`, by default every
+    /// declared hyper-parameter.
+    public init(path: String, parameterColumns: [HyperparameterDeclaration] = Hyperparameters.table().map(\.declaration)) throws {
+        self.path = path
         database = try SQLiteDatabase(path: path)
         // Switching a new database to WAL takes a lock that SQLite's busy timeout does not wait for, so two
         // runs creating results.db at the same moment retry here instead of failing.
@@ -26,6 +33,11 @@ public final class ResultsDatabase {
             if Int(version) < Self.schemaVersion {
                 try database.execute(Self.schema)
                 try database.execute("PRAGMA user_version = \(Self.schemaVersion)")
+            }
+            // The view follows the declared hyper-parameters: a new one becomes a column without a new version.
+            let columns = try database.query("SELECT name FROM pragma_table_info('run_params')").map { $0["name"]?.description ?? "" }
+            if columns != ["run_id"] + parameterColumns.map(\.name) {
+                try database.execute(Self.runParamsView(parameterColumns))
             }
         }
         try reapAbandonedRuns()
@@ -89,21 +101,23 @@ public final class ResultsDatabase {
                    (SELECT final FROM metric_summary s WHERE s.run_id = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
                    r.error
               FROM runs r;
-        DROP VIEW IF EXISTS run_params;
-        CREATE VIEW run_params AS
-            SELECT run_id,
-                   MAX(CASE WHEN key = 'learning_rate' THEN CAST(value AS REAL) END) AS learning_rate,
-                   MAX(CASE WHEN key = 'batch_size' THEN CAST(value AS INTEGER) END) AS batch_size,
-                   MAX(CASE WHEN key = 'epochs' THEN CAST(value AS REAL) END) AS epochs,
-                   MAX(CASE WHEN key = 'max_steps' THEN value END) AS max_steps,
-                   MAX(CASE WHEN key = 'max_length' THEN CAST(value AS INTEGER) END) AS max_length,
-                   MAX(CASE WHEN key = 'warmup_ratio' THEN CAST(value AS REAL) END) AS warmup_ratio,
-                   MAX(CASE WHEN key = 'weight_decay' THEN CAST(value AS REAL) END) AS weight_decay,
-                   MAX(CASE WHEN key = 'gradient_accumulation' THEN CAST(value AS INTEGER) END) AS gradient_accumulation,
-                   MAX(CASE WHEN key = 'seed' THEN CAST(value AS INTEGER) END) AS seed,
-                   MAX(CASE WHEN key = 'precision' THEN value END) AS precision
-              FROM params GROUP BY run_id;
         """
+
+    /// `run_params`: one row per run, one column per hyper-parameter, cast to its type.
+    static func runParamsView(_ columns: [HyperparameterDeclaration]) -> String {
+        let selected = columns.map { c in
+            c.sqlType == "TEXT"
+                ? "MAX(CASE WHEN key = '\(c.name)' THEN NULLIF(value, '') END) AS \(c.name)"
+                : "MAX(CASE WHEN key = '\(c.name)' THEN CAST(NULLIF(value, '') AS \(c.sqlType)) END) AS \(c.name)"
+        }
+        return """
+            DROP VIEW IF EXISTS run_params;
+            CREATE VIEW run_params AS
+                SELECT run_id,
+                       \(selected.joined(separator: ",\n               "))
+                  FROM params GROUP BY run_id;
+            """
+    }
 
     static func now() -> String {
         let f = ISO8601DateFormatter()
@@ -150,12 +164,26 @@ public final class ResultsDatabase {
 
     /// Records a file the run produced, with its size and sha256.
     public func logArtifact(_ run: Int64, path: String, kind: String) throws {
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let bytes = Self.size(of: path)
         let digest = try SHA256.hexDigest(ofFile: path)
         try database.writeTransaction {
             try database.query("DELETE FROM artifacts WHERE run_id = ? AND path = ?", [.integer(run), .text(path)])
             try database.query("INSERT INTO artifacts (run_id, path, kind, bytes, sha256, time) VALUES (?, ?, ?, ?, ?, ?)",
                                [.integer(run), .text(path), .text(kind), .integer(Int64(bytes)), .text(digest), .text(Self.now())])
+        }
+    }
+
+    /// A file's size, or the sum of the sizes of the files under a folder.
+    static func size(of path: String) -> Int {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { return 0 }
+        func fileSize(_ file: String) -> Int { (try? fm.attributesOfItem(atPath: file))?[.size] as? Int ?? 0 }
+        guard isDirectory.boolValue else { return fileSize(path) }
+        return (fm.subpaths(atPath: path) ?? []).reduce(0) { total, sub in
+            var d: ObjCBool = false
+            _ = fm.fileExists(atPath: path + "/" + sub, isDirectory: &d)
+            return total + (d.boolValue ? 0 : fileSize(path + "/" + sub))
         }
     }
 

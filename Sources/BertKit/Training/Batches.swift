@@ -26,4 +26,11 @@ public enum Batches {
             items.swapAt(i, j)
         }
     }
+
+    /// The indices of `lengths` in batches of at most `batchSize` sequences of similar length, shortest first:
+    /// how evaluation and prediction visit their examples (less padding; results go back by index).
+    public static func byLength(_ lengths: [Int], batchSize: Int) -> [ArraySlice<Int>] {
+        let order = lengths.indices.sorted { lengths[$0] < lengths[$1] }
+        return stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min($0 + batchSize, order.count)] }
+    }
 }

@@ -1,212 +1,221 @@
 import Foundation
 
-/// The knobs of a fine-tuning run. Defaults follow BERT's fine-tuning recipe (batch 32, length 128, 3 epochs,
-/// 10 % linear warm-up then linear decay, AdamW with weight decay 0.01, gradient clipping at 1.0), with a
-/// learning rate suited to the small default encoder.
-public struct Hyperparameters: Codable, Sendable, Equatable {
-    public var learningRate = 1e-4
-    public var batchSize = 32
-    public var maxLength = 128
-    public var epochs = 3.0
-    /// A budget of optimizer steps that, when set, replaces `epochs`.
-    public var maxSteps: Int? = nil
-    public var warmupRatio = 0.1
-    public var weightDecay = 0.01
-    public var maxGradNorm = 1.0
-    public var gradientAccumulation = 1
-    public var adamBeta1 = 0.9
-    public var adamBeta2 = 0.999
-    public var adamEpsilon = 1e-8
-    public var seed: UInt64 = 42
-    /// Number format of the matrix products' inputs: fp32, or bf16 with fp32 accumulation (fp32 master
-    /// weights, optimizer state and all other arithmetic either way).
-    public var precision = Precision.float32
-    /// Evaluate every this many optimizer steps; when absent, at the end of every epoch.
-    public var evalSteps: Int? = nil
-    /// Sequences per evaluation batch. Activation buffers are sized for the larger of the two batch sizes, so a
-    /// larger evaluation batch costs memory for the whole run.
-    public var evalBatchSize = 32
-    /// Form batches of similar-length sequences (dynamic padding wastes less on short ones).
-    public var groupByLength = true
-    /// Span QA: context tokens shared by consecutive windows of a long context.
-    public var windowOverlap = 128
-    /// Pre-training: share of the (non-special) tokens chosen for masked-LM prediction.
-    public var mlmProbability = 0.15
-    /// Pre-training: at most this many predictions per sequence.
-    public var maxPredictions = 20
-    /// Pre-training: probability that a pair is packed to a random shorter length than `max_length`.
-    public var shortSequenceProbability = 0.1
-    /// Pre-training: train next-sentence prediction beside masked LM (false: masked LM alone).
-    public var nextSentencePrediction = true
-    /// Pre-training: mask whole words (a word's `##` pieces together).
-    public var wholeWordMasking = false
-    /// Pre-training: draw new masks every epoch (false: each sequence keeps one mask throughout).
-    public var dynamicMasking = true
-
-    /// Keys that only one plugin reads; other plugins' runs do not log them.
-    static let pluginKeys: [String: String] = [
-        "window_overlap": "span-qa", "mlm_probability": "pretraining", "max_predictions": "pretraining",
-        "short_sequence_probability": "pretraining", "next_sentence_prediction": "pretraining",
-        "whole_word_masking": "pretraining", "dynamic_masking": "pretraining",
-    ]
+/// The settings of a run, read and written by their declarations: `h[.learningRate]`, `h[.windowOverlap]`.
+/// Defaults follow BERT's fine-tuning recipe (batch 32, length 128, 3 epochs, 10 % linear warm-up then linear
+/// decay, AdamW with weight decay 0.01, gradient clipping at 1.0), with a learning rate suited to the small
+/// default encoder.
+///
+/// They come, in this order of precedence, from the defaults, the task file, the experiment and the command
+/// line (`applying(_:from:)`, `applying(arguments:)`).
+public struct Hyperparameters: Sendable, Equatable {
+    /// The text of every hyper-parameter set to something other than its default, by name.
+    public private(set) var values: [String: String] = [:]
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case learningRate = "learning_rate", batchSize = "batch_size", maxLength = "max_length", epochs
-        case maxSteps = "max_steps", warmupRatio = "warmup_ratio", weightDecay = "weight_decay"
-        case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation"
-        case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed, precision
-        case evalSteps = "eval_steps", evalBatchSize = "eval_batch_size", groupByLength = "group_by_length"
-        case windowOverlap = "window_overlap", mlmProbability = "mlm_probability", maxPredictions = "max_predictions"
-        case shortSequenceProbability = "short_sequence_probability", nextSentencePrediction = "next_sentence_prediction"
-        case wholeWordMasking = "whole_word_masking", dynamicMasking = "dynamic_masking"
-    }
-
-    /// Decodes a partial set: absent keys keep their defaults, unknown keys are an error.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let any = try decoder.container(keyedBy: AnyKey.self)
-        for key in any.allKeys where CodingKeys(stringValue: key.stringValue) == nil {
-            throw DecodingError.dataCorruptedError(forKey: key, in: any, debugDescription:
-                "unknown hyper-parameter '\(key.stringValue)'; known: \(CodingKeys.allNames.joined(separator: ", "))")
-        }
-        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
-        let d = Hyperparameters()
-        learningRate = try value(.learningRate, d.learningRate)
-        batchSize = try value(.batchSize, d.batchSize)
-        maxLength = try value(.maxLength, d.maxLength)
-        epochs = try value(.epochs, d.epochs)
-        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
-        warmupRatio = try value(.warmupRatio, d.warmupRatio)
-        weightDecay = try value(.weightDecay, d.weightDecay)
-        maxGradNorm = try value(.maxGradNorm, d.maxGradNorm)
-        gradientAccumulation = try value(.gradientAccumulation, d.gradientAccumulation)
-        adamBeta1 = try value(.adamBeta1, d.adamBeta1)
-        adamBeta2 = try value(.adamBeta2, d.adamBeta2)
-        adamEpsilon = try value(.adamEpsilon, d.adamEpsilon)
-        seed = try value(.seed, d.seed)
-        if let name = try c.decodeIfPresent(String.self, forKey: .precision) {
-            guard let precision = Precision(rawValue: name) else {
-                throw DecodingError.dataCorruptedError(forKey: .precision, in: c, debugDescription:
-                    "unknown precision '\(name)'; known: \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            self.precision = precision
-        }
-        evalSteps = try c.decodeIfPresent(Int.self, forKey: .evalSteps)
-        evalBatchSize = try value(.evalBatchSize, d.evalBatchSize)
-        groupByLength = try value(.groupByLength, d.groupByLength)
-        windowOverlap = try value(.windowOverlap, d.windowOverlap)
-        mlmProbability = try value(.mlmProbability, d.mlmProbability)
-        maxPredictions = try value(.maxPredictions, d.maxPredictions)
-        shortSequenceProbability = try value(.shortSequenceProbability, d.shortSequenceProbability)
-        nextSentencePrediction = try value(.nextSentencePrediction, d.nextSentencePrediction)
-        wholeWordMasking = try value(.wholeWordMasking, d.wholeWordMasking)
-        dynamicMasking = try value(.dynamicMasking, d.dynamicMasking)
-    }
-
-    /// Every hyper-parameter a run of `plugin` reads, as text, one entry each, for results.db.
-    public func parameters(for plugin: String) -> [(String, String)] {
-        let values = try! JSONDecoder().decode([String: HyperparameterValue].self, from: JSONEncoder().encode(self))
-        return CodingKeys.allNames.filter { Self.pluginKeys[$0].map { $0 == plugin } ?? true }
-            .map { key in (key, values[key]?.text ?? "") }
-    }
-
-    public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw DataError(file: "hyper-parameters", message) } }
-        try check(learningRate > 0, "learning_rate must be positive")
-        try check(batchSize > 0 && evalBatchSize > 0, "batch sizes must be positive")
-        try check(epochs > 0 || (maxSteps ?? 0) > 0, "epochs or max_steps must be positive")
-        try check(gradientAccumulation >= 1, "gradient_accumulation must be at least 1")
-        try check((0..<1).contains(warmupRatio), "warmup_ratio must be in [0, 1)")
-        try check(maxGradNorm > 0, "max_grad_norm must be positive")
-        try check(evalSteps.map { $0 > 0 } ?? true, "eval_steps must be positive")
-        try check(mlmProbability > 0 && mlmProbability < 1, "mlm_probability must be in (0, 1)")
-        try check(maxPredictions >= 1, "max_predictions must be at least 1")
-        try check((0...1).contains(shortSequenceProbability), "short_sequence_probability must be in [0, 1]")
-    }
-}
-
-private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-extension Hyperparameters.CodingKeys: CaseIterable {
-    static var allNames: [String] { allCases.map(\.stringValue) }
-}
-
-/// A value in a partial set of hyper-parameters, as JSON holds it.
-public enum HyperparameterValue: Codable, Sendable, Equatable {
-    case number(Double)
-    case bool(Bool)
-    case text(String)
-    case null
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else { self = .text(try c.decode(String.self)) }
-    }
-
-    /// As results.db stores it: whole numbers without a fraction, booleans as true/false.
-    public var text: String {
-        switch self {
-        case .number(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
-        case .bool(let b): "\(b)"
-        case .text(let t): t
-        case .null: ""
+    public subscript<Value>(_ key: Hyperparameter<Value>) -> Value {
+        get { values[key.name].flatMap(Value.init(text:)) ?? key.defaultValue }
+        set {
+            let text = newValue.text
+            values[key.name] = text == key.defaultValue.text ? nil : text
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .number(let d):
-            if d == d.rounded() && abs(d) < 1e15 { try c.encode(Int64(d)) } else { try c.encode(d) }
-        case .bool(let b): try c.encode(b)
-        case .text(let t): try c.encode(t)
-        case .null: try c.encodeNil()
-        }
+    /// The text of a hyper-parameter by name (its default when not set), as results.db records it.
+    public func text(of declaration: HyperparameterDeclaration) -> String {
+        values[declaration.name] ?? declaration.defaultText
     }
 }
 
-/// Some hyper-parameters, by their JSON names: what a task file or an experiment sets.
-public typealias HyperparameterOverrides = [String: HyperparameterValue]
+// MARK: - The hyper-parameters every run reads
+
+extension Hyperparameter where Value == Double {
+    public static var learningRate: Self { .init("learning_rate", default: 1e-4, help: "Peak learning rate.", problem: positive) }
+    public static var epochs: Self {
+        .init("epochs", default: 3, help: "Training epochs (max_steps, when set, replaces them).", problem: { $0 >= 0 ? nil : "must not be negative" })
+    }
+    public static var warmupRatio: Self {
+        .init("warmup_ratio", default: 0.1, help: "Fraction of the optimizer steps spent in linear warm-up.",
+              problem: { (0..<1).contains($0) ? nil : "must be in [0, 1)" })
+    }
+    public static var weightDecay: Self {
+        .init("weight_decay", default: 0.01, help: "AdamW weight decay (not on biases and LayerNorm).",
+              problem: { $0 >= 0 ? nil : "must not be negative" })
+    }
+    public static var maxGradNorm: Self {
+        .init("max_grad_norm", default: 1, help: "Clip gradients to this global L2 norm.", problem: positive)
+    }
+    public static var adamBeta1: Self { .init("adam_beta1", default: 0.9, help: "AdamW's β1.", problem: unitInterval) }
+    public static var adamBeta2: Self { .init("adam_beta2", default: 0.999, help: "AdamW's β2.", problem: unitInterval) }
+    public static var adamEpsilon: Self { .init("adam_epsilon", default: 1e-8, help: "AdamW's ε.", problem: positive) }
+}
+
+extension Hyperparameter where Value == Int {
+    public static var batchSize: Self { .init("batch_size", default: 32, help: "Sequences per optimizer micro-batch.", problem: positive) }
+    public static var maxLength: Self {
+        .init("max_length", default: 128, help: "Maximum tokens per sequence (pairs are truncated longest-first).", problem: positive)
+    }
+    public static var gradientAccumulation: Self {
+        .init("gradient_accumulation", default: 1, help: "Micro-batches per optimizer step.", problem: positive)
+    }
+    public static var evalBatchSize: Self {
+        .init("eval_batch_size", default: 32, help: """
+            Sequences per evaluation batch (activation buffers are sized for the larger of the two batch sizes, \
+            so a larger evaluation batch costs memory for the whole run).
+            """, problem: positive)
+    }
+}
+
+extension Hyperparameter where Value == Int? {
+    public static var maxSteps: Self {
+        .init("max_steps", default: nil, help: "Optimizer steps to train for, instead of epochs.", problem: { $0.map(positive) ?? nil })
+    }
+    public static var evalSteps: Self {
+        .init("eval_steps", default: nil, help: "Evaluate every N optimizer steps (default: at the end of every epoch).",
+              problem: { $0.map(positive) ?? nil })
+    }
+}
+
+extension Hyperparameter where Value == UInt64 {
+    public static var seed: Self { .init("seed", default: 42, help: "Seed of the data order, dropout and the head's initialisation.") }
+}
+
+extension Hyperparameter where Value == Precision {
+    public static var precision: Self {
+        .init("precision", default: .float32, help: """
+            Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation; fp32 master weights, \
+            optimizer state and all other arithmetic).
+            """)
+    }
+}
+
+extension Hyperparameter where Value == Bool {
+    public static var groupByLength: Self {
+        .init("group_by_length", default: true, help: "Form batches of similar-length sequences (less padding).")
+    }
+}
+
+@Sendable func positive<T: Comparable & ExpressibleByIntegerLiteral>(_ value: T) -> String? { value > 0 ? nil : "must be positive" }
+@Sendable func unitInterval(_ value: Double) -> String? { (0..<1).contains(value) ? nil : "must be in [0, 1)" }
 
 extension Hyperparameters {
-    /// These hyper-parameters with `overrides` applied; an unknown name or a value of the wrong type is an error.
-    public func applying(_ overrides: HyperparameterOverrides) throws -> Hyperparameters {
-        guard !overrides.isEmpty else { return self }
-        var merged = try JSONDecoder().decode(HyperparameterOverrides.self, from: JSONEncoder().encode(self))
-        for (key, value) in overrides { merged[key] = value }
-        return try JSONDecoder().decode(Hyperparameters.self, from: JSONEncoder().encode(merged))
+    /// The hyper-parameters every run reads, in the order `--help` lists them.
+    public static let common: [HyperparameterDeclaration] = [
+        Hyperparameter.learningRate.declaration, Hyperparameter.batchSize.declaration,
+        Hyperparameter.maxLength.declaration, Hyperparameter.epochs.declaration, Hyperparameter.maxSteps.declaration,
+        Hyperparameter.warmupRatio.declaration, Hyperparameter.weightDecay.declaration,
+        Hyperparameter.maxGradNorm.declaration, Hyperparameter.gradientAccumulation.declaration,
+        Hyperparameter.adamBeta1.declaration, Hyperparameter.adamBeta2.declaration,
+        Hyperparameter.adamEpsilon.declaration, Hyperparameter.seed.declaration, Hyperparameter.precision.declaration,
+        Hyperparameter.evalSteps.declaration, Hyperparameter.evalBatchSize.declaration,
+        Hyperparameter.groupByLength.declaration,
+    ]
+
+    /// Every declared hyper-parameter, with the plugin that alone reads it (nil: every run reads it).
+    public static func table(plugins: [any TaskPlugin.Type] = TaskPlugins.all) -> [(declaration: HyperparameterDeclaration, plugin: String?)] {
+        common.map { ($0, nil) } + plugins.flatMap { plugin in plugin.hyperparameters.map { ($0, plugin.name) } }
     }
+
+    /// The hyper-parameters a run of `plugin` reads, and their values as text: the `params` rows of results.db.
+    public func parameters(for plugin: any TaskPlugin.Type) -> [(String, String)] {
+        (Self.common + plugin.hyperparameters).map { ($0.name, text(of: $0)) }
+    }
+
+    /// These hyper-parameters with those a file sets (a task file or an experiment) applied. An unknown name is
+    /// an error naming the file and the nearest known name; so is a value of the wrong type or out of range.
+    public func applying(_ overrides: [String: JSONValue], from file: String,
+                         plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws -> Hyperparameters {
+        let table = Self.table(plugins: plugins).map(\.declaration)
+        var result = self
+        for (name, json) in overrides.sorted(by: { $0.key < $1.key }) {
+            guard let declaration = table.first(where: { $0.name == name }) else {
+                throw DataError(file: file, "unknown hyper-parameter '\(name)'" + suggestion(name, among: table.map(\.name)))
+            }
+            guard let (value, problem) = declaration.parseJSON(json) else {
+                throw DataError(file: file, "hyper-parameter '\(name)': expected \(declaration.placeholder), found \(json.shown)")
+            }
+            if let problem { throw DataError(file: file, "hyper-parameter '\(name)' \(problem), found \(json.shown)") }
+            result.values[name] = value == declaration.defaultText ? nil : value
+        }
+        return result
+    }
+
+    /// These hyper-parameters with command-line options applied: `--learning-rate 5e-5` or `--learning-rate=5e-5`
+    /// for every declared hyper-parameter. An unknown option is an error naming the nearest one among the
+    /// hyper-parameters' and `otherOptions`.
+    public func applying(arguments: [String], otherOptions: [String] = [],
+                         plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws -> Hyperparameters {
+        let table = Self.table(plugins: plugins).map(\.declaration)
+        var result = self
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--") else { throw UsageError("unexpected argument '\(argument)'") }
+            let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+            guard let declaration = table.first(where: { $0.flag == parts[0] }) else {
+                throw UsageError("unknown option '\(parts[0])'" + suggestion(parts[0], among: table.map(\.flag) + otherOptions))
+            }
+            guard let text = parts.count == 2 ? parts[1] : rest.popFirst() else {
+                throw UsageError("\(declaration.flag) needs a value (\(declaration.placeholder))")
+            }
+            guard let (value, problem) = declaration.parseText(text) else {
+                throw UsageError("\(declaration.flag) expects \(declaration.placeholder), found '\(text)'")
+            }
+            if let problem { throw UsageError("\(declaration.flag) \(problem), found '\(text)'") }
+            result.values[declaration.name] = value == declaration.defaultText ? nil : value
+        }
+        return result
+    }
+
+    /// Checks what no single hyper-parameter can: every value against its declaration's range, and that the run
+    /// has something to do.
+    public func validate(plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws {
+        for (declaration, _) in Self.table(plugins: plugins) {
+            if let value = values[declaration.name], let problem = declaration.parseText(value)?.problem {
+                throw UsageError("\(declaration.name) \(problem), found \(value)")
+            }
+        }
+        guard self[.epochs] > 0 || self[.maxSteps] != nil else { throw UsageError("epochs or max_steps must be positive") }
+    }
+}
+
+/// A command line or a setting that cannot be used, said as the user should read it.
+public struct UsageError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
 }
 
 /// A named, versioned set of hyper-parameters: `Experiments/NAME.json`.
-public struct Experiment: Decodable, Sendable {
+public struct Experiment: Sendable {
     public let name: String
     public let version: Int
     public var description: String? = nil
     /// Only the hyper-parameters the experiment sets; the rest keep their defaults (or the task's).
-    public let hyperparameters: HyperparameterOverrides
+    public let hyperparameters: [String: JSONValue]
+    /// The file it was read from, named by errors in its hyper-parameters.
+    public let path: String
+
+    private struct File: Decodable {
+        let name: String
+        let version: Int
+        var description: String?
+        let hyperparameters: [String: JSONValue]
+    }
 
     public static func load(_ nameOrPath: String, directory: String = "Experiments") throws -> Experiment {
         let path = nameOrPath.hasSuffix(".json") ? nameOrPath : directory + "/" + nameOrPath + ".json"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "experiment file not found")
         }
-        do {
-            let experiment = try JSONDecoder().decode(Experiment.self, from: data)
-            _ = try Hyperparameters().applying(experiment.hyperparameters)
-            return experiment
-        } catch {
-            throw DataError(file: path, "is not a valid experiment file: \(error)")
+        try JSONKeys.check(data, file: path, allowed: ["name", "version", "description", "hyperparameters"])
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+            throw DataError(file: path, "is not a valid experiment file: \(JSONKeys.explain(error))")
         }
+        let experiment = Experiment(name: file.name, version: file.version, description: file.description,
+                                    hyperparameters: file.hyperparameters, path: path)
+        _ = try Hyperparameters().applying(experiment.hyperparameters, from: path)
+        return experiment
     }
 }

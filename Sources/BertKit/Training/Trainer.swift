@@ -47,31 +47,32 @@ public final class Trainer {
     public let task: TrainableTask
     public let hyperparameters: Hyperparameters
     public let bestModelDirectory: String?
-    public weak var observer: TrainingObserver?
+    /// Told of every step and evaluation: the progress display, the run's record in results.db.
+    public let observers: [TrainingObserver]
     /// Checked between steps; set it (from a signal handler, say) to stop the run.
     public let stopRequested: StopFlag
 
     public init(task: TrainableTask, hyperparameters: Hyperparameters, bestModelDirectory: String?,
-                observer: TrainingObserver?, stopRequested: StopFlag = StopFlag()) {
+                observers: [TrainingObserver] = [], stopRequested: StopFlag = StopFlag()) {
         self.task = task
         self.hyperparameters = hyperparameters
         self.bestModelDirectory = bestModelDirectory
-        self.observer = observer
+        self.observers = observers
         self.stopRequested = stopRequested
     }
 
     public func run() throws -> TrainingResult {
         let h = hyperparameters
         let lengths = task.trainingLengths
-        let microBatchesPerEpoch = (lengths.count + h.batchSize - 1) / h.batchSize
-        let stepsPerEpoch = max(1, (microBatchesPerEpoch + h.gradientAccumulation - 1) / h.gradientAccumulation)
-        let totalSteps = h.maxSteps ?? Int((h.epochs * Double(stepsPerEpoch)).rounded(.up))
-        let schedule = LearningRateSchedule(peak: h.learningRate, warmupSteps: Int(h.warmupRatio * Double(totalSteps)),
+        let microBatchesPerEpoch = (lengths.count + h[.batchSize] - 1) / h[.batchSize]
+        let stepsPerEpoch = max(1, (microBatchesPerEpoch + h[.gradientAccumulation] - 1) / h[.gradientAccumulation])
+        let totalSteps = h[.maxSteps] ?? Int((h[.epochs] * Double(stepsPerEpoch)).rounded(.up))
+        let schedule = LearningRateSchedule(peak: h[.learningRate], warmupSteps: Int(h[.warmupRatio] * Double(totalSteps)),
                                             totalSteps: totalSteps)
-        let optimizer = Optimizer(parameters: task.parameters, weightDecay: Float(h.weightDecay),
-                                  maxGradNorm: Float(h.maxGradNorm),
-                                  settings: .init(beta1: Float(h.adamBeta1), beta2: Float(h.adamBeta2), epsilon: Float(h.adamEpsilon)))
-        observer?.trainingStarted(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, examples: lengths.count)
+        let optimizer = Optimizer(parameters: task.parameters, weightDecay: Float(h[.weightDecay]),
+                                  maxGradNorm: Float(h[.maxGradNorm]),
+                                  settings: .init(beta1: Float(h[.adamBeta1]), beta2: Float(h[.adamBeta2]), epsilon: Float(h[.adamEpsilon])))
+        for o in observers { o.trainingStarted(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, examples: lengths.count) }
 
         let start = Date()
         var step = 0
@@ -91,23 +92,23 @@ public final class Trainer {
                 bestStep = step
                 if let bestModelDirectory { try task.export(to: bestModelDirectory) }
             }
-            observer?.evaluated(step: step, epoch: epoch, metrics: metrics, isBest: isBest)
+            for o in observers { o.evaluated(step: step, epoch: epoch, metrics: metrics, isBest: isBest) }
         }
 
         // Each optimizer update leaves the gradients at zero; only the first step needs clearing here.
         task.parameters.zeroGradients()
         var epoch = 0
         training: while step < totalSteps {
-            let batches = Batches.epoch(lengths: lengths, batchSize: h.batchSize, seed: h.seed, epoch: epoch,
-                                        groupByLength: h.groupByLength)
+            let batches = Batches.epoch(lengths: lengths, batchSize: h[.batchSize], seed: h[.seed], epoch: epoch,
+                                        groupByLength: h[.groupByLength])
             var next = 0
             while next < batches.count && step < totalSteps {
-                let group = batches[next..<min(next + h.gradientAccumulation, batches.count)]
+                let group = batches[next..<min(next + h[.gradientAccumulation], batches.count)]
                 next += group.count
                 let stepStart = Date()
                 var loss = 0.0
                 for (m, examples) in group.enumerated() {
-                    let seed = Dropout.streamSeed(h.seed, site: UInt64(step) << 8 | UInt64(m))
+                    let seed = Dropout.streamSeed(h[.seed], site: UInt64(step) << 8 | UInt64(m))
                     loss += task.trainStep(examples, dropout: .training(seed: seed), gradientScale: 1 / Float(group.count))
                 }
                 loss /= Double(group.count)
@@ -116,31 +117,19 @@ public final class Trainer {
                 let norm = optimizer.update(learningRate: Float(rate))
                 step += 1
                 let epochProgress = Double(epoch) + Double(next) / Double(batches.count)
-                observer?.stepFinished(TrainingStep(step: step, epoch: epochProgress, loss: loss, learningRate: rate,
-                                                    gradientNorm: norm, samples: group.reduce(0) { $0 + $1.count },
-                                                    seconds: Date().timeIntervalSince(stepStart)))
+                let figures = TrainingStep(step: step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
+                                           samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart))
+                for o in observers { o.stepFinished(figures) }
                 if stopRequested.isSet { throw TrainingError.interrupted(step: step) }
-                if let every = h.evalSteps, step % every == 0 { try evaluate(epoch: epochProgress) }
+                if let every = h[.evalSteps], step % every == 0 { try evaluate(epoch: epochProgress) }
                 if step == totalSteps { break training }
             }
             epoch += 1
-            if h.evalSteps == nil { try evaluate(epoch: Double(epoch)) }
+            if h[.evalSteps] == nil { try evaluate(epoch: Double(epoch)) }
         }
         // A step budget can end a run between evaluations: the final metrics are those of the last step.
         if lastEvaluated != step { try evaluate(epoch: Double(step) / Double(stepsPerEpoch)) }
         return TrainingResult(steps: step, finalMetrics: final, bestMetrics: best, bestStep: bestStep,
                               seconds: Date().timeIntervalSince(start))
     }
-}
-
-/// A flag one thread sets and another polls.
-public final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    public init() {}
-
-    public var isSet: Bool { lock.withLock { value } }
-
-    public func set() { lock.withLock { value = true } }
 }

@@ -2,7 +2,15 @@ import Foundation
 
 /// The span question answering plugin (SQuAD): windows over long contexts, a start and an end logit per
 /// token, answers extracted over all windows of a question and scored with SQuAD's official EM and F1.
-public final class SpanQATask: TrainableTask {
+public final class SpanQATask: TaskPlugin {
+    public typealias Split = SQuADLayout
+    public static let name = "span-qa"
+    public static let architecture = "BertForQuestionAnswering"
+    public static let metrics: Set<String> = [
+        "exact_match", "f1", "has_answer_exact_match", "has_answer_f1", "no_answer_exact_match", "no_answer_f1",
+    ]
+    public static var hyperparameters: [HyperparameterDeclaration] { [Hyperparameter.windowOverlap.declaration] }
+
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
     public let tokenizer: BertTokenizer
@@ -22,25 +30,27 @@ public final class SpanQATask: TrainableTask {
         "\(trainingExamples.count) training and \(evaluationExamples.count) evaluation questions (\(training.count) and \(evaluation.count) windows)"
     }
 
-    public init(spec: TaskSpec, checkpoint: BertCheckpoint, maxLength: Int, windowOverlap: Int, batchSize: Int,
-                evaluationBatchSize: Int = 32, seed: UInt64, precision: Precision = .float32, trainFile: String? = nil,
-                evalFile: String? = nil) throws {
-        self.spec = spec
-        self.checkpoint = checkpoint
-        self.evaluationBatchSize = evaluationBatchSize
-        tokenizer = try BertTokenizer(directory: checkpoint.directory)
+    public init(_ setup: TaskSetup) throws {
+        let h = setup.hyperparameters, maxLength = h[.maxLength], windowOverlap = h[.windowOverlap]
+        spec = setup.spec
+        checkpoint = setup.checkpoint
+        evaluationBatchSize = h[.evalBatchSize]
+        tokenizer = try setup.tokenizer()
         guard windowOverlap >= 0 && windowOverlap < maxLength / 2 else {
             throw DataError(file: spec.path, "window overlap \(windowOverlap) must be at least 0 and less than half the max length \(maxLength)")
         }
-        trainingExamples = try spec.questions("train", file: trainFile)
-        evaluationExamples = try spec.questions("dev", file: evalFile)
+        func questions(_ split: String) throws -> [SQuADExample] {
+            let (layout, file, isReplaced) = try setup.split(split, as: SQuADLayout.self)
+            return try SQuADFile.read(path: file, articles: isReplaced ? nil : layout.articles)
+        }
+        trainingExamples = try questions("train")
+        evaluationExamples = try questions("dev")
         let windower = SpanWindower(tokenizer: tokenizer, maxLength: maxLength, windowOverlap: windowOverlap)
         training = windower.windows(trainingExamples)
         evaluation = windower.windows(evaluationExamples)
         extractor = AnswerExtractor(nullScoreThreshold: trainingExamples.contains { $0.isImpossible } ? 0 : nil)
-        model = QuestionAnsweringModel(config: checkpoint.config, maxBatch: max(batchSize, evaluationBatchSize), maxLength: maxLength,
-                                       precision: precision)
-        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter, seed: seed)
+        model = QuestionAnsweringModel(config: checkpoint.config, maxBatch: setup.maxBatch, maxLength: maxLength, precision: h[.precision])
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter, seed: h[.seed])
     }
 
     public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
@@ -68,9 +78,7 @@ public final class SpanQATask: TrainableTask {
     /// Answers (and n-best lists) for the evaluation questions.
     public func predict() -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
         var logits = [[Float]](repeating: [], count: evaluation.count)
-        let order = evaluation.indices.sorted { evaluation[$0].ids.count < evaluation[$1].ids.count }
-        for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
-            let indices = order[start..<min(start + evaluationBatchSize, order.count)]
+        for indices in Batches.byLength(evaluation.map(\.ids.count), batchSize: evaluationBatchSize) {
             model.forward(Self.batch(evaluation, indices, padId: tokenizer.padId))
             for (row, w) in indices.enumerated() {
                 let n = evaluation[w].ids.count
@@ -113,11 +121,38 @@ public final class SpanQATask: TrainableTask {
 
     public func export(to directory: String) throws {
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters,
-                                    head: .init(architecture: "BertForQuestionAnswering", config: [:],
+                                    head: .init(architecture: Self.architecture, config: [:],
                                                 isHeadParameter: QuestionAnsweringModel.isHeadParameter))
     }
 
     static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
         EncoderBatch(padding: indices.map { windows[$0].ids }, typeIds: indices.map { windows[$0].typeIds }, padId: padId)
+    }
+}
+
+/// How a split of a span QA task is laid out: a SQuAD JSON file, of which the split takes the articles
+/// `[first, end)` (all when absent; a file named by `--train-file` or `--eval-file` is taken whole).
+public struct SQuADLayout: TaskFileSection {
+    public var articles: Range<Int>?
+
+    public static var keys: Set<String> { ["articles"] }
+
+    enum CodingKeys: String, CodingKey { case articles }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        articles = try c.decodeIfPresent([Int].self, forKey: .articles).map { range in
+            guard range.count == 2, 0 <= range[0], range[0] <= range[1] else {
+                throw DecodingError.dataCorruptedError(forKey: .articles, in: c, debugDescription: "articles must be [first, end), found \(range)")
+            }
+            return range[0]..<range[1]
+        }
+    }
+}
+
+extension Hyperparameter where Value == Int {
+    /// Span QA: context tokens shared by consecutive windows of a long context.
+    public static var windowOverlap: Self {
+        .init("window_overlap", default: 128, help: "Span QA: context tokens shared by consecutive windows (transformers' stride; not Google's doc_stride).")
     }
 }

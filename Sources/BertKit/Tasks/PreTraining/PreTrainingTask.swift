@@ -7,7 +7,17 @@ import Foundation
 /// batch, afresh each time it is seen (dynamic masking) or once for good, from the seed, the pair and the round
 /// alone, so a rerun is identical. The held-out pairs are masked once, so every evaluation scores the same
 /// predictions.
-public final class PreTrainingTask: TrainableTask {
+public final class PreTrainingTask: TaskPlugin {
+    public typealias Split = CorpusLayout
+    public static let name = "pretraining"
+    public static let architecture = "BertForPreTraining"
+    public static let metrics: Set<String> = ["mlm_accuracy", "mlm_loss", "perplexity", "nsp_accuracy", "nsp_loss"]
+    public static var hyperparameters: [HyperparameterDeclaration] {
+        [Hyperparameter.mlmProbability.declaration, Hyperparameter.maxPredictions.declaration,
+         Hyperparameter.shortSequenceProbability.declaration, Hyperparameter.nextSentencePrediction.declaration,
+         Hyperparameter.wholeWordMasking.declaration, Hyperparameter.dynamicMasking.declaration]
+    }
+
     /// A held-out pair with its fixed mask.
     public struct HeldOutExample: Sendable {
         public let pair: SegmentPair
@@ -19,7 +29,10 @@ public final class PreTrainingTask: TrainableTask {
     public let tokenizer: BertTokenizer
     public let model: PreTrainingModel
     public let loadReport: LoadReport
-    public let options: PreTrainingOptions
+    /// Train next-sentence prediction beside masked LM.
+    public let nextSentencePrediction: Bool
+    /// Draw a new mask each time a pair is seen.
+    public let dynamicMasking: Bool
     public let masker: Masker
     public let training: [SegmentPair]
     public let evaluation: [HeldOutExample]
@@ -38,23 +51,22 @@ public final class PreTrainingTask: TrainableTask {
     public var dataSummary: String {
         let notNext = training.filter(\.isRandomNext).count
         var summary = "\(training.count) training pairs from \(documentCounts.training) documents"
-            + (options.nextSentencePrediction ? " (\(notNext) NotNext)" : "")
+            + (nextSentencePrediction ? " (\(notNext) NotNext)" : "")
             + ", \(evaluation.count) held-out pairs from \(documentCounts.evaluation)"
         if !problems.isEmpty { summary += "; \(problems.count) corpus problem(s) skipped" }
         return summary
     }
 
-    public init(spec: TaskSpec, checkpoint: BertCheckpoint, options o: TaskOptions) throws {
-        self.spec = spec
-        self.checkpoint = checkpoint
-        options = o.preTraining
-        seed = o.seed
-        evaluationBatchSize = o.evaluationBatchSize
-        tokenizer = try BertTokenizer(directory: checkpoint.directory)
-        guard o.maxLength >= 8, o.maxLength <= checkpoint.config.maxPositionEmbeddings else {
-            throw DataError(file: spec.path, "max length \(o.maxLength) must be between 8 and the model's \(checkpoint.config.maxPositionEmbeddings)")
-        }
-        let (trainDocuments, heldOutDocuments, corpusProblems) = try Self.documents(spec, o)
+    public init(_ setup: TaskSetup) throws {
+        let h = setup.hyperparameters
+        spec = setup.spec
+        checkpoint = setup.checkpoint
+        nextSentencePrediction = h[.nextSentencePrediction]
+        dynamicMasking = h[.dynamicMasking]
+        seed = h[.seed]
+        evaluationBatchSize = h[.evalBatchSize]
+        tokenizer = try setup.tokenizer(minimumLength: 8)
+        let (trainDocuments, heldOutDocuments, corpusProblems) = try Self.documents(setup)
         let tokenizer = self.tokenizer
         var problems = corpusProblems
         func tokenised(_ documents: [(document: TextCorpus.Document, file: String)]) -> [[[Int32]]] {
@@ -69,37 +81,36 @@ public final class PreTrainingTask: TrainableTask {
         }
         let trainTokens = tokenised(trainDocuments), heldOutTokens = tokenised(heldOutDocuments)
         guard trainTokens.count >= 2, !heldOutTokens.isEmpty else {
-            throw DataError(file: o.textFile ?? spec.path,
+            throw DataError(file: setup.data.textFile ?? spec.path,
                             "pre-training needs at least 2 training documents and 1 held-out document; found \(trainTokens.count) and \(heldOutTokens.count)")
         }
         self.problems = problems
         documentCounts = (trainTokens.count, heldOutTokens.count)
 
-        var builder = SegmentPairBuilder(maxLength: o.maxLength, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
-        builder.shortSequenceProbability = options.shortSequenceProbability
-        builder.nextSentencePrediction = options.nextSentencePrediction
+        var builder = SegmentPairBuilder(maxLength: h[.maxLength], clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        builder.shortSequenceProbability = h[.shortSequenceProbability]
+        builder.nextSentencePrediction = nextSentencePrediction
         var masker = Masker(tokenizer: tokenizer)
-        masker.probability = options.mlmProbability
-        masker.maxPredictions = options.maxPredictions
-        masker.wholeWord = options.wholeWordMasking
+        masker.probability = h[.mlmProbability]
+        masker.maxPredictions = h[.maxPredictions]
+        masker.wholeWord = h[.wholeWordMasking]
         self.masker = masker
-        training = builder.pairs(from: trainTokens, seed: o.seed)
+        training = builder.pairs(from: trainTokens, seed: seed)
         rounds = [Int](repeating: 0, count: training.count)
-        let heldOutSeed = o.seed ^ 0x4845_4C44_4F55_5400  // a stream of its own, apart from training's
+        let heldOutSeed = seed ^ 0x4845_4C44_4F55_5400  // a stream of its own, apart from training's
         evaluation = builder.pairs(from: heldOutTokens, seed: heldOutSeed).enumerated().map { i, pair in
             var random = SeededRandom(seed: heldOutSeed, stream: UInt64(i))
             return HeldOutExample(pair: pair, masked: masker.mask(pair.ids, random: &random))
         }
-        let maxBatch = max(o.batchSize, o.evaluationBatchSize)
-        model = PreTrainingModel(config: checkpoint.config, maxBatch: maxBatch, maxLength: o.maxLength,
-                                 maxPredictions: maxBatch * options.maxPredictions,
-                                 nextSentencePrediction: options.nextSentencePrediction, precision: o.precision)
-        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: PreTrainingModel.isHeadParameter, seed: o.seed)
+        model = PreTrainingModel(config: checkpoint.config, maxBatch: setup.maxBatch, maxLength: h[.maxLength],
+                                 maxPredictions: setup.maxBatch * h[.maxPredictions],
+                                 nextSentencePrediction: nextSentencePrediction, precision: h[.precision])
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: PreTrainingModel.isHeadParameter, seed: seed)
     }
 
     /// The training and held-out documents, each with the file it came from: `--text` (its last 5 % of
     /// documents held out, or `--eval-file` as the held-out corpus), else the task's splits.
-    static func documents(_ spec: TaskSpec, _ o: TaskOptions) throws
+    static func documents(_ setup: TaskSetup) throws
         -> (training: [(document: TextCorpus.Document, file: String)], heldOut: [(document: TextCorpus.Document, file: String)], problems: [DataError])
     {
         var problems: [DataError] = []
@@ -112,34 +123,34 @@ public final class PreTrainingTask: TrainableTask {
             }
             return corpora[path]!.documents.map { ($0, path) }
         }
-        func split(_ name: String, file override: String?) throws -> [(document: TextCorpus.Document, file: String)] {
-            if let override { return try read(override) }
-            let documents = try read(try spec.file(of: name, dataDirectory: o.dataDirectory))
-            guard let range = spec.splits[name]?.documents else { return documents }
-            guard range.count == 2, 0 <= range[0], range[0] <= range[1], range[1] <= documents.count else {
-                throw DataError(file: spec.path, "split '\(name)': documents must be [first, end) within the corpus's \(documents.count), found \(range)")
+        func split(_ name: String) throws -> [(document: TextCorpus.Document, file: String)] {
+            let (layout, file, isReplaced) = try setup.split(name, as: CorpusLayout.self)
+            let documents = try read(file)
+            guard let range = layout.documents, !isReplaced else { return documents }
+            guard range.upperBound <= documents.count else {
+                throw DataError(file: setup.spec.path, "split '\(name)': documents must be [first, end) within the corpus's \(documents.count), found [\(range.lowerBound), \(range.upperBound)]")
             }
-            return Array(documents[range[0]..<range[1]])
+            return Array(documents[range])
         }
-        if let text = o.textFile {
+        if let text = setup.data.textFile {
             let all = try read(text)
-            if let evalFile = o.evalFile { return (all, try read(evalFile), problems) }
+            if let evalFile = setup.data.evalFile { return (all, try read(evalFile), problems) }
             let heldOut = max(1, all.count / 20)
             return (Array(all.dropLast(heldOut)), Array(all.suffix(heldOut)), problems)
         }
-        return (try split("train", file: o.trainFile), try split("dev", file: o.evalFile), problems)
+        return (try split("train"), try split("dev"), problems)
     }
 
     public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
         let masked = examples.map { i in
-            let round = options.dynamicMasking ? rounds[i] : 0
+            let round = dynamicMasking ? rounds[i] : 0
             rounds[i] += 1
             var random = SeededRandom(seed: seed, stream: UInt64(round) << 32 | UInt64(i))
             return masker.mask(training[i].ids, random: &random)
         }
         let loss = forward(masked, examples.map { training[$0] }, dropout: dropout, scale: gradientScale)
         model.backward()
-        return loss.mlm + (options.nextSentencePrediction ? loss.nsp : 0)
+        return loss.mlm + (nextSentencePrediction ? loss.nsp : 0)
     }
 
     /// Runs the model on masked pairs and prepares the gradients of the loss; returns its two terms.
@@ -155,11 +166,10 @@ public final class PreTrainingTask: TrainableTask {
     /// Masked-LM loss, accuracy and perplexity over every held-out prediction; NSP loss and accuracy over the
     /// held-out pairs (when NSP is trained).
     public func evaluate() -> [String: Double] {
-        let order = evaluation.indices.sorted { evaluation[$0].pair.ids.count < evaluation[$1].pair.ids.count }
         var mlmLoss = 0.0, nspLoss = 0.0
         var predictions = 0, correct = 0, nspCorrect = 0
-        for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
-            let chosen = order[start..<min(start + evaluationBatchSize, order.count)].map { evaluation[$0] }
+        for indices in Batches.byLength(evaluation.map(\.pair.ids.count), batchSize: evaluationBatchSize) {
+            let chosen = indices.map { evaluation[$0] }
             let masked = chosen.map(\.masked)
             let loss = forward(masked, chosen.map(\.pair), dropout: .evaluation, scale: 1)
             let labels = masked.flatMap(\.labels)
@@ -172,7 +182,7 @@ public final class PreTrainingTask: TrainableTask {
         let meanLoss = mlmLoss / Double(max(1, predictions))
         var metrics = ["mlm_loss": meanLoss, "mlm_accuracy": Double(correct) / Double(max(1, predictions)),
                        "perplexity": Foundation.exp(meanLoss)]
-        if options.nextSentencePrediction {
+        if nextSentencePrediction {
             metrics["nsp_loss"] = nspLoss / Double(max(1, evaluation.count))
             metrics["nsp_accuracy"] = Double(nspCorrect) / Double(max(1, evaluation.count))
         }
@@ -208,7 +218,56 @@ public final class PreTrainingTask: TrainableTask {
 
     public func export(to directory: String) throws {
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters,
-                                    head: .init(architecture: "BertForPreTraining", config: [:],
+                                    head: .init(architecture: Self.architecture, config: [:],
                                                 isHeadParameter: PreTrainingModel.isHeadParameter))
+    }
+}
+
+/// How a split of a pre-training task is laid out: a plain-text corpus (one sentence per line, a blank line
+/// between documents), of which the split takes the documents `[first, end)` (all when absent).
+public struct CorpusLayout: TaskFileSection {
+    public var documents: Range<Int>?
+
+    public static var keys: Set<String> { ["documents"] }
+
+    enum CodingKeys: String, CodingKey { case documents }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        documents = try c.decodeIfPresent([Int].self, forKey: .documents).map { range in
+            guard range.count == 2, 0 <= range[0], range[0] <= range[1] else {
+                throw DecodingError.dataCorruptedError(forKey: .documents, in: c, debugDescription: "documents must be [first, end), found \(range)")
+            }
+            return range[0]..<range[1]
+        }
+    }
+}
+
+extension Hyperparameter where Value == Double {
+    public static var mlmProbability: Self {
+        .init("mlm_probability", default: 0.15, help: "Pre-training: share of the tokens chosen for masked-LM prediction.",
+              problem: { $0 > 0 && $0 < 1 ? nil : "must be in (0, 1)" })
+    }
+    public static var shortSequenceProbability: Self {
+        .init("short_sequence_probability", default: 0.1, help: "Pre-training: probability of packing a pair shorter than the maximum length.",
+              problem: { (0...1).contains($0) ? nil : "must be in [0, 1]" })
+    }
+}
+
+extension Hyperparameter where Value == Int {
+    public static var maxPredictions: Self {
+        .init("max_predictions", default: 20, help: "Pre-training: at most this many masked-LM predictions per sequence.", problem: positive)
+    }
+}
+
+extension Hyperparameter where Value == Bool {
+    public static var nextSentencePrediction: Self {
+        .init("next_sentence_prediction", default: true, help: "Pre-training: train next-sentence prediction too (false: masked LM alone).")
+    }
+    public static var wholeWordMasking: Self {
+        .init("whole_word_masking", default: false, help: "Pre-training: mask whole words (a word's ## pieces together).")
+    }
+    public static var dynamicMasking: Self {
+        .init("dynamic_masking", default: true, help: "Pre-training: new masks every epoch (false: one mask per sequence throughout).")
     }
 }

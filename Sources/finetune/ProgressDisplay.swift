@@ -1,10 +1,8 @@
 import BertKit
 import Foundation
 
-/// Shows a run's progress (a bar on a terminal, plain lines otherwise) and records its metrics in results.db.
-final class RunObserver: TrainingObserver {
-    let run: Int64
-    let database: ResultsDatabase
+/// Shows a run's progress: a bar on a terminal, otherwise a plain line every 10 seconds, and each evaluation.
+final class ProgressDisplay: TrainingObserver {
     let mainMetric: String
     let interactive = isatty(STDERR_FILENO) != 0
     private var totalSteps = 0
@@ -14,9 +12,7 @@ final class RunObserver: TrainingObserver {
     private let start = Date()
     private var lastLine = Date.distantPast
 
-    init(run: Int64, database: ResultsDatabase, mainMetric: String) {
-        self.run = run
-        self.database = database
+    init(mainMetric: String) {
         self.mainMetric = mainMetric
     }
 
@@ -29,8 +25,6 @@ final class RunObserver: TrainingObserver {
         samples += s.samples
         trainingSeconds += s.seconds
         recentLoss = recentLoss.map { 0.9 * $0 + 0.1 * s.loss } ?? s.loss
-        try? database.logMetrics(run, split: "train", step: s.step, epoch: s.epoch,
-                                 ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
         let rate = Double(samples) / max(trainingSeconds, 1e-9)
         let elapsed = Date().timeIntervalSince(start)
         let eta = elapsed / Double(s.step) * Double(totalSteps - s.step)
@@ -47,13 +41,13 @@ final class RunObserver: TrainingObserver {
     }
 
     func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
-        try? database.logMetrics(run, split: "dev", step: step, epoch: epoch, metrics)
-        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        clearBar()
         let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
         say("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(text)\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
     }
 
-    func finish() {
+    /// Clears the progress bar's line, so that the next line starts clean.
+    func clearBar() {
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 

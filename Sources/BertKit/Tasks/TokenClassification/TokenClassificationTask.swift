@@ -14,7 +14,18 @@ public struct TokenWindow: Sendable {
 /// first sub-token (or, with `labelAllSubtokens`, on every sub-token, `B-` becoming `I-` after the first);
 /// predictions are read back per word, so evaluation counts words, never sub-tokens. Sentences longer than the
 /// window are split into consecutive windows, so every word gets a prediction.
-public final class TokenClassificationTask: TrainableTask {
+public final class TokenClassificationTask: TaskPlugin {
+    public typealias Split = CoNLLLayout
+    public typealias Settings = CoNLLSettings
+    public static let name = "token-classification"
+    public static let architecture = "BertForTokenClassification"
+    public static let metrics: Set<String> = ["f1", "precision", "recall", "accuracy"]
+    public static var hyperparameters: [HyperparameterDeclaration] { [Hyperparameter.labelAllSubtokens.declaration] }
+
+    public static func validate(_ spec: TaskSpec) throws {
+        if spec.labels == nil { throw DataError(file: spec.path, "a token classification task needs its labels") }
+    }
+
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
     public let tokenizer: BertTokenizer
@@ -32,30 +43,28 @@ public final class TokenClassificationTask: TrainableTask {
     public var dataSummary: String {
         "\(trainingSentences.count) training and \(evaluationSentences.count) evaluation sentences (\(training.count) and \(evaluation.count) windows)"
     }
-    private let dataDirectory: String?
+    private let setup: TaskSetup
     private let windower: Windower
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
-    public init(spec: TaskSpec, checkpoint: BertCheckpoint, dataDirectory: String?, maxLength: Int, batchSize: Int,
-                evaluationBatchSize: Int = 32, seed: UInt64, precision: Precision = .float32, labelAllSubtokens: Bool = false,
-                trainFile: String? = nil, evalFile: String? = nil) throws {
-        guard let labels = spec.labels else { throw DataError(file: spec.path, "a token classification task needs labels") }
-        self.spec = spec
-        self.checkpoint = checkpoint
-        self.labels = labels
-        self.evaluationBatchSize = evaluationBatchSize
-        tokenizer = try BertTokenizer(directory: checkpoint.directory)
-        trainingSentences = try spec.sentences("train", dataDirectory: dataDirectory, file: trainFile)
-        evaluationSentences = try spec.sentences("dev", dataDirectory: dataDirectory, file: evalFile)
-        let windower = Windower(tokenizer: tokenizer, labels: labels, maxLength: maxLength, labelAllSubtokens: labelAllSubtokens)
+    public init(_ setup: TaskSetup) throws {
+        let h = setup.hyperparameters
+        self.setup = setup
+        spec = setup.spec
+        checkpoint = setup.checkpoint
+        labels = spec.labels!
+        evaluationBatchSize = h[.evalBatchSize]
+        tokenizer = try setup.tokenizer()
+        trainingSentences = try setup.sentences("train")
+        evaluationSentences = try setup.sentences("dev")
+        let windower = Windower(tokenizer: tokenizer, labels: labels, maxLength: h[.maxLength],
+                                labelAllSubtokens: h[.labelAllSubtokens])
         self.windower = windower
-        self.dataDirectory = dataDirectory
         training = windower.windows(trainingSentences)
         evaluation = windower.windows(evaluationSentences)
-        let longest = maxLength
-        model = TokenClassifier(config: checkpoint.config, labels: labels.count, maxBatch: max(batchSize, evaluationBatchSize),
-                                maxLength: longest, precision: precision)
-        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: seed)
+        model = TokenClassifier(config: checkpoint.config, labels: labels.count, maxBatch: setup.maxBatch,
+                                maxLength: h[.maxLength], precision: h[.precision])
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: h[.seed])
     }
 
     public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
@@ -88,9 +97,7 @@ public final class TokenClassificationTask: TrainableTask {
     /// normaliser removes) cannot be tagged by the model and is predicted `O`.
     public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence]) -> [[String]] {
         var tags = sentences.map { Array(repeating: "O", count: $0.words.count) }
-        let order = windows.indices.sorted { windows[$0].ids.count < windows[$1].ids.count }
-        for start in stride(from: 0, to: order.count, by: evaluationBatchSize) {
-            let indices = order[start..<min(start + evaluationBatchSize, order.count)]
+        for indices in Batches.byLength(windows.map(\.ids.count), batchSize: evaluationBatchSize) {
             let (batch, _) = Self.batch(windows, indices, padId: tokenizer.padId)
             model.forward(batch)
             for (row, w) in indices.enumerated() {
@@ -118,7 +125,7 @@ public final class TokenClassificationTask: TrainableTask {
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         var splits = [("dev", evaluationSentences, evaluation)]
         if spec.splits["test"] != nil {
-            let sentences = try spec.sentences("test", dataDirectory: dataDirectory)
+            let sentences = try setup.sentences("test")
             splits.append(("test", sentences, windower.windows(sentences)))
         }
         for (split, sentences, windows) in splits {
@@ -133,7 +140,7 @@ public final class TokenClassificationTask: TrainableTask {
 
     public func export(to directory: String) throws {
         let head = HuggingFaceExport.Head(
-            architecture: "BertForTokenClassification",
+            architecture: Self.architecture,
             config: ["id2label": Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), $1) }),
                      "label2id": Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })],
             isHeadParameter: TokenClassifier.isHeadParameter)
@@ -196,5 +203,12 @@ struct Windower {
             }
         }
         return windows
+    }
+}
+
+extension Hyperparameter where Value == Bool {
+    /// Token classification: put each word's label on every sub-token, not only the first.
+    public static var labelAllSubtokens: Self {
+        .init("label_all_subtokens", default: false, help: "Token classification: label every sub-token of a word, not only the first (B- becomes I- after the first).")
     }
 }

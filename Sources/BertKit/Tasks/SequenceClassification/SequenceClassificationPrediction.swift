@@ -1,0 +1,54 @@
+import Foundation
+
+extension SequenceClassificationTask {
+    /// Classifies every text (or pair) of a TSV file (columns of a task's split) or a JSONL file (`text`, or
+    /// `sentence1`, and `text_pair`, or `sentence2`) and writes TSV: index, the predicted label (or value), then
+    /// one logit per label, in input order.
+    public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
+        let checkpoint = request.checkpoint
+        let tokenizer = try BertTokenizer(directory: request.model)
+        let regression = try checkpoint.problemType() == "regression"
+        guard let labels = try checkpoint.labelNames(), !labels.isEmpty else {
+            throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned classification model?")
+        }
+        let encodings = try texts(request).map { tokenizer.encode($0.0, pair: $0.1, maxLength: request.maxLength) }
+        let outputs = regression ? 1 : labels.count
+        let classifier = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: request.batchSize,
+                                            maxLength: encodings.map(\.count).max() ?? 1, precision: request.precision)
+        _ = try checkpoint.loadWeights(into: classifier.parameters)
+
+        var rows = [String](repeating: "", count: encodings.count)
+        let started = ContinuousClock.now
+        for indices in Batches.byLength(encodings.map(\.count), batchSize: request.batchSize) {
+            classifier.forward(EncoderBatch(padding: indices.map { encodings[$0].ids }, typeIds: indices.map { encodings[$0].typeIds },
+                                            padId: tokenizer.padId))
+            for (row, (index, prediction)) in zip(indices, classifier.predictions()).enumerated() {
+                let logits = (0..<outputs).map { classifier.logits[row * outputs + $0] }
+                switch prediction {
+                case .value(let v): rows[index] = "\(index)\t\(v)"
+                case .label(let l): rows[index] = "\(index)\t\(labels[l])" + logits.map { "\t\($0)" }.joined()
+                }
+            }
+        }
+        let elapsed = started.duration(to: .now)
+        let lines = ["index\tprediction" + (regression ? "" : labels.map { "\t" + $0 }.joined())] + rows
+        try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: request.output)
+        return PredictionReport(examples: encodings.count,
+                                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+
+    /// The texts and pairs of the input file.
+    static func texts(_ request: PredictionRequest) throws -> [(String, String?)] {
+        if request.input.hasSuffix(".jsonl") {
+            return try JSONLines.read(path: request.input).map { line, object in
+                guard let a = (object["text"] ?? object["sentence1"] ?? object["sentence"]) as? String else {
+                    throw DataError(file: request.input, line: line, "expected a \"text\" (or \"sentence1\") string field")
+                }
+                return (a, (object["text_pair"] ?? object["sentence2"]) as? String)
+            }
+        }
+        guard let task = request.task else { throw UsageError("a TSV input needs --task to say which columns hold the texts") }
+        return try task.layout(of: request.split, as: TSVLayout.self).examples(path: request.input, labels: task.labels)
+            .map { ($0.textA, $0.textB) }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+
+/// A tokenised text or text pair and its target.
+public struct SequenceFeature: Sendable {
+    public let ids: [Int32]
+    public let typeIds: [Int32]
+    public let target: Target?
+}
+
+/// The sequence classification (and regression) plugin: GLUE-style tasks whose splits are TSV files, trained
+/// with a `SequenceClassifier` on the `train` split and evaluated on `dev`.
+public final class SequenceClassificationTask: TaskPlugin {
+    public typealias Split = TSVLayout
+    public static let name = "sequence-classification"
+    public static let architecture = "BertForSequenceClassification"
+    public static let metrics = Metrics.known
+
+    /// Classes are scored by accuracy, F1 and Matthews' correlation, values (regression) by correlations.
+    public static func validate(_ spec: TaskSpec) throws {
+        let fitting: Set<String> = spec.isRegression ? ["pearson", "spearman"] : ["accuracy", "f1", "matthews"]
+        if let metric = spec.metrics.first(where: { !fitting.contains($0) }) {
+            throw DataError(file: spec.path, "metric '\(metric)' does not fit a \(spec.isRegression ? "regression task (no labels)" : "classification task"); use \(fitting.sorted().joined(separator: ", "))")
+        }
+    }
+
+    public let spec: TaskSpec
+    public let checkpoint: BertCheckpoint
+    public let tokenizer: BertTokenizer
+    public let model: SequenceClassifier
+    public let loadReport: LoadReport
+    public let training: [SequenceFeature]
+    public let evaluation: [SequenceFeature]
+    public let evaluationBatchSize: Int
+
+    public var parameters: ParameterStore { model.parameters }
+    public var mainMetric: String { spec.mainMetric }
+    public var dataSummary: String { "\(training.count) training and \(evaluation.count) evaluation examples" }
+    public var trainingLengths: [Int] { training.map(\.ids.count) }
+
+    /// Tokenises the task's `train` and `dev` splits (truncated to `max_length` tokens) and loads the encoder,
+    /// initialising the classifier with the seed.
+    public init(_ setup: TaskSetup) throws {
+        let h = setup.hyperparameters, maxLength = h[.maxLength]
+        spec = setup.spec
+        checkpoint = setup.checkpoint
+        tokenizer = try setup.tokenizer()
+        let tokenizer = self.tokenizer
+        func features(_ split: String) throws -> [SequenceFeature] {
+            let (layout, file, _) = try setup.split(split, as: TSVLayout.self)
+            return try layout.examples(path: file, labels: setup.spec.labels).map { e in
+                guard let target = e.target else { throw DataError(file: e.file, line: e.line, "the \(split) split needs a label column") }
+                let encoding = tokenizer.encode(e.textA, pair: e.textB, maxLength: maxLength)
+                return SequenceFeature(ids: encoding.ids, typeIds: encoding.typeIds, target: target)
+            }
+        }
+        training = try features("train")
+        evaluation = try features("dev")
+        evaluationBatchSize = h[.evalBatchSize]
+        let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
+        model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1, maxBatch: setup.maxBatch,
+                                   maxLength: longest, precision: h[.precision])
+        loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
+    }
+
+    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+        model.forward(Self.batch(training, examples, padId: tokenizer.padId), dropout: dropout)
+        let loss = model.loss(examples.map { training[$0].target! }, scale: gradientScale)
+        model.backward()
+        return loss
+    }
+
+    public func evaluate() -> [String: Double] {
+        Metrics.compute(spec.metrics, predicted: predict(evaluation), gold: evaluation.map { $0.target! })
+    }
+
+    /// Predictions for `features`, in their order.
+    public func predict(_ features: [SequenceFeature]) -> [Target] {
+        var predicted = [Target](repeating: .label(0), count: features.count)
+        for indices in Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize) {
+            model.forward(Self.batch(features, indices, padId: tokenizer.padId))
+            for (i, p) in zip(indices, model.predictions()) { predicted[i] = p }
+        }
+        return predicted
+    }
+
+    public func export(to directory: String) throws {
+        try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer,
+                                    parameters: model.parameters, head: Self.exportHead(labels: spec.labels))
+    }
+
+    static func exportHead(labels: [String]?) -> HuggingFaceExport.Head {
+        var config: [String: Any] = [:]
+        if let labels {
+            config["id2label"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), $1) })
+            config["label2id"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
+            config["problem_type"] = "single_label_classification"
+        } else {
+            config["id2label"] = ["0": "LABEL_0"]
+            config["label2id"] = ["LABEL_0": 0]
+            config["problem_type"] = "regression"
+        }
+        return .init(architecture: architecture, config: config, isHeadParameter: SequenceClassifier.isHeadParameter)
+    }
+
+    /// The chosen features, padded on the right to the longest of them.
+    static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
+        EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds }, padId: padId)
+    }
+}

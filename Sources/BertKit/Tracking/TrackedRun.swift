@@ -1,0 +1,53 @@
+import Foundation
+
+/// A run's record in results.db, from start to end: its row in `runs` with its hyper-parameters, the metrics it
+/// logs as it trains (it observes the trainer), the files it writes, and how it ended: `completed`,
+/// `interrupted` (Ctrl-C, SIGTERM) or `failed` with the error. A run whose process dies without ending it is
+/// marked `interrupted` by the next process that opens the database on that host.
+public final class TrackedRun: TrainingObserver {
+    public let id: Int64
+    public let database: ResultsDatabase
+
+    /// Records a new run as `running`.
+    public init(database: ResultsDatabase, task: String, model: String, experiment: String?, mainMetric: String,
+                seed: UInt64, gitCommit: String?, parameters: [(String, String)]) throws {
+        self.database = database
+        id = try database.startRun(task: task, model: model, experiment: experiment, mainMetric: mainMetric, seed: seed,
+                                   gitCommit: gitCommit, outputDirectory: nil, parameters: parameters)
+    }
+
+    public func setOutputDirectory(_ directory: String) throws { try database.setOutputDirectory(id, directory) }
+
+    public func log(split: String, step: Int, epoch: Double?, _ metrics: [String: Double]) throws {
+        try database.logMetrics(id, split: split, step: step, epoch: epoch, metrics)
+    }
+
+    /// Records a file, or a folder (its bytes are the sum of its files'), with its sha256.
+    public func logArtifact(path: String, kind: String) throws { try database.logArtifact(id, path: path, kind: kind) }
+
+    /// Marks how the run ended: completed when `error` is nil, interrupted when it is an interruption, failed
+    /// otherwise (with the error's text). Returns the status recorded.
+    @discardableResult
+    public func finish(error: Error? = nil) -> ResultsDatabase.Status {
+        let status: ResultsDatabase.Status = switch error {
+        case nil: .completed
+        case TrainingError.interrupted?: .interrupted
+        case _?: .failed
+        }
+        try? database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" })
+        return status
+    }
+
+    // MARK: TrainingObserver: every step's figures go to `train`, every evaluation to `dev`.
+
+    public func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {}
+
+    public func stepFinished(_ s: TrainingStep) {
+        try? log(split: "train", step: s.step, epoch: s.epoch,
+                 ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
+    }
+
+    public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
+        try? log(split: "dev", step: step, epoch: epoch, metrics)
+    }
+}

@@ -1,0 +1,18 @@
+/// The number format matrix products read their inputs in: the user's `--precision`. Products accumulate in
+/// fp32 and write fp32 either way, so master weights, optimizer state and every other kernel stay fp32 (mixed
+/// precision, as in PyTorch's autocast).
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    /// IEEE single precision throughout.
+    case float32 = "fp32"
+    /// Inputs rounded to bfloat16 (8 bits of mantissa, fp32's range); about twice fp32's multiply rate on a
+    /// CPU with bf16 dot products (AVX512_BF16 or AMX), slower than fp32 without (`Gemm.hasNativeBFloat16`).
+    case bfloat16 = "bf16"
+
+    /// What a user of this precision should know about this CPU, or nil: bf16 without bf16 dot products is
+    /// emulated (the same results, slower than fp32).
+    public var hardwareNote: String? {
+        guard self == .bfloat16, !Gemm.hasNativeBFloat16 else { return nil }
+        return "this CPU has no bf16 dot-product instructions (AVX512_BF16): bf16 products are widened to fp32, "
+            + "with the same results as bf16 hardware but slower than --precision fp32"
+    }
+}
