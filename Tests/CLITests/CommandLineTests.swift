@@ -102,6 +102,10 @@ import BertKit
         #expect(trainLoss[0]["n"] == .integer(4))
         let artifact = try database.query("SELECT kind, sha256, bytes FROM artifacts WHERE run_id = 1")
         #expect(artifact.first?["kind"] == .text("best-model") && (artifact.first?["sha256"]?.description.count ?? 0) == 64)
+        let best = directory + "/runs/1-mrpc-slice/best"
+        let folderBytes = try FileManager.default.contentsOfDirectory(atPath: best)
+            .map { try FileManager.default.attributesOfItem(atPath: best + "/" + $0)[.size] as! Int }.reduce(0, +)
+        #expect(artifact.first?["bytes"] == .integer(Int64(folderBytes)), "a folder's bytes are its files' sum")
 
         let list = try finetune(["runs", "--db", db])
         #expect(list.status == 0 && list.output.contains("mrpc-slice") && list.output.contains("completed"))

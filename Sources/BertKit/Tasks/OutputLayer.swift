@@ -1,15 +1,15 @@
 /// The one output layer a classification task adds on the encoder, as transformers builds it: dropout on the
 /// encoder's output (the pooled `[CLS]` vector, or every token's hidden state), then a linear layer.
-struct OutputLayer {
-    let linear: Linear
+public struct OutputLayer {
+    public let linear: Linear
     let dropoutProbability: Float
     private let dropped: UnsafeMutablePointer<Float>
     /// dL/d(input) after `backward`.
-    let dInput: UnsafeMutablePointer<Float>
+    public let dInput: UnsafeMutablePointer<Float>
 
     /// The layer named `prefix` in `store`, with buffers for up to `maxRows` input rows.
-    init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int,
-         precision: Precision = .float32, pool: BufferPool) {
+    public init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int,
+                precision: Precision = .float32, pool: BufferPool) {
         linear = Linear(prefix, in: store, precision: precision)
         self.dropoutProbability = dropoutProbability
         let count = maxRows * linear.inFeatures
@@ -17,7 +17,7 @@ struct OutputLayer {
         dInput = pool.floats(count)
     }
 
-    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, dropout: DropoutMode) {
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, dropout: DropoutMode) {
         // Dropout site 2^20: apart from the encoder's sites (0 for the embeddings, then 3 per layer).
         Dropout.forward(input, dropped, count: rows * linear.inFeatures,
                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
@@ -25,7 +25,7 @@ struct OutputLayer {
     }
 
     /// Adds to the linear layer's gradients and writes `dInput`.
-    func backward(dOutput: UnsafePointer<Float>, rows: Int, dropout: DropoutMode) {
+    public func backward(dOutput: UnsafePointer<Float>, rows: Int, dropout: DropoutMode) {
         linear.backward(input: dropped, dOutput: dOutput, rows: rows, dInput: dInput)
         Dropout.backward(dInput, dInput, count: rows * linear.inFeatures,
                          probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))

@@ -136,3 +136,14 @@ public struct TaskSpec: Sendable {
         return full
     }
 }
+
+extension KeyedDecodingContainer {
+    /// A range of a task file, written `[first, end)` as a list of two whole numbers (articles, documents).
+    func decodeRangeIfPresent(forKey key: Key) throws -> Range<Int>? {
+        guard let range = try decodeIfPresent([Int].self, forKey: key) else { return nil }
+        guard range.count == 2, 0 <= range[0], range[0] <= range[1] else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "expected [first, end), found \(range)")
+        }
+        return range[0]..<range[1]
+    }
+}

@@ -23,6 +23,8 @@ public final class ResultsDatabase {
     /// declared hyper-parameter.
     public init(path: String, parameterColumns: [HyperparameterDeclaration] = Hyperparameters.table().map(\.declaration)) throws {
         self.path = path
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         database = try SQLiteDatabase(path: path)
         // Switching a new database to WAL takes a lock that SQLite's busy timeout does not wait for, so two
         // runs creating results.db at the same moment retry here instead of failing.

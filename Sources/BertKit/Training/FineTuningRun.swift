@@ -29,10 +29,12 @@ public struct FineTuningRun {
     public init(spec: TaskSpec, experiment: Experiment?, arguments: [String] = [], otherOptions: [String] = [], model: String) throws {
         self.spec = spec
         self.experiment = experiment
-        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
-        if let experiment { h = try h.applying(experiment.hyperparameters, from: experiment.path) }
-        h = try h.applying(arguments: arguments, otherOptions: otherOptions)
-        try h.validate()
+        // The task's plugin may be one of the caller's own, beside the toolkit's.
+        let plugins = TaskPlugins.all.contains { ObjectIdentifier($0) == ObjectIdentifier(spec.plugin) } ? TaskPlugins.all : TaskPlugins.all + [spec.plugin]
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path, plugins: plugins)
+        if let experiment { h = try h.applying(experiment.hyperparameters, from: experiment.path, plugins: plugins) }
+        h = try h.applying(arguments: arguments, otherOptions: otherOptions, plugins: plugins)
+        try h.validate(plugins: plugins)
         hyperparameters = h
         self.model = model
     }

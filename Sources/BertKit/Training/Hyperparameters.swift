@@ -141,7 +141,7 @@ extension Hyperparameters {
     }
 
     /// These hyper-parameters with command-line options applied: `--learning-rate 5e-5` or `--learning-rate=5e-5`
-    /// for every declared hyper-parameter. An unknown option is an error naming the nearest one among the
+    /// for every declared hyper-parameter (a true/false one alone means true). An unknown option is an error naming the nearest one among the
     /// hyper-parameters' and `otherOptions`.
     public func applying(arguments: [String], otherOptions: [String] = [],
                          plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws -> Hyperparameters {
@@ -154,7 +154,9 @@ extension Hyperparameters {
             guard let declaration = table.first(where: { $0.flag == parts[0] }) else {
                 throw UsageError("unknown option '\(parts[0])'" + suggestion(parts[0], among: table.map(\.flag) + otherOptions))
             }
-            guard let text = parts.count == 2 ? parts[1] : rest.popFirst() else {
+            // A true/false option given alone (`--whole-word-masking`) means true.
+            let bare = parts.count == 1 && declaration.placeholder == Bool.placeholder && rest.first.map { $0.hasPrefix("--") } ?? true
+            guard let text = parts.count == 2 ? parts[1] : bare ? "true" : rest.popFirst() else {
                 throw UsageError("\(declaration.flag) needs a value (\(declaration.placeholder))")
             }
             guard let (value, problem) = declaration.parseText(text) else {

@@ -234,12 +234,7 @@ public struct CorpusLayout: TaskFileSection {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        documents = try c.decodeIfPresent([Int].self, forKey: .documents).map { range in
-            guard range.count == 2, 0 <= range[0], range[0] <= range[1] else {
-                throw DecodingError.dataCorruptedError(forKey: .documents, in: c, debugDescription: "documents must be [first, end), found \(range)")
-            }
-            return range[0]..<range[1]
-        }
+        documents = try c.decodeRangeIfPresent(forKey: .documents)
     }
 }
 

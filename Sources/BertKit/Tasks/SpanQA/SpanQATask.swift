@@ -141,12 +141,7 @@ public struct SQuADLayout: TaskFileSection {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        articles = try c.decodeIfPresent([Int].self, forKey: .articles).map { range in
-            guard range.count == 2, 0 <= range[0], range[0] <= range[1] else {
-                throw DecodingError.dataCorruptedError(forKey: .articles, in: c, debugDescription: "articles must be [first, end), found \(range)")
-            }
-            return range[0]..<range[1]
-        }
+        articles = try c.decodeRangeIfPresent(forKey: .articles)
     }
 }
 

@@ -1,0 +1,85 @@
+// The worked example of README's "Adding a task and a head": everything below this comment stands there
+// verbatim (ExamplePluginTests checks it), and ExamplePluginTests trains it.
+import BertKit
+import Foundation
+
+/// A new head: one logit per sequence on the pooled `[CLS]` output, read through a sigmoid as the probability
+/// of label 1 and trained with binary cross-entropy. Its task files say `"plugin": "binary-classification"`
+/// and lay their splits out as sequence classification's do (`TSVLayout`), with the labels "0" and "1".
+final class BinaryClassificationTask: TaskPlugin {
+    typealias Split = TSVLayout
+    static let name = "binary-classification"
+    static let architecture = "BertForBinaryClassification"
+    static let metrics: Set<String> = ["accuracy"]
+
+    let parameters: ParameterStore
+    let loadReport: LoadReport
+    let mainMetric: String
+    var trainingLengths: [Int] { training.map(\.ids.count) }
+    var dataSummary: String { "\(training.count) training and \(evaluation.count) evaluation examples" }
+    private let training, evaluation: [(ids: [Int32], typeIds: [Int32], label: Float)]
+    private let setup: TaskSetup
+    private let tokenizer: BertTokenizer
+    private let encoder: BertEncoder
+    private let classifier: OutputLayer
+    /// Owns the buffers of the encoder, the output layer and the logits: they live as long as the task.
+    private let pool = BufferPool()
+    private let logits, dLogits: UnsafeMutablePointer<Float>
+
+    init(_ setup: TaskSetup) throws {
+        let h = setup.hyperparameters, config = setup.checkpoint.config
+        let tokenizer = try setup.tokenizer()
+        func examples(_ split: String) throws -> [(ids: [Int32], typeIds: [Int32], label: Float)] {
+            let (layout, file, _) = try setup.split(split, as: TSVLayout.self)
+            return try layout.examples(path: file, labels: ["0", "1"]).map { e in
+                let encoding = tokenizer.encode(e.textA, pair: e.textB, maxLength: h[.maxLength])
+                return (encoding.ids, encoding.typeIds, e.target == .label(1) ? 1 : 0)
+            }
+        }
+        (training, evaluation) = (try examples("train"), try examples("dev"))
+        (self.setup, self.tokenizer, mainMetric) = (setup, tokenizer, setup.spec.mainMetric)
+        parameters = ParameterStore(BertEncoder.parameters(config) + Linear.declare("classifier", in: config.hiddenSize, out: 1))
+        encoder = BertEncoder(config: config, store: parameters, maxBatch: setup.maxBatch, maxLength: h[.maxLength],
+                              precision: h[.precision])
+        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
+                                 maxRows: setup.maxBatch, precision: h[.precision], pool: pool)
+        (logits, dLogits) = (pool.floats(setup.maxBatch), pool.floats(setup.maxBatch))
+        loadReport = try setup.checkpoint.loadWeights(into: parameters, mayBeNew: { $0.hasPrefix("classifier.") }, seed: h[.seed])
+    }
+
+    /// The logits of some examples, one per sequence.
+    private func forward(_ rows: [(ids: [Int32], typeIds: [Int32], label: Float)], dropout: DropoutMode) {
+        encoder.forward(EncoderBatch(padding: rows.map(\.ids), typeIds: rows.map(\.typeIds), padId: tokenizer.padId), dropout: dropout)
+        classifier.forward(encoder.pooledOutput, logits, rows: rows.count, dropout: dropout)
+    }
+
+    func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let rows = examples.map { training[$0] }
+        forward(rows, dropout: dropout)
+        var loss = 0.0
+        for (b, row) in rows.enumerated() {
+            // Binary cross-entropy of the logit z, in a form that cannot overflow; dL/dz = sigmoid(z) - y.
+            let z = logits[b]
+            loss += Double(max(z, 0) - z * row.label + log1p(exp(-abs(z))))
+            dLogits[b] = (1 / (1 + exp(-z)) - row.label) * gradientScale / Float(rows.count)
+        }
+        classifier.backward(dOutput: dLogits, rows: rows.count, dropout: dropout)
+        encoder.backward(dSequenceOutput: nil, dPooledOutput: classifier.dInput)
+        return loss / Double(rows.count)
+    }
+
+    func evaluate() -> [String: Double] {
+        var correct = 0
+        for batch in Batches.byLength(evaluation.map(\.ids.count), batchSize: setup.hyperparameters[.evalBatchSize]) {
+            let rows = batch.map { evaluation[$0] }
+            forward(rows, dropout: .evaluation)
+            correct += rows.indices.filter { (logits[$0] > 0) == (rows[$0].label == 1) }.count
+        }
+        return ["accuracy": Double(correct) / Double(evaluation.count)]
+    }
+
+    func export(to directory: String) throws {
+        try HuggingFaceExport.write(to: directory, baseModel: setup.checkpoint, tokenizer: tokenizer, parameters: parameters,
+                                    head: .init(architecture: Self.architecture, config: [:], isHeadParameter: { $0.hasPrefix("classifier.") }))
+    }
+}
