@@ -11,11 +11,12 @@ struct Train: ParsableCommand {
 
             \(hyperparameterHelp)
 
-            The best model (by the task's main metric on dev) is exported to runs/<id>-<task>/best.
+            The best model (by the task's main metric on dev) is exported to runs/<id>-<task>/best, training \
+            checkpoints go to runs/<id>-<task>/checkpoints, and `finetune resume <id>` continues an interrupted run.
             """)
 
     @Option(help: "Task name (a file Tasks/NAME.json) or a path to a task file.")
-    var task: String
+    var task: String?
 
     @Option(help: "Named hyper-parameter set, Experiments/NAME.json (or a path).")
     var experiment: String?
@@ -30,53 +31,101 @@ struct Train: ParsableCommand {
     var dataDir: String?
     @Option(help: "Pre-training: a plain-text corpus (one sentence per line, a blank line between documents); its last 5 % of documents are held out unless --eval-file names another.")
     var text: String?
+    @Option(help: "Go on with this interrupted run from its latest checkpoint (as `finetune resume RUN`).")
+    var resume: Int64?
 
     /// Every hyper-parameter's option (`--learning-rate 5e-5`), parsed by the library's table of them.
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
 
-    /// One line per hyper-parameter: its option, value type, default and help (and the plugin that reads it).
+    /// One entry per hyper-parameter: its option, value type and default, then its help.
     static var hyperparameterHelp: String {
-        Hyperparameters.table().map { declaration, plugin in
+        Hyperparameters.table().map { declaration, _ in
             let fallback = declaration.defaultText.isEmpty ? "" : " (default: \(declaration.defaultText))"
             return "  \(declaration.flag) <\(declaration.placeholder)>\(fallback)\n      \(declaration.help)"
         }.joined(separator: "\n")
     }
 
+    /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
+    static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir",
+                             "--text", "--resume"]
+
+    func validate() throws {
+        if task == nil && resume == nil { throw ValidationError("name a task (--task mrpc) or a run to resume (--resume RUN)") }
+    }
+
     func run() throws {
+        if let resume {
+            Resume.resume(resume, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: task)
+        }
         let job: FineTuningRun, database: ResultsDatabase
         do {
-            let spec = try TaskSpec.load(task)
-            var run = try FineTuningRun(spec: spec, experiment: experiment.map { try Experiment.load($0) },
+            var run = try FineTuningRun(spec: TaskSpec.load(task!), experiment: experiment.map { try Experiment.load($0) },
                                         arguments: hyperparameterOptions, otherOptions: Self.ownOptions, model: modelOptions.model)
             run.data = DataSources(trainFile: trainFile, evalFile: evalFile, dataDirectory: dataDir, textFile: text)
             run.outputRoot = outputDir
             job = run
             database = try ResultsDatabase(path: databaseOptions.db)
         } catch { fail(error) }
+        execute(job, database: database)
+    }
+}
 
-        let stop = StopFlag()
-        let signals = SignalWatcher(flag: stop)
-        let progress = ProgressDisplay(mainMetric: job.spec.mainMetric)
-        let outcome: FineTuningRun.Outcome
-        do { outcome = try job.run(database: database, progress: progress, stop: stop, log: say) } catch { fail(error) }
-        progress.clearBar()
-        withExtendedLifetime(signals) {
-            switch outcome.status {
-            case .completed:
-                let result = outcome.result!
-                let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
-                say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(outcome.outputDirectory)/best")
-            case .interrupted:
-                say("\nrun \(outcome.run) interrupted; marked so in \(databaseOptions.db)")
-                Foundation.exit(130)
-            case .failed, .running:
-                fail(outcome.error!)
-            }
-        }
+/// `finetune resume RUN`: continues an interrupted run from its latest checkpoint, in the same results.db row.
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue an interrupted run from its latest training checkpoint, as if it had never stopped.",
+        discussion: """
+            The run keeps its task, model, data and hyper-parameters; options may change only what cannot change \
+            the result (--eval-batch-size, --save-strategy, --save-steps, --save-total-limit).
+            """)
+
+    @Argument(help: "Run id.") var id: Int64
+    @OptionGroup var databaseOptions: DatabaseOptions
+    @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
+
+    func run() throws {
+        Self.resume(id, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: nil)
     }
 
-    /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
-    static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir", "--text"]
+    static func resume(_ id: Int64, arguments: [String], databasePath: String, task: String?) -> Never {
+        let job: FineTuningRun, database: ResultsDatabase
+        do {
+            database = try ResultsDatabase(path: databasePath)
+            job = try FineTuningRun.resuming(id, in: database, arguments: arguments, otherOptions: ["--db"])
+            if let task, job.spec.name != task, job.spec.path != task {
+                throw UsageError("run \(id) trained task \(job.spec.name), not \(task)")
+            }
+        } catch { fail(error) }
+        execute(job, database: database)
+        Foundation.exit(0)
+    }
+}
+
+/// Runs a fine-tuning job with a progress display, Ctrl-C handling and a closing line; exits 130 when it was
+/// interrupted and 1 when it failed.
+func execute(_ job: FineTuningRun, database: ResultsDatabase) {
+    let stop = StopFlag()
+    let signals = SignalWatcher(flag: stop)
+    let progress = ProgressDisplay(mainMetric: job.spec.mainMetric)
+    let outcome: FineTuningRun.Outcome
+    do { outcome = try job.run(database: database, progress: progress, stop: stop, log: say) } catch { fail(error) }
+    progress.clearBar()
+    withExtendedLifetime(signals) {
+        switch outcome.status {
+        case .completed:
+            let result = outcome.result!
+            let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(outcome.outputDirectory)/best")
+        case .interrupted:
+            var resumable: String? = nil
+            if case .interrupted(_, let checkpoint)? = outcome.error as? TrainingError { resumable = checkpoint }
+            say("\nrun \(outcome.run) interrupted; marked so in \(database.path)"
+                + (resumable.map { "; `finetune resume \(outcome.run)` goes on from \($0)" } ?? ""))
+            Foundation.exit(130)
+        case .failed, .running:
+            fail(outcome.error!)
+        }
+    }
 }
 
 extension Precision: ExpressibleByArgument {}

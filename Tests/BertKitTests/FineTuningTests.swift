@@ -140,6 +140,38 @@ import Testing
         func export(to directory: String) throws {}
     }
 
+    /// A task whose evaluations return a scripted sequence of scores, to check when early stopping stops.
+    final class ScriptedTask: TrainableTask {
+        let parameters = ParameterStore([.init("w.weight", [4])])
+        let trainingLengths = Array(repeating: 5, count: 16)
+        let mainMetric = "accuracy"
+        let loadReport = LoadReport()
+        let dataSummary = "16 constant examples"
+        var scores: [Double]
+        init(_ scores: [Double]) { self.scores = scores }
+        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double { 1 }
+        func evaluate() -> [String: Double] { ["accuracy": scores.removeFirst()] }
+        func export(to directory: String) throws {}
+    }
+
+    @Test func earlyStoppingStopsAfterPatienceEvaluationsWithoutEnoughImprovement() throws {
+        var h = Hyperparameters()
+        h[.batchSize] = 4
+        h[.maxSteps] = 20
+        h[.evalSteps] = 1
+        h[.earlyStoppingPatience] = 2
+        h[.earlyStoppingThreshold] = 0.05
+        // 0.6 improves on 0.5 by more than 0.05; 0.62 and 0.64 are new bests, but by less: the second of them stops.
+        let result = try Trainer(task: ScriptedTask([0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
+                                 hyperparameters: h, bestModelDirectory: nil).run()
+        #expect(result.steps == 4 && result.bestStep == 4 && result.bestMetrics["accuracy"] == 0.64)
+        #expect(result.stopReason == "early stopping: accuracy did not improve by more than 0.05 in 2 evaluations (best 0.6400 at step 4)")
+        h[.earlyStoppingPatience] = nil
+        let unstopped = try Trainer(task: ScriptedTask([0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
+                                    hyperparameters: h, bestModelDirectory: nil).run()
+        #expect(unstopped.steps == 20 && unstopped.stopReason == nil)
+    }
+
     @Test func aNaNLossEndsTheRunWithItsStep() throws {
         var h = Hyperparameters()
         h[.batchSize] = 4

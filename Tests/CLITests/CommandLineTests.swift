@@ -156,6 +156,18 @@ import BertKit
         #expect(run["ended_at"] != .null)
     }
 
+    @Test func earlyStoppingEndsARealRunAndSaysWhyInResultsDB() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The tiny model's F1 on the slice stops moving within a few evaluations.
+        let result = try finetune(trainArguments(steps: 200, extra: ["--early-stopping-patience", "3"]))
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("early stopping: f1 did not improve by more than 0 in 3 evaluations"), "\(result.output)")
+        let run = try runs()[0]
+        #expect(run["status"] == .text("completed") && run["stop_reason"]?.description.hasPrefix("early stopping") == true)
+        let last = try SQLiteDatabase(path: db).query("SELECT MAX(step) AS s FROM metrics WHERE split = 'train'").first?["s"]
+        #expect(last.flatMap(\.double).map { $0 < 200 } == true, "stopped before the step budget: \(String(describing: last))")
+    }
+
     @Test func twoRunsWriteTheSameDatabaseAtOnce() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let a = try launch(trainArguments(steps: 8, extra: ["--eval-steps", "1", "--seed", "1"]))
@@ -173,7 +185,7 @@ import BertKit
         #expect(counts.map { $0["n"] } == [.integer(16), .integer(16)], "8 evaluations of 2 metrics each")
     }
 
-    @Test func aVersion1DatabaseGainsThePrecisionColumn() throws {
+    @Test func aVersion1DatabaseIsUpgraded() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {  // results.db as schema version 1 left it: run_params without `precision`
             _ = try ResultsDatabase(path: db)
@@ -189,7 +201,9 @@ import BertKit
         let upgraded = try SQLiteDatabase(path: db)
         let columns = try upgraded.query("SELECT name FROM pragma_table_info('run_params')").compactMap { $0["name"] }
         #expect(columns.contains(.text("precision")) && columns.contains(.text("learning_rate")))
-        #expect(try upgraded.query("PRAGMA user_version").first?["user_version"] == .integer(2))
+        #expect(try upgraded.query("PRAGMA user_version").first?["user_version"] == .integer(3))
+        let runColumns = try upgraded.query("SELECT name FROM pragma_table_info('runs')").compactMap { $0["name"] }
+        #expect(runColumns.contains(.text("last_seen")) && runColumns.contains(.text("checkpoint")))
     }
 }
 

@@ -7,6 +7,7 @@ public enum ModelFolder {
     static func staging(for destination: URL) throws -> URL {
         let parent = destination.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        removeAbandonedStaging(in: parent.path)
         let staging = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: staging)
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
@@ -28,7 +29,33 @@ public enum ModelFolder {
         guard rename(staging.path, destination.path) == 0 else {
             throw CheckpointError(file: destination.path, "cannot move the new folder into place (errno \(errno))")
         }
+        syncDirectory(staging.deletingLastPathComponent().path)
         if let old { try? fm.removeItem(at: old) }
+    }
+
+    /// Flushes a folder's entries (a rename into it) to disk.
+    static func syncDirectory(_ path: String) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
+    }
+
+    /// Cleans up after a process that died while replacing a folder in `parent`: its half-written staging
+    /// folders (`.NAME.partial-PID`) are removed, and a previous folder it had moved aside (`.NAME.old-PID`)
+    /// goes back into place if the new one never arrived. Folders of processes still alive are left alone.
+    static func removeAbandonedStaging(in parent: String) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(".") {
+            for marker in [".partial-", ".old-"] {
+                guard let range = name.range(of: marker, options: .backwards), let pid = Int32(name[range.upperBound...]),
+                      kill(pid, 0) != 0 && errno == ESRCH else { continue }
+                let path = parent + "/" + name
+                let destination = parent + "/" + name.dropFirst()[..<name.dropFirst().range(of: marker, options: .backwards)!.lowerBound]
+                if marker == ".old-" && !fm.fileExists(atPath: destination) && rename(path, destination) == 0 { continue }
+                try? fm.removeItem(atPath: path)
+            }
+        }
     }
 
     /// Assembles a folder with `fill` and moves it to `directory`; on failure nothing is left behind.
@@ -37,6 +64,16 @@ public enum ModelFolder {
         let staging = try staging(for: destination)
         do {
             try fill(staging)
+            // On disk before the rename: a crash never leaves a complete-looking folder with empty files.
+            for name in try FileManager.default.contentsOfDirectory(atPath: staging.path) {
+                let descriptor = open(staging.appendingPathComponent(name).path, O_RDONLY)
+                guard descriptor >= 0, fsync(descriptor) == 0 else {
+                    if descriptor >= 0 { close(descriptor) }
+                    throw CheckpointError(file: destination.path, "cannot sync \(name) to disk (errno \(errno))")
+                }
+                close(descriptor)
+            }
+            syncDirectory(staging.path)
             try replace(destination, with: staging)
         } catch {
             try? FileManager.default.removeItem(at: staging)

@@ -150,11 +150,17 @@ public protocol TrainableTask: AnyObject {
     func export(to directory: String) throws
     /// After training: metrics on further splits and files written into the run's folder.
     func finish(outputDirectory: String) throws -> FinishReport
+    /// What the task itself carries from one step to the next beyond the parameters (pre-training: how many
+    /// masks each pair has had), for checkpoints; nil when the steps depend on nothing else.
+    var trainingState: Data? { get }
+    func restoreTrainingState(_ state: Data) throws
 }
 
 extension TrainableTask {
     public func finish(outputDirectory: String) throws -> FinishReport { FinishReport() }
     public var dataWarnings: [DataError] { [] }
+    public var trainingState: Data? { nil }
+    public func restoreTrainingState(_ state: Data) throws {}
 }
 
 /// What a task did after training.

@@ -15,9 +15,10 @@ public final class ResultsDatabase {
     /// The file.
     public let path: String
 
-    /// 1: the first schema. 2: `run_params` gained `precision`. Since then `run_params` is recreated whenever
-    /// the declared hyper-parameters change.
-    static let schemaVersion = 2
+    /// 1: the first schema. 2: `run_params` gained `precision`; since then `run_params` is recreated whenever
+    /// the declared hyper-parameters change. 3: `runs` gained `last_seen` (the last step's time, what an
+    /// abandoned run's end is taken to be), `stop_reason` and `checkpoint` (the latest); a `resumes` table.
+    static let schemaVersion = 3
 
     /// Opens (or creates) the database; `parameterColumns` are the columns of `run_params`, by default every
     /// declared hyper-parameter.
@@ -34,6 +35,10 @@ public final class ResultsDatabase {
             let version = try database.query("PRAGMA user_version").first?["user_version"]?.double ?? 0
             if Int(version) < Self.schemaVersion {
                 try database.execute(Self.schema)
+                let columns = Set(try database.query("SELECT name FROM pragma_table_info('runs')").map { $0["name"]?.description ?? "" })
+                for column in ["last_seen", "stop_reason", "checkpoint"] where !columns.contains(column) {
+                    try database.execute("ALTER TABLE runs ADD COLUMN \(column) TEXT")
+                }
                 try database.execute("PRAGMA user_version = \(Self.schemaVersion)")
             }
             // The view follows the declared hyper-parameters: a new one becomes a column without a new version.
@@ -60,7 +65,17 @@ public final class ResultsDatabase {
             host TEXT,
             pid INTEGER,
             output_dir TEXT,
-            error TEXT
+            error TEXT,
+            last_seen TEXT,
+            stop_reason TEXT,
+            checkpoint TEXT
+        );
+        CREATE TABLE IF NOT EXISTS resumes (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            from_step INTEGER NOT NULL,
+            time TEXT NOT NULL,
+            host TEXT,
+            pid INTEGER
         );
         CREATE TABLE IF NOT EXISTS params (
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -156,6 +171,7 @@ public final class ResultsDatabase {
     public func logMetrics(_ run: Int64, split: String, step: Int, epoch: Double?, _ values: [String: Double]) throws {
         let time = Self.now()
         try database.writeTransaction {
+            try database.query("UPDATE runs SET last_seen = ? WHERE id = ?", [.text(time), .integer(run)])
             for (name, value) in values.sorted(by: { $0.key < $1.key }) {
                 try database.query("INSERT INTO metrics (run_id, name, split, step, epoch, value, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                    [.integer(run), .text(name), .text(split), .integer(Int64(step)),
@@ -189,10 +205,33 @@ public final class ResultsDatabase {
         }
     }
 
-    public func finishRun(_ run: Int64, status: Status, error: String? = nil) throws {
+    public func finishRun(_ run: Int64, status: Status, error: String? = nil, stopReason: String? = nil) throws {
         try database.writeTransaction {
-            try database.query("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?",
-                               [.text(status.rawValue), .text(Self.now()), error.map { .text($0) } ?? .null, .integer(run)])
+            try database.query("UPDATE runs SET status = ?, ended_at = ?, error = ?, stop_reason = ? WHERE id = ?",
+                               [.text(status.rawValue), .text(Self.now()), error.map { .text($0) } ?? .null,
+                                stopReason.map { .text($0) } ?? .null, .integer(run)])
+        }
+    }
+
+    /// Records the run's latest checkpoint.
+    func setCheckpoint(_ run: Int64, _ path: String) throws {
+        try database.writeTransaction {
+            try database.query("UPDATE runs SET checkpoint = ?, last_seen = ? WHERE id = ?", [.text(path), .text(Self.now()), .integer(run)])
+        }
+    }
+
+    /// Marks a run `running` again in this process, from a checkpoint at `step`: what it logged after that step
+    /// is deleted (the resumed run logs it again), and the resumption is recorded in `resumes`.
+    func resumeRun(_ run: Int64, fromStep step: Int) throws {
+        let time = Self.now(), host = ProcessInfo.processInfo.hostName, pid = Int64(ProcessInfo.processInfo.processIdentifier)
+        try database.writeTransaction {
+            try database.query("""
+                UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, stop_reason = NULL, host = ?, pid = ?, last_seen = ?
+                 WHERE id = ?
+                """, [.text(host), .integer(pid), .text(time), .integer(run)])
+            try database.query("DELETE FROM metrics WHERE run_id = ? AND step > ?", [.integer(run), .integer(Int64(step))])
+            try database.query("INSERT INTO resumes (run_id, from_step, time, host, pid) VALUES (?, ?, ?, ?, ?)",
+                               [.integer(run), .integer(Int64(step)), .text(time), .text(host), .integer(pid)])
         }
     }
 
@@ -205,8 +244,11 @@ public final class ResultsDatabase {
             guard case .integer(let id) = row["id"], case .integer(let pid) = row["pid"] else { continue }
             if kill(pid_t(pid), 0) != 0 && errno == ESRCH {
                 try database.writeTransaction {
-                    try database.query("UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ? AND status = 'running'",
-                                       [.text(Self.now()), .text("process \(pid) ended without finishing the run"), .integer(id)])
+                    // It ended when it was last seen alive, not now.
+                    try database.query("""
+                        UPDATE runs SET status = 'interrupted', ended_at = COALESCE(last_seen, started_at), error = ?
+                         WHERE id = ? AND status = 'running'
+                        """, [.text("process \(pid) ended without finishing the run"), .integer(id)])
                 }
             }
         }

@@ -32,12 +32,16 @@ public struct RunRecord: Sendable {
     public let outputDirectory: String?
     public let mainMetric: String?
     public let error: String?
+    public let stopReason: String?
+    /// The latest training checkpoint's folder.
+    public let checkpoint: String?
 
     /// The fields as name and value, in the order `runs show` prints them; absent ones left out.
     public var fields: [(String, String)] {
         [("id", "\(id)"), ("task", task), ("model", model), ("experiment", experiment), ("status", status),
          ("started_at", startedAt), ("ended_at", endedAt), ("seed", seed.map(String.init)), ("git_commit", gitCommit),
-         ("host", host), ("output_dir", outputDirectory), ("main_metric", mainMetric), ("error", error)]
+         ("host", host), ("output_dir", outputDirectory), ("main_metric", mainMetric), ("error", error),
+         ("stop_reason", stopReason), ("checkpoint", checkpoint)]
             .compactMap { name, value in value.map { (name, $0) } }
     }
 }
@@ -86,7 +90,8 @@ extension ResultsDatabase {
             RunRecord(id: id, task: r.text("task") ?? "", model: r.text("model") ?? "", experiment: r.text("experiment"),
                       status: r.text("status") ?? "", startedAt: r.text("started_at") ?? "", endedAt: r.text("ended_at"),
                       seed: r.integer("seed"), gitCommit: r.text("git_commit"), host: r.text("host"),
-                      outputDirectory: r.text("output_dir"), mainMetric: r.text("main_metric"), error: r.text("error"))
+                      outputDirectory: r.text("output_dir"), mainMetric: r.text("main_metric"), error: r.text("error"),
+                      stopReason: r.text("stop_reason"), checkpoint: r.text("checkpoint"))
         }
     }
 

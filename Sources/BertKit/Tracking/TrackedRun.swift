@@ -16,6 +16,14 @@ public final class TrackedRun: TrainingObserver {
                                    gitCommit: gitCommit, outputDirectory: nil, parameters: parameters)
     }
 
+    /// Takes up run `id` again in this process, from its checkpoint at `step` (`finetune resume`): it is
+    /// `running` again, and what it had logged after that step is deleted, to be logged again.
+    public init(resuming id: Int64, in database: ResultsDatabase, fromStep step: Int) throws {
+        self.database = database
+        self.id = id
+        try database.resumeRun(id, fromStep: step)
+    }
+
     public func setOutputDirectory(_ directory: String) throws { try database.setOutputDirectory(id, directory) }
 
     public func log(split: String, step: Int, epoch: Double?, _ metrics: [String: Double]) throws {
@@ -28,13 +36,13 @@ public final class TrackedRun: TrainingObserver {
     /// Marks how the run ended: completed when `error` is nil, interrupted when it is an interruption, failed
     /// otherwise (with the error's text). Returns the status recorded.
     @discardableResult
-    public func finish(error: Error? = nil) -> ResultsDatabase.Status {
+    public func finish(error: Error? = nil, stopReason: String? = nil) -> ResultsDatabase.Status {
         let status: ResultsDatabase.Status = switch error {
         case nil: .completed
         case TrainingError.interrupted?: .interrupted
         case _?: .failed
         }
-        try? database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" })
+        try? database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" }, stopReason: stopReason)
         return status
     }
 
@@ -49,5 +57,9 @@ public final class TrackedRun: TrainingObserver {
 
     public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
         try? log(split: "dev", step: step, epoch: epoch, metrics)
+    }
+
+    public func checkpointSaved(_ checkpoint: TrainingCheckpoint) {
+        try? database.setCheckpoint(id, checkpoint.directory)
     }
 }

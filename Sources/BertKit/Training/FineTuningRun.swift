@@ -1,8 +1,10 @@
 import Foundation
 
 /// A fine-tuning run as `finetune --task ...` makes it: recorded in results.db (a `TrackedRun`), the task built
-/// by its plugin, trained with the best model exported to `OUTPUT/ID-TASK/best`, the plugin's final files
-/// written, and the run marked completed, interrupted or failed, whatever happens.
+/// by its plugin, trained with the best model exported to `OUTPUT/ID-TASK/best` and training checkpoints in
+/// `OUTPUT/ID-TASK/checkpoints`, the plugin's final files written, and the run marked completed, interrupted or
+/// failed, whatever happens. `resuming(_:in:arguments:)` takes an interrupted run up again from its latest
+/// checkpoint, in the same results.db row.
 public struct FineTuningRun {
     public let spec: TaskSpec
     public let experiment: Experiment?
@@ -12,6 +14,8 @@ public struct FineTuningRun {
     public var data = DataSources()
     /// The folder that holds each run's folder.
     public var outputRoot = "runs"
+    /// When set, the run goes on from this checkpoint of an earlier run (`resuming(_:in:arguments:)`).
+    public private(set) var resumption: (run: Int64, checkpoint: TrainingCheckpoint, outputDirectory: String)?
 
     /// How a run ended.
     public struct Outcome {
@@ -27,29 +31,91 @@ public struct FineTuningRun {
     /// command-line `arguments` (`--learning-rate 5e-5`); `otherOptions` are the command's own options, named
     /// when an unknown option is near one of them.
     public init(spec: TaskSpec, experiment: Experiment?, arguments: [String] = [], otherOptions: [String] = [], model: String) throws {
-        self.spec = spec
-        self.experiment = experiment
-        // The task's plugin may be one of the caller's own, beside the toolkit's.
-        let plugins = TaskPlugins.all.contains { ObjectIdentifier($0) == ObjectIdentifier(spec.plugin) } ? TaskPlugins.all : TaskPlugins.all + [spec.plugin]
+        let plugins = Self.plugins(with: spec.plugin)
         var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path, plugins: plugins)
         if let experiment { h = try h.applying(experiment.hyperparameters, from: experiment.path, plugins: plugins) }
         h = try h.applying(arguments: arguments, otherOptions: otherOptions, plugins: plugins)
         try h.validate(plugins: plugins)
-        hyperparameters = h
+        self.init(spec: spec, experiment: experiment, hyperparameters: h, model: model)
+    }
+
+    private init(spec: TaskSpec, experiment: Experiment?, hyperparameters: Hyperparameters, model: String) {
+        self.spec = spec
+        self.experiment = experiment
+        self.hyperparameters = hyperparameters
         self.model = model
     }
 
+    /// The toolkit's plugins, and the task's own if it is not one of them.
+    static func plugins(with plugin: any TaskPlugin.Type) -> [any TaskPlugin.Type] {
+        TaskPlugins.all.contains { ObjectIdentifier($0) == ObjectIdentifier(plugin) } ? TaskPlugins.all : TaskPlugins.all + [plugin]
+    }
+
+    /// Run `id` of `database`, to go on from its latest complete checkpoint with the task, model, data and
+    /// hyper-parameters it was started with. `arguments` may change only what cannot change the result (the
+    /// evaluation batch, how checkpoints are kept); anything else is refused, naming the hyper-parameters.
+    public static func resuming(_ id: Int64, in database: ResultsDatabase, arguments: [String] = [],
+                                otherOptions: [String] = []) throws -> FineTuningRun {
+        guard let record = try database.run(id) else { throw UsageError("no run \(id) in \(database.path)") }
+        guard record.status != "completed" else { throw UsageError("run \(id) is completed; there is nothing to resume") }
+        guard record.status != "running" else { throw UsageError("run \(id) is still running (process \(record.host ?? "?"))") }
+        guard let output = record.outputDirectory,
+              let checkpoint = try TrainingCheckpoint.all(in: output + "/checkpoints").last else {
+            throw UsageError("run \(id) has no training checkpoint to resume from (it stopped before its first one, or save_strategy was no)")
+        }
+        let job = checkpoint.state.job
+        guard let taskFile = job["task_file"], let model = job["model"] else {
+            throw CheckpointError(file: checkpoint.directory + "/trainer_state.json", "does not say which task and model it trained")
+        }
+        let spec = try TaskSpec.load(taskFile)
+        let saved = try Hyperparameters(recorded: checkpoint.state.hyperparameters, from: checkpoint.directory + "/trainer_state.json",
+                                        plugins: plugins(with: spec.plugin))
+        let requested = try saved.applying(arguments: arguments, otherOptions: otherOptions, plugins: plugins(with: spec.plugin))
+        let changed = requested.differences(from: saved, plugins: plugins(with: spec.plugin))
+        guard changed.isEmpty else {
+            throw UsageError("run \(id) cannot resume with other hyper-parameters than it was trained with: "
+                + changed.map { "\($0.name) \($0.other) -> \($0.this)" }.joined(separator: ", "))
+        }
+        var run = FineTuningRun(spec: spec, experiment: try job["experiment"].map { try Experiment.load($0) },
+                                hyperparameters: requested, model: model)
+        run.data = DataSources(trainFile: job["train_file"], evalFile: job["eval_file"], dataDirectory: job["data_dir"],
+                               textFile: job["text_file"])
+        run.resumption = (id, checkpoint, output)
+        return run
+    }
+
+    /// What a checkpoint records of this run beside its training state, with absolute paths, for `resuming`.
+    var job: [String: String] {
+        let fm = FileManager.default
+        func absolute(_ path: String?) -> String? {
+            path.map { $0.hasPrefix("/") ? $0 : (fm.currentDirectoryPath as NSString).appendingPathComponent($0) }
+        }
+        let entries: [(String, String?)] = [
+            ("task_file", absolute(spec.path)), ("model", absolute(model)), ("experiment", absolute(experiment?.path)),
+            ("train_file", absolute(data.trainFile)), ("eval_file", absolute(data.evalFile)),
+            ("data_dir", absolute(data.dataDirectory)), ("text_file", absolute(data.textFile)),
+        ]
+        return Dictionary(uniqueKeysWithValues: entries.compactMap { key, value in value.map { (key, $0) } })
+    }
+
     /// Runs it, writing what happens to `log` (one line at a time) and showing steps through `progress`;
-    /// `stop` ends it after the current step. Throws only when the run cannot be recorded at all.
+    /// `stop` ends it after the current step, with a checkpoint. Throws only when the run cannot be recorded.
     public func run(database: ResultsDatabase, progress: TrainingObserver? = nil, stop: StopFlag = StopFlag(),
                     log: (String) -> Void) throws -> Outcome {
         let h = hyperparameters
         let experimentName = experiment.map { "\($0.name)@v\($0.version)" }
-        let record = try TrackedRun(database: database, task: spec.name, model: model, experiment: experimentName,
+        let record: TrackedRun, output: String
+        if let resumption {
+            record = try TrackedRun(resuming: resumption.run, in: database, fromStep: resumption.checkpoint.state.step)
+            output = resumption.outputDirectory
+            log("run \(record.id): \(spec.name) resumed from \(resumption.checkpoint.directory) (step \(resumption.checkpoint.state.step)), results in \(database.path)")
+        } else {
+            record = try TrackedRun(database: database, task: spec.name, model: model, experiment: experimentName,
                                     mainMetric: spec.mainMetric, seed: h[.seed], gitCommit: GitCommit.current(),
                                     parameters: h.parameters(for: spec.plugin))
-        let output = "\(outputRoot)/\(record.id)-\(spec.name)"
-        log("run \(record.id): \(spec.name) on \(model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(database.path)")
+            output = "\(outputRoot)/\(record.id)-\(spec.name)"
+            log("run \(record.id): \(spec.name) on \(model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(database.path)")
+        }
         do {
             try record.setOutputDirectory(output)
             let task = try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model),
@@ -59,11 +125,14 @@ public struct FineTuningRun {
             for warning in task.dataWarnings.prefix(10) { log("  warning: \(warning)") }
             if task.dataWarnings.count > 10 { log("  … and \(task.dataWarnings.count - 10) more warnings") }
             if let note = h[.precision].hardwareNote { log("  warning: \(note)") }
-            if stop.isSet { throw TrainingError.interrupted(step: 0) }
+            if stop.isSet { throw TrainingError.interrupted(step: 0, checkpoint: nil) }
 
             let trainer = Trainer(task: task, hyperparameters: h, bestModelDirectory: output + "/best",
+                                  checkpointDirectory: output + "/checkpoints",
                                   observers: [record] + (progress.map { [$0] } ?? []), stopRequested: stop)
-            let result = try trainer.run()
+            trainer.job = job
+            let result = try trainer.run(resumingFrom: resumption?.checkpoint)
+            if let reason = result.stopReason { log("  \(reason)") }
             try record.logArtifact(path: output + "/best", kind: "best-model")
             let finish = try task.finish(outputDirectory: output)
             for (split, metrics) in finish.metrics.sorted(by: { $0.key < $1.key }) {
@@ -71,7 +140,8 @@ public struct FineTuningRun {
                 log("  \(split) (final model): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
             }
             for file in finish.files { try record.logArtifact(path: file.path, kind: file.kind) }
-            return Outcome(run: record.id, status: record.finish(), error: nil, result: result, outputDirectory: output)
+            return Outcome(run: record.id, status: record.finish(stopReason: result.stopReason), error: nil, result: result,
+                           outputDirectory: output)
         } catch {
             return Outcome(run: record.id, status: record.finish(error: error), error: error, result: nil, outputDirectory: output)
         }
@@ -80,6 +150,9 @@ public struct FineTuningRun {
 
 /// The commit of the repository the toolkit runs in, recorded with each run.
 enum GitCommit {
+    /// Asked once per process: a run saves it with every checkpoint.
+    static let value: String? = current()
+
     static func current() -> String? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -10,14 +10,18 @@ public struct Hyperparameter<Value: HyperparameterValue>: Sendable {
     public let name: String
     public let defaultValue: Value
     public let help: String
+    /// Whether a different value can give different weights. One that cannot (the evaluation batch, how often
+    /// checkpoints are saved) may change when a run is resumed.
+    public let changesResult: Bool
     /// What is wrong with a value, or nil when it is fine.
     let problem: @Sendable (Value) -> String?
 
-    public init(_ name: String, default defaultValue: Value, help: String,
+    public init(_ name: String, default defaultValue: Value, help: String, changesResult: Bool = true,
                 problem: @escaping @Sendable (Value) -> String? = { _ in nil }) {
         self.name = name
         self.defaultValue = defaultValue
         self.help = help
+        self.changesResult = changesResult
         self.problem = problem
     }
 
@@ -26,7 +30,7 @@ public struct Hyperparameter<Value: HyperparameterValue>: Sendable {
         let problem = self.problem
         return HyperparameterDeclaration(
             name: name, help: help, placeholder: Value.placeholder, defaultText: defaultValue.text,
-            sqlType: Value.sqlType,
+            sqlType: Value.sqlType, changesResult: changesResult,
             parseText: { text in Value(text: text).map { (value: $0.text, problem: problem($0)) } },
             parseJSON: { json in Value(json: json).map { (value: $0.text, problem: problem($0)) } })
     }
@@ -42,6 +46,7 @@ public struct HyperparameterDeclaration: Sendable {
     public let defaultText: String
     /// The column type in `run_params`: REAL, INTEGER or TEXT.
     public let sqlType: String
+    public let changesResult: Bool
     /// A value's canonical text and what is wrong with it, or nil when it is not of this type.
     let parseText: @Sendable (String) -> (value: String, problem: String?)?
     let parseJSON: @Sendable (JSONValue) -> (value: String, problem: String?)?
@@ -131,7 +136,8 @@ extension Bool: HyperparameterValue {
     public static var sqlType: String { "TEXT" }
 }
 
-extension Precision: HyperparameterValue {
+/// A choice among names (`fp32|bf16`): an enumeration whose raw values are the names.
+extension HyperparameterValue where Self: RawRepresentable & CaseIterable, RawValue == String {
     public init?(text: String) { self.init(rawValue: text) }
     public init?(json: JSONValue) {
         guard case .text(let name) = json else { return nil }
@@ -141,6 +147,8 @@ extension Precision: HyperparameterValue {
     public static var placeholder: String { allCases.map(\.rawValue).joined(separator: "|") }
     public static var sqlType: String { "TEXT" }
 }
+
+extension Precision: HyperparameterValue {}
 
 /// An optional setting: absent (the empty text, or JSON null) means "not set".
 extension Optional: HyperparameterValue where Wrapped: HyperparameterValue {

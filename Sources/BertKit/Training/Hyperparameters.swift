@@ -21,6 +21,14 @@ public struct Hyperparameters: Sendable, Equatable {
         }
     }
 
+    /// The hyper-parameters that would make a different run if changed: name, these values and `other`'s.
+    public func differences(from other: Hyperparameters, plugins: [any TaskPlugin.Type] = TaskPlugins.all) -> [(name: String, this: String, other: String)] {
+        Self.table(plugins: plugins).map(\.declaration).filter(\.changesResult).compactMap { d in
+            let (a, b) = (text(of: d), other.text(of: d))
+            return a == b ? nil : (d.name, a, b)
+        }
+    }
+
     /// The text of a hyper-parameter by name (its default when not set), as results.db records it.
     public func text(of declaration: HyperparameterDeclaration) -> String {
         values[declaration.name] ?? declaration.defaultText
@@ -48,6 +56,10 @@ extension Hyperparameter where Value == Double {
     public static var adamBeta1: Self { .init("adam_beta1", default: 0.9, help: "AdamW's β1.", problem: unitInterval) }
     public static var adamBeta2: Self { .init("adam_beta2", default: 0.999, help: "AdamW's β2.", problem: unitInterval) }
     public static var adamEpsilon: Self { .init("adam_epsilon", default: 1e-8, help: "AdamW's ε.", problem: positive) }
+    public static var earlyStoppingThreshold: Self {
+        .init("early_stopping_threshold", default: 0, help: "How much the main metric must improve to count as an improvement (early stopping).",
+              problem: { $0 >= 0 ? nil : "must not be negative" })
+    }
 }
 
 extension Hyperparameter where Value == Int {
@@ -58,15 +70,28 @@ extension Hyperparameter where Value == Int {
     public static var gradientAccumulation: Self {
         .init("gradient_accumulation", default: 1, help: "Micro-batches per optimizer step.", problem: positive)
     }
+    public static var saveTotalLimit: Self {
+        .init("save_total_limit", default: 1, help: "Keep this many of the newest checkpoints (0: all); the best step's is kept too.",
+              changesResult: false, problem: { $0 >= 0 ? nil : "must not be negative" })
+    }
     public static var evalBatchSize: Self {
         .init("eval_batch_size", default: 32, help: """
             Sequences per evaluation batch (activation buffers are sized for the larger of the two batch sizes, \
             so a larger evaluation batch costs memory for the whole run).
-            """, problem: positive)
+            """, changesResult: false, problem: positive)
     }
 }
 
 extension Hyperparameter where Value == Int? {
+    public static var saveSteps: Self {
+        .init("save_steps", default: nil, help: "Save a training checkpoint every N optimizer steps (with save_strategy steps).",
+              changesResult: false, problem: { $0.map(positive) ?? nil })
+    }
+    public static var earlyStoppingPatience: Self {
+        .init("early_stopping_patience", default: nil, help: """
+            Stop after this many evaluations in a row without an improvement of the main metric (default: never).
+            """, problem: { $0.map(positive) ?? nil })
+    }
     public static var maxSteps: Self {
         .init("max_steps", default: nil, help: "Optimizer steps to train for, instead of epochs.", problem: { $0.map(positive) ?? nil })
     }
@@ -74,6 +99,18 @@ extension Hyperparameter where Value == Int? {
         .init("eval_steps", default: nil, help: "Evaluate every N optimizer steps (default: at the end of every epoch).",
               problem: { $0.map(positive) ?? nil })
     }
+}
+
+extension Hyperparameter where Value == SaveStrategy {
+    public static var saveStrategy: Self {
+        .init("save_strategy", default: .epoch, help: "When to save training checkpoints (for resume): every epoch, every save_steps, or never.",
+              changesResult: false)
+    }
+}
+
+/// When a run saves training checkpoints.
+public enum SaveStrategy: String, Sendable, CaseIterable, HyperparameterValue {
+    case epoch, steps, no
 }
 
 extension Hyperparameter where Value == UInt64 {
@@ -108,7 +145,9 @@ extension Hyperparameters {
         Hyperparameter.adamBeta1.declaration, Hyperparameter.adamBeta2.declaration,
         Hyperparameter.adamEpsilon.declaration, Hyperparameter.seed.declaration, Hyperparameter.precision.declaration,
         Hyperparameter.evalSteps.declaration, Hyperparameter.evalBatchSize.declaration,
-        Hyperparameter.groupByLength.declaration,
+        Hyperparameter.groupByLength.declaration, Hyperparameter.earlyStoppingPatience.declaration,
+        Hyperparameter.earlyStoppingThreshold.declaration, Hyperparameter.saveStrategy.declaration,
+        Hyperparameter.saveSteps.declaration, Hyperparameter.saveTotalLimit.declaration,
     ]
 
     /// Every declared hyper-parameter, with the plugin that alone reads it (nil: every run reads it).
@@ -138,6 +177,17 @@ extension Hyperparameters {
             result.values[name] = value == declaration.defaultText ? nil : value
         }
         return result
+    }
+
+    /// Hyper-parameters as a run recorded them (`values`, by name, as text): in a checkpoint, say.
+    public init(recorded values: [String: String], from file: String, plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws {
+        let table = Self.table(plugins: plugins).map(\.declaration)
+        for (name, text) in values.sorted(by: { $0.key < $1.key }) {
+            guard let declaration = table.first(where: { $0.name == name }), let (value, _) = declaration.parseText(text) else {
+                throw DataError(file: file, "records hyper-parameter \(name) = '\(text)', which this version does not know")
+            }
+            self.values[name] = value == declaration.defaultText ? nil : value
+        }
     }
 
     /// These hyper-parameters with command-line options applied: `--learning-rate 5e-5` or `--learning-rate=5e-5`
@@ -177,6 +227,7 @@ extension Hyperparameters {
             }
         }
         guard self[.epochs] > 0 || self[.maxSteps] != nil else { throw UsageError("epochs or max_steps must be positive") }
+        if self[.saveStrategy] == .steps && self[.saveSteps] == nil { throw UsageError("save_strategy steps needs save_steps") }
     }
 }
 

@@ -12,6 +12,14 @@ public final class Optimizer {
     private let spans: [(offset: Int, count: Int, decay: Float, lookupTable: Bool)]
     public private(set) var step = 0
 
+    /// AdamW's first and second moments, flat in the store's layout: what a checkpoint saves beside `step`.
+    public var moments: (first: UnsafeMutableBufferPointer<Float>, second: UnsafeMutableBufferPointer<Float>) {
+        (firstMoment, secondMoment)
+    }
+
+    /// Continues from a checkpoint: its step count (its moments are written into `moments`).
+    public func resume(atStep step: Int) { self.step = step }
+
     public init(parameters: ParameterStore, weightDecay: Float, maxGradNorm: Float, settings: AdamW.Settings) {
         self.parameters = parameters
         self.weightDecay = weightDecay

@@ -1,14 +1,17 @@
 import Foundation
 
-/// Why a run stopped early.
+/// Why a run could not go on.
 public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case nonFiniteLoss(step: Int, loss: Double)
-    case interrupted(step: Int)
+    /// Stopped on request (Ctrl-C, SIGTERM) after `step`; `checkpoint` is where it can resume from.
+    case interrupted(step: Int, checkpoint: String?)
+    case noTrainingData
 
     public var description: String {
         switch self {
         case .nonFiniteLoss(let step, let loss): "the training loss became \(loss) at step \(step); try a lower learning rate"
-        case .interrupted(let step): "interrupted at step \(step)"
+        case .interrupted(let step, let checkpoint): "interrupted at step \(step)" + (checkpoint.map { "; resumable from \($0)" } ?? "")
+        case .noTrainingData: "the training split has no examples"
         }
     }
     public var errorDescription: String? { description }
@@ -19,6 +22,11 @@ public protocol TrainingObserver: AnyObject {
     func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int)
     func stepFinished(_ step: TrainingStep)
     func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool)
+    func checkpointSaved(_ checkpoint: TrainingCheckpoint)
+}
+
+extension TrainingObserver {
+    public func checkpointSaved(_ checkpoint: TrainingCheckpoint) {}
 }
 
 /// One optimizer step's figures.
@@ -39,31 +47,41 @@ public struct TrainingResult: Sendable {
     public let bestMetrics: [String: Double]
     public let bestStep: Int
     public let seconds: Double
+    /// Why training ended before its last step (early stopping), or nil.
+    public let stopReason: String?
 }
 
 /// The fine-tuning loop: seeded, length-grouped batches; gradient accumulation; AdamW with linear warm-up and
-/// decay; evaluation every epoch or every N steps, exporting the best model by the task's main metric.
+/// decay; evaluation every epoch or every N steps, exporting the best model by the task's main metric; early
+/// stopping; training checkpoints, and exact resumption from one.
 public final class Trainer {
     public let task: TrainableTask
     public let hyperparameters: Hyperparameters
     public let bestModelDirectory: String?
+    /// Where checkpoints go (`save_strategy` says when), or nil for none.
+    public let checkpointDirectory: String?
+    /// What a checkpoint records besides the training state, for `finetune resume` (`TrainingCheckpoint.State.job`).
+    public var job: [String: String] = [:]
     /// Told of every step and evaluation: the progress display, the run's record in results.db.
     public let observers: [TrainingObserver]
     /// Checked between steps; set it (from a signal handler, say) to stop the run.
     public let stopRequested: StopFlag
 
     public init(task: TrainableTask, hyperparameters: Hyperparameters, bestModelDirectory: String?,
-                observers: [TrainingObserver] = [], stopRequested: StopFlag = StopFlag()) {
+                checkpointDirectory: String? = nil, observers: [TrainingObserver] = [], stopRequested: StopFlag = StopFlag()) {
         self.task = task
         self.hyperparameters = hyperparameters
         self.bestModelDirectory = bestModelDirectory
+        self.checkpointDirectory = checkpointDirectory
         self.observers = observers
         self.stopRequested = stopRequested
     }
 
-    public func run() throws -> TrainingResult {
+    /// Trains from the start, or from `checkpoint` exactly as if the run had never stopped.
+    public func run(resumingFrom checkpoint: TrainingCheckpoint? = nil) throws -> TrainingResult {
         let h = hyperparameters
         let lengths = task.trainingLengths
+        guard !lengths.isEmpty else { throw TrainingError.noTrainingData }
         let microBatchesPerEpoch = (lengths.count + h[.batchSize] - 1) / h[.batchSize]
         let stepsPerEpoch = max(1, (microBatchesPerEpoch + h[.gradientAccumulation] - 1) / h[.gradientAccumulation])
         let totalSteps = h[.maxSteps] ?? Int((h[.epochs] * Double(stepsPerEpoch)).rounded(.up))
@@ -72,64 +90,102 @@ public final class Trainer {
         let optimizer = Optimizer(parameters: task.parameters, weightDecay: Float(h[.weightDecay]),
                                   maxGradNorm: Float(h[.maxGradNorm]),
                                   settings: .init(beta1: Float(h[.adamBeta1]), beta2: Float(h[.adamBeta2]), epsilon: Float(h[.adamEpsilon])))
+        var state = TrainingCheckpoint.State(
+            step: 0, epoch: 0, batchesDoneInEpoch: 0, bestMetrics: [:], bestStep: 0, lastMetrics: [:], lastEvaluatedStep: -1,
+            evaluationsWithoutImprovement: 0, taskState: nil, hyperparameters: h.values, job: job, codeVersion: GitCommit.value)
+        if let checkpoint {
+            try checkpoint.restore(parameters: task.parameters, optimizer: optimizer)
+            try checkpoint.state.taskState.map { try task.restoreTrainingState($0) }
+            state = checkpoint.state
+            state.hyperparameters = h.values
+            state.job = job
+        }
         for o in observers { o.trainingStarted(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, examples: lengths.count) }
 
         let start = Date()
-        var step = 0
-        var final: [String: Double] = [:]
-        var best: [String: Double] = [:]
-        var bestStep = 0
-        var lastEvaluated = -1
+        var stopReason: String?
+        let patience = h[.earlyStoppingPatience], threshold = h[.earlyStoppingThreshold]
 
         func evaluate(epoch: Double) throws {
-            lastEvaluated = step
+            state.lastEvaluatedStep = state.step
             let metrics = task.evaluate()
-            final = metrics
-            let score = metrics[task.mainMetric] ?? -.infinity
-            let isBest = best.isEmpty || score > (best[task.mainMetric] ?? -.infinity)
+            state.lastMetrics = metrics
+            let score = metrics[task.mainMetric] ?? -.infinity, bestScore = state.bestMetrics[task.mainMetric] ?? -.infinity
+            let isBest = state.bestMetrics.isEmpty || score > bestScore
+            if state.bestMetrics.isEmpty || score > bestScore + threshold {
+                state.evaluationsWithoutImprovement = 0
+            } else {
+                state.evaluationsWithoutImprovement += 1
+            }
             if isBest {
-                best = metrics
-                bestStep = step
+                state.bestMetrics = metrics
+                state.bestStep = state.step
                 if let bestModelDirectory { try task.export(to: bestModelDirectory) }
             }
-            for o in observers { o.evaluated(step: step, epoch: epoch, metrics: metrics, isBest: isBest) }
+            for o in observers { o.evaluated(step: state.step, epoch: epoch, metrics: metrics, isBest: isBest) }
+            if let patience, state.evaluationsWithoutImprovement >= patience {
+                stopReason = "early stopping: \(task.mainMetric) did not improve by more than \(threshold.text) in \(patience) evaluations "
+                    + "(best \(String(format: "%.4f", state.bestMetrics[task.mainMetric] ?? .nan)) at step \(state.bestStep))"
+            }
+        }
+
+        @discardableResult
+        func saveCheckpoint() throws -> TrainingCheckpoint? {
+            guard let checkpointDirectory, h[.saveStrategy] != .no else { return nil }
+            state.taskState = task.trainingState
+            let checkpoint = try TrainingCheckpoint.save(to: checkpointDirectory, parameters: task.parameters, optimizer: optimizer, state: state)
+            if h[.saveTotalLimit] > 0 { try TrainingCheckpoint.prune(checkpointDirectory, keep: h[.saveTotalLimit], protectedStep: state.bestStep) }
+            for o in observers { o.checkpointSaved(checkpoint) }
+            return checkpoint
         }
 
         // Each optimizer update leaves the gradients at zero; only the first step needs clearing here.
         task.parameters.zeroGradients()
-        var epoch = 0
-        training: while step < totalSteps {
-            let batches = Batches.epoch(lengths: lengths, batchSize: h[.batchSize], seed: h[.seed], epoch: epoch,
-                                        groupByLength: h[.groupByLength])
-            var next = 0
-            while next < batches.count && step < totalSteps {
-                let group = batches[next..<min(next + h[.gradientAccumulation], batches.count)]
-                next += group.count
-                let stepStart = Date()
-                var loss = 0.0
-                for (m, examples) in group.enumerated() {
-                    let seed = Dropout.streamSeed(h[.seed], site: UInt64(step) << 8 | UInt64(m))
-                    loss += task.trainStep(examples, dropout: .training(seed: seed), gradientScale: 1 / Float(group.count))
-                }
-                loss /= Double(group.count)
-                guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, loss: loss) }
-                let rate = schedule.rate(at: step)
-                let norm = optimizer.update(learningRate: Float(rate))
-                step += 1
-                let epochProgress = Double(epoch) + Double(next) / Double(batches.count)
-                let figures = TrainingStep(step: step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
-                                           samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart))
-                for o in observers { o.stepFinished(figures) }
-                if stopRequested.isSet { throw TrainingError.interrupted(step: step) }
-                if let every = h[.evalSteps], step % every == 0 { try evaluate(epoch: epochProgress) }
-                if step == totalSteps { break training }
+        var batches = Batches.epoch(lengths: lengths, batchSize: h[.batchSize], seed: h[.seed], epoch: state.epoch,
+                                    groupByLength: h[.groupByLength])
+        while state.step < totalSteps {
+            let next = state.batchesDoneInEpoch
+            let group = batches[next..<min(next + h[.gradientAccumulation], batches.count)]
+            state.batchesDoneInEpoch += group.count
+            let stepStart = Date()
+            var loss = 0.0
+            for (m, examples) in group.enumerated() {
+                let seed = Dropout.streamSeed(h[.seed], site: UInt64(state.step) << 8 | UInt64(m))
+                loss += task.trainStep(examples, dropout: .training(seed: seed), gradientScale: 1 / Float(group.count))
             }
-            epoch += 1
-            if h[.evalSteps] == nil { try evaluate(epoch: Double(epoch)) }
+            loss /= Double(group.count)
+            guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: state.step + 1, loss: loss) }
+            let rate = schedule.rate(at: state.step)
+            let norm = optimizer.update(learningRate: Float(rate))
+            state.step += 1
+            let epochEnded = state.batchesDoneInEpoch >= batches.count
+            let epochProgress = Double(state.epoch) + Double(state.batchesDoneInEpoch) / Double(batches.count)
+            let figures = TrainingStep(step: state.step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
+                                       samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart))
+            for o in observers { o.stepFinished(figures) }
+            if let every = h[.evalSteps], state.step % every == 0 { try evaluate(epoch: epochProgress) }
+            if state.step == totalSteps { break }
+            if epochEnded {
+                state.epoch += 1
+                state.batchesDoneInEpoch = 0
+                if h[.evalSteps] == nil { try evaluate(epoch: Double(state.epoch)) }
+                batches = Batches.epoch(lengths: lengths, batchSize: h[.batchSize], seed: h[.seed], epoch: state.epoch,
+                                        groupByLength: h[.groupByLength])
+            }
+            if stopReason != nil { break }
+            if stopRequested.isSet {
+                // Nothing is lost: the run resumes after this very step.
+                throw TrainingError.interrupted(step: state.step, checkpoint: try saveCheckpoint()?.directory)
+            }
+            switch h[.saveStrategy] {
+            case .steps where state.step % h[.saveSteps]! == 0, .epoch where epochEnded: try saveCheckpoint()
+            default: break
+            }
         }
         // A step budget can end a run between evaluations: the final metrics are those of the last step.
-        if lastEvaluated != step { try evaluate(epoch: Double(step) / Double(stepsPerEpoch)) }
-        return TrainingResult(steps: step, finalMetrics: final, bestMetrics: best, bestStep: bestStep,
-                              seconds: Date().timeIntervalSince(start))
+        if state.lastEvaluatedStep != state.step { try evaluate(epoch: Double(state.step) / Double(stepsPerEpoch)) }
+        try saveCheckpoint()
+        return TrainingResult(steps: state.step, finalMetrics: state.lastMetrics, bestMetrics: state.bestMetrics,
+                              bestStep: state.bestStep, seconds: Date().timeIntervalSince(start), stopReason: stopReason)
     }
 }

@@ -141,6 +141,16 @@ public final class PreTrainingTask: TaskPlugin {
         return (try split("train"), try split("dev"), problems)
     }
 
+    /// How many masks each training pair has had: the round, and so the mask, of its next one.
+    public var trainingState: Data? { try? JSONEncoder().encode(rounds) }
+
+    public func restoreTrainingState(_ state: Data) throws {
+        guard let rounds = try? JSONDecoder().decode([Int].self, from: state), rounds.count == training.count else {
+            throw DataError(file: spec.path, "the checkpoint's masking rounds are not for these \(training.count) training pairs")
+        }
+        self.rounds = rounds
+    }
+
     public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
         let masked = examples.map { i in
             let round = dynamicMasking ? rounds[i] : 0

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import BertKit
+
+/// Runs that survive: a run killed with SIGKILL at a random step and resumed from its latest checkpoint ends
+/// with the same bytes as the run that was never stopped (best model, final parameters, AdamW state) and the
+/// same metrics in results.db, logged once each; for every plugin, and in bf16 too.
+@Suite(.serialized) struct ResumeTests {
+    struct Case: CustomStringConvertible {
+        let task: String
+        var extra: [String] = []
+        var description: String { ([task] + extra).joined(separator: " ") }
+    }
+
+    static let cases = [
+        Case(task: "mrpc-slice"), Case(task: "mrpc-slice", extra: ["--precision", "bf16"]), Case(task: "ner-tiny"),
+        Case(task: "qa-tiny", extra: ["--batch-size", "2"]), Case(task: "pretrain-tiny"),
+    ]
+    static let steps = 30
+
+    func arguments(_ c: Case, in directory: String) -> [String] {
+        ["--task", CommandLineTests.fixtures + "/tasks/\(c.task).json", "--model", CommandLineTests.fixtures + "/tiny-bert",
+         "--db", directory + "/results.db", "--output-dir", directory + "/runs", "--max-steps", "\(Self.steps)",
+         "--eval-steps", "10", "--batch-size", "4", "--max-length", "40", "--learning-rate", "1e-3",
+         "--save-strategy", "steps", "--save-steps", "3", "--save-total-limit", "0"] + c.extra
+    }
+
+    /// The files a run leaves that must not depend on an interruption.
+    func outputs(_ directory: String, _ c: Case) throws -> [String: Data] {
+        let run = directory + "/runs/1-\(c.task)"
+        var files: [String: Data] = [:]
+        for name in ["best/model.safetensors", "checkpoints/checkpoint-\(Self.steps)/model.safetensors",
+                     "checkpoints/checkpoint-\(Self.steps)/optimizer.safetensors"] {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: run + "/" + name))
+        }
+        return files
+    }
+
+    func metrics(_ directory: String) throws -> [String] {
+        try SQLiteDatabase(path: directory + "/results.db")
+            .query("SELECT split, name, step, value FROM metrics ORDER BY split, name, step")
+            .map { "\($0["split"]!) \($0["name"]!) \($0["step"]!) \($0["value"]!)" }
+    }
+
+    @Test(arguments: cases) func aRunKilledAtARandomStepResumesBitIdentically(_ c: Case) throws {
+        let cli = CommandLineTests()
+        let straight = cli.directory + "/straight", killed = cli.directory + "/killed"
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let whole = try cli.finetune(arguments(c, in: straight))
+        #expect(whole.status == 0, "\(whole.error)")
+
+        // Kill with SIGKILL once results.db shows a random step logged: nothing gets to clean up.
+        let target = Int.random(in: 4...(Self.steps - 4))
+        let (process, _, _) = try cli.launch(arguments(c, in: killed))
+        var seen = 0
+        while process.isRunning && seen < target {
+            seen = (try? SQLiteDatabase(path: killed + "/results.db")
+                .query("SELECT MAX(step) AS s FROM metrics WHERE split = 'train'").first?["s"]?.double).flatMap { $0.map(Int.init) } ?? 0
+            usleep(2_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "killed at step \(seen) of \(Self.steps), aiming at \(target)")
+
+        let resumed = try cli.finetune(["resume", "1", "--db", killed + "/results.db"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        #expect(resumed.output.contains("resumed from"), "\(resumed.output)")
+        #expect(try outputs(killed, c) == outputs(straight, c), "killed at step \(seen): the exported and final weights differ")
+        #expect(try metrics(killed) == metrics(straight), "killed at step \(seen): the metrics in results.db differ")
+
+        let database = try SQLiteDatabase(path: killed + "/results.db")
+        #expect(try database.query("PRAGMA integrity_check").first?["integrity_check"] == .text("ok"))
+        #expect(try database.query("SELECT status FROM runs").map { $0["status"] } == [.text("completed")], "one row for the run")
+        #expect(try database.query("SELECT COUNT(*) AS n FROM resumes").first?["n"] == .integer(1))
+    }
+
+    /// A checkpoint is a folder renamed into place once complete, so a process killed while writing one leaves
+    /// a half-written staging folder (`.checkpoint-N.partial-PID`) beside the complete ones. That is the state
+    /// made here; resume takes the latest complete checkpoint and removes the debris.
+    @Test func aCheckpointHalfWrittenWhenKilledIsIgnoredAndCleanedUp() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let c = Case(task: "mrpc-slice"), straight = cli.directory + "/straight", killed = cli.directory + "/killed"
+        #expect(try cli.finetune(arguments(c, in: straight)).status == 0)
+        let (process, _, _) = try cli.launch(arguments(c, in: killed))
+        process.waitUntilExit()
+        // As a kill during the write of checkpoint 12 leaves it: checkpoints after 9 not there yet, a partial one.
+        let checkpoints = killed + "/runs/1-mrpc-slice/checkpoints"
+        for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) where Int(name.dropFirst(11))! > 9 {
+            try FileManager.default.removeItem(atPath: checkpoints + "/" + name)
+        }
+        let partial = checkpoints + "/.checkpoint-12.partial-999999"
+        try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: partial + "/model.safetensors"))
+        let database = try SQLiteDatabase(path: killed + "/results.db")
+        try database.execute("UPDATE runs SET status = 'interrupted'")
+
+        let resumed = try cli.finetune(["resume", "1", "--db", killed + "/results.db"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        #expect(resumed.output.contains("checkpoint-9 (step 9)"), "\(resumed.output)")
+        #expect(!FileManager.default.fileExists(atPath: partial), "the half-written checkpoint is removed")
+        #expect(try outputs(killed, c) == outputs(straight, c))
+    }
+
+    @Test func resumingWithOtherHyperparametersIsRefusedByName() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let c = Case(task: "mrpc-slice"), directory = cli.directory
+        let (process, out, _) = try cli.launch(arguments(c, in: directory) + ["--max-steps", "100000"])
+        var seen = ""
+        while !seen.contains("optimizer steps") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        usleep(200_000)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let interrupted = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(interrupted.contains("`finetune resume 1` goes on from"), "Ctrl-C saves a checkpoint: \(interrupted)")
+
+        let refused = try cli.finetune(["resume", "1", "--db", directory + "/results.db", "--learning-rate", "5e-4", "--seed", "3"])
+        #expect(refused.status == 1)
+        #expect(refused.error.contains("learning_rate 0.001 -> 0.0005") && refused.error.contains("seed 42 -> 3"), "\(refused.error)")
+        let run = try SQLiteDatabase(path: directory + "/results.db").query("SELECT status FROM runs").first
+        #expect(run?["status"] == .text("interrupted"), "a refused resume leaves the run as it was")
+    }
+}
