@@ -20,6 +20,36 @@ public struct BertCheckpoint: Sendable {
         guard FileManager.default.fileExists(atPath: directory + "/model.safetensors") else {
             throw CheckpointError(file: directory + "/model.safetensors", "file not found: a model folder needs its weights as safetensors")
         }
+        try checkAgreement()
+    }
+
+    /// Checks, before any model is allocated, that the weights hold the encoder `config.json` describes (a
+    /// config that asks for 10,000 layers would otherwise allocate tens of GB first), and that `vocab.txt`
+    /// fits the embedding table.
+    func checkAgreement() throws {
+        let file = try SafeTensorsFile(path: weightsPath)
+        var shapes: [String: [Int]] = [:]
+        for (name, entry) in file.entries { shapes[CheckpointLoader.canonicalName(name)] = entry.shape }
+        let defaults = config.defaulted.isEmpty ? ""
+            : " (config.json does not set \(config.defaulted.joined(separator: ", ")): those are BERT's defaults, used instead)"
+        let layersInFile = Set(shapes.keys.compactMap { $0.hasPrefix("encoder.layer.") ? $0.split(separator: ".")[2] : nil }).count
+        if layersInFile != config.numHiddenLayers {
+            throw CheckpointError(file: weightsPath, "holds \(layersInFile) encoder layers but config.json says num_hidden_layers \(config.numHiddenLayers)\(defaults)")
+        }
+        for declaration in BertEncoder.parameters(config, pooler: false) {
+            guard let shape = shapes[declaration.name] else {
+                throw CheckpointError(file: weightsPath, "missing tensor '\(declaration.name)' with shape \(declaration.shape)\(defaults)")
+            }
+            guard shape == declaration.shape else {
+                throw CheckpointError(file: weightsPath, "tensor '\(declaration.name)' has shape \(shape) but config.json implies \(declaration.shape)\(defaults)")
+            }
+        }
+        if let vocabulary = FileManager.default.contents(atPath: vocabularyPath) {
+            let lines = vocabulary.split(separator: UInt8(ascii: "\n")).count
+            guard lines <= config.vocabSize else {
+                throw CheckpointError(file: vocabularyPath, "has \(lines) tokens but config.json's vocab_size is \(config.vocabSize): ids past it have no embedding")
+            }
+        }
     }
 
     /// `config.json` as a JSON object, with every field kept (exports extend it).

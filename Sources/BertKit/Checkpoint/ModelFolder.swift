@@ -33,6 +33,18 @@ public enum ModelFolder {
         if let old { try? fm.removeItem(at: old) }
     }
 
+    /// A folder is replaced only by its own kind: never a file, nor a folder of other things (no config.json,
+    /// no trainer_state.json), which replacing would delete.
+    static func checkReplaceable(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else { throw CheckpointError(file: path, "is a file; not replaced by a model folder") }
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        guard contents.isEmpty || contents.contains("config.json") || contents.contains("trainer_state.json") else {
+            throw CheckpointError(file: path, "is a folder of other files (no config.json); not replaced by a model folder")
+        }
+    }
+
     /// Flushes a folder's entries (a rename into it) to disk.
     static func syncDirectory(_ path: String) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY)
@@ -61,6 +73,7 @@ public enum ModelFolder {
     /// Assembles a folder with `fill` and moves it to `directory`; on failure nothing is left behind.
     public static func write(to directory: String, _ fill: (URL) throws -> Void) throws {
         let destination = URL(fileURLWithPath: directory).standardizedFileURL
+        try checkReplaceable(destination.path)
         let staging = try staging(for: destination)
         do {
             try fill(staging)

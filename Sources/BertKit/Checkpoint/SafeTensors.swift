@@ -74,6 +74,20 @@ public struct SafeTensorsFile {
             }
             entries[name] = try Self.entry(name: name, value, dataLength: dataLength, path: path)
         }
+        // The tensors tile the data section, in some order, with neither overlaps nor holes (as the format
+        // requires): a file whose tensors share bytes is not what it claims to be.
+        var covered = 0
+        for entry in entries.values.sorted(by: { ($0.byteRange.lowerBound, $0.byteRange.upperBound) < ($1.byteRange.lowerBound, $1.byteRange.upperBound) }) {
+            guard entry.byteRange.lowerBound == covered else {
+                throw CheckpointError(file: path, entry.byteRange.lowerBound < covered
+                    ? "tensor '\(entry.name)': data_offsets [\(entry.byteRange.lowerBound), \(entry.byteRange.upperBound)] overlap another tensor's bytes"
+                    : "bytes \(covered)..<\(entry.byteRange.lowerBound) of the data section belong to no tensor")
+            }
+            covered = entry.byteRange.upperBound
+        }
+        guard covered == dataLength else {
+            throw CheckpointError(file: path, "the tensors cover \(covered) of the data section's \(dataLength) bytes")
+        }
         self.bytes = bytes
         self.dataStart = dataStart
         self.entries = entries
@@ -101,7 +115,15 @@ public struct SafeTensorsFile {
         guard end <= dataLength else {
             throw CheckpointError(file: path, "tensor '\(name)': data ends at byte \(end) but the data section holds \(dataLength) bytes (truncated file?)")
         }
-        let expected = shape.reduce(1, *) * dtype.byteSize
+        // Counted without overflow: a lying header may claim a shape of [2^62, 2^62].
+        var expected = dtype.byteSize
+        for dimension in shape {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: dimension)
+            guard !overflow else {
+                throw CheckpointError(file: path, "tensor '\(name)': shape \(shape) needs more bytes than the data section's \(dataLength)")
+            }
+            expected = product
+        }
         guard end - begin == expected else {
             throw CheckpointError(file: path, "tensor '\(name)': \(dtype) \(shape) needs \(expected) bytes but data_offsets span \(end - begin)")
         }

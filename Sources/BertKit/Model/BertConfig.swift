@@ -17,6 +17,9 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var layerNormEps: Float = 1e-12
     public var padTokenId = 0
     public var positionEmbeddingType = "absolute"
+    /// The fields `config.json` did not set, which took `transformers.BertConfig`'s defaults: named when the
+    /// weights disagree with the sizes, since a missing `hidden_size` then looks like a wrong tensor.
+    public var defaulted: [String] = []
 
     public var headSize: Int { hiddenSize / numAttentionHeads }
 
@@ -34,8 +37,11 @@ public struct BertConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        var defaulted: [String] = []
         func field<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+            if let value = try c.decodeIfPresent(T.self, forKey: key) { return value }
+            defaulted.append("\(key.stringValue) \(fallback)")
+            return fallback
         }
         let d = BertConfig()
         vocabSize = try field(.vocabSize, d.vocabSize)
@@ -52,6 +58,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         layerNormEps = try field(.layerNormEps, d.layerNormEps)
         padTokenId = try field(.padTokenId, d.padTokenId)
         positionEmbeddingType = try field(.positionEmbeddingType, d.positionEmbeddingType)
+        self.defaulted = defaulted
     }
 
     /// Reads and validates `config.json`.
@@ -78,8 +85,16 @@ public struct BertConfig: Codable, Sendable, Equatable {
         guard positionEmbeddingType == "absolute" else {
             throw CheckpointError(file: file, "position_embedding_type '\(positionEmbeddingType)' is not supported; expected \"absolute\"")
         }
-        guard numHiddenLayers > 0, intermediateSize > 0, vocabSize > 0, maxPositionEmbeddings > 0, typeVocabSize > 0 else {
-            throw CheckpointError(file: file, "layer count and sizes must be positive")
+        let sizes = [("num_hidden_layers", numHiddenLayers), ("intermediate_size", intermediateSize), ("vocab_size", vocabSize),
+                     ("max_position_embeddings", maxPositionEmbeddings), ("type_vocab_size", typeVocabSize)]
+        if let (name, value) = sizes.first(where: { $0.1 <= 0 }) {
+            throw CheckpointError(file: file, "\(name) is \(value); layer counts and sizes must be positive")
+        }
+        guard (0..<vocabSize).contains(padTokenId) else {
+            throw CheckpointError(file: file, "pad_token_id \(padTokenId) is not an id of the vocab_size \(vocabSize) vocabulary")
+        }
+        guard (0...1).contains(hiddenDropoutProb), (0...1).contains(attentionProbsDropoutProb), layerNormEps > 0 else {
+            throw CheckpointError(file: file, "dropout probabilities must be in [0, 1] and layer_norm_eps positive")
         }
     }
 }

@@ -37,6 +37,13 @@ public struct Vocabulary: Sendable {
             tokens.append(token)
         }
         guard !tokens.isEmpty else { throw CheckpointError(file: path, "is empty; expected one WordPiece token per line") }
+        // A repeated token would have two ids, and tokenizers disagree on which one wins.
+        var seen: [[Unicode.Scalar]: Int] = [:]
+        for (number, token) in tokens.enumerated() {
+            if let first = seen.updateValue(number, forKey: Array(token.unicodeScalars)) {
+                throw CheckpointError(file: path, "line \(number + 1) repeats the token '\(token)' of line \(first + 1)")
+            }
+        }
         self.init(tokens: tokens)
     }
 

@@ -39,11 +39,18 @@ public final class TrackedRun: TrainingObserver {
     public func finish(error: Error? = nil, stopReason: String? = nil) -> ResultsDatabase.Status {
         let status: ResultsDatabase.Status = switch error {
         case nil: .completed
-        case TrainingError.interrupted?: .interrupted
+        case TrainingError.interrupted?, TrainingError.quit?: .interrupted
         case _?: .failed
         }
         try? database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" }, stopReason: stopReason)
         return status
+    }
+
+    /// Marks the run interrupted over a connection of its own: for a process that quits at once, from another
+    /// thread, while this one may be in the middle of a write.
+    public static func markQuit(run: Int64, databasePath: String) {
+        guard let database = try? ResultsDatabase(path: databasePath) else { return }
+        try? database.finishRun(run, status: .interrupted, error: TrainingError.quit.description)
     }
 
     // MARK: TrainingObserver: every step's figures go to `train`, every evaluation to `dev`.

@@ -64,6 +64,9 @@ public struct FineTuningRun {
             throw UsageError("run \(id) has no training checkpoint to resume from (it stopped before its first one, or save_strategy was no)")
         }
         let job = checkpoint.state.job
+        if let owner = job["run"], owner != String(id) {
+            throw CheckpointError(file: checkpoint.directory, "belongs to run \(owner), not run \(id)")
+        }
         guard let taskFile = job["task_file"], let model = job["model"] else {
             throw CheckpointError(file: checkpoint.directory + "/trainer_state.json", "does not say which task and model it trained")
         }
@@ -82,6 +85,18 @@ public struct FineTuningRun {
                                textFile: job["text_file"])
         run.resumption = (id, checkpoint, output)
         return run
+    }
+
+    /// Fails now, naming the folder, if the run could not write its outputs there after training.
+    static func checkWritable(_ directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let probe = directory + "/.write-test-\(ProcessInfo.processInfo.processIdentifier)"
+            try Data().write(to: URL(fileURLWithPath: probe))
+            try FileManager.default.removeItem(atPath: probe)
+        } catch {
+            throw DataError(file: directory, "the run's output folder cannot be written (\(error.localizedDescription)); choose another with --output-dir")
+        }
     }
 
     /// What a checkpoint records of this run beside its training state, with absolute paths, for `resuming`.
@@ -116,8 +131,11 @@ public struct FineTuningRun {
             output = "\(outputRoot)/\(record.id)-\(spec.name)"
             log("run \(record.id): \(spec.name) on \(model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(database.path)")
         }
+        let (id, path) = (record.id, database.path)
+        stop.whenQuitting { TrackedRun.markQuit(run: id, databasePath: path) }
         do {
             try record.setOutputDirectory(output)
+            try Self.checkWritable(output)
             let task = try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model),
                                                       hyperparameters: h, data: data))
             log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
@@ -130,7 +148,7 @@ public struct FineTuningRun {
             let trainer = Trainer(task: task, hyperparameters: h, bestModelDirectory: output + "/best",
                                   checkpointDirectory: output + "/checkpoints",
                                   observers: [record] + (progress.map { [$0] } ?? []), stopRequested: stop)
-            trainer.job = job
+            trainer.job = job.merging(["run": String(record.id)]) { $1 }
             let result = try trainer.run(resumingFrom: resumption?.checkpoint)
             if let reason = result.stopReason { log("  \(reason)") }
             try record.logArtifact(path: output + "/best", kind: "best-model")

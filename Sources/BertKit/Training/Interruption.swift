@@ -1,15 +1,27 @@
 import Foundation
 
-/// A flag one thread sets and another polls: the trainer checks it between steps.
+/// A flag one thread sets and another polls: the trainer checks it between steps. Whoever owns the work
+/// may leave last words (`whenQuitting`) for a quit that cannot wait for the step to end.
 public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
+    private var lastWords: (@Sendable () -> Void)?
 
     public init() {}
 
     public var isSet: Bool { lock.withLock { value } }
 
     public func set() { lock.withLock { value = true } }
+
+    /// What to do before the process quits at once (a second Ctrl-C): mark the run, say.
+    public func whenQuitting(_ body: @escaping @Sendable () -> Void) { lock.withLock { lastWords = body } }
+
+    /// Runs the last words and ends the process with status 130, without running exit handlers or
+    /// destructors while the main thread is still in a step (which could crash).
+    public func quitNow() -> Never {
+        lock.withLock { lastWords }?()
+        _exit(130)
+    }
 }
 
 /// Turns Ctrl-C (SIGINT) and SIGTERM into a request to stop after the current step; a second one quits at once
@@ -22,7 +34,10 @@ public final class SignalWatcher {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                if flag.isSet { exit(130) }
+                if flag.isSet {
+                    FileHandle.standardError.write(Data("\nquitting now\n".utf8))
+                    flag.quitNow()
+                }
                 flag.set()
                 FileHandle.standardError.write(Data("\nstopping after this step (Ctrl-C again to quit at once)\n".utf8))
             }

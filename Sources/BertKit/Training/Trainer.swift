@@ -6,12 +6,15 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     /// Stopped on request (Ctrl-C, SIGTERM) after `step`; `checkpoint` is where it can resume from.
     case interrupted(step: Int, checkpoint: String?)
     case noTrainingData
+    /// Quit at once (a second Ctrl-C), in the middle of a step.
+    case quit
 
     public var description: String {
         switch self {
         case .nonFiniteLoss(let step, let loss): "the training loss became \(loss) at step \(step); try a lower learning rate"
         case .interrupted(let step, let checkpoint): "interrupted at step \(step)" + (checkpoint.map { "; resumable from \($0)" } ?? "")
         case .noTrainingData: "the training split has no examples"
+        case .quit: "quit at once by a second Ctrl-C; `finetune resume` goes on from the latest checkpoint"
         }
     }
     public var errorDescription: String? { description }

@@ -81,7 +81,7 @@ public final class PreTrainingTask: TaskPlugin {
         }
         let trainTokens = tokenised(trainDocuments), heldOutTokens = tokenised(heldOutDocuments)
         guard trainTokens.count >= 2, !heldOutTokens.isEmpty else {
-            throw DataError(file: setup.data.textFile ?? spec.path,
+            throw DataError(file: setup.data.textFile ?? setup.data.trainFile ?? spec.path,
                             "pre-training needs at least 2 training documents and 1 held-out document; found \(trainTokens.count) and \(heldOutTokens.count)")
         }
         self.problems = problems
