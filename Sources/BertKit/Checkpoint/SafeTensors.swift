@@ -37,7 +37,6 @@ public struct SafeTensorsFile {
     public var names: [String] { entries.values.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }.map(\.name) }
 
     public init(path: String) throws {
-        self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError(file: path, "file not found")
         }
@@ -47,6 +46,12 @@ public struct SafeTensorsFile {
         } catch {
             throw CheckpointError(file: path, "cannot be read: \(error.localizedDescription)")
         }
+        try self.init(bytes: bytes, path: path)
+    }
+
+    /// Parses a file's bytes; `path` names it in errors.
+    public init(bytes: Data, path: String) throws {
+        self.path = path
         guard bytes.count >= 8 else {
             throw CheckpointError(file: path, "is \(bytes.count) bytes long; a safetensors file starts with an 8-byte header length")
         }

@@ -26,6 +26,12 @@ public enum CoNLLFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "file not found or unreadable")
         }
+        return try parse(data, path: path, tokenColumn: tokenColumn, tagColumn: tagColumn, scheme: scheme, labels: labels)
+    }
+
+    /// Parses the bytes of a file; `path` names it in errors.
+    public static func parse(_ data: Data, path: String, tokenColumn: Int = 0, tagColumn: Int = -1, scheme: TagScheme = .iob2,
+                             labels: [String]) throws -> [TaggedSentence] {
         let known = Set(labels)
         var sentences: [TaggedSentence] = []
         var current: TaggedSentence? = nil

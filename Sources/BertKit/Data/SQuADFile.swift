@@ -26,6 +26,11 @@ public enum SQuADFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "file not found or unreadable")
         }
+        return try parse(data, path: path, articles: articles)
+    }
+
+    /// Parses the bytes of a file; `path` names it in errors.
+    public static func parse(_ data: Data, path: String, articles: Range<Int>? = nil) throws -> [SQuADExample] {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
               let documents = root["data"] as? [[String: Any]]
         else { throw DataError(file: path, "is not a SQuAD file: expected a JSON object with a \"data\" list") }

@@ -18,6 +18,11 @@ public struct TSVFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "file not found or unreadable")
         }
+        try self.init(data: data, path: path, hasHeader: hasHeader)
+    }
+
+    /// Parses the bytes of a file; `path` names it in errors.
+    public init(data: Data, path: String, hasHeader: Bool) throws {
         var bytes = data[...]
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
         var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)

@@ -67,6 +67,11 @@ public struct BertConfig: Codable, Sendable, Equatable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw CheckpointError(file: path, "cannot be read (\(error.localizedDescription))")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Parses and validates the bytes of a `config.json`; `path` names it in errors.
+    public static func decode(_ data: Data, path: String) throws -> BertConfig {
         let config: BertConfig
         do { config = try JSONDecoder().decode(BertConfig.self, from: data) } catch {
             throw CheckpointError(file: path, "is not a valid BERT config.json: \(error)")

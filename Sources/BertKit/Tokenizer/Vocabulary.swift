@@ -25,6 +25,11 @@ public struct Vocabulary: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError(file: path, "file not found or unreadable")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses the bytes of a `vocab.txt`; `path` names it in errors.
+    public init(data: Data, path: String) throws {
         var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
             line.last == UInt8(ascii: "\r") ? line.dropLast() : line
         }
