@@ -168,6 +168,34 @@ import BertKit
         #expect(last.flatMap(\.double).map { $0 < 200 } == true, "stopped before the step budget: \(String(describing: last))")
     }
 
+    /// A second Ctrl-C quits at once, in the middle of a step: without a crash, and with the run marked. The
+    /// default encoder's steps (about a second at batch 32) leave time to press it before the step ends.
+    @Test func ctrlCTwiceQuitsAtOnceAndMarksTheRun() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let model = Self.root + "/models/all-MiniLM-L6-v2"
+        for attempt in 1...4 {
+            let db = directory + "/results-\(attempt).db"
+            let arguments = ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", model, "--db", db,
+                             "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "32", "--max-length", "128"]
+            let (process, out, _) = try launch(arguments)
+            var seen = ""
+            while !seen.contains("optimizer steps") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            usleep(UInt32(attempt) * 100_000)
+            kill(process.processIdentifier, SIGINT)
+            usleep(50_000)  // separate signals: the kernel merges a SIGINT into one still pending
+            kill(process.processIdentifier, SIGINT)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 130, "attempt \(attempt): \(process.terminationReason)")
+            let run = try SQLiteDatabase(path: db).query("SELECT status, error FROM runs").first
+            #expect(run?["status"] == .text("interrupted"), "attempt \(attempt): \(String(describing: run))")
+            #expect(run?["error"]?.description.contains("quit at once by a second Ctrl-C") == true, "attempt \(attempt): \(String(describing: run))")
+        }
+    }
+
     @Test func twoRunsWriteTheSameDatabaseAtOnce() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let a = try launch(trainArguments(steps: 8, extra: ["--eval-steps", "1", "--seed", "1"]))

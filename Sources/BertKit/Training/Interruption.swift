@@ -34,7 +34,8 @@ public final class SignalWatcher {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                if flag.isSet {
+                // Signals that arrive together are delivered as one event that counts them.
+                if flag.isSet || source.data > 1 {
                     FileHandle.standardError.write(Data("\nquitting now\n".utf8))
                     flag.quitNow()
                 }
@@ -44,5 +45,10 @@ public final class SignalWatcher {
             source.resume()
             sources.append(source)
         }
+    }
+
+    /// Cancelling releases each handler, which holds its source.
+    deinit {
+        for source in sources { source.cancel() }
     }
 }
