@@ -125,31 +125,19 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["weights.bin"])
     }
 
-    final class NaNTask: TrainableTask {
-        let parameters = ParameterStore([.init("w.weight", [4])])
-        let trainingLengths = Array(repeating: 5, count: 16)
-        let mainMetric = "accuracy"
-        let loadReport = LoadReport()
-        let dataSummary = "16 constant examples"
-        var steps = 0
-        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
-            steps += 1
-            return steps < 3 ? 1 : .nan
-        }
-        func evaluate() -> [String: Double] { ["accuracy": 0.5] }
-        func export(to directory: String) throws {}
-    }
-
-    /// A task whose evaluations return a scripted sequence of scores, to check when early stopping stops.
+    /// A task whose micro-batches' losses and evaluations' scores follow a script, to check what the trainer
+    /// does with them.
     final class ScriptedTask: TrainableTask {
         let parameters = ParameterStore([.init("w.weight", [4])])
         let trainingLengths = Array(repeating: 5, count: 16)
         let mainMetric = "accuracy"
         let loadReport = LoadReport()
         let dataSummary = "16 constant examples"
-        var scores: [Double]
-        init(_ scores: [Double]) { self.scores = scores }
-        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double { 1 }
+        var losses: [Double], scores: [Double]
+        init(losses: [Double] = Array(repeating: 1, count: 100), scores: [Double] = Array(repeating: 0.5, count: 100)) {
+            (self.losses, self.scores) = (losses, scores)
+        }
+        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double { losses.removeFirst() }
         func evaluate() -> [String: Double] { ["accuracy": scores.removeFirst()] }
         func export(to directory: String) throws {}
     }
@@ -162,12 +150,12 @@ import Testing
         h[.earlyStoppingPatience] = 2
         h[.earlyStoppingThreshold] = 0.05
         // 0.6 improves on 0.5 by more than 0.05; 0.62 and 0.64 are new bests, but by less: the second of them stops.
-        let result = try Trainer(task: ScriptedTask([0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
+        let result = try Trainer(task: ScriptedTask(scores: [0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
                                  hyperparameters: h, bestModelDirectory: nil).run()
         #expect(result.steps == 4 && result.bestStep == 4 && result.bestMetrics["accuracy"] == 0.64)
         #expect(result.stopReason == "early stopping: accuracy did not improve by more than 0.05 in 2 evaluations (best 0.6400 at step 4)")
         h[.earlyStoppingPatience] = nil
-        let unstopped = try Trainer(task: ScriptedTask([0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
+        let unstopped = try Trainer(task: ScriptedTask(scores: [0.5, 0.6, 0.62, 0.64] + Array(repeating: 0.9, count: 16)),
                                     hyperparameters: h, bestModelDirectory: nil).run()
         #expect(unstopped.steps == 20 && unstopped.stopReason == nil)
     }
@@ -176,7 +164,7 @@ import Testing
         var h = Hyperparameters()
         h[.batchSize] = 4
         do {
-            _ = try Trainer(task: NaNTask(), hyperparameters: h, bestModelDirectory: nil).run()
+            _ = try Trainer(task: ScriptedTask(losses: [1, 1, .nan]), hyperparameters: h, bestModelDirectory: nil).run()
             Issue.record("expected a non-finite loss error")
         } catch let error as TrainingError {
             #expect(error.description.contains("became nan at step 3"))

@@ -85,15 +85,17 @@ extension Double: HyperparameterValue {
     public static var sqlType: String { "REAL" }
 }
 
-extension Int: HyperparameterValue {
+/// Whole numbers (`Int`, and `UInt64` for seeds, which may be larger than a JSON number holds exactly when
+/// written as text).
+extension HyperparameterValue where Self: FixedWidthInteger {
     public init?(text: String) {
-        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else { return nil }
+        guard let value = Self(text.trimmingCharacters(in: .whitespaces)) else { return nil }
         self = value
     }
     public init?(json: JSONValue) {
         switch json {
-        case .integer(let i): self = Int(i)
-        case .number(let d) where d == d.rounded() && abs(d) < 9e15: self = Int(d)
+        case .integer(let i): guard let value = Self(exactly: i) else { return nil }; self = value
+        case .number(let d) where d == d.rounded() && abs(d) < 9e15: guard let value = Self(exactly: d) else { return nil }; self = value
         default: return nil
         }
     }
@@ -102,22 +104,8 @@ extension Int: HyperparameterValue {
     public static var sqlType: String { "INTEGER" }
 }
 
-extension UInt64: HyperparameterValue {
-    public init?(text: String) {
-        guard let value = UInt64(text.trimmingCharacters(in: .whitespaces)) else { return nil }
-        self = value
-    }
-    public init?(json: JSONValue) {
-        switch json {
-        case .integer(let i) where i >= 0: self = UInt64(i)
-        case .number(let d) where d >= 0 && d == d.rounded() && d < 9e15: self = UInt64(d)
-        default: return nil
-        }
-    }
-    public var text: String { String(self) }
-    public static var placeholder: String { "integer" }
-    public static var sqlType: String { "INTEGER" }
-}
+extension Int: HyperparameterValue {}
+extension UInt64: HyperparameterValue {}
 
 extension Bool: HyperparameterValue {
     public init?(text: String) {
