@@ -92,6 +92,8 @@ import BertKit
         let partial = checkpoints + "/.checkpoint-12.partial-999999"
         try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
         try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: partial + "/model.safetensors"))
+        let partialBest = killed + "/runs/1-mrpc-slice/.best.partial-999999"  // best/ being replaced at the kill
+        try FileManager.default.createDirectory(atPath: partialBest, withIntermediateDirectories: true)
         let database = try SQLiteDatabase(path: killed + "/results.db")
         try database.execute("UPDATE runs SET status = 'interrupted'")
 
@@ -99,7 +101,21 @@ import BertKit
         #expect(resumed.status == 0, "\(resumed.error)")
         #expect(resumed.output.contains("checkpoint-9 (step 9)"), "\(resumed.output)")
         #expect(!FileManager.default.fileExists(atPath: partial), "the half-written checkpoint is removed")
+        #expect(!FileManager.default.fileExists(atPath: partialBest), "so is a half-written best model")
         #expect(try outputs(killed, c) == outputs(straight, c))
+    }
+
+    @Test func theOldestCheckpointsGoAndTheBestStays() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        // Checkpoints every 5 steps, so that every evaluation (every 10) has one.
+        let result = try cli.finetune(arguments(Case(task: "mrpc-slice"), in: cli.directory) + ["--save-steps", "5", "--save-total-limit", "2"])
+        #expect(result.status == 0, "\(result.error)")
+        let best = try SQLiteDatabase(path: cli.db).query(
+            "SELECT step FROM metrics WHERE split = 'dev' AND name = 'f1' ORDER BY value DESC, step ASC LIMIT 1").first?["step"]
+        let kept = try FileManager.default.contentsOfDirectory(atPath: cli.directory + "/runs/1-mrpc-slice/checkpoints").sorted()
+        let expected = Set(["checkpoint-25", "checkpoint-30", "checkpoint-\(best!.description)"])
+        #expect(Set(kept) == expected, "the two newest and the best step's: \(kept)")
     }
 
     @Test func resumingWithOtherHyperparametersIsRefusedByName() throws {

@@ -136,6 +136,7 @@ public struct FineTuningRun {
         do {
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)
+            ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
             let task = try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model),
                                                       hyperparameters: h, data: data))
             log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
