@@ -19,8 +19,13 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
     @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
     var bf16 = "auto"
+    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise).")
+    var measure = "encoder"
 
     func run() throws {
+        if measure == "checkpoint" {
+            return try CheckpointCost(model: model, output: output == "benchmarks/encoder.md" ? "benchmarks/checkpoint.md" : output).run()
+        }
         guard ["model", "base"].contains(shape) else { throw ValidationError("--shape is model or base") }
         guard ["on", "off", "auto"].contains(bf16) else { throw ValidationError("--bf16 is on, off or auto") }
         let name = shape == "base" ? "BERT-base shape (random weights)" : (model as NSString).lastPathComponent
@@ -196,11 +201,14 @@ struct Benchmark: ParsableCommand {
         return Reference(version: version, threads: json["threads"] as? Int ?? 0,
                          fp32: Measurement(forward: forward, train: train, peakMegabytes: memory), bf16: bf16)
     }
+}
 
-    func machineDescription() -> String {
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let name = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
-            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces)
-        return name ?? "unknown CPU"
+/// The CPU's name, family and model (which tell Zen 3, 4 and 5 apart where the name says only "AMD EPYC").
+func machineDescription() -> String {
+    let lines = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").split(separator: "\n")
+    func field(_ name: String) -> String? {
+        lines.first { $0.hasPrefix(name) }?.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces)
     }
+    guard let name = field("model name") else { return "unknown CPU" }
+    return "\(name) (family \(field("cpu family") ?? "?"), model \(field("model\t") ?? "?"))"
 }

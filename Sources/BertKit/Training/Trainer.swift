@@ -93,9 +93,7 @@ public final class Trainer {
         let optimizer = Optimizer(parameters: task.parameters, weightDecay: Float(h[.weightDecay]),
                                   maxGradNorm: Float(h[.maxGradNorm]),
                                   settings: .init(beta1: Float(h[.adamBeta1]), beta2: Float(h[.adamBeta2]), epsilon: Float(h[.adamEpsilon])))
-        var state = TrainingCheckpoint.State(
-            step: 0, epoch: 0, batchesDoneInEpoch: 0, bestMetrics: [:], bestStep: 0, lastMetrics: [:], lastEvaluatedStep: -1,
-            evaluationsWithoutImprovement: 0, taskState: nil, hyperparameters: h.values, job: job, codeVersion: GitCommit.value)
+        var state = TrainingCheckpoint.State.start(hyperparameters: h, job: job, codeVersion: GitCommit.value)
         if let checkpoint {
             try checkpoint.restore(parameters: task.parameters, optimizer: optimizer)
             try checkpoint.state.taskState.map { try task.restoreTrainingState($0) }

@@ -34,6 +34,13 @@ public struct TrainingCheckpoint {
         public var job: [String: String]
         /// The git commit of the code that wrote it.
         public var codeVersion: String?
+
+        /// The state before the first step.
+        public static func start(hyperparameters: Hyperparameters, job: [String: String], codeVersion: String?) -> State {
+            State(step: 0, epoch: 0, batchesDoneInEpoch: 0, bestMetrics: [:], bestStep: 0, lastMetrics: [:], lastEvaluatedStep: -1,
+                  evaluationsWithoutImprovement: 0, taskState: nil, hyperparameters: hyperparameters.values, job: job,
+                  codeVersion: codeVersion)
+        }
     }
 
     public static let prefix = "checkpoint-"
