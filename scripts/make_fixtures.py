@@ -17,6 +17,10 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 bf16-rounded operands (the toolkit's --precision bf16: rounded to nearest even, sums
                                 exact), float64 otherwise: logits, loss and every gradient
   metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
+  tiny-multilabel.safetensors   BertForSequenceClassification with problem_type multi_label_classification (5 labels,
+                                multi-hot targets): logits, BCEWithLogits loss and every gradient
+  multilabel-metrics.json       scikit-learn's micro and macro F1, micro precision and recall, per-label F1 and subset
+                                accuracy (zero_division=0) on fixed label sets
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
                                 positions (-100 elsewhere) and every gradient
@@ -161,6 +165,45 @@ def tiny_classifier():
             golden[f"{kind}.weight.{name}"] = p.detach().float()
             golden[f"{kind}.grad.{name}"] = p.grad.float()
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-classifier.safetensors")
+
+
+def tiny_multilabel():
+    """The multi-label head: one sigmoid output per label, binary cross-entropy over every label, float64."""
+    ids, types, mask = classifier_inputs()
+    torch.manual_seed(5)
+    model = BertForSequenceClassification.from_pretrained(
+        OUT / "tiny-bert", num_labels=5, problem_type="multi_label_classification").double().eval()
+    labels = torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.float64)
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    golden = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels.float(),
+              "logits": out.logits.detach().float(), "loss": out.loss.detach().float().reshape(1)}
+    for name, p in model.named_parameters():
+        golden[f"weight.{name}"] = p.detach().float()
+        golden[f"grad.{name}"] = p.grad.float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-multilabel.safetensors")
+
+
+def multilabel_metrics():
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+    rng = random.Random(11)
+    cases = []
+    for n, labels in ((40, 6), (200, 28), (9, 4)):
+        gold = [sorted({rng.randrange(labels) for _ in range(rng.choice([0, 1, 1, 2, 3]))}) for _ in range(n)]
+        predicted = [sorted({l for l in g if rng.random() < 0.7} | {rng.randrange(labels) for _ in range(rng.choice([0, 0, 1]))})
+                     for g in gold]
+        y, p = np.zeros((n, labels), dtype=int), np.zeros((n, labels), dtype=int)
+        for i, (g, q) in enumerate(zip(gold, predicted)):
+            y[i, g], p[i, q] = 1, 1
+        cases.append({"labels": labels, "gold": gold, "predicted": predicted,
+                      "micro_f1": f1_score(y, p, average="micro", zero_division=0),
+                      "macro_f1": f1_score(y, p, average="macro", zero_division=0),
+                      "micro_precision": precision_score(y, p, average="micro", zero_division=0),
+                      "micro_recall": recall_score(y, p, average="micro", zero_division=0),
+                      "per_label_f1": f1_score(y, p, average=None, zero_division=0).tolist(),
+                      "subset_accuracy": accuracy_score(y, p)})
+    (OUT / "multilabel-metrics.json").write_text(json.dumps(cases, indent=1) + "\n")
 
 
 def to_bf16(t):
@@ -582,7 +625,7 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, adamw, tiny_token_classifier, seqeval_cases,
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, seqeval_cases,
                   tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)

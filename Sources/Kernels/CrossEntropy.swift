@@ -31,6 +31,26 @@ public enum CrossEntropy {
     }
 }
 
+/// Binary cross-entropy of independent sigmoid outputs (multi-label classification), with its gradient, as
+/// `torch.nn.BCEWithLogitsLoss`: the mean over every output of every row.
+public enum BinaryCrossEntropy {
+    /// Returns the mean loss over the `count` logits and writes `dLogits = scale · (sigmoid(z) − y) / count`.
+    /// `targets` holds 1 or 0 per logit.
+    public static func forwardBackward(
+        logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int, scale: Float,
+        dLogits: UnsafeMutablePointer<Float>
+    ) -> Double {
+        var total = 0.0
+        for i in 0..<count {
+            let z = logits[i], y = targets[i]
+            // max(z, 0) − z·y + log(1 + e^−|z|): the loss of log(sigmoid) written so that no term overflows.
+            total += Double(max(z, 0) - z * y) + Foundation.log1p(Foundation.exp(-Double(abs(z))))
+            dLogits[i] = scale * (1 / (1 + FastMath.exp(-z)) - y) / Float(count)
+        }
+        return total / Double(count)
+    }
+}
+
 /// Mean squared error of one output per row, with its gradient, as `torch.nn.MSELoss`.
 public enum MeanSquaredError {
     public static func forwardBackward(

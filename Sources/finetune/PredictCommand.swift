@@ -10,7 +10,8 @@ struct Predict: ParsableCommand {
         discussion: """
             Sequence classification: TSV input uses the columns of a task's split (--task, --split; default: the test split).
             JSONL input has one object per line with "text" (or "sentence1") and, for pairs, "text_pair" (or "sentence2").
-            Output is TSV: index, prediction (the label name, or the value for regression), then one score per label.
+            Output is TSV: index, prediction (the label name, or the value for regression), then one score per label;
+            for a multi-label model, index, the predicted labels (comma-separated), then every label's probability.
             """)
 
     @Option(help: "Fine-tuned model folder (from `finetune export` or a run's best/).") var model: String
@@ -21,6 +22,8 @@ struct Predict: ParsableCommand {
     @Option(help: "Maximum tokens per sequence.") var maxLength = 128
     @Option(help: "Sequences per batch.") var batchSize = 32
     @Option(help: "Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation).") var precision = Precision.float32
+    @Option(help: "Multi-label: predict a label when its probability reaches this (default: the model's own, else 0.5).")
+    var threshold: Double?
 
     func run() throws {
         var request = try PredictionRequest(model: model, input: input, output: output)
@@ -29,6 +32,7 @@ struct Predict: ParsableCommand {
         request.maxLength = maxLength
         request.batchSize = batchSize
         request.precision = precision
+        request.threshold = threshold
         let plugin = try request.plugin()
         if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
         let report = try plugin.predict(request)

@@ -1,9 +1,11 @@
 import BertKit
 import Foundation
 
-/// Shows a run's progress: a bar on a terminal, otherwise a plain line every 10 seconds, and each evaluation.
+/// Shows a run's progress: a bar on a terminal, otherwise a plain line every 10 seconds, and each evaluation
+/// (the task's own metrics; per-label and per-type ones are in results.db).
 final class ProgressDisplay: TrainingObserver {
     let mainMetric: String
+    let shown: Set<String>
     let interactive = isatty(STDERR_FILENO) != 0
     private var totalSteps = 0
     private var samples = 0
@@ -12,8 +14,15 @@ final class ProgressDisplay: TrainingObserver {
     private let start = Date()
     private var lastLine = Date.distantPast
 
-    init(mainMetric: String) {
+    init(mainMetric: String, metrics: [String]) {
         self.mainMetric = mainMetric
+        shown = Set(metrics + ["threshold"])
+    }
+
+    /// The shown metrics, as text.
+    func describe(_ metrics: [String: Double]) -> String {
+        metrics.filter { shown.contains($0.key) }.sorted { $0.key < $1.key }
+            .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
     }
 
     func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {
@@ -42,8 +51,7 @@ final class ProgressDisplay: TrainingObserver {
 
     func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
         clearBar()
-        let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-        say("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(text)\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
+        say("  dev at step \(step) (epoch \(String(format: "%.2f", epoch))): \(describe(metrics))\(isBest ? "  (best \(mainMetric) so far, saved)" : "")")
     }
 
     /// Clears the progress bar's line, so that the next line starts clean.

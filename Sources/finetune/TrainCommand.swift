@@ -106,7 +106,7 @@ struct Resume: ParsableCommand {
 func execute(_ job: FineTuningRun, database: ResultsDatabase) {
     let stop = StopFlag()
     let signals = SignalWatcher(flag: stop)
-    let progress = ProgressDisplay(mainMetric: job.spec.mainMetric)
+    let progress = ProgressDisplay(mainMetric: job.spec.mainMetric, metrics: job.spec.metrics)
     let outcome: FineTuningRun.Outcome
     do { outcome = try job.run(database: database, progress: progress, stop: stop, log: say) } catch { fail(error) }
     progress.clearBar()
@@ -114,8 +114,7 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase) {
         switch outcome.status {
         case .completed:
             let result = outcome.result!
-            let metrics = result.bestMetrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
-            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s: best \(metrics.joined(separator: ", ")) at step \(result.bestStep); model in \(outcome.outputDirectory)/best")
+            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s: best \(progress.describe(result.bestMetrics)) at step \(result.bestStep); model in \(outcome.outputDirectory)/best")
         case .interrupted:
             var resumable: String? = nil
             if case .interrupted(_, let checkpoint)? = outcome.error as? TrainingError { resumable = checkpoint }

@@ -225,7 +225,7 @@ import Testing
         do {
             _ = try TaskSpec.load("no-such-task", tasksDirectory: Fixture.repositoryRoot + "/Tasks")
         } catch {
-            #expect("\(error)".contains("known tasks: cola, conll2003, mrpc"))
+            #expect("\(error)".contains("known tasks: cola, conll2003, goemotions, mrpc"))
         }
         let path = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).json"
         try Data(#"{"name": "x", "version": 1, "hyperparameters": {"learning_rat": 1e-4}}"#.utf8).write(to: URL(fileURLWithPath: path))

@@ -13,6 +13,8 @@ public struct PredictionRequest: Sendable {
     public var maxLength = 128
     public var batchSize = 32
     public var precision = Precision.float32
+    /// Multi-label: the probability at which a label is predicted (nil: the model's own, else 0.5).
+    public var threshold: Double?
 
     public init(model: String, input: String, output: String) throws {
         self.model = model
@@ -23,8 +25,9 @@ public struct PredictionRequest: Sendable {
 
     /// The plugin that predicts with this model: the one whose architecture its config.json names.
     public func plugin(among plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws -> any TaskPlugin.Type {
-        let architectures = try checkpoint.rawConfig()["architectures"] as? [String] ?? []
-        for plugin in plugins where architectures.contains(plugin.architecture) { return plugin }
+        let config = try checkpoint.rawConfig()
+        let architectures = config["architectures"] as? [String] ?? []
+        for plugin in plugins where plugin.predicts(config) { return plugin }
         throw UsageError("""
             \(model)/config.json names \(architectures.isEmpty ? "no architecture" : architectures.joined(separator: ", ")); \
             predict runs \(plugins.map { $0.architecture }.joined(separator: ", ")) models

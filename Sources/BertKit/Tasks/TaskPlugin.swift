@@ -8,6 +8,7 @@ public enum TaskPlugins {
         TokenClassificationTask.self,
         SpanQATask.self,
         PreTrainingTask.self,
+        MultiLabelClassificationTask.self,
     ]
 
     /// The plugin a task file names, or an error naming the file and the plugins there are.
@@ -39,13 +40,18 @@ public protocol TaskPlugin: TrainableTask, SendableMetatype {
     static func validate(_ spec: TaskSpec) throws
     /// Reads the task's data and builds the encoder with this head, loaded from the checkpoint.
     init(_ setup: TaskSetup) throws
-    /// Runs a fine-tuned model of `architecture` over an input file and writes its predictions.
+    /// Whether it predicts with the model a `config.json` describes (by default: one of its `architecture`).
+    static func predicts(_ config: [String: Any]) -> Bool
+    /// Runs a fine-tuned model over an input file and writes its predictions.
     static func predict(_ request: PredictionRequest) throws -> PredictionReport
 }
 
 extension TaskPlugin {
     public static var hyperparameters: [HyperparameterDeclaration] { [] }
     public static func validate(_ spec: TaskSpec) throws {}
+    public static func predicts(_ config: [String: Any]) -> Bool {
+        (config["architectures"] as? [String])?.contains(architecture) == true
+    }
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         throw UsageError("\(request.model) is a \(architecture); predict does not run such models yet")
     }

@@ -37,8 +37,10 @@ extension SequenceClassificationTask {
                                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
     }
 
-    /// The texts and pairs of the input file.
-    static func texts(_ request: PredictionRequest) throws -> [(String, String?)] {
+    /// The texts and pairs of the input file; a TSV file's columns are those of a split of the request's task,
+    /// in the layout `columns` reads from it.
+    static func texts(_ request: PredictionRequest,
+                      columns: (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) }) throws -> [(String, String?)] {
         if request.input.hasSuffix(".jsonl") {
             return try JSONLines.read(path: request.input).map { line, object in
                 guard let a = (object["text"] ?? object["sentence1"] ?? object["sentence"]) as? String else {
@@ -48,7 +50,6 @@ extension SequenceClassificationTask {
             }
         }
         guard let task = request.task else { throw UsageError("a TSV input needs --task to say which columns hold the texts") }
-        return try task.layout(of: request.split, as: TSVLayout.self).examples(path: request.input, labels: task.labels)
-            .map { ($0.textA, $0.textB) }
+        return try columns(task, request.split).rows(path: request.input).map { ($0.textA, $0.textB) }
     }
 }

@@ -15,6 +15,12 @@ public final class SequenceClassificationTask: TaskPlugin {
     public static let architecture = "BertForSequenceClassification"
     public static let metrics = Metrics.known
 
+    /// Its own models: one label per text, or a value (not, say, multi-label ones of the same architecture).
+    public static func predicts(_ config: [String: Any]) -> Bool {
+        (config["architectures"] as? [String])?.contains(architecture) == true
+            && ["single_label_classification", "regression", nil].contains(config["problem_type"] as? String)
+    }
+
     /// Classes are scored by accuracy, F1 and Matthews' correlation, values (regression) by correlations.
     public static func validate(_ spec: TaskSpec) throws {
         let fitting: Set<String> = spec.isRegression ? ["pearson", "spearman"] : ["accuracy", "f1", "matthews"]

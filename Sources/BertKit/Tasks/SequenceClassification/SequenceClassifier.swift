@@ -1,6 +1,6 @@
 /// `BertForSequenceClassification`: the encoder, then dropout on the pooled `[CLS]` output and one linear
-/// layer (`classifier`) giving a logit per label; cross-entropy loss, or mean squared error when there is a
-/// single output (regression).
+/// layer (`classifier`) giving a logit per label; cross-entropy loss, mean squared error when there is a single
+/// output (regression), or binary cross-entropy of every label (multi-label, `loss(multiLabel:scale:)`).
 public final class SequenceClassifier {
     public let config: BertConfig
     public let outputs: Int
@@ -42,7 +42,7 @@ public final class SequenceClassifier {
         logits = pool.floats(maxBatch * outputs)
         dLogits = pool.floats(maxBatch * outputs)
         targetLabels = pool.int32s(maxBatch)
-        targetValues = pool.floats(maxBatch)
+        targetValues = pool.floats(maxBatch * outputs)
     }
 
     /// The logits of `batch`, for training (with dropout, then `loss` and `backward`) or prediction.
@@ -79,7 +79,19 @@ public final class SequenceClassifier {
                                             scale: scale, dLogits: dLogits)
     }
 
-    /// Back-propagates the loss prepared by `loss(_:scale:)` into every parameter's gradient.
+    /// Multi-label classification: the mean binary cross-entropy of every label's logit of the last forward
+    /// pass against `targets` (each sequence's labels, as indices); prepares dL/dlogits, times `scale`.
+    public func loss(multiLabel targets: [[Int]], scale: Float = 1) -> Double {
+        precondition(targets.count == batchSize)
+        targetValues.update(repeating: 0, count: batchSize * outputs)
+        for (b, labels) in targets.enumerated() {
+            for label in labels { targetValues[b * outputs + label] = 1 }
+        }
+        return BinaryCrossEntropy.forwardBackward(logits: logits, targets: targetValues, count: batchSize * outputs,
+                                                  scale: scale, dLogits: dLogits)
+    }
+
+    /// Back-propagates the loss prepared by `loss` into every parameter's gradient.
     public func backward() {
         classifier.backward(dOutput: dLogits, rows: batchSize, dropout: dropout)
         encoder.backward(dSequenceOutput: nil, dPooledOutput: classifier.dInput)

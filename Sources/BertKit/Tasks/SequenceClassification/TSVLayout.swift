@@ -25,19 +25,35 @@ public struct TSVLayout: TaskFileSection {
         }
     }
 
-    /// The examples of `path`. A line with too few fields, a label not in `labels`, or a value that is not a
-    /// number (regression, when `labels` is nil) ends the read with an error naming the file and line.
-    public func examples(path: String, labels: [String]?) throws -> [TextExample] {
+    /// One line of the file: its texts and its label column as written (nil without a label column).
+    public struct Row {
+        public let textA: String
+        public let textB: String?
+        public let label: String?
+        public let file: String
+        public let line: Int
+    }
+
+    /// The rows of `path`; a line with too few fields is an error naming the file and line.
+    public func rows(path: String) throws -> [Row] {
         let table = try TSVFile(path: path, hasHeader: header)
         let needed = [textA, textB, label].compactMap { $0 }.max()! + 1
-        let labelIds = Dictionary(uniqueKeysWithValues: (labels ?? []).enumerated().map { ($1, $0) })
         return try table.rows.map { row in
             guard row.fields.count >= needed else {
                 throw DataError(file: path, line: row.line, "expected at least \(needed) tab-separated fields, found \(row.fields.count)")
             }
+            return Row(textA: row.fields[textA], textB: textB.map { row.fields[$0] }, label: label.map { row.fields[$0] },
+                       file: path, line: row.line)
+        }
+    }
+
+    /// The examples of `path`. A label not in `labels`, or a value that is not a number (regression, when
+    /// `labels` is nil), is an error naming the file and line.
+    public func examples(path: String, labels: [String]?) throws -> [TextExample] {
+        let labelIds = Dictionary(uniqueKeysWithValues: (labels ?? []).enumerated().map { ($1, $0) })
+        return try rows(path: path).map { row in
             var target: Target? = nil
-            if let column = label {
-                let raw = row.fields[column]
+            if let raw = row.label {
                 if let labels {
                     guard let id = labelIds[raw] else {
                         throw DataError(file: path, line: row.line, "unknown label '\(raw)'; expected one of \(labels.joined(separator: ", "))")
@@ -45,12 +61,12 @@ public struct TSVLayout: TaskFileSection {
                     target = .label(id)
                 } else {
                     guard let value = Float(raw.trimmingCharacters(in: .whitespaces)), value.isFinite else {
-                        throw DataError(file: path, line: row.line, "expected a number in column \(column), found '\(raw)'")
+                        throw DataError(file: path, line: row.line, "expected a number in column \(label!), found '\(raw)'")
                     }
                     target = .value(value)
                 }
             }
-            return TextExample(textA: row.fields[textA], textB: textB.map { row.fields[$0] }, target: target, file: path, line: row.line)
+            return TextExample(textA: row.textA, textB: row.textB, target: target, file: path, line: row.line)
         }
     }
 }
