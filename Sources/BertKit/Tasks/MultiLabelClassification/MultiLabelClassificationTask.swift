@@ -92,7 +92,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
             model.forward(EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds },
                                        padId: tokenizer.padId))
             for (row, i) in indices.enumerated() {
-                probabilities[i] = (0..<labels.count).map { 1 / (1 + Foundation.exp(-Double(model.logits[row * labels.count + $0]))) }
+                probabilities[i] = (0..<labels.count).map { Self.sigmoid(model.logits[row * labels.count + $0]) }
             }
         }
         return probabilities
@@ -135,33 +135,20 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     /// label's probability, in input order. The threshold is `--threshold`, else the model's own (`threshold`
     /// in config.json, tuned or set when it was trained), else 0.5.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        let checkpoint = request.checkpoint
-        guard let labels = try checkpoint.labelNames(), !labels.isEmpty else {
-            throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned classification model?")
+        let labels = try SequenceClassificationTask.classLabels(request)
+        let threshold = try request.threshold ?? (request.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
+        return try SequenceClassificationTask.classify(
+            request, outputs: labels.count, header: "index\tlabels" + labels.map { "\t" + $0 }.joined(),
+            columns: { try $0.layout(of: $1, as: MultiLabelLayout.self).columns }
+        ) { index, z in
+            let p = (0..<labels.count).map { sigmoid(z[$0]) }
+            return "\(index)\t\(p.indices.filter { p[$0] >= threshold }.map { labels[$0] }.joined(separator: ","))"
+                + p.map { "\t\(Float($0))" }.joined()
         }
-        let threshold = try request.threshold ?? (checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
-        let tokenizer = try BertTokenizer(directory: request.model)
-        let encodings = try SequenceClassificationTask.texts(request) { try $0.layout(of: $1, as: MultiLabelLayout.self).columns }.map { tokenizer.encode($0.0, pair: $0.1, maxLength: request.maxLength) }
-        let classifier = SequenceClassifier(config: checkpoint.config, outputs: labels.count, maxBatch: request.batchSize,
-                                            maxLength: encodings.map(\.count).max() ?? 1, precision: request.precision)
-        _ = try checkpoint.loadWeights(into: classifier.parameters)
-        var rows = [String](repeating: "", count: encodings.count)
-        let started = ContinuousClock.now
-        for indices in Batches.byLength(encodings.map(\.count), batchSize: request.batchSize) {
-            classifier.forward(EncoderBatch(padding: indices.map { encodings[$0].ids }, typeIds: indices.map { encodings[$0].typeIds },
-                                            padId: tokenizer.padId))
-            for (row, index) in indices.enumerated() {
-                let p = (0..<labels.count).map { 1 / (1 + Foundation.exp(-Double(classifier.logits[row * labels.count + $0]))) }
-                let chosen = p.indices.filter { p[$0] >= threshold }.map { labels[$0] }
-                rows[index] = "\(index)\t\(chosen.joined(separator: ","))" + p.map { "\t\(Float($0))" }.joined()
-            }
-        }
-        let elapsed = started.duration(to: .now)
-        let lines = ["index\tlabels" + labels.map { "\t" + $0 }.joined()] + rows
-        try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: request.output)
-        return PredictionReport(examples: encodings.count,
-                                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
     }
+
+    /// A logit's probability.
+    static func sigmoid(_ z: Float) -> Double { 1 / (1 + Foundation.exp(-Double(z))) }
 }
 
 /// How a split of a multi-label task is laid out: a TSV file as sequence classification's (`TSVLayout`), whose
