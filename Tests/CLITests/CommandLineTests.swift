@@ -125,6 +125,34 @@ import BertKit
         #expect(lines.count == 33 && lines[0] == "index\tprediction\t0\t1")
     }
 
+    /// `--input -`: each line's result arrives before the next line is written, and a bad line gets an error
+    /// line of its own (so the n-th output answers the n-th input) without ending the stream.
+    @Test func predictStreamsStandardInputLineByLine() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["predict", "--model", Self.fixtures + "/pipelines/question-answering", "--input", "-"]
+        let (input, output, error) = (Pipe(), Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        func nextLine() -> String {
+            var bytes = Data()
+            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != UInt8(ascii: "\n") { bytes.append(b) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        input.fileHandleForWriting.write(Data("{\"question\": \"who?\", \"context\": \"John Smith lives in New York and works for Acme.\"}\n".utf8))
+        let first = try JSONSerialization.jsonObject(with: Data(nextLine().utf8)) as? [String: Any]
+        #expect(first?["answer"] as? String == "for Acme." && (first?["answers"] as? [Any])?.count == 1, "\(String(describing: first))")
+        input.fileHandleForWriting.write(Data("{\"question\": \"who?\"}\n".utf8))
+        let second = try JSONSerialization.jsonObject(with: Data(nextLine().utf8)) as? [String: Any]
+        #expect((second?["error"] as? String)?.contains("<stdin>:2") == true, "\(String(describing: second))")
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("wrote 1 predictions"))
+    }
+
     @Test func badInputFailsTheRunWithFileAndLine() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try finetune(trainArguments(extra: ["--train-file", Self.fixtures + "/tasks/data/bad-label.tsv"]))

@@ -20,9 +20,10 @@ public enum TagScheme: String, Codable, Sendable {
 public enum CoNLLFile {
     /// Reads sentences, taking words from `tokenColumn` and tags from `tagColumn` (negative counts from the
     /// end), converting IOB1 to IOB2 when `scheme` says the file is IOB1. A tag outside `labels` (after the
-    /// conversion) is an error naming the file and line.
+    /// conversion) is an error naming the file and line. Without `labels`, only the words are read (prediction
+    /// input), and the sentences have no tags.
     public static func read(path: String, tokenColumn: Int = 0, tagColumn: Int = -1, scheme: TagScheme = .iob2,
-                            labels: [String]) throws -> [TaggedSentence] {
+                            labels: [String]?) throws -> [TaggedSentence] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "file not found or unreadable")
         }
@@ -31,8 +32,8 @@ public enum CoNLLFile {
 
     /// Parses the bytes of a file; `path` names it in errors.
     public static func parse(_ data: Data, path: String, tokenColumn: Int = 0, tagColumn: Int = -1, scheme: TagScheme = .iob2,
-                             labels: [String]) throws -> [TaggedSentence] {
-        let known = Set(labels)
+                             labels: [String]?) throws -> [TaggedSentence] {
+        let known = Set(labels ?? [])
         var sentences: [TaggedSentence] = []
         var current: TaggedSentence? = nil
         var lineNumbers: [Int] = []
@@ -40,7 +41,7 @@ public enum CoNLLFile {
             guard var sentence = current else { return }
             if scheme == .iob1 { sentence.tags = iob2(fromIOB1: sentence.tags) }
             for (tag, line) in zip(sentence.tags, lineNumbers) where !known.contains(tag) {
-                throw DataError(file: path, line: line, "unknown tag '\(tag)'; expected one of \(labels.joined(separator: ", "))")
+                throw DataError(file: path, line: line, "unknown tag '\(tag)'; expected one of \(labels!.joined(separator: ", "))")
             }
             sentences.append(sentence)
             current = nil
@@ -55,14 +56,14 @@ public enum CoNLLFile {
             if fields.isEmpty { try close(); continue }
             if fields[0] == "-DOCSTART-" { try close(); continue }
             let tokenIndex = tokenColumn >= 0 ? tokenColumn : fields.count + tokenColumn
-            let tagIndex = tagColumn >= 0 ? tagColumn : fields.count + tagColumn
+            let tagIndex = labels == nil ? tokenIndex : tagColumn >= 0 ? tagColumn : fields.count + tagColumn
             guard fields.indices.contains(tokenIndex), fields.indices.contains(tagIndex) else {
                 throw DataError(file: path, line: index + 1,
                                 "expected a token in column \(tokenColumn) and a tag in column \(tagColumn), found \(fields.count) columns")
             }
             if current == nil { current = TaggedSentence(words: [], tags: [], line: index + 1) }
             current!.words.append(String(fields[tokenIndex]))
-            current!.tags.append(String(fields[tagIndex]))
+            if labels != nil { current!.tags.append(String(fields[tagIndex])) }
             lineNumbers.append(index + 1)
         }
         try close()

@@ -90,6 +90,23 @@ public struct BertTokenizer: Sendable {
         }
     }
 
+    /// Tokens joined back into text as transformers' `convert_tokens_to_string` does with BERT's WordPiece
+    /// decoder: a `##` continuation joins the token before it (but not as the first token), every other token
+    /// follows a space, and the space before `.`, `?`, `!`, `,` and English contractions is taken back.
+    public static func string(fromTokens tokens: [String]) -> String {
+        var text = ""
+        for (i, token) in tokens.enumerated() {
+            var piece = i == 0 ? token : token.hasPrefix("##") ? String(token.dropFirst(2)) : " " + token
+            for (spaced, joined) in Self.cleanup { piece = piece.replacingOccurrences(of: spaced, with: joined) }
+            text += piece
+        }
+        return text
+    }
+
+    /// The tokenizers library's clean-up of a decoded token, in its order.
+    private static let cleanup = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                                  (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
     /// `[CLS] A [SEP]`, or `[CLS] A [SEP] B [SEP]` for a pair. With `maxLength`, the texts are truncated
     /// longest-first so that the whole encoding, special tokens included, fits. An empty second text counts
     /// as no second text, as in transformers.

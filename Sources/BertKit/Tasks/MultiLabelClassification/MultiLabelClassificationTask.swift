@@ -131,20 +131,26 @@ public final class MultiLabelClassificationTask: TaskPlugin {
                                                 isHeadParameter: SequenceClassifier.isHeadParameter))
     }
 
-    /// Writes TSV: index, the labels whose probability reaches the threshold (comma-separated), then every
-    /// label's probability, in input order. The threshold is `--threshold`, else the model's own (`threshold`
-    /// in config.json, tuned or set when it was trained), else 0.5.
+    /// The labels whose probability reaches the threshold, and every label's probability (the sigmoid of its
+    /// logit), per text: JSONL `labels` and `scores` by label, or TSV (`--output` ending in `.tsv`): index, the
+    /// labels (comma-separated), then the probabilities. The threshold is `--threshold`, else the model's own
+    /// (`threshold` in config.json, tuned or set when it was trained), else 0.5.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         let labels = try SequenceClassificationTask.classLabels(request)
         let threshold = try request.threshold ?? (request.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
-        return try SequenceClassificationTask.classify(
-            request, outputs: labels.count, header: "index\tlabels" + labels.map { "\t" + $0 }.joined(),
-            columns: { try $0.layout(of: $1, as: MultiLabelLayout.self).columns }
-        ) { index, z in
-            let p = (0..<labels.count).map { sigmoid(z[$0]) }
-            return "\(index)\t\(p.indices.filter { p[$0] >= threshold }.map { labels[$0] }.joined(separator: ","))"
-                + p.map { "\t\(Float($0))" }.joined()
+        let columns = { (task: TaskSpec, split: String) in try task.layout(of: split, as: MultiLabelLayout.self).columns }
+        func chosen(_ p: [Double]) -> [String] { p.indices.filter { p[$0] >= threshold }.map { labels[$0] } }
+        if request.output.hasSuffix(".tsv") {
+            return try ClassificationPredictor(request, outputs: labels.count, header: "index\tlabels" + labels.map { "\t" + $0 }.joined(),
+                                               tsvColumns: columns) { index, z in
+                let p = z.map(sigmoid)
+                return "\(index)\t\(chosen(p).joined(separator: ","))" + p.map { "\t\(Float($0))" }.joined()
+            }.run(request)
         }
+        return try ClassificationPredictor(request, outputs: labels.count, tsvColumns: columns) { _, z in
+            let p = z.map(sigmoid)
+            return JSONOutput.line(["labels": chosen(p), "scores": Dictionary(uniqueKeysWithValues: zip(labels, p))])
+        }.run(request)
     }
 
     /// A logit's probability.

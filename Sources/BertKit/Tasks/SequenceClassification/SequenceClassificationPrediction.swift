@@ -1,16 +1,25 @@
 import Foundation
 
 extension SequenceClassificationTask {
-    /// Classifies every text (or pair) of a TSV file (columns of a task's split) or a JSONL file (`text`, or
-    /// `sentence1`, and `text_pair`, or `sentence2`) and writes TSV: index, the predicted label (or value), then
-    /// one logit per label, in input order.
+    /// Classifies every text (or pair) of the input. JSONL output (transformers' text-classification pipeline
+    /// with every label's score): `label`, its `score` and `scores` by label, the softmax of the logits; for
+    /// regression, `value`. TSV output (`--output` ending in `.tsv`): index, the predicted label (or value), then
+    /// one logit per label.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         let regression = try request.checkpoint.problemType() == "regression"
-        let labels = try classLabels(request)
+        let labels = regression ? [] : try classLabels(request)
         let outputs = regression ? 1 : labels.count
-        return try classify(request, outputs: outputs, header: "index\tprediction" + (regression ? "" : labels.map { "\t" + $0 }.joined())) { index, z in
-            regression ? "\(index)\t\(z[0])" : "\(index)\t\(labels[argmax(z, count: outputs)])" + (0..<outputs).map { "\t\(z[$0])" }.joined()
+        if request.output.hasSuffix(".tsv") {
+            return try ClassificationPredictor(request, outputs: outputs, header: "index\tprediction" + labels.map { "\t" + $0 }.joined()) { index, z in
+                regression ? "\(index)\t\(z[0])" : "\(index)\t\(labels[z.indices.max { z[$0] < z[$1] }!])" + z.map { "\t\($0)" }.joined()
+            }.run(request)
         }
+        return try ClassificationPredictor(request, outputs: outputs) { _, z in
+            if regression { return JSONOutput.line(["value": Double(z[0])]) }
+            let p = softmax(z), best = p.indices.max { p[$0] < p[$1] }!
+            return JSONOutput.line(["label": labels[best], "score": p[best],
+                                    "scores": Dictionary(uniqueKeysWithValues: zip(labels, p))])
+        }.run(request)
     }
 
     /// The label names of a fine-tuned classification model, or an error naming its config.json.
@@ -21,44 +30,56 @@ extension SequenceClassificationTask {
         return labels
     }
 
-    /// Runs a `BertForSequenceClassification` model with `outputs` logits over the request's texts (a TSV file's
-    /// columns read by `columns`), batched by length, and writes `header` then one line per text, made by `line`
-    /// from its index and logits, in input order.
-    static func classify(_ request: PredictionRequest, outputs: Int, header: String,
-                         columns: (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) },
-                         line: (Int, UnsafePointer<Float>) -> String) throws -> PredictionReport {
-        let checkpoint = request.checkpoint
-        let tokenizer = try BertTokenizer(directory: request.model)
-        let encodings = try texts(request, columns: columns).map { tokenizer.encode($0.0, pair: $0.1, maxLength: request.maxLength) }
-        let classifier = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: request.batchSize,
-                                            maxLength: encodings.map(\.count).max() ?? 1, precision: request.precision)
-        _ = try checkpoint.loadWeights(into: classifier.parameters)
-        var lines = [String](repeating: "", count: encodings.count)
-        let started = ContinuousClock.now
-        for indices in Batches.byLength(encodings.map(\.count), batchSize: request.batchSize) {
-            classifier.forward(EncoderBatch(padding: indices.map { encodings[$0].ids }, typeIds: indices.map { encodings[$0].typeIds },
-                                            padId: tokenizer.padId))
-            for (row, index) in indices.enumerated() { lines[index] = line(index, classifier.logits + row * outputs) }
-        }
-        let elapsed = started.duration(to: .now)
-        try AtomicFile.write(Data(([header] + lines).map { $0 + "\n" }.joined().utf8), to: request.output)
-        return PredictionReport(examples: encodings.count,
-                                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    /// Probabilities from logits, in double precision.
+    static func softmax(_ z: [Float]) -> [Double] {
+        let top = Double(z.max() ?? 0)
+        let e = z.map { Foundation.exp(Double($0) - top) }, total = e.reduce(0, +)
+        return e.map { $0 / total }
+    }
+}
+
+/// A `BertForSequenceClassification` model over texts and pairs: a JSONL record's `text` (or `sentence1`,
+/// `sentence`) and `text_pair` (or `sentence2`), a text line, or a task split's TSV columns; one line per text,
+/// made by `line` from its index and logits.
+struct ClassificationPredictor: Predictor {
+    let tokenizer: BertTokenizer
+    let classifier: SequenceClassifier
+    let outputs, maxLength, batchSize: Int
+    let header: String?
+    let tsvColumns: ((TaskSpec, String) throws -> TSVLayout)?
+    let line: (Int, [Float]) -> String
+
+    init(_ request: PredictionRequest, outputs: Int, header: String? = nil,
+         tsvColumns: @escaping (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) },
+         line: @escaping (Int, [Float]) -> String) throws {
+        tokenizer = try BertTokenizer(directory: request.model)
+        maxLength = request.sequenceLength()
+        batchSize = request.batchSize
+        classifier = SequenceClassifier(config: request.checkpoint.config, outputs: outputs, maxBatch: batchSize,
+                                        maxLength: maxLength, precision: request.precision)
+        _ = try request.checkpoint.loadWeights(into: classifier.parameters)
+        self.outputs = outputs
+        self.header = header
+        self.tsvColumns = tsvColumns
+        self.line = line
     }
 
-    /// The texts and pairs of the input file; a TSV file's columns are those of a split of the request's task,
-    /// in the layout `columns` reads from it.
-    static func texts(_ request: PredictionRequest,
-                      columns: (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) }) throws -> [(String, String?)] {
-        if request.input.hasSuffix(".jsonl") {
-            return try JSONLines.read(path: request.input).map { line, object in
-                guard let a = (object["text"] ?? object["sentence1"] ?? object["sentence"]) as? String else {
-                    throw DataError(file: request.input, line: line, "expected a \"text\" (or \"sentence1\") string field")
-                }
-                return (a, (object["text_pair"] ?? object["sentence2"]) as? String)
-            }
-        }
-        guard let task = request.task else { throw UsageError("a TSV input needs --task to say which columns hold the texts") }
-        return try columns(task, request.split).rows(path: request.input).map { ($0.textA, $0.textB) }
+    func prepare(_ record: InputRecord, index: Int) throws -> (index: Int, encoding: Encoding) {
+        let text = try record.string("text", "sentence1", "sentence")
+        let pair = try record.optionalString("text_pair", "sentence2")
+        return (index, tokenizer.encode(text, pair: pair, maxLength: maxLength))
+    }
+
+    func sequences(of example: (index: Int, encoding: Encoding)) -> [ModelInput] {
+        [ModelInput(ids: example.encoding.ids, typeIds: example.encoding.typeIds)]
+    }
+
+    func forward(_ batch: [ModelInput]) -> [[Float]] {
+        classifier.forward(EncoderBatch(padding: batch.map(\.ids), typeIds: batch.map(\.typeIds), padId: tokenizer.padId))
+        return batch.indices.map { Array(UnsafeBufferPointer(start: classifier.logits + $0 * outputs, count: outputs)) }
+    }
+
+    func result(of example: (index: Int, encoding: Encoding), outputs: [[Float]]) -> String {
+        line(example.index, outputs[0])
     }
 }

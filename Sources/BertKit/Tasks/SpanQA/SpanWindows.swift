@@ -5,6 +5,8 @@ public struct SpanWindow: Sendable {
     public let typeIds: [Int32]
     /// Character range (Unicode scalars, in the context) of each token; nil outside the context part.
     public let offsets: [Range<Int>?]
+    /// The context word (by index, words as the pre-tokenizer splits them) of each token; nil outside the context.
+    public let words: [Int?]
     /// Whether this window is the one that gives the context token at this position the most context on
     /// both sides (only such tokens may start an answer here, so each token is judged once).
     public let isMaxContext: [Bool]
@@ -61,22 +63,25 @@ public struct SpanWindower: Sendable {
         return spans.enumerated().map { w, span in
             var ids: [Int32] = [tokenizer.clsId] + question.map(\.id) + [tokenizer.sepId]
             var offsets: [Range<Int>?] = Array(repeating: nil, count: ids.count)
+            var words: [Int?] = offsets.map { _ in nil }
             var maxContext: [Bool] = Array(repeating: false, count: ids.count)
             let contextStart = ids.count
             for p in span {
                 ids.append(context[p].id)
                 offsets.append(context[p].offsets)
+                words.append(context[p].word)
                 maxContext.append(Self.bestWindow(for: p, spans) == w)
             }
             ids.append(tokenizer.sepId)
             offsets.append(nil)
+            words.append(nil)
             maxContext.append(false)
             let typeIds = (0..<ids.count).map { Int32($0 < contextStart ? 0 : 1) }
             var target = (0, 0)
             if let a = answerTokens, span.contains(a.lowerBound), span.contains(a.upperBound) {
                 target = (contextStart + a.lowerBound - span.lowerBound, contextStart + a.upperBound - span.lowerBound)
             }
-            return SpanWindow(example: index, ids: ids, typeIds: typeIds, offsets: offsets, isMaxContext: maxContext,
+            return SpanWindow(example: index, ids: ids, typeIds: typeIds, offsets: offsets, words: words, isMaxContext: maxContext,
                               start: target.0, end: target.1)
         }
     }

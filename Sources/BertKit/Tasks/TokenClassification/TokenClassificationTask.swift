@@ -158,7 +158,8 @@ public final class TokenClassificationTask: TaskPlugin {
     }
 }
 
-/// Turns tagged sentences into encoder windows with aligned labels.
+/// Turns tagged sentences into encoder windows with aligned labels (a sentence without tags, read for
+/// prediction, gets none).
 struct Windower {
     let tokenizer: BertTokenizer
     let labels: [String]
@@ -182,8 +183,13 @@ struct Windower {
                 var ids: [Int32] = [tokenizer.clsId], tokenLabels: [Int32] = [TokenClassifier.ignored]
                 var wordTokens: [(word: Int, token: Int)] = []
                 for w in first..<last where !pieces[w].isEmpty {
-                    let tag = sentence.tags[w]
                     wordTokens.append((w, ids.count))
+                    guard sentence.tags.indices.contains(w) else {  // prediction input: words without tags
+                        ids += pieces[w].map(\.id)
+                        tokenLabels += Array(repeating: TokenClassifier.ignored, count: pieces[w].count)
+                        continue
+                    }
+                    let tag = sentence.tags[w]
                     for (k, piece) in pieces[w].enumerated() {
                         ids.append(piece.id)
                         if k == 0 {

@@ -1,0 +1,123 @@
+import Foundation
+
+/// A sequence as the encoder reads it: `[CLS] … [SEP]` token ids and their segments.
+public struct ModelInput: Sendable {
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+
+    public init(ids: [Int32], typeIds: [Int32]? = nil) {
+        self.ids = ids
+        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
+    }
+}
+
+/// One head's prediction, in the steps that `Predictor.run` drives for every head alike: each input record is
+/// prepared (tokenised, cut into windows), the windows of all records go through the model in batches of
+/// similar length, and each record's result is made from its windows' outputs, in input order.
+protocol Predictor {
+    /// A record made ready for the model, with what its result needs (offsets, words, the text).
+    associatedtype Example
+
+    /// Written once, before the results (a TSV file's column names).
+    var header: String? { get }
+    /// Sequences per forward pass.
+    var batchSize: Int { get }
+    /// How a TSV input's columns are read (nil: the head reads no TSV).
+    var tsvColumns: ((TaskSpec, String) throws -> TSVLayout)? { get }
+
+    /// Reads one record, the `index`-th of the input; an input the head cannot use is an error naming the
+    /// record's file and line.
+    func prepare(_ record: InputRecord, index: Int) throws -> Example
+    /// The sequences the encoder reads for an example (several windows for a long text).
+    func sequences(of example: Example) -> [ModelInput]
+    /// The head's outputs for each sequence of a batch.
+    func forward(_ batch: [ModelInput]) -> [[Float]]
+    /// An example's result, one line of the output (JSON, TSV, or a CoNLL sentence), from its sequences' outputs.
+    func result(of example: Example, outputs: [[Float]]) throws -> String
+}
+
+extension Predictor {
+    var header: String? { nil }
+    var tsvColumns: ((TaskSpec, String) throws -> TSVLayout)? { nil }
+
+    /// Predicts over the request's input and writes the results: for a file, all of them at once, batched by
+    /// length, under a temporary name then renamed; for standard input (`-`), each line's result as soon as it
+    /// is ready, flushed.
+    func run(_ request: PredictionRequest) throws -> PredictionReport {
+        if request.input == "-" { return try stream(request) }
+        let examples = try request.records(tsvColumns: tsvColumns).enumerated().map { try prepare($1, index: $0) }
+        var sequences: [ModelInput] = [], owners: [(example: Int, window: Int)] = []
+        var outputs = [[[Float]]](repeating: [], count: examples.count)
+        for (e, example) in examples.enumerated() {
+            let windows = self.sequences(of: example)
+            outputs[e] = Array(repeating: [], count: windows.count)
+            sequences += windows
+            owners += windows.indices.map { (e, $0) }
+        }
+        let started = ContinuousClock.now
+        for indices in Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize) {
+            for (row, output) in forward(indices.map { sequences[$0] }).enumerated() {
+                let owner = owners[indices[indices.startIndex + row]]
+                outputs[owner.example][owner.window] = output
+            }
+        }
+        let seconds = started.seconds
+        let lines = try zip(examples, outputs).map { try result(of: $0, outputs: $1) }
+        let text = ((header.map { [$0] } ?? []) + lines).map { $0 + "\n" }.joined()
+        if request.output == "-" {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        } else {
+            try AtomicFile.write(Data(text.utf8), to: request.output)
+        }
+        return PredictionReport(examples: examples.count, seconds: seconds)
+    }
+
+    /// Standard input, line by line: each line's result (or `{"error": …}` naming the line, so that the n-th
+    /// output line always answers the n-th input line) is written and flushed before the next line is read.
+    private func stream(_ request: PredictionRequest) throws -> PredictionReport {
+        let format = request.inputFormat
+        _ = try InputRecord.parse("{}", format: format, file: "-", line: 0)
+        // Results written as they come would leave a partial file where a finished one belongs.
+        guard request.output == "-" else { throw UsageError("--input - writes its results to standard output (--output -)") }
+        let output = FileHandle.standardOutput
+        if let header { output.write(Data((header + "\n").utf8)) }
+        var count = 0, seconds = 0.0, line = 0
+        while let text = readLine(strippingNewline: true) {
+            line += 1
+            let result: String
+            do {
+                let example = try prepare(InputRecord.parse(text, format: format, file: "<stdin>", line: line), index: line - 1)
+                let windows = sequences(of: example)
+                let started = ContinuousClock.now
+                var outputs: [[Float]] = []
+                for first in stride(from: 0, to: windows.count, by: batchSize) {
+                    outputs += forward(Array(windows[first..<min(first + batchSize, windows.count)]))
+                }
+                seconds += started.seconds
+                result = try self.result(of: example, outputs: outputs)
+                count += 1
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                result = JSONOutput.line(["error": "\(error)"])
+            }
+            output.write(Data((result + "\n").utf8))  // unbuffered: the reader has it now
+        }
+        return PredictionReport(examples: count, seconds: seconds)
+    }
+}
+
+/// One JSON object per output line, keys sorted, so that equal results are equal lines.
+enum JSONOutput {
+    static func line(_ object: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension ContinuousClock.Instant {
+    /// Seconds from this instant to now.
+    var seconds: Double {
+        let elapsed = duration(to: .now).components
+        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+extension PreTrainingTask {
+    /// Runs `BertForPreTraining` models and `BertForMaskedLM` ones (which have no next-sentence head).
+    public static func predicts(_ config: [String: Any]) -> Bool {
+        let architectures = config["architectures"] as? [String] ?? []
+        return architectures.contains(architecture) || architectures.contains("BertForMaskedLM")
+    }
+
+    /// Fillers for every `[MASK]` of a text (text lines, or JSONL `text`): one JSON line per text,
+    /// `{"masks": [[{"token", "token_str", "score"}, ...], ...]}`, the `--top-k` (default 5) most likely
+    /// tokens of each mask in order, as transformers' fill-mask pipeline ranks them.
+    public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
+        try FillMaskPredictor(request).run(request)
+    }
+}
+
+/// The masked-LM head over texts with `[MASK]` tokens: each mask's probabilities over the vocabulary (softmax
+/// of its logits), the most likely first.
+struct FillMaskPredictor: Predictor {
+    let tokenizer: BertTokenizer
+    let model: PreTrainingModel
+    let batchSize, maxLength, topK: Int
+    /// Masked positions one forward pass holds: a whole window's, and more when a batch allows it (the
+    /// vocabulary-wide logits of each take 4 bytes per token of the vocabulary).
+    let maxPredictions: Int
+
+    init(_ request: PredictionRequest) throws {
+        tokenizer = try BertTokenizer(directory: request.model)
+        batchSize = request.batchSize
+        maxLength = request.sequenceLength()
+        topK = request.topK ?? 5
+        guard topK >= 1 else { throw UsageError("--top-k must be at least 1") }
+        maxPredictions = Swift.max(maxLength, 4 * batchSize)
+        model = PreTrainingModel(config: request.checkpoint.config, maxBatch: batchSize, maxLength: maxLength,
+                                 maxPredictions: maxPredictions, nextSentencePrediction: false, precision: request.precision)
+        // A BertForMaskedLM checkpoint has no pooler and no next-sentence head; neither is read here.
+        _ = try request.checkpoint.loadWeights(into: model.parameters,
+                                               mayBeNew: { $0.hasPrefix("pooler.") || $0.hasPrefix("cls.seq_relationship.") })
+    }
+
+    func prepare(_ record: InputRecord, index: Int) throws -> Encoding {
+        let encoding = tokenizer.encode(try record.string("text"), maxLength: maxLength)
+        guard encoding.ids.contains(tokenizer.maskId) else {
+            throw DataError(file: record.file, line: record.line, "no [MASK] in the text (within its first \(maxLength) tokens)")
+        }
+        return encoding
+    }
+
+    func sequences(of example: Encoding) -> [ModelInput] { [ModelInput(ids: example.ids)] }
+
+    /// Each sequence's masks' logits, one vocabulary-wide row per mask; the batch goes through the model in parts
+    /// of at most `maxPredictions` masks.
+    func forward(_ batch: [ModelInput]) -> [[Float]] {
+        let vocabulary = model.config.vocabSize
+        var outputs: [[Float]] = [], first = 0
+        while first < batch.count {
+            var end = first, masks = 0
+            while end < batch.count, masks + batch[end].ids.count(where: { $0 == tokenizer.maskId }) <= maxPredictions {
+                masks += batch[end].ids.count { $0 == tokenizer.maskId }
+                end += 1
+            }
+            let part = EncoderBatch(padding: batch[first..<end].map(\.ids), padId: tokenizer.padId)
+            var positions: [Int] = [], owners: [Int] = []
+            for (b, sequence) in batch[first..<end].enumerated() {
+                for (t, id) in sequence.ids.enumerated() where id == tokenizer.maskId {
+                    positions.append(b * part.sequenceLength + t)
+                    owners.append(b)
+                }
+            }
+            model.forward(part, maskedPositions: positions)
+            var rows = [[Float]](repeating: [], count: end - first)
+            for (i, b) in owners.enumerated() { rows[b] += UnsafeBufferPointer(start: model.mlmLogits + i * vocabulary, count: vocabulary) }
+            outputs += rows
+            first = end
+        }
+        return outputs
+    }
+
+    func result(of example: Encoding, outputs: [[Float]]) -> String {
+        let vocabulary = model.config.vocabSize, logits = outputs[0]
+        let masks = (0..<(logits.count / vocabulary)).map { m -> [[String: Any]] in
+            let p = SequenceClassificationTask.softmax(Array(logits[(m * vocabulary)..<((m + 1) * vocabulary)]))
+            return p.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(topK).map { id in
+                ["token": id, "token_str": tokenizer.vocabulary.token(Int32(id)), "score": p[id]]
+            }
+        }
+        return JSONOutput.line(["masks": masks])
+    }
+}

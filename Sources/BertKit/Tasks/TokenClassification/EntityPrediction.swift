@@ -1,0 +1,203 @@
+import Foundation
+
+/// How sub-token scores become labelled words, as transformers' token-classification pipeline names the ways.
+public enum EntityAggregation: String, CaseIterable, Sendable {
+    /// Every sub-token is labelled on its own; neighbours of one type are then grouped.
+    case simple
+    /// A word takes the label (and score) of its first sub-token.
+    case first
+    /// A word takes the label with the highest mean probability over its sub-tokens.
+    case average
+    /// A word takes the label of its most confident sub-token.
+    case max
+}
+
+extension TokenClassificationTask {
+    /// Entities in raw text (text lines, or JSONL `text`): JSONL, one `{"entities": [...]}` per text, each entity
+    /// with `entity_group` (its type), `score`, `start` and `end` (characters, counted as Python counts them),
+    /// `text` (the input's characters there) and `word` (the pipeline's rendering of its tokens). CoNLL input
+    /// (pre-split words, `--format conll`) gets `word predicted` lines instead, each word labelled by its first
+    /// sub-token, as in training.
+    public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
+        try EntityPredictor(request).run(request)
+    }
+}
+
+/// A `BertForTokenClassification` model over raw text, with transformers' token-classification pipeline's
+/// post-processing: softmax per token, sub-tokens gathered into words (a token whose vocabulary form is as long
+/// as the text it covers starts a word; `[UNK]` always does), words labelled by the aggregation, neighbouring
+/// words of one type grouped into entities (a `B-` starts a new one), `O` dropped. A text longer than a window is
+/// read in windows that share `overlap` tokens; each window's entities are found on their own, and where two
+/// overlap, the longer (then the more confident) is kept.
+struct EntityPredictor: Predictor {
+    let tokenizer: BertTokenizer
+    let model: TokenClassifier
+    let labels: [String]
+    let aggregation: EntityAggregation
+    let batchSize, maxLength, overlap: Int
+
+    enum Example {
+        /// Raw text: its scalars, its tokens, and the token ranges of its windows.
+        case text(scalars: [Unicode.Scalar], tokens: [Token], windows: [Range<Int>])
+        /// Pre-split words, windows holding whole words.
+        case words([String], windows: [TokenWindow])
+    }
+
+    init(_ request: PredictionRequest) throws {
+        tokenizer = try BertTokenizer(directory: request.model)
+        guard let labels = try request.checkpoint.labelNames(), !labels.isEmpty else {
+            throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned token classification model?")
+        }
+        self.labels = labels
+        aggregation = request.aggregation
+        batchSize = request.batchSize
+        maxLength = request.sequenceLength()
+        overlap = try request.overlap(length: maxLength, budget: maxLength - 2)
+        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, maxBatch: batchSize, maxLength: maxLength,
+                                precision: request.precision)
+        _ = try request.checkpoint.loadWeights(into: model.parameters)
+    }
+
+    func prepare(_ record: InputRecord, index: Int) throws -> Example {
+        if let words = record.words {
+            let windower = Windower(tokenizer: tokenizer, labels: labels, maxLength: maxLength, labelAllSubtokens: false)
+            return .words(words, windows: windower.windows([TaggedSentence(words: words, tags: [], line: record.line)]))
+        }
+        let text = try record.string("text")
+        let tokens = tokenizer.tokenize(text)
+        // Windows as the tokenizer's overflow makes them: `budget` tokens, each starting `overlap` before the
+        // previous one ended.
+        let budget = maxLength - 2
+        var windows: [Range<Int>] = [], start = 0
+        repeat {
+            let end = Swift.min(start + budget, tokens.count)
+            windows.append(start..<end)
+            if end == tokens.count { break }
+            start = end - overlap
+        } while true
+        return .text(scalars: Array(text.unicodeScalars), tokens: tokens, windows: windows)
+    }
+
+    func sequences(of example: Example) -> [ModelInput] {
+        switch example {
+        case let .text(_, tokens, windows):
+            return windows.map { ModelInput(ids: [tokenizer.clsId] + tokens[$0].map(\.id) + [tokenizer.sepId]) }
+        case let .words(_, windows):
+            return windows.map { ModelInput(ids: $0.ids) }
+        }
+    }
+
+    func forward(_ batch: [ModelInput]) -> [[Float]] {
+        let encoded = EncoderBatch(padding: batch.map(\.ids), padId: tokenizer.padId)
+        model.forward(encoded)
+        let row = encoded.sequenceLength * labels.count
+        return batch.indices.map { Array(UnsafeBufferPointer(start: model.logits + $0 * row, count: batch[$0].ids.count * labels.count)) }
+    }
+
+    func result(of example: Example, outputs: [[Float]]) -> String {
+        switch example {
+        case let .words(words, windows):
+            var tags = Array(repeating: "O", count: words.count)
+            for (window, logits) in zip(windows, outputs) {
+                for (word, token) in window.wordTokens {
+                    let scores = logits[(token * labels.count)..<((token + 1) * labels.count)]
+                    tags[word] = labels[scores.indices.max { scores[$0] < scores[$1] }! - scores.startIndex]
+                }
+            }
+            return zip(words, tags).map { "\($0) \($1)\n" }.joined()
+        case let .text(scalars, tokens, windows):
+            var entities: [Entity] = []
+            for (window, logits) in zip(windows, outputs) {
+                let scored = window.enumerated().map { position, t -> ScoredToken in
+                    let token = tokens[t], form = tokenizer.vocabulary.token(token.id)
+                    let covered = String(String.UnicodeScalarView(scalars[token.offsets]))
+                    let first = (position + 1) * labels.count
+                    let scores = SequenceClassificationTask.softmax(Array(logits[first..<(first + labels.count)]))
+                    return token.id == tokenizer.unknownId
+                        ? ScoredToken(form: covered, scores: scores, offsets: token.offsets, continuesWord: false)
+                        : ScoredToken(form: form, scores: scores, offsets: token.offsets,
+                                      continuesWord: form.unicodeScalars.count != token.offsets.count)
+                }
+                entities += group(words(scored)).filter { $0.type != "O" }
+            }
+            if windows.count > 1 { entities = Self.resolveOverlaps(entities) }
+            return JSONOutput.line(["entities": entities.map { e -> [String: Any] in
+                ["entity_group": e.type, "score": e.score, "word": e.word, "start": e.offsets.lowerBound, "end": e.offsets.upperBound,
+                 "text": String(String.UnicodeScalarView(scalars[e.offsets]))]
+            }])
+        }
+    }
+
+    /// A token with its label probabilities.
+    struct ScoredToken {
+        let form: String
+        let scores: [Double]
+        let offsets: Range<Int>
+        let continuesWord: Bool
+    }
+
+    /// A labelled word, or (grouped) an entity.
+    struct Entity {
+        var label: String
+        var score: Double
+        var word: String
+        var offsets: Range<Int>
+        /// The type without its `B-`/`I-` prefix.
+        var type: String { label.hasPrefix("B-") || label.hasPrefix("I-") ? String(label.dropFirst(2)) : label }
+    }
+
+    /// Words from tokens, each labelled by the aggregation (every token a word of its own under `simple`).
+    func words(_ tokens: [ScoredToken]) -> [Entity] {
+        var groups: [[ScoredToken]] = []
+        for token in tokens {
+            if aggregation != .simple, token.continuesWord, !groups.isEmpty { groups[groups.count - 1].append(token) } else { groups.append([token]) }
+        }
+        return groups.map { group in
+            let scores: [Double]
+            switch aggregation {
+            case .simple, .first: scores = group[0].scores
+            case .max: scores = group.max { $0.scores.max()! < $1.scores.max()! }!.scores
+            case .average: scores = group[0].scores.indices.map { i in group.map { $0.scores[i] }.reduce(0, +) / Double(group.count) }
+            }
+            let best = scores.indices.max { scores[$0] < scores[$1] }!
+            return Entity(label: labels[best], score: scores[best], word: BertTokenizer.string(fromTokens: group.map(\.form)),
+                          offsets: group[0].offsets.lowerBound..<group.last!.offsets.upperBound)
+        }
+    }
+
+    /// Neighbouring words of one type, the later ones not `B-`, as one entity scored by their mean.
+    func group(_ words: [Entity]) -> [Entity] {
+        var runs: [[Entity]] = []
+        for word in words {
+            if let last = runs.last?.last, word.type == last.type, !word.label.hasPrefix("B-") {
+                runs[runs.count - 1].append(word)
+            } else {
+                runs.append([word])
+            }
+        }
+        return runs.map { run in
+            Entity(label: run[0].type, score: run.map(\.score).reduce(0, +) / Double(run.count),
+                   word: BertTokenizer.string(fromTokens: run.map(\.word)),
+                   offsets: run[0].offsets.lowerBound..<run.last!.offsets.upperBound)
+        }
+    }
+
+    /// Entities of overlapping windows: ordered by start; of two that overlap, the longer stays, or at equal
+    /// length the more confident.
+    static func resolveOverlaps(_ entities: [Entity]) -> [Entity] {
+        let sorted = entities.enumerated().sorted { ($0.element.offsets.lowerBound, $0.offset) < ($1.element.offsets.lowerBound, $1.offset) }.map(\.element)
+        guard var previous = sorted.first else { return [] }
+        var kept: [Entity] = []
+        for entity in sorted {
+            if previous.offsets.lowerBound <= entity.offsets.lowerBound && entity.offsets.lowerBound < previous.offsets.upperBound {
+                let length = entity.offsets.count, previousLength = previous.offsets.count
+                if length > previousLength || length == previousLength && entity.score > previous.score { previous = entity }
+            } else {
+                kept.append(previous)
+                previous = entity
+            }
+        }
+        kept.append(previous)
+        return kept
+    }
+}

@@ -1,0 +1,132 @@
+import BertKit
+import Foundation
+import Testing
+
+/// `finetune predict` for every head against transformers' pipelines on the same tiny model folders
+/// (scripts/make_pipeline_fixtures.py): the same entities at the same offsets, the same answers and fillers,
+/// scores within 1e-4.
+@Suite struct PredictionTests {
+    nonisolated(unsafe) static let expected: [String: Any] = {
+        let data = FileManager.default.contents(atPath: Fixture.path("pipelines/expected.json"))!
+        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }()
+
+    /// Runs `predict` with the plugin the folder's architecture names; returns the output's JSON lines.
+    func predict(_ model: String, _ input: String, _ configure: (inout PredictionRequest) -> Void = { _ in }) throws -> [[String: Any]] {
+        let output = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        var request = try PredictionRequest(model: Fixture.path("pipelines/" + model), input: Fixture.path("pipelines/" + input), output: output)
+        configure(&request)
+        let report = try request.plugin().predict(request)
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(report.examples == lines.count)
+        return lines.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    func close(_ a: Any?, _ b: Any?) -> Bool {
+        guard let x = (a as? NSNumber)?.doubleValue, let y = (b as? NSNumber)?.doubleValue else { return false }
+        return abs(x - y) <= 1e-4
+    }
+
+    @Test(arguments: ["simple", "first", "average", "max"])
+    func entitiesEqualTheTokenClassificationPipeline(aggregation: String) throws {
+        let results = try predict("token-classifier", "texts.jsonl") {
+            $0.aggregation = EntityAggregation(rawValue: aggregation)!
+            $0.windowOverlap = 8
+        }
+        let reference = (Self.expected["token-classification"] as! [String: Any])[aggregation] as! [[[String: Any]]]
+        let texts = try JSONLines.read(path: Fixture.path("pipelines/texts.jsonl")).map { $0.object["text"] as! String }
+        #expect(results.count == reference.count)
+        for (i, (result, want)) in zip(results, reference).enumerated() {
+            let got = result["entities"] as! [[String: Any]]
+            #expect(got.count == want.count, "text \(i): \(got.count) entities, the pipeline found \(want.count)")
+            for (g, w) in zip(got, want) {
+                #expect(g["entity_group"] as? String == w["entity_group"] as? String && g["word"] as? String == w["word"] as? String
+                        && g["start"] as? Int == w["start"] as? Int && g["end"] as? Int == w["end"] as? Int && close(g["score"], w["score"]),
+                        "text \(i): \(g) against \(w)")
+                let scalars = Array(texts[i].unicodeScalars), range = (g["start"] as! Int)..<(g["end"] as! Int)
+                #expect(g["text"] as? String == String(String.UnicodeScalarView(scalars[range])))
+            }
+        }
+    }
+
+    func checkAnswers(_ results: [[String: Any]], _ reference: [[[String: Any]]]) {
+        #expect(results.count == reference.count)
+        for (i, (result, want)) in zip(results, reference).enumerated() {
+            let got = result["answers"] as! [[String: Any]]
+            #expect(got.count == want.count, "question \(i): \(got) against \(want)")
+            for (g, w) in zip(got, want) {
+                #expect(g["answer"] as? String == w["answer"] as? String && g["start"] as? Int == w["start"] as? Int
+                        && g["end"] as? Int == w["end"] as? Int && close(g["score"], w["score"]), "question \(i): \(g) against \(w)")
+            }
+            #expect(result["answer"] as? String == got.first?["answer"] as? String && close(result["score"], got.first?["score"]))
+        }
+    }
+
+    @Test func answersEqualTheQuestionAnsweringPipeline() throws {
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.topK = 3 },
+                     Self.expected["question-answering"] as! [[[String: Any]]])
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.topK = 3; $0.allowNoAnswer = true },
+                     Self.expected["question-answering-no-answer"] as! [[[String: Any]]])
+    }
+
+    @Test func fillersEqualTheFillMaskPipeline() throws {
+        let results = try predict("masked-lm", "masked.jsonl")
+        let reference = Self.expected["fill-mask"] as! [[[[String: Any]]]]
+        #expect(results.count == reference.count)
+        for (i, (result, want)) in zip(results, reference).enumerated() {
+            let masks = result["masks"] as! [[[String: Any]]]
+            #expect(masks.count == want.count)
+            for (got, w) in zip(masks, want) {
+                #expect(got.map { $0["token"] as! Int } == w.map { $0["token"] as! Int }, "text \(i)")
+                #expect(got.map { $0["token_str"] as! String } == w.map { $0["token_str"] as! String }, "text \(i)")
+                #expect(zip(got, w).allSatisfy { close($0["score"], $1["score"]) }, "text \(i): \(got) against \(w)")
+            }
+        }
+    }
+
+    @Test func probabilitiesEqualTheTextClassificationPipeline() throws {
+        let results = try predict("text-classifier", "pairs.jsonl")
+        let reference = Self.expected["text-classification"] as! [[[String: Any]]]
+        for (result, want) in zip(results, reference) {
+            let scores = result["scores"] as! [String: Any]
+            #expect(result["label"] as? String == want[0]["label"] as? String && close(result["score"], want[0]["score"]))
+            #expect(scores.count == want.count && want.allSatisfy { close(scores[$0["label"] as! String], $0["score"]) }, "\(scores) against \(want)")
+        }
+    }
+
+    @Test func bf16PredictsTheSameEntities() throws {
+        let fp32 = try predict("token-classifier", "texts.jsonl") { $0.windowOverlap = 8 }
+        let bf16 = try predict("token-classifier", "texts.jsonl") { $0.windowOverlap = 8; $0.precision = .bfloat16 }
+        let same = zip(fp32, bf16).filter { ($0["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" }
+            == ($1["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" } }.count
+        #expect(same >= fp32.count - 1, "bf16 agrees with fp32 on \(same) of \(fp32.count) texts")
+    }
+
+    @Test func conllInputGetsWordPredictedLines() throws {
+        let input = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).conll", output = input + ".out"
+        defer { for path in [input, output] { try? FileManager.default.removeItem(atPath: path) } }
+        try "-DOCSTART- -X- O O\n\nJohn\nSmith\nlives\n\nParis\n".write(toFile: input, atomically: true, encoding: .utf8)
+        var request = try PredictionRequest(model: Fixture.path("pipelines/token-classifier"), input: input, output: output)
+        request.format = .conll
+        #expect(try TokenClassificationTask.predict(request).examples == 2)
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 7 && lines[3] == "" && lines[5] == "" && lines[6] == "")
+        #expect(lines[0].hasPrefix("John ") && lines[4].hasPrefix("Paris "))
+        let labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+        #expect(lines.filter { !$0.isEmpty }.allSatisfy { labels.contains(String($0.split(separator: " ")[1])) })
+    }
+
+    @Test func badRecordsNameTheirLine() throws {
+        let input = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).jsonl", output = input + ".out"
+        defer { for path in [input, output] { try? FileManager.default.removeItem(atPath: path) } }
+        try "{\"question\": \"who?\", \"context\": \"John.\"}\n{\"question\": \"who?\"}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let request = try PredictionRequest(model: Fixture.path("pipelines/question-answering"), input: input, output: output)
+        #expect { try SpanQATask.predict(request) } throws: { "\($0)".contains(input + ":2") && "\($0)".contains("\"context\"") }
+        #expect(!FileManager.default.fileExists(atPath: output), "nothing half-written")
+
+        try "{\"text\": \"no mask here\"}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let fill = try PredictionRequest(model: Fixture.path("pipelines/masked-lm"), input: input, output: output)
+        #expect { try PreTrainingTask.predict(fill) } throws: { "\($0)".contains(input + ":1") && "\($0)".contains("[MASK]") }
+    }
+}
