@@ -16,6 +16,7 @@ labels are far from ties, inputs (JSONL), and expected.json, what the pipelines 
   question-answering/  BertForQuestionAnswering; question-answering with top_k 3, windows of 40 tokens sharing 20,
                        with and without handle_impossible_answer
   masked-lm/           BertForPreTraining (its masked-LM head and the tied decoder); fill-mask, top 5
+  masked-lm-only/      the same weights saved as BertForMaskedLM (no pooler, no next-sentence head): the same fillers
   text-classifier/     BertForSequenceClassification, three labels; text-classification, every label's score,
                        truncated (longest first) to 40 tokens
 """
@@ -24,7 +25,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import (BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
+from transformers import (BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
                           BertForTokenClassification, pipeline)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +105,7 @@ def plain(value):
 
 
 def main():
+    torch.manual_seed(0)  # heads that from_pretrained initialises and no pipeline reads (the NSP head)
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {}
 
@@ -142,6 +144,9 @@ def main():
         result = plain(fill(text))
         expected["fill-mask"].append(result if isinstance(result[0], list) else [result])
     write_jsonl("masked.jsonl", [{"text": t} for t in MASKED])
+    only = save(BertForMaskedLM.from_pretrained(folder).eval(), "masked-lm-only")
+    fill = pipeline("fill-mask", model=str(only), top_k=5)
+    assert [plain(fill(t)) for t in MASKED[:1]] == [expected["fill-mask"][0][0]], "BertForMaskedLM fills as BertForPreTraining"
 
     labels = ["negative", "neutral", "positive"]
     model = BertForSequenceClassification.from_pretrained(

@@ -70,8 +70,9 @@ import Testing
                      Self.expected["question-answering-no-answer"] as! [[[String: Any]]])
     }
 
-    @Test func fillersEqualTheFillMaskPipeline() throws {
-        let results = try predict("masked-lm", "masked.jsonl")
+    @Test(arguments: ["masked-lm", "masked-lm-only"])
+    func fillersEqualTheFillMaskPipeline(model: String) throws {
+        let results = try predict(model, "masked.jsonl")
         let reference = Self.expected["fill-mask"] as! [[[[String: Any]]]]
         #expect(results.count == reference.count)
         for (i, (result, want)) in zip(results, reference).enumerated() {
