@@ -21,6 +21,9 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 multi-hot targets): logits, BCEWithLogits loss and every gradient
   multilabel-metrics.json       scikit-learn's micro and macro F1, micro precision and recall, per-label F1 and subset
                                 accuracy (zero_division=0) on fixed label sets
+  tiny-class-weights.safetensors  the classification and token classification heads with class weights:
+                                torch.nn.CrossEntropyLoss(weight=...) (ignore_index -100 for tokens), logits, loss and
+                                every gradient; and scikit-learn's compute_class_weight("balanced") on fixed labels
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
                                 positions (-100 elsewhere) and every gradient
@@ -338,6 +341,58 @@ def tiny_token_classifier():
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-token-classifier.safetensors")
 
 
+def tiny_class_weights():
+    """Weighted cross-entropy, as PyTorch defines it: sum of w[y]·loss over sum of w[y], in float64."""
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+    golden = {}
+    ids, types, mask = classifier_inputs()
+    golden.update({"sequence.input_ids": ids, "sequence.token_type_ids": types, "sequence.attention_mask": mask})
+    torch.manual_seed(5)
+    model = BertForSequenceClassification.from_pretrained(OUT / "tiny-bert", num_labels=3).double().eval()
+    weights = torch.tensor([0.5, 2.0, 1.25], dtype=torch.float64)
+    labels = torch.tensor([0, 2, 1, 2])
+    logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+    loss = torch.nn.CrossEntropyLoss(weight=weights)(logits, labels)
+    loss.backward()
+    golden.update({"sequence.labels": labels, "sequence.class_weights": weights.float(), "sequence.logits": logits.detach().float(),
+                   "sequence.loss": loss.detach().float().reshape(1)})
+    for name, p in model.named_parameters():
+        golden["sequence.weight." + name] = p.detach().float()
+        golden["sequence.grad." + name] = p.grad.float()
+
+    torch.manual_seed(13)
+    g = torch.Generator().manual_seed(19)
+    lengths = [10, 6, 8]
+    ids = torch.randint(5, 97, (len(lengths), max(lengths)), generator=g)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for b, n in enumerate(lengths):
+        ids[b, 0], ids[b, n - 1] = 2, 3
+        ids[b, n:] = 0
+        mask[b, :n] = 1
+        for t in range(1, n - 1):
+            if t % 3 != 2:
+                labels[b, t] = int(torch.randint(0, 5, (1,), generator=g))
+    model = BertForTokenClassification.from_pretrained(OUT / "tiny-bert", num_labels=5).double().eval()
+    weights = torch.tensor([0.25, 3.0, 0.5, 2.0, 1.0], dtype=torch.float64)
+    types = torch.zeros_like(ids)
+    logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+    loss = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=-100)(logits.reshape(-1, 5), labels.reshape(-1))
+    loss.backward()
+    golden.update({"token.input_ids": ids, "token.token_type_ids": types, "token.attention_mask": mask, "token.labels": labels,
+                   "token.class_weights": weights.float(), "token.logits": logits.detach().float(),
+                   "token.loss": loss.detach().float().reshape(1)})
+    for name, p in model.named_parameters():
+        golden["token.weight." + name] = p.detach().float()
+        golden["token.grad." + name] = p.grad.float()
+
+    y = [0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 3, 3, 3, 0, 1]
+    golden["balanced.labels"] = torch.tensor(y)
+    golden["balanced.weights"] = torch.tensor(compute_class_weight("balanced", classes=np.arange(4), y=np.array(y))).float()
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-class-weights.safetensors")
+
+
 def seqeval_cases():
     from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
     cases = [
@@ -625,7 +680,7 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, seqeval_cases,
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, tiny_class_weights, seqeval_cases,
                   tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)

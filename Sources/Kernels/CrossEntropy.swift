@@ -4,30 +4,34 @@ import Foundation
 /// the rows whose target is not `ignored`).
 public enum CrossEntropy {
     /// Returns the mean loss over counted rows and writes `dLogits = scale · (softmax − onehot) / counted`
-    /// (zero on ignored rows). `targets` holds one class index per row.
+    /// (zero on ignored rows). `targets` holds one class index per row. With class `weights`, as
+    /// `torch.nn.CrossEntropyLoss(weight:)`: each row's loss and gradient are multiplied by its target's weight,
+    /// and the mean divides by the sum of those weights instead of the row count.
     public static func forwardBackward(
         logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, classes: Int,
-        ignored: Int32 = -100, scale: Float, dLogits: UnsafeMutablePointer<Float>
+        ignored: Int32 = -100, weights: UnsafePointer<Float>? = nil, scale: Float, dLogits: UnsafeMutablePointer<Float>
     ) -> Double {
-        var counted = 0
-        for r in 0..<rows where targets[r] != ignored { counted += 1 }
+        var counted = 0.0
+        for r in 0..<rows where targets[r] != ignored { counted += Double(weights?[Int(targets[r])] ?? 1) }
         dLogits.update(repeating: 0, count: rows * classes)
         guard counted > 0 else { return 0 }
         var total = 0.0
         for r in 0..<rows where targets[r] != ignored {
             let z = logits + r * classes, dz = dLogits + r * classes
             let y = Int(targets[r])
+            // 1 without weights: the products below are then exact, and unweighted results unchanged.
+            let weight = weights?[y] ?? 1
             var maximum = -Float.infinity
             for c in 0..<classes { maximum = max(maximum, z[c]) }
             var sum: Float = 0
             for c in 0..<classes { sum += FastMath.exp(z[c] - maximum) }
             let logSum = maximum + log(sum)
-            total += Double(logSum - z[y])
+            total += Double(weight) * Double(logSum - z[y])
             for c in 0..<classes {
-                dz[c] = scale * (FastMath.exp(z[c] - logSum) - (c == y ? 1 : 0)) / Float(counted)
+                dz[c] = weight * scale * (FastMath.exp(z[c] - logSum) - (c == y ? 1 : 0)) / Float(counted)
             }
         }
-        return total / Double(counted)
+        return total / counted
     }
 }
 

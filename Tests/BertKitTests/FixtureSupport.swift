@@ -57,12 +57,12 @@ func relativeError(_ actual: [Float], _ expected: [Float]) -> Float {
 
 extension EncoderBatch {
     /// The padded inputs stored in a fixture file.
-    init(fixture file: SafeTensorsFile) throws {
-        let shape = try file.entry("input_ids").shape
+    init(fixture file: SafeTensorsFile, prefix: String = "") throws {
+        let shape = try file.entry(prefix + "input_ids").shape
         self.init(batchSize: shape[0], sequenceLength: shape[1],
-                  tokenIds: try file.integers("input_ids").map(Int32.init),
-                  tokenTypeIds: try file.integers("token_type_ids").map(Int32.init),
-                  attentionMask: try file.integers("attention_mask"))
+                  tokenIds: try file.integers(prefix + "input_ids").map(Int32.init),
+                  tokenTypeIds: try file.integers(prefix + "token_type_ids").map(Int32.init),
+                  attentionMask: try file.integers(prefix + "attention_mask"))
     }
 }
 

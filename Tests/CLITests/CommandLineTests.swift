@@ -125,6 +125,17 @@ import BertKit
         #expect(lines.count == 33 && lines[0] == "index\tprediction\t0\t1")
     }
 
+    @Test func classWeightsAreAnOptionAndRecorded() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try finetune(trainArguments(steps: 2, extra: ["--class-weights", "balanced"]))
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("class weights"), "the resolved weights are shown")
+        let database = try SQLiteDatabase(path: db)
+        #expect(try database.query("SELECT class_weights FROM run_params WHERE run_id = 1").first?["class_weights"] == .text("balanced"))
+        let wrong = try finetune(trainArguments(steps: 2, extra: ["--class-weights", "1,2,3"]))
+        #expect(wrong.status == 1 && wrong.error.contains("3 weights for 2 labels"), "\(wrong.error)")
+    }
+
     /// `--input -`: each line's result arrives before the next line is written, and a bad line gets an error
     /// line of its own (so the n-th output answers the n-th input) without ending the stream.
     @Test func predictStreamsStandardInputLineByLine() throws {

@@ -152,7 +152,10 @@ extension Hyperparameters {
 
     /// Every declared hyper-parameter, with the plugin that alone reads it (nil: every run reads it).
     public static func table(plugins: [any TaskPlugin.Type] = TaskPlugins.all) -> [(declaration: HyperparameterDeclaration, plugin: String?)] {
-        common.map { ($0, nil) } + plugins.flatMap { plugin in plugin.hyperparameters.map { ($0, plugin.name) } }
+        // A hyper-parameter that several plugins read (class weights) is one entry, under the first of them.
+        var seen = Set<String>()
+        return (common.map { ($0, nil) } + plugins.flatMap { plugin in plugin.hyperparameters.map { ($0, plugin.name) } })
+            .filter { seen.insert($0.0.name).inserted }
     }
 
     /// The hyper-parameters a run of `plugin` reads, and their values as text: the `params` rows of results.db.

@@ -14,6 +14,7 @@ public final class SequenceClassificationTask: TaskPlugin {
     public static let name = "sequence-classification"
     public static let architecture = "BertForSequenceClassification"
     public static let metrics = Metrics.known
+    public static var hyperparameters: [HyperparameterDeclaration] { [Hyperparameter.classWeights.declaration] }
 
     /// Its own models: one label per text, or a value (not, say, multi-label ones of the same architecture).
     public static func predicts(_ config: [String: Any]) -> Bool {
@@ -37,10 +38,15 @@ public final class SequenceClassificationTask: TaskPlugin {
     public let training: [SequenceFeature]
     public let evaluation: [SequenceFeature]
     public let evaluationBatchSize: Int
+    /// Each class's weight in the loss, when `class_weights` sets them.
+    public let classWeights: [Float]?
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
-    public var dataSummary: String { "\(training.count) training and \(evaluation.count) evaluation examples" }
+    public var dataSummary: String {
+        "\(training.count) training and \(evaluation.count) evaluation examples"
+            + (classWeights.map { "; class weights " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? "")
+    }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
     /// Tokenises the task's `train` and `dev` splits (truncated to `max_length` tokens) and loads the encoder,
@@ -62,9 +68,14 @@ public final class SequenceClassificationTask: TaskPlugin {
         training = try features("train")
         evaluation = try features("dev")
         evaluationBatchSize = h[.evalBatchSize]
+        if spec.isRegression && h[.classWeights] != .none { throw UsageError("class_weights weigh classes; \(spec.name) is a regression task") }
+        let weights = try h[.classWeights].resolve(labels: spec.labels ?? [], targets: training.compactMap {
+            if case .label(let y) = $0.target { y } else { nil }
+        })
+        classWeights = weights
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
         model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1, maxBatch: setup.maxBatch,
-                                   maxLength: longest, precision: h[.precision])
+                                   maxLength: longest, precision: h[.precision], classWeights: weights)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 

@@ -13,6 +13,8 @@ public final class SequenceClassifier {
     private let dLogits: UnsafeMutablePointer<Float>
     private let targetLabels: UnsafeMutablePointer<Int32>
     private let targetValues: UnsafeMutablePointer<Float>
+    /// Each class's weight in the cross-entropy (nil: all 1).
+    private let classWeights: UnsafeMutablePointer<Float>?
     private let pool = BufferPool()
     private var batchSize = 0
     private var dropout = DropoutMode.evaluation
@@ -30,8 +32,10 @@ public final class SequenceClassifier {
     /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder.
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
-    public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
+    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`); `classWeights`, one
+    /// per output, weigh the classes in the cross-entropy (`ClassWeights`).
+    public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32,
+                classWeights: [Float]? = nil) {
         self.config = config
         self.outputs = outputs
         parameters = ParameterStore(Self.parameters(config, outputs: outputs))
@@ -43,6 +47,13 @@ public final class SequenceClassifier {
         dLogits = pool.floats(maxBatch * outputs)
         targetLabels = pool.int32s(maxBatch)
         targetValues = pool.floats(maxBatch * outputs)
+        if let classWeights {
+            precondition(classWeights.count == outputs, "\(classWeights.count) class weights for \(outputs) classes")
+            self.classWeights = pool.floats(outputs)
+            self.classWeights!.update(from: classWeights, count: outputs)
+        } else {
+            self.classWeights = nil
+        }
     }
 
     /// The logits of `batch`, for training (with dropout, then `loss` and `backward`) or prediction.
@@ -76,7 +87,7 @@ public final class SequenceClassifier {
             targetLabels[b] = Int32(y)
         }
         return CrossEntropy.forwardBackward(logits: logits, targets: targetLabels, rows: batchSize, classes: outputs,
-                                            scale: scale, dLogits: dLogits)
+                                            weights: classWeights, scale: scale, dLogits: dLogits)
     }
 
     /// Multi-label classification: the mean binary cross-entropy of every label's logit of the last forward

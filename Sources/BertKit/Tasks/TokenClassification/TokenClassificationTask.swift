@@ -20,7 +20,9 @@ public final class TokenClassificationTask: TaskPlugin {
     public static let name = "token-classification"
     public static let architecture = "BertForTokenClassification"
     public static let metrics: Set<String> = ["f1", "precision", "recall", "accuracy"]
-    public static var hyperparameters: [HyperparameterDeclaration] { [Hyperparameter.labelAllSubtokens.declaration] }
+    public static var hyperparameters: [HyperparameterDeclaration] {
+        [Hyperparameter.labelAllSubtokens.declaration, Hyperparameter.classWeights.declaration]
+    }
 
     public static func validate(_ spec: TaskSpec) throws {
         if spec.labels == nil { throw DataError(file: spec.path, "a token classification task needs its labels") }
@@ -37,11 +39,14 @@ public final class TokenClassificationTask: TaskPlugin {
     public let training: [TokenWindow]
     public let evaluation: [TokenWindow]
     public let evaluationBatchSize: Int
+    /// Each label's weight in the loss, when `class_weights` sets them (`balanced` counts the labelled tokens).
+    public let classWeights: [Float]?
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
     public var dataSummary: String {
         "\(trainingSentences.count) training and \(evaluationSentences.count) evaluation sentences (\(training.count) and \(evaluation.count) windows)"
+            + (classWeights.map { "; class weights " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? "")
     }
     private let setup: TaskSetup
     private let windower: Windower
@@ -62,8 +67,12 @@ public final class TokenClassificationTask: TaskPlugin {
         self.windower = windower
         training = windower.windows(trainingSentences)
         evaluation = windower.windows(evaluationSentences)
+        let weights = try h[.classWeights].resolve(labels: labels, targets: training.flatMap {
+            $0.labels.filter { $0 != TokenClassifier.ignored }.map(Int.init)
+        })
+        classWeights = weights
         model = TokenClassifier(config: checkpoint.config, labels: labels.count, maxBatch: setup.maxBatch,
-                                maxLength: h[.maxLength], precision: h[.precision])
+                                maxLength: h[.maxLength], precision: h[.precision], classWeights: weights)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: h[.seed])
     }
 

@@ -13,6 +13,8 @@ public final class TokenClassifier {
     /// `[tokens, labels]` logits of the last forward pass, for every (padded) position.
     public let logits: UnsafeMutablePointer<Float>
     private let dLogits: UnsafeMutablePointer<Float>
+    /// Each label's weight in the cross-entropy (nil: all 1).
+    private let classWeights: UnsafeMutablePointer<Float>?
     private let pool = BufferPool()
     private var tokens = 0
     private var dropout = DropoutMode.evaluation
@@ -23,8 +25,10 @@ public final class TokenClassifier {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
-    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
+    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`); `classWeights`, one
+    /// per label, weigh the labels in the cross-entropy (`ClassWeights`).
+    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32,
+                classWeights: [Float]? = nil) {
         self.config = config
         self.labels = labels
         parameters = ParameterStore(Self.parameters(config, labels: labels))
@@ -35,6 +39,13 @@ public final class TokenClassifier {
                                  precision: precision, pool: pool)
         logits = pool.floats(n * labels)
         dLogits = pool.floats(n * labels)
+        if let classWeights {
+            precondition(classWeights.count == labels, "\(classWeights.count) class weights for \(labels) labels")
+            self.classWeights = pool.floats(labels)
+            self.classWeights!.update(from: classWeights, count: labels)
+        } else {
+            self.classWeights = nil
+        }
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
@@ -49,7 +60,7 @@ public final class TokenClassifier {
         precondition(tokenLabels.count == tokens)
         return tokenLabels.withUnsafeBufferPointer { targets in
             CrossEntropy.forwardBackward(logits: logits, targets: targets.baseAddress!, rows: tokens, classes: labels,
-                                         ignored: Self.ignored, scale: scale, dLogits: dLogits)
+                                         ignored: Self.ignored, weights: classWeights, scale: scale, dLogits: dLogits)
         }
     }
 
