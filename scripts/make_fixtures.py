@@ -24,6 +24,8 @@ Writes into Tests/BertKitTests/Fixtures/:
   tiny-class-weights.safetensors  the classification and token classification heads with class weights:
                                 torch.nn.CrossEntropyLoss(weight=...) (ignore_index -100 for tokens), logits, loss and
                                 every gradient; and scikit-learn's compute_class_weight("balanced") on fixed labels
+  significance.json             scipy.stats.ttest_ind(equal_var=False) (t, df, p, 95 % interval) on fixed samples, and
+                                scipy.stats.bootstrap (paired, percentile, 10,000 resamples) on fixed right/wrong answers
   adamw.safetensors             torch.optim.AdamW over a few steps, with and without weight decay
   tiny-token-classifier.safetensors  BertForTokenClassification on the tiny BERT: logits, loss over labelled
                                 positions (-100 elsewhere) and every gradient
@@ -393,6 +395,35 @@ def tiny_class_weights():
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-class-weights.safetensors")
 
 
+def significance():
+    import numpy as np
+    from scipy import stats
+    cases = [
+        ([0.861, 0.853, 0.868], [0.842, 0.850, 0.839]),
+        ([0.80, 0.81, 0.79, 0.82, 0.80], [0.78, 0.83]),
+        ([84.1, 85.0, 83.2, 84.8], [84.0, 84.9, 83.5, 85.2]),
+        ([0.5, 0.52], [0.1, 0.9, 0.4]),
+    ]
+    welch = []
+    for a, b in cases:
+        r = stats.ttest_ind(a, b, equal_var=False)
+        ci = r.confidence_interval(0.95)
+        welch.append({"a": a, "b": b, "t": float(r.statistic), "df": float(r.df), "p": float(r.pvalue),
+                      "lower": float(ci.low), "upper": float(ci.high)})
+    rng = np.random.default_rng(7)
+    gold = rng.integers(0, 2, 300)
+    first = np.where(rng.random(300) < 0.86, gold, 1 - gold)
+    second = np.where(rng.random(300) < 0.82, gold, 1 - gold)
+    right = (first == gold).astype(float), (second == gold).astype(float)
+    boot = stats.bootstrap(right, lambda x, y: np.mean(x) - np.mean(y), paired=True, vectorized=False, n_resamples=10000,
+                           method="percentile", random_state=0)
+    bootstrap = {"gold": gold.tolist(), "first": first.tolist(), "second": second.tolist(),
+                 "difference": float(right[0].mean() - right[1].mean()),
+                 "lower": float(boot.confidence_interval.low), "upper": float(boot.confidence_interval.high),
+                 "standard_error": float(boot.standard_error)}
+    (OUT / "significance.json").write_text(json.dumps({"welch": welch, "bootstrap": bootstrap}, indent=1) + "\n")
+
+
 def seqeval_cases():
     from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
     cases = [
@@ -680,7 +711,7 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, tiny_class_weights, seqeval_cases,
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, tiny_class_weights, significance, seqeval_cases,
                   tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)

@@ -23,8 +23,12 @@ public enum Parallel {
         func callAsFunction(_ range: Range<Int>)
     }
 
-    /// Number of threads a parallel loop is spread over.
-    public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Number of threads a parallel loop is spread over: `BERTKIT_THREADS` when set (a sweep running several
+    /// runs at once gives each its share of the cores), else one per core.
+    public static let workers: Int = {
+        if let text = ProcessInfo.processInfo.environment["BERTKIT_THREADS"], let count = Int(text), count >= 1 { return count }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
 
     static let pool = WorkerPool(extraThreads: workers - 1)
 

@@ -6,7 +6,7 @@ import Foundation
 struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, show and compare runs recorded in results.db.",
-        subcommands: [List.self, Show.self, Compare.self],
+        subcommands: [List.self, Show.self, Compare.self, Plot.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
@@ -74,6 +74,33 @@ struct Runs: ParsableCommand {
                 }
             }
             printTable(["run"] + ids.map(String.init), order.map { [$0] + rows[$0]! })
+            if ids.count == 2 {
+                do {
+                    let (metric, examples, c) = try db.pairedBootstrap(ids[0], ids[1])
+                    print("\nsignificance: \(metric) of run \(ids[0]) minus run \(ids[1]) = \(signed(c.difference)), 95 % interval "
+                          + "[\(signed(c.lower)), \(signed(c.upper))], p = \(String(format: "%.3g", c.pValue)) "
+                          + "(paired bootstrap over \(examples) dev examples, 10,000 resamples)")
+                } catch {
+                    print("\nsignificance: not computed (\(error))")
+                }
+            }
+        }
+    }
+
+    struct Plot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Learning curves as SVG: training loss and a dev metric against the step, one line per run.")
+        @OptionGroup var databaseOptions: DatabaseOptions
+        @Argument(help: "Run ids.") var ids: [Int64]
+        @Option(help: "Dev metric to plot (default: the first run's main metric).") var metric: String?
+        @Option(help: "SVG file to write.") var output: String
+
+        func run() throws {
+            let db = try open(databaseOptions)
+            guard let first = ids.first, let run = try db.run(first) else { throw ValidationError("name runs that exist") }
+            let metric = self.metric ?? run.mainMetric ?? "f1"
+            try AtomicFile.write(Data(try db.learningCurves(runs: ids, metric: metric).svg().utf8), to: output)
+            print("wrote \(output)")
         }
     }
 }

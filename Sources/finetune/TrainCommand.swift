@@ -33,6 +33,9 @@ struct Train: ParsableCommand {
     var text: String?
     @Option(help: "Go on with this interrupted run from its latest checkpoint (as `finetune resume RUN`).")
     var resume: Int64?
+    /// Set by `finetune sweep` for the runs it starts: the sweep and the configuration the run belongs to.
+    @Option(help: .hidden) var sweep: Int64?
+    @Option(help: .hidden) var sweepConfiguration: String?
 
     /// Every hyper-parameter's option (`--learning-rate 5e-5`), parsed by the library's table of them.
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
@@ -47,7 +50,7 @@ struct Train: ParsableCommand {
 
     /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
     static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir",
-                             "--text", "--resume"]
+                             "--text", "--resume", "--sweep", "--sweep-configuration"]
 
     func validate() throws {
         if task == nil && resume == nil { throw ValidationError("name a task (--task mrpc) or a run to resume (--resume RUN)") }
@@ -63,6 +66,7 @@ struct Train: ParsableCommand {
                                         arguments: hyperparameterOptions, otherOptions: Self.ownOptions, model: modelOptions.model)
             run.data = DataSources(trainFile: trainFile, evalFile: evalFile, dataDirectory: dataDir, textFile: text)
             run.outputRoot = outputDir
+            run.sweep = sweep.map { ($0, sweepConfiguration ?? "") }
             job = run
             database = try ResultsDatabase(path: databaseOptions.db)
         } catch { fail(error) }

@@ -44,6 +44,9 @@ public protocol TaskPlugin: TrainableTask, SendableMetatype {
     static func predicts(_ config: [String: Any]) -> Bool
     /// Runs a fine-tuned model over an input file and writes its predictions.
     static func predict(_ request: PredictionRequest) throws -> PredictionReport
+    /// A metric of stored evaluation predictions (`evaluationPredictions`), for resampling them; nil when the
+    /// plugin cannot compute it from them.
+    static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double?
 }
 
 extension TaskPlugin {
@@ -52,6 +55,7 @@ extension TaskPlugin {
     public static func predicts(_ config: [String: Any]) -> Bool {
         (config["architectures"] as? [String])?.contains(architecture) == true
     }
+    public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? { nil }
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         throw UsageError("\(request.model) is a \(architecture); predict does not run such models yet")
     }
@@ -160,9 +164,24 @@ public protocol TrainableTask: AnyObject {
     /// masks each pair has had), for checkpoints; nil when the steps depend on nothing else.
     var trainingState: Data? { get }
     func restoreTrainingState(_ state: Data) throws
+    /// The last evaluation's prediction and gold answer for each evaluation example, in the form the plugin's
+    /// `score` reads back (results.db keeps them, for paired comparisons of runs); empty when it has none.
+    var evaluationPredictions: [ExamplePrediction] { get }
+}
+
+/// One evaluation example's prediction and gold answer, as text (a class index, a value, a tag sequence).
+public struct ExamplePrediction: Sendable, Equatable {
+    public let predicted: String
+    public let gold: String
+
+    public init(predicted: String, gold: String) {
+        self.predicted = predicted
+        self.gold = gold
+    }
 }
 
 extension TrainableTask {
+    public var evaluationPredictions: [ExamplePrediction] { [] }
     public func finish(outputDirectory: String) throws -> FinishReport { FinishReport() }
     public var dataWarnings: [DataError] { [] }
     public var trainingState: Data? { nil }

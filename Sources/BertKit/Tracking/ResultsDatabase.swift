@@ -18,7 +18,7 @@ public final class ResultsDatabase {
     /// 1: the first schema. 2: `run_params` gained `precision`; since then `run_params` is recreated whenever
     /// the declared hyper-parameters change. 3: `runs` gained `last_seen` (the last step's time, what an
     /// abandoned run's end is taken to be), `stop_reason` and `checkpoint` (the latest); a `resumes` table.
-    static let schemaVersion = 3
+    static let schemaVersion = 4
 
     /// Opens (or creates) the database; `parameterColumns` are the columns of `run_params`, by default every
     /// declared hyper-parameter.
@@ -36,7 +36,7 @@ public final class ResultsDatabase {
             if Int(version) < Self.schemaVersion {
                 try database.execute(Self.schema)
                 let columns = Set(try database.query("SELECT name FROM pragma_table_info('runs')").map { $0["name"]?.description ?? "" })
-                for column in ["last_seen", "stop_reason", "checkpoint"] where !columns.contains(column) {
+                for column in ["last_seen", "stop_reason", "checkpoint", "plugin"] where !columns.contains(column) {
                     try database.execute("ALTER TABLE runs ADD COLUMN \(column) TEXT")
                 }
                 try database.execute("PRAGMA user_version = \(Self.schemaVersion)")
@@ -48,6 +48,7 @@ public final class ResultsDatabase {
             }
         }
         try reapAbandonedRuns()
+        try reapAbandonedSweeps()
     }
 
     static let schema = """
@@ -68,7 +69,8 @@ public final class ResultsDatabase {
             error TEXT,
             last_seen TEXT,
             stop_reason TEXT,
-            checkpoint TEXT
+            checkpoint TEXT,
+            plugin TEXT
         );
         CREATE TABLE IF NOT EXISTS resumes (
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -101,6 +103,36 @@ public final class ResultsDatabase {
             sha256 TEXT NOT NULL,
             time TEXT NOT NULL
         );
+        CREATE TABLE IF NOT EXISTS predictions (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            split TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            example INTEGER NOT NULL,
+            predicted TEXT NOT NULL,
+            gold TEXT NOT NULL,
+            PRIMARY KEY (run_id, split, step, example)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS sweeps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task TEXT NOT NULL,
+            grid TEXT NOT NULL,
+            seeds TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            jobs INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            host TEXT,
+            pid INTEGER,
+            error TEXT
+        );
+        CREATE TABLE IF NOT EXISTS sweep_runs (
+            sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+            configuration TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            PRIMARY KEY (sweep_id, run_id)
+        );
         CREATE VIEW IF NOT EXISTS metric_summary AS
             SELECT run_id, split, name,
                    (SELECT m2.value FROM metrics m2
@@ -118,6 +150,16 @@ public final class ResultsDatabase {
                    (SELECT final FROM metric_summary s WHERE s.run_id = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
                    r.error
               FROM runs r;
+        CREATE VIEW IF NOT EXISTS sweep_summary AS
+            SELECT w.sweep_id, w.configuration, COUNT(*) AS runs, s.main_metric,
+                   AVG(s.best_main) AS mean,
+                   CASE WHEN COUNT(*) > 1
+                        THEN sqrt(MAX(0, (SUM(s.best_main * s.best_main) - COUNT(*) * AVG(s.best_main) * AVG(s.best_main)) / (COUNT(*) - 1)))
+                   END AS sd,
+                   MIN(s.best_main) AS min, MAX(s.best_main) AS max, AVG(s.seconds) AS mean_seconds
+              FROM sweep_runs w JOIN run_summary s ON s.run_id = w.run_id
+             WHERE s.status = 'completed'
+             GROUP BY w.sweep_id, w.configuration;
         """
 
     /// `run_params`: one row per run, one column per hyper-parameter, cast to its type.
@@ -143,13 +185,13 @@ public final class ResultsDatabase {
     }
 
     /// Records a new run as `running` and returns its id.
-    public func startRun(task: String, model: String, experiment: String?, mainMetric: String, seed: UInt64,
+    public func startRun(task: String, plugin: String, model: String, experiment: String?, mainMetric: String, seed: UInt64,
                          gitCommit: String?, outputDirectory: String?, parameters: [(String, String)]) throws -> Int64 {
         try database.writeTransaction {
             try database.query("""
-                INSERT INTO runs (task, model, experiment, main_metric, status, started_at, seed, git_commit, host, pid, output_dir)
-                VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
-                """, [.text(task), .text(model), experiment.map { .text($0) } ?? .null, .text(mainMetric), .text(Self.now()),
+                INSERT INTO runs (task, plugin, model, experiment, main_metric, status, started_at, seed, git_commit, host, pid, output_dir)
+                VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                """, [.text(task), .text(plugin), .text(model), experiment.map { .text($0) } ?? .null, .text(mainMetric), .text(Self.now()),
                       .integer(Int64(bitPattern: seed)), gitCommit.map { .text($0) } ?? .null,
                       .text(ProcessInfo.processInfo.hostName), .integer(Int64(ProcessInfo.processInfo.processIdentifier)),
                       outputDirectory.map { .text($0) } ?? .null])
@@ -230,6 +272,7 @@ public final class ResultsDatabase {
                  WHERE id = ?
                 """, [.text(host), .integer(pid), .text(time), .integer(run)])
             try database.query("DELETE FROM metrics WHERE run_id = ? AND step > ?", [.integer(run), .integer(Int64(step))])
+            try database.query("DELETE FROM predictions WHERE run_id = ? AND step > ?", [.integer(run), .integer(Int64(step))])
             try database.query("INSERT INTO resumes (run_id, from_step, time, host, pid) VALUES (?, ?, ?, ?, ?)",
                                [.integer(run), .integer(Int64(step)), .text(time), .text(host), .integer(pid)])
         }

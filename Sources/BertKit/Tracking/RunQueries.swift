@@ -135,3 +135,49 @@ extension [String: SQLValue] {
     }
     func real(_ column: String) -> Double? { self[column]?.double }
 }
+
+extension ResultsDatabase {
+    /// A metric's values in one split of a run, by step.
+    public func series(of run: Int64, split: String, name: String) throws -> [(step: Int, value: Double)] {
+        try database.query("SELECT step, value FROM metrics WHERE run_id = ? AND split = ? AND name = ? AND value IS NOT NULL ORDER BY step",
+                           [.integer(run), .text(split), .text(name)])
+            .compactMap { r in r.integer("step").flatMap { s in r.real("value").map { (Int(s), $0) } } }
+    }
+
+    /// Learning curves of runs: training loss and a dev metric against the step, one line per run.
+    public func learningCurves(runs: [Int64], metric: String) throws -> LineChart {
+        var loss: [LineChart.Series] = [], dev: [LineChart.Series] = []
+        for id in runs {
+            guard let run = try self.run(id) else { throw UsageError("no run \(id) in \(path)") }
+            let name = "run \(id) (\(run.task), seed \(run.seed.map(String.init) ?? "?"))"
+            loss.append(.init(name: name, points: try series(of: id, split: "train", name: "loss").map { (Double($0.step), $0.value) }))
+            dev.append(.init(name: name, points: try series(of: id, split: "dev", name: metric).map { (Double($0.step), $0.value) }))
+        }
+        return LineChart(panels: [.init(title: "training loss", xLabel: "step", yLabel: "loss", series: loss),
+                                  .init(title: "dev \(metric)", xLabel: "step", yLabel: metric, series: dev)])
+    }
+
+    /// Learning curves of a sweep: per configuration, the mean over its seeds at each step, with a band from the
+    /// lowest to the highest seed.
+    public func learningCurves(sweep: Int64, metric: String) throws -> LineChart {
+        let runs = try self.runs(ofSweep: sweep)
+        guard !runs.isEmpty else { throw UsageError("sweep \(sweep) has no runs in \(path)") }
+        var configurations: [String] = []
+        for r in runs where !configurations.contains(r.configuration) { configurations.append(r.configuration) }
+        func averaged(split: String, name: String) throws -> [LineChart.Series] {
+            try configurations.map { configuration in
+                var byStep: [Int: [Double]] = [:]
+                for r in runs where r.configuration == configuration {
+                    for (step, value) in try series(of: r.run, split: split, name: name) { byStep[step, default: []].append(value) }
+                }
+                let steps = byStep.keys.sorted()
+                return .init(name: configuration, points: steps.map { (Double($0), Significance.mean(byStep[$0]!)) },
+                             band: steps.map { (Double($0), byStep[$0]!.min()!, byStep[$0]!.max()!) })
+            }
+        }
+        return LineChart(panels: [.init(title: "training loss (mean over seeds, band: lowest to highest)", xLabel: "step", yLabel: "loss",
+                                        series: try averaged(split: "train", name: "loss")),
+                                  .init(title: "dev \(metric) (mean over seeds, band: lowest to highest)", xLabel: "step", yLabel: metric,
+                                        series: try averaged(split: "dev", name: metric))])
+    }
+}

@@ -9,10 +9,10 @@ public final class TrackedRun: TrainingObserver {
     public let database: ResultsDatabase
 
     /// Records a new run as `running`.
-    public init(database: ResultsDatabase, task: String, model: String, experiment: String?, mainMetric: String,
+    public init(database: ResultsDatabase, task: String, plugin: String, model: String, experiment: String?, mainMetric: String,
                 seed: UInt64, gitCommit: String?, parameters: [(String, String)]) throws {
         self.database = database
-        id = try database.startRun(task: task, model: model, experiment: experiment, mainMetric: mainMetric, seed: seed,
+        id = try database.startRun(task: task, plugin: plugin, model: model, experiment: experiment, mainMetric: mainMetric, seed: seed,
                                    gitCommit: gitCommit, outputDirectory: nil, parameters: parameters)
     }
 
@@ -64,6 +64,10 @@ public final class TrackedRun: TrainingObserver {
 
     public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
         try? log(split: "dev", step: step, epoch: epoch, metrics)
+    }
+
+    public func predicted(step: Int, _ predictions: [ExamplePrediction]) {
+        try? database.logPredictions(id, split: "dev", step: step, predictions)
     }
 
     public func checkpointSaved(_ checkpoint: TrainingCheckpoint) {

@@ -14,6 +14,8 @@ public struct FineTuningRun {
     public var data = DataSources()
     /// The folder that holds each run's folder.
     public var outputRoot = "runs"
+    /// The sweep this run belongs to, and its configuration's label (`finetune sweep` sets it).
+    public var sweep: (id: Int64, configuration: String)?
     /// When set, the run goes on from this checkpoint of an earlier run (`resuming(_:in:arguments:)`).
     public private(set) var resumption: (run: Int64, checkpoint: TrainingCheckpoint, outputDirectory: String)?
 
@@ -125,10 +127,11 @@ public struct FineTuningRun {
             output = resumption.outputDirectory
             log("run \(record.id): \(spec.name) resumed from \(resumption.checkpoint.directory) (step \(resumption.checkpoint.state.step)), results in \(database.path)")
         } else {
-            record = try TrackedRun(database: database, task: spec.name, model: model, experiment: experimentName,
+            record = try TrackedRun(database: database, task: spec.name, plugin: spec.plugin.name, model: model, experiment: experimentName,
                                     mainMetric: spec.mainMetric, seed: h[.seed], gitCommit: GitCommit.current(),
                                     parameters: h.parameters(for: spec.plugin))
             output = "\(outputRoot)/\(record.id)-\(spec.name)"
+            if let sweep { try database.linkRun(record.id, toSweep: sweep.id, configuration: sweep.configuration, seed: h[.seed]) }
             log("run \(record.id): \(spec.name) on \(model)\(experimentName.map { " (experiment \($0))" } ?? ""), results in \(database.path)")
         }
         let (id, path) = (record.id, database.path)

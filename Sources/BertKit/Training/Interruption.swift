@@ -29,7 +29,7 @@ public final class StopFlag: @unchecked Sendable {
 public final class SignalWatcher {
     private var sources: [DispatchSourceSignal] = []
 
-    public init(flag: StopFlag) {
+    public init(flag: StopFlag, stopMessage: String = "stopping after this step (Ctrl-C again to quit at once)") {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
@@ -40,7 +40,7 @@ public final class SignalWatcher {
                     flag.quitNow()
                 }
                 flag.set()
-                FileHandle.standardError.write(Data("\nstopping after this step (Ctrl-C again to quit at once)\n".utf8))
+                FileHandle.standardError.write(Data("\n\(stopMessage)\n".utf8))
             }
             source.resume()
             sources.append(source)

@@ -26,10 +26,13 @@ public protocol TrainingObserver: AnyObject {
     func stepFinished(_ step: TrainingStep)
     func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool)
     func checkpointSaved(_ checkpoint: TrainingCheckpoint)
+    /// Every evaluation's per-example predictions, for tasks that give them (`TrainableTask.evaluationPredictions`).
+    func predicted(step: Int, _ predictions: [ExamplePrediction])
 }
 
 extension TrainingObserver {
     public func checkpointSaved(_ checkpoint: TrainingCheckpoint) {}
+    public func predicted(step: Int, _ predictions: [ExamplePrediction]) {}
 }
 
 /// One optimizer step's figures.
@@ -124,6 +127,8 @@ public final class Trainer {
                 if let bestModelDirectory { try task.export(to: bestModelDirectory) }
             }
             for o in observers { o.evaluated(step: state.step, epoch: epoch, metrics: metrics, isBest: isBest) }
+            let predictions = task.evaluationPredictions
+            if !predictions.isEmpty { for o in observers { o.predicted(step: state.step, predictions) } }
             if let patience, state.evaluationsWithoutImprovement >= patience {
                 stopReason = "early stopping: \(task.mainMetric) did not improve by more than \(threshold.text) in \(patience) evaluations "
                     + "(best \(String(format: "%.4f", state.bestMetrics[task.mainMetric] ?? .nan)) at step \(state.bestStep))"

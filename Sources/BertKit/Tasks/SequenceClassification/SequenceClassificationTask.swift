@@ -87,7 +87,37 @@ public final class SequenceClassificationTask: TaskPlugin {
     }
 
     public func evaluate() -> [String: Double] {
-        Metrics.compute(spec.metrics, predicted: predict(evaluation), gold: evaluation.map { $0.target! })
+        let predicted = predict(evaluation), gold = evaluation.map { $0.target! }
+        evaluationPredictions = zip(predicted, gold).map { ExamplePrediction(predicted: Self.text($0), gold: Self.text($1)) }
+        return Metrics.compute(spec.metrics, predicted: predicted, gold: gold)
+    }
+
+    /// The last evaluation's predicted and gold targets: class indices, or values.
+    public private(set) var evaluationPredictions: [ExamplePrediction] = []
+
+    static func text(_ target: Target) -> String {
+        switch target {
+        case .label(let i): "\(i)"
+        case .value(let v): "\(v)"
+        }
+    }
+
+    static func target(_ text: String) -> Target? {
+        if let i = Int(text) { return .label(i) }
+        return Float(text).map { .value($0) }
+    }
+
+    /// Any of its metrics, computed again from stored predictions.
+    public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? {
+        var predicted: [Target] = [], gold: [Target] = []
+        predicted.reserveCapacity(predictions.count)
+        gold.reserveCapacity(predictions.count)
+        for p in predictions {
+            guard let a = target(p.predicted), let b = target(p.gold) else { return nil }
+            predicted.append(a)
+            gold.append(b)
+        }
+        return Metrics.compute([metric], predicted: predicted, gold: gold)[metric]
     }
 
     /// Predictions for `features`, in their order.

@@ -86,7 +86,19 @@ public final class TokenClassificationTask: TaskPlugin {
 
     public func evaluate() -> [String: Double] {
         let predicted = predict(evaluation, sentences: evaluationSentences)
+        evaluationPredictions = zip(predicted, evaluationSentences).map {
+            ExamplePrediction(predicted: $0.joined(separator: " "), gold: $1.tags.joined(separator: " "))
+        }
         return Self.metrics(gold: evaluationSentences.map(\.tags), predicted: predicted)
+    }
+
+    /// The last evaluation's predicted and gold tags of each sentence, space-separated.
+    public private(set) var evaluationPredictions: [ExamplePrediction] = []
+
+    /// Any of its metrics, computed again from stored predictions.
+    public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? {
+        func tags(_ text: String) -> [String] { text.split(separator: " ").map(String.init) }
+        return metrics(gold: predictions.map { tags($0.gold) }, predicted: predictions.map { tags($0.predicted) })[metric]
     }
 
     /// Entity-level F1, precision and recall, overall and per type (`f1_PER`, `precision_PER`, ...), and word
