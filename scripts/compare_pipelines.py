@@ -134,7 +134,7 @@ def main():
     rows = [token_classification(args.conll, args.data), question_answering(args.squad, ROOT / "Tasks" / "data"),
             fill_mask(args.pretrain, ROOT / "Tasks" / "data")]
     lines = [f"CPU: {cpu_name()}; 2 threads each; transformers {__import__('transformers').__version__}, torch {torch.__version__}", "",
-             "| head | inputs | identical | | toolkit examples/s (whole command / model) | pipeline examples/s | ratio |",
+             "| head | inputs | identical | detail | toolkit examples/s (whole command / model) | pipeline examples/s | ratio |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         wall, model_seconds = r["ours"]
