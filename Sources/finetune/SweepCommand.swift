@@ -9,7 +9,7 @@ struct Sweep: ParsableCommand {
         abstract: "Train every combination of a grid of hyper-parameters, once per seed, as runs tied to one sweep in results.db.",
         discussion: """
             finetune sweep --task mrpc --grid learning_rate=2e-5,5e-5,1e-4 --grid batch_size=16,32 --seeds 1,2,3 --jobs 2
-            finetune sweep --file Experiments/mrpc-sweep.json
+            finetune sweep --file Experiments/sweeps/mrpc-learning-rates.json
             finetune sweep --resume 3
 
             Other hyper-parameter options (--epochs 2) apply to every run; a run's settings come from the task file, the \

@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func aSweepFileHoldsTheSame() throws {
-        let (task, plan) = try SweepPlan.load(FileManager.default.currentDirectoryPath + "/Experiments/mrpc-sweep.json")
+        let (task, plan) = try SweepPlan.load(Fixture.repositoryRoot + "/Experiments/sweeps/mrpc-learning-rates.json")
         #expect(task == "mrpc" && plan.seeds == [1, 2, 3] && plan.grid.map(\.name) == ["learning_rate"] && plan.runs.count == 9)
     }
 
