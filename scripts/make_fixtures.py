@@ -316,12 +316,12 @@ def adamw():
     save_file({k: v.contiguous() for k, v in tensors.items()}, OUT / "adamw.safetensors")
 
 
-def tiny_token_classifier():
-    torch.manual_seed(13)
-    g = torch.Generator().manual_seed(17)
+def labelled_tokens(seed):
+    """Three `[CLS] ... [SEP]` sequences of 10, 6 and 8 random tokens, right-padded, with labels among 5 on most
+    tokens and -100 elsewhere."""
+    g = torch.Generator().manual_seed(seed)
     lengths = [10, 6, 8]
-    seq = max(lengths)
-    ids = torch.randint(5, 97, (len(lengths), seq), generator=g)
+    ids = torch.randint(5, 97, (len(lengths), max(lengths)), generator=g)
     mask = torch.zeros_like(ids)
     labels = torch.full_like(ids, -100)
     for b, n in enumerate(lengths):
@@ -331,6 +331,12 @@ def tiny_token_classifier():
         for t in range(1, n - 1):
             if t % 3 != 2:  # some sub-tokens carry no label, as later pieces of a word do
                 labels[b, t] = int(torch.randint(0, 5, (1,), generator=g))
+    return ids, mask, labels
+
+
+def tiny_token_classifier():
+    torch.manual_seed(13)
+    ids, mask, labels = labelled_tokens(17)
     model = BertForTokenClassification.from_pretrained(OUT / "tiny-bert", num_labels=5).double().eval()
     types = torch.zeros_like(ids)
     out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
@@ -364,18 +370,7 @@ def tiny_class_weights():
         golden["sequence.grad." + name] = p.grad.float()
 
     torch.manual_seed(13)
-    g = torch.Generator().manual_seed(19)
-    lengths = [10, 6, 8]
-    ids = torch.randint(5, 97, (len(lengths), max(lengths)), generator=g)
-    mask = torch.zeros_like(ids)
-    labels = torch.full_like(ids, -100)
-    for b, n in enumerate(lengths):
-        ids[b, 0], ids[b, n - 1] = 2, 3
-        ids[b, n:] = 0
-        mask[b, :n] = 1
-        for t in range(1, n - 1):
-            if t % 3 != 2:
-                labels[b, t] = int(torch.randint(0, 5, (1,), generator=g))
+    ids, mask, labels = labelled_tokens(19)
     model = BertForTokenClassification.from_pretrained(OUT / "tiny-bert", num_labels=5).double().eval()
     weights = torch.tensor([0.25, 3.0, 0.5, 2.0, 1.0], dtype=torch.float64)
     types = torch.zeros_like(ids)

@@ -25,6 +25,12 @@ public final class BufferPool {
     }
 
     public func floats(_ count: Int) -> UnsafeMutablePointer<Float> { allocate(count, of: Float.self) }
+    /// A buffer holding a copy of `values`.
+    public func floats(copying values: [Float]) -> UnsafeMutablePointer<Float> {
+        let buffer = floats(values.count)
+        buffer.update(from: values, count: values.count)
+        return buffer
+    }
     public func bytes(_ count: Int) -> UnsafeMutablePointer<UInt8> { allocate(count, of: UInt8.self) }
     public func int32s(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, of: Int32.self) }
 

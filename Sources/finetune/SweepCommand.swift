@@ -147,7 +147,7 @@ struct SweepRunner {
                 guard let status = ChildProcess.exitStatus(child.pid) else { return false }
                 let planned: SweepPlan.PlannedRun = switch child.work { case .start(let p), .resume(_, let p): p }
                 let run = (try? database.runs(ofSweep: sweep.id))?.last { $0.configuration == planned.configuration && $0.seed == planned.seed }
-                let score = run.flatMap { r in (try? database.runs(limit: 100_000))?.first { $0.id == r.run }?.bestMain }
+                let score = run.flatMap { try? database.bestMainMetric(of: $0.run) }
                 let outcome = status == 0 ? "completed" + (score.map { ", best \(format($0))" } ?? "") : status == 130 ? "interrupted" : "failed (exit \(status))"
                 say("sweep \(sweep.id): \(planned.configuration), seed \(planned.seed): run \(run.map { String($0.run) } ?? "?") \(outcome)")
                 if status != 0 && status != 130 { failures.append("\(planned.configuration) seed \(planned.seed) (log \(child.log))") }

@@ -63,7 +63,7 @@ public struct InputRecord: @unchecked Sendable {
             }
             return InputRecord(file: file, line: line, fields: object)
         case .tsv, .conll:
-            throw UsageError("--input - reads text or JSONL lines, not \(format.rawValue)")
+            preconditionFailure("standard input is read as text or JSONL")
         }
     }
 }

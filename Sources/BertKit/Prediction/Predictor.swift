@@ -76,7 +76,7 @@ extension Predictor {
     /// output line always answers the n-th input line) is written and flushed before the next line is read.
     private func stream(_ request: PredictionRequest) throws -> PredictionReport {
         let format = request.inputFormat
-        _ = try InputRecord.parse("{}", format: format, file: "-", line: 0)
+        guard format == .text || format == .jsonl else { throw UsageError("--input - reads text or JSONL lines, not \(format.rawValue)") }
         // Results written as they come would leave a partial file where a finished one belongs.
         guard request.output == "-" else { throw UsageError("--input - writes its results to standard output (--output -)") }
         let output = FileHandle.standardOutput

@@ -117,6 +117,11 @@ extension ResultsDatabase {
         }
     }
 
+    /// A run's best main metric on dev, if it has one yet.
+    public func bestMainMetric(of run: Int64) throws -> Double? {
+        try database.query("SELECT best_main FROM run_summary WHERE run_id = ?", [.integer(run)]).first?.real("best_main")
+    }
+
     /// Each completed run's best main metric in a configuration of a sweep (one per seed).
     public func bestScores(ofSweep id: Int64, configuration: String) throws -> [Double] {
         try database.query("""

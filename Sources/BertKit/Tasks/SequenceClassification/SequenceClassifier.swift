@@ -47,13 +47,8 @@ public final class SequenceClassifier {
         dLogits = pool.floats(maxBatch * outputs)
         targetLabels = pool.int32s(maxBatch)
         targetValues = pool.floats(maxBatch * outputs)
-        if let classWeights {
-            precondition(classWeights.count == outputs, "\(classWeights.count) class weights for \(outputs) classes")
-            self.classWeights = pool.floats(outputs)
-            self.classWeights!.update(from: classWeights, count: outputs)
-        } else {
-            self.classWeights = nil
-        }
+        precondition(classWeights.map { $0.count == outputs } ?? true, "\(classWeights!.count) class weights for \(outputs) classes")
+        self.classWeights = classWeights.map(pool.floats(copying:))
     }
 
     /// The logits of `batch`, for training (with dropout, then `loss` and `backward`) or prediction.

@@ -39,13 +39,8 @@ public final class TokenClassifier {
                                  precision: precision, pool: pool)
         logits = pool.floats(n * labels)
         dLogits = pool.floats(n * labels)
-        if let classWeights {
-            precondition(classWeights.count == labels, "\(classWeights.count) class weights for \(labels) labels")
-            self.classWeights = pool.floats(labels)
-            self.classWeights!.update(from: classWeights, count: labels)
-        } else {
-            self.classWeights = nil
-        }
+        precondition(classWeights.map { $0.count == labels } ?? true, "\(classWeights!.count) class weights for \(labels) labels")
+        self.classWeights = classWeights.map(pool.floats(copying:))
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
