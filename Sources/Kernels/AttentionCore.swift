@@ -44,7 +44,7 @@ public struct AttentionCore {
         let perThread = maxLength * maxLength
         probabilityScratch = pool.floats(Parallel.workers * 2 * perThread)
         operandScratch = switch precision {
-        case .float32: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: Float.self))
+        case .float32, .int8: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: Float.self))
         case .bfloat16: UnsafeMutableRawPointer(pool.allocate(Parallel.workers * 2 * perThread, of: BFloat16.self))
         }
     }
@@ -273,7 +273,7 @@ public struct AttentionCore {
 fileprivate extension AttentionCore.PairLoop {
     func callAsFunction(_ pair: Int) {
         switch inputs.core.precision {
-        case .float32: run(pair, Float.self)
+        case .float32, .int8: run(pair, Float.self)
         case .bfloat16: run(pair, BFloat16.self)
         }
     }

@@ -51,7 +51,7 @@ public enum Gemm {
         }
         let parallel = m * n * k >= parallelThreshold && Parallel.workers > 1
         switch precision {
-        case .float32:
+        case .float32, .int8:  // int8 quantises only the weights' products (Linear); others stay fp32
             guard case .float32(let a) = a, case .float32(let b) = b else {
                 preconditionFailure("an fp32 product reads fp32 operands")
             }

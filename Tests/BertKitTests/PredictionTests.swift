@@ -104,6 +104,32 @@ import Testing
         #expect(same >= fp32.count - 1, "bf16 agrees with fp32 on \(same) of \(fp32.count) texts")
     }
 
+    /// int8 products (dynamic quantisation) against fp32 on the same folders: the same answers, fillers and labels,
+    /// nearly the same entities (a random tiny model has near-ties that 8 bits can tip).
+    @Test func int8PredictsAsFP32Does() throws {
+        func answers(_ precision: Precision) throws -> [String] {
+            try predict("question-answering", "questions.jsonl") { $0.precision = precision }.map { $0["answer"] as! String }
+        }
+        #expect(try answers(.int8) == answers(.float32))
+        func fillers(_ precision: Precision) throws -> [Int] {
+            try predict("masked-lm", "masked.jsonl") { $0.precision = precision }.flatMap { ($0["masks"] as! [[[String: Any]]]).map { $0[0]["token"] as! Int } }
+        }
+        #expect(try fillers(.int8) == fillers(.float32))
+        let (fp32, int8) = (try predict("text-classifier", "pairs.jsonl"), try predict("text-classifier", "pairs.jsonl") { $0.precision = .int8 })
+        for (a, b) in zip(fp32, int8) {
+            #expect(a["label"] as? String == b["label"] as? String && abs((a["score"] as! Double) - (b["score"] as! Double)) < 0.01)
+        }
+        func entities(_ precision: Precision) throws -> [Set<String>] {
+            try predict("token-classifier", "texts.jsonl") { $0.precision = precision; $0.windowOverlap = 8 }.map {
+                Set(($0["entities"] as! [[String: Any]]).map { "\($0["entity_group"]!) \($0["start"]!) \($0["end"]!)" })
+            }
+        }
+        let (exact, quantised) = (try entities(.float32), try entities(.int8))
+        let kept = zip(exact, quantised).map { $0.intersection($1).count }.reduce(0, +), total = exact.map(\.count).reduce(0, +)
+        #expect(Double(kept) >= 0.95 * Double(total), "int8 keeps \(kept) of \(total) entities")
+        #expect { try Hyperparameters().applying(arguments: ["--precision", "int8"]) } throws: { "\($0)".contains("prediction only") }
+    }
+
     @Test func conllInputGetsWordPredictedLines() throws {
         let input = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).conll", output = input + ".out"
         defer { for path in [input, output] { try? FileManager.default.removeItem(atPath: path) } }

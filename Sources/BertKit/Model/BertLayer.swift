@@ -56,13 +56,13 @@ struct BertLayer {
         outputNorm = LayerNormalization(p + "output.LayerNorm", in: store, eps: c.layerNormEps)
         core = AttentionCore(heads: c.numAttentionHeads, headSize: c.headSize,
                              dropoutProbability: c.attentionProbsDropoutProb,
-                             maxBatch: maxBatch, maxLength: maxLength, precision: precision, pool: pool)
+                             maxBatch: maxBatch, maxLength: maxLength, precision: precision.activationProducts, pool: pool)
         hiddenDropout = c.hiddenDropoutProb
 
         let n = maxBatch * maxLength
         let (h, i) = (c.hiddenSize, c.intermediateSize)
-        attentionInputs = switch precision {
-        case .float32: .float32(q: pool.floats(n * h), k: pool.floats(n * h), v: pool.floats(n * h))
+        attentionInputs = switch precision.activationProducts {
+        case .float32, .int8: .float32(q: pool.floats(n * h), k: pool.floats(n * h), v: pool.floats(n * h))
         case .bfloat16: .bfloat16(q: pool.allocate(n * h, of: BFloat16.self), k: pool.allocate(n * h, of: BFloat16.self),
                                   v: pool.allocate(n * h, of: BFloat16.self))
         }

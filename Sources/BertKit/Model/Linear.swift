@@ -8,6 +8,8 @@ public struct Linear: @unchecked Sendable {
     /// weight, kept from the forward pass for the backward's, would save one rounding pass over the weights per
     /// step (1–2 % of a bf16 BERT-base step at 8 × 128) for 170 MB, about a tenth of its training memory.
     public let precision: Precision
+    /// With int8 precision (prediction only), the weights quantised at the first forward pass, after loading.
+    let quantized: QuantizedWeights?
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
@@ -20,6 +22,7 @@ public struct Linear: @unchecked Sendable {
         weight = store[prefix + ".weight"]
         bias = store[prefix + ".bias"]
         self.precision = precision
+        quantized = precision == .int8 ? QuantizedWeights(outFeatures: weight.shape[0], inFeatures: weight.shape[1]) : nil
     }
 
     /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced
@@ -34,6 +37,12 @@ public struct Linear: @unchecked Sendable {
     public func forward(
         _ input: GemmOperand, _ output: UnsafeMutablePointer<Float>, rows: Int, inputStride: Int? = nil
     ) {
+        if let quantized {
+            guard case .float32(let x) = input else { preconditionFailure("int8 products read fp32 inputs") }
+            if !quantized.isQuantized { quantized.quantize(weight.value) }
+            Int8Gemm.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, weights: quantized, output, ldy: outFeatures)
+            return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+        }
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
                       a: input, lda: inputStride ?? inFeatures, b: .float32(weight.value), ldb: inFeatures,
                       c: output, ldc: outFeatures, precision: precision)
@@ -68,6 +77,7 @@ public struct Linear: @unchecked Sendable {
         dInput: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
         inputStride: Int? = nil, dInputStride: Int? = nil, roundedGradient: UnsafeMutablePointer<BFloat16>? = nil
     ) {
+        precondition(quantized == nil, "int8 is for prediction; training reads fp32 or bf16 products")
         var gradient = GemmOperand.float32(dOutput)
         if precision == .bfloat16, dInput != nil, let roundedGradient {
             BFloat16.round(dOutput, into: roundedGradient, count: rows * outFeatures)

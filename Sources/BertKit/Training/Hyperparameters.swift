@@ -121,8 +121,8 @@ extension Hyperparameter where Value == Precision {
     public static var precision: Self {
         .init("precision", default: .float32, help: """
             Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation; fp32 master weights, \
-            optimizer state and all other arithmetic).
-            """)
+            optimizer state and all other arithmetic). (int8 is for prediction: finetune predict --precision int8.)
+            """, problem: { $0 == .int8 ? "int8 is for prediction only (finetune predict --precision int8)" : nil })
     }
 }
 

@@ -1,0 +1,178 @@
+import CDNNL
+import Foundation
+
+/// A linear layer's weights quantised once for int8 products, as PyTorch's and ONNX Runtime's dynamic
+/// quantisation do it: each output channel (a row of `W`, `[out, in]`) symmetric around zero with its own
+/// scale, so that the largest weight of the row becomes ±`Int8Gemm.weightLimit`. Each row's sum of quantised
+/// weights is kept too: it takes the activations' zero points back out of the integer products.
+public final class QuantizedWeights: @unchecked Sendable {
+    public let outFeatures: Int
+    public let inFeatures: Int
+    let values: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let sums: UnsafeMutablePointer<Int32>
+    /// Whether `quantize` has run (the weights are loaded after the layer is built).
+    public private(set) var isQuantized = false
+
+    public init(outFeatures: Int, inFeatures: Int) {
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        values = .allocate(capacity: outFeatures * inFeatures)
+        scales = .allocate(capacity: outFeatures)
+        sums = .allocate(capacity: outFeatures)
+    }
+
+    deinit {
+        values.deallocate()
+        scales.deallocate()
+        sums.deallocate()
+    }
+
+    /// Quantises `weights` (`[out, in]`, fp32): q = round(w / scale), scale = max|w| / limit per row.
+    public func quantize(_ weights: UnsafePointer<Float>) {
+        let limit = Float(Int8Gemm.weightLimit)
+        for j in 0..<outFeatures {
+            let row = weights + j * inFeatures
+            var largest: Float = 0
+            for k in 0..<inFeatures { largest = max(largest, abs(row[k])) }
+            let scale = largest > 0 ? largest / limit : 1
+            var sum: Int32 = 0
+            for k in 0..<inFeatures {
+                let q = Int8(max(-limit, min(limit, (row[k] / scale).rounded(.toNearestOrEven))))
+                values[j * inFeatures + k] = q
+                sum += Int32(q)
+            }
+            scales[j] = scale
+            sums[j] = sum
+        }
+        isQuantized = true
+    }
+}
+
+/// `y = x · Wᵀ` with int8 products (dynamic quantisation): each row of the activations `x` is quantised when
+/// the product runs, asymmetric in [0, 255] over its own range (which always holds 0, so that 0 stays exact),
+/// multiplied by the quantised weights on oneDNN's integer GEMM (`dnnl_gemm_u8s8s32`: AVX-512 VNNI where the CPU
+/// has it), and the int32 sums scaled back: y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split
+/// across the cores. Everything around the products (bias, softmax, LayerNorm, GELU) stays fp32.
+public enum Int8Gemm {
+    /// Whether the CPU multiplies u8 by s8 into int32 without intermediate int16 sums (VNNI).
+    public static let hasVNNI: Bool = {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+        return info.contains(" avx512_vnni") || info.contains(" avx_vnni")
+    }()
+
+    /// The largest quantised weight. Without VNNI, oneDNN adds pairs of u8·s8 products in int16 first, which
+    /// saturates with full 8-bit weights (255 · 127 · 2 > 32767); 7-bit weights cannot (ONNX Runtime's
+    /// `reduce_range` does the same on such CPUs).
+    public static let weightLimit: Int32 = hasVNNI ? 127 : 63
+
+    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ, without bias.
+    public static func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, weights: QuantizedWeights,
+                                _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard rows > 0 else { return }
+        precondition(weights.isQuantized, "int8 weights used before they were quantised")
+        let scratch = Int8Scratch.forThisThread
+        scratch.reserve(rows: rows, inFeatures: weights.inFeatures, outFeatures: weights.outFeatures)
+        let body = RowBlocks(x: x, ldx: ldx, weights: weights, y: y, ldy: ldy, quantized: scratch.quantized,
+                             sums: scratch.sums, rowScales: scratch.rowScales, zeroPoints: scratch.zeroPoints)
+        let work = rows * weights.inFeatures * weights.outFeatures
+        if work >= Gemm.parallelThreshold && Parallel.workers > 1 {
+            Parallel.forRanges(rows, minimumChunk: 8, body)
+        } else {
+            body(0..<rows)
+        }
+    }
+
+    /// Quantise, multiply and scale back a block of rows.
+    struct RowBlocks: Parallel.RangeBody {
+        let x: UnsafePointer<Float>, ldx: Int
+        let weights: QuantizedWeights
+        let y: UnsafeMutablePointer<Float>, ldy: Int
+        let quantized: UnsafeMutablePointer<UInt8>, sums: UnsafeMutablePointer<Int32>
+        let rowScales: UnsafeMutablePointer<Float>, zeroPoints: UnsafeMutablePointer<Int32>
+
+        func callAsFunction(_ range: Range<Int>) {
+            let (k, n) = (weights.inFeatures, weights.outFeatures)
+            for i in range {
+                let row = x + i * ldx
+                var (low, high): (Float, Float) = (0, 0)
+                for c in 0..<k { low = min(low, row[c]); high = max(high, row[c]) }
+                let scale = high > low ? (high - low) / 255 : 1
+                let zero = Int32(max(0, min(255, (-low / scale).rounded(.toNearestOrEven))))
+                let q = quantized + i * k
+                for c in 0..<k {
+                    q[c] = UInt8(max(0, min(255, Int32((row[c] / scale).rounded(.toNearestOrEven)) + zero)))
+                }
+                rowScales[i] = scale
+                zeroPoints[i] = zero
+            }
+            Gemm.prepareThisThread()
+            var offset: Int32 = 0
+            let status = dnnl_gemm_u8s8s32(
+                CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), CChar(UInt8(ascii: "F")),
+                Int64(range.count), Int64(n), Int64(k), 1, quantized + range.lowerBound * k, Int64(k), 0,
+                weights.values, Int64(k), 0, 0, sums + range.lowerBound * n, Int64(n), &offset)
+            precondition(status == dnnl_success, "dnnl_gemm_u8s8s32 failed (status \(status.rawValue)) for \(range.count)×\(k)×\(n)")
+            for i in range {
+                let (s, z, out, acc) = (rowScales[i], zeroPoints[i], y + i * ldy, sums + i * n)
+                for j in 0..<n { out[j] = s * weights.scales[j] * Float(acc[j] - z * weights.sums[j]) }
+            }
+        }
+    }
+}
+
+/// The int8 product's working memory, one per calling thread (as `GemmScratch`), grown to the largest product
+/// and then reused.
+final class Int8Scratch {
+    /// The calling thread's scratch, made on its first use and released when the thread ends.
+    static var forThisThread: Int8Scratch {
+        if let existing = pthread_getspecific(key) {
+            return Unmanaged<Int8Scratch>.fromOpaque(existing).takeUnretainedValue()
+        }
+        let scratch = Int8Scratch()
+        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
+        return scratch
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<Int8Scratch>.fromOpaque(pointer).release() }
+        }
+        precondition(status == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    private(set) var quantized = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    private(set) var sums = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private(set) var rowScales = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var zeroPoints = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private var capacity = (rows: 1, quantized: 1, sums: 1)
+
+    deinit {
+        quantized.deallocate()
+        sums.deallocate()
+        rowScales.deallocate()
+        zeroPoints.deallocate()
+    }
+
+    func reserve(rows: Int, inFeatures: Int, outFeatures: Int) {
+        if rows * inFeatures > capacity.quantized {
+            quantized.deallocate()
+            quantized = .allocate(capacity: rows * inFeatures)
+            capacity.quantized = rows * inFeatures
+        }
+        if rows * outFeatures > capacity.sums {
+            sums.deallocate()
+            sums = .allocate(capacity: rows * outFeatures)
+            capacity.sums = rows * outFeatures
+        }
+        if rows > capacity.rows {
+            rowScales.deallocate()
+            zeroPoints.deallocate()
+            rowScales = .allocate(capacity: rows)
+            zeroPoints = .allocate(capacity: rows)
+            capacity.rows = rows
+        }
+    }
+}
