@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Inference speed and accuracy on MRPC dev: `finetune predict` in fp32 and int8 against the strongest things a
+user would pick instead, in one run, each at 2 threads, batches of 32 pairs sorted by length:
+  - a plain PyTorch loop under torch.inference_mode(), fp32, and with torch.ao dynamic int8 quantisation;
+  - ONNX Runtime (all graph optimisations) on the model exported by torch.onnx.export, fp32, and with
+    onnxruntime.quantization.quantize_dynamic (int8 weights, dynamic int8 activations).
+Every row reports dev F1 and accuracy next to examples per second (median of --repeats timed passes after one
+warm-up; the spread is min-max), and int8 rows their agreement with the same system's fp32 predictions.
+
+    ~/bertkit-venv/bin/pip install onnxruntime onnx onnxscript
+    ~/bertkit-venv/bin/python scripts/benchmark_inference.py --model runs/1-mrpc/best [--output benchmarks/inference.md]
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FINETUNE = ROOT / ".build" / "release" / "finetune"
+DEV = ROOT / "Tasks" / "data" / "glue" / "MRPC" / "dev.tsv"
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def mrpc_dev():
+    with open(DEV, encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    return [(r[3], r[4]) for r in rows], [int(r[0]) for r in rows]
+
+
+def scores(predicted, gold):
+    tp = sum(p == 1 and g == 1 for p, g in zip(predicted, gold))
+    fp = sum(p == 1 and g == 0 for p, g in zip(predicted, gold))
+    fn = sum(p == 0 and g == 1 for p, g in zip(predicted, gold))
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    return f1, sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+
+
+def toolkit(model, pairs, precision, repeats):
+    """`finetune predict` as a user runs it; the whole command timed, and the model time it reports."""
+    with tempfile.TemporaryDirectory() as d:
+        src, out = Path(d) / "in.jsonl", Path(d) / "out.jsonl"
+        src.write_text("".join(json.dumps({"text": a, "text_pair": b}) + "\n" for a, b in pairs))
+        walls, models = [], []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            run = subprocess.run([str(FINETUNE), "predict", "--model", str(model), "--input", str(src), "--output", str(out),
+                                  "--precision", precision], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "BERTKIT_THREADS": "2"})
+            walls.append(time.perf_counter() - started)
+            models.append(float(re.search(r"model: ([0-9.]+) s", run.stdout).group(1)))
+        predicted = [int(json.loads(line)["label"]) for line in out.read_text().splitlines()]  # MRPC's labels are "0", "1"
+        return predicted, walls[1:], models[1:]
+
+
+def batches(tokenizer, pairs, size=32):
+    """Length-sorted batches of 32, padded to their longest pair, and the original index of each row."""
+    order = sorted(range(len(pairs)), key=lambda i: len(tokenizer(*pairs[i])["input_ids"]))
+    for start in range(0, len(order), size):
+        chosen = order[start:start + size]
+        yield chosen, tokenizer([pairs[i][0] for i in chosen], [pairs[i][1] for i in chosen], padding=True,
+                                truncation=True, max_length=128, return_tensors="pt")
+
+
+def timed_passes(run, repeats):
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predicted = run()
+        times.append(time.perf_counter() - started)
+    return predicted, times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "inference.md")
+    args = parser.parse_args()
+    import torch
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    torch.set_num_threads(2)
+    pairs, gold = mrpc_dev()
+    n = len(pairs)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    prepared = list(batches(tokenizer, pairs))
+    rows = []
+
+    def add(name, predicted, times, reference=None, model_times=None):
+        f1, accuracy = scores(predicted, gold)
+        rates = [n / t for t in times]
+        row = {"system": name, "f1": f1, "accuracy": accuracy, "median": statistics.median(rates), "low": min(rates), "high": max(rates),
+               "agreement": None if reference is None else sum(a == b for a, b in zip(predicted, reference)) / n,
+               "model": None if model_times is None else statistics.median(n / t for t in model_times)}
+        rows.append(row)
+        return predicted
+
+    predicted, walls, models = toolkit(args.model, pairs, "fp32", args.repeats)
+    fp32 = add("bertkit predict fp32", predicted, walls, model_times=models)
+    predicted, walls, models = toolkit(args.model, pairs, "int8", args.repeats)
+    add("bertkit predict int8", predicted, walls, reference=fp32, model_times=models)
+
+    model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+
+    def torch_loop(m):
+        def run():
+            predicted = [0] * n
+            with torch.inference_mode():
+                for chosen, batch in prepared:
+                    for i, p in zip(chosen, m(**batch).logits.argmax(-1).tolist()):
+                        predicted[i] = p
+            return predicted
+        return run
+    torch_fp32 = add("PyTorch loop fp32", *timed_passes(torch_loop(model), args.repeats))
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    add("PyTorch loop dynamic int8", *timed_passes(torch_loop(quantized), args.repeats), reference=torch_fp32)
+
+    with tempfile.TemporaryDirectory() as d:
+        onnx_path, int8_path = Path(d) / "model.onnx", Path(d) / "model-int8.onnx"
+        sample = prepared[0][1]
+        torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(onnx_path),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+                          dynamic_axes={k: {0: "batch", 1: "length"} for k in ["input_ids", "attention_mask", "token_type_ids"]},
+                          opset_version=17, dynamo=False)
+        quantize_dynamic(str(onnx_path), str(int8_path), weight_type=QuantType.QInt8)
+
+        def session(path):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 2
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+            def run():
+                predicted = [0] * n
+                for chosen, batch in prepared:
+                    logits = s.run(None, {k: batch[k].numpy() for k in ["input_ids", "attention_mask", "token_type_ids"]})[0]
+                    for i, p in zip(chosen, logits.argmax(-1).tolist()):
+                        predicted[i] = p
+                return predicted
+            return run
+        ort_fp32 = add(f"ONNX Runtime {ort.__version__} fp32", *timed_passes(session(onnx_path), args.repeats))
+        add(f"ONNX Runtime {ort.__version__} dynamic int8", *timed_passes(session(int8_path), args.repeats), reference=ort_fp32)
+
+    best_int8 = max(r["median"] for r in rows if "int8" in r["system"] and not r["system"].startswith("bertkit"))
+    lines = [f"CPU: {cpu_name()}; 2 threads each; MRPC dev, {n} pairs, batches of 32 sorted by length; torch {torch.__version__}", "",
+             "| system | dev F1 | accuracy | examples/s (median, min-max) | model only | int8 agrees with fp32 |",
+             "|---|---:|---:|---|---:|---:|"]
+    for r in rows:
+        model_only = "" if r["model"] is None else f"{r['model']:.1f}"
+        agreement = "" if r["agreement"] is None else f"{100 * r['agreement']:.1f} %"
+        lines.append(f"| {r['system']} | {r['f1']:.4f} | {r['accuracy']:.4f} | {r['median']:.1f} ({r['low']:.1f}-{r['high']:.1f}) | "
+                     f"{model_only} | {agreement} |")
+    ours = next(r for r in rows if r["system"] == "bertkit predict int8")
+    lines += ["", f"bertkit int8 (whole command) against the faster other int8: {ours['median'] / best_int8:.2f}x"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
