@@ -17,6 +17,10 @@ Writes into Tests/BertKitTests/Fixtures/:
                                 bf16-rounded operands (the toolkit's --precision bf16: rounded to nearest even, sums
                                 exact), float64 otherwise: logits, loss and every gradient
   metrics.json                  accuracy, F1, Matthews, Pearson, Spearman from scikit-learn and SciPy on fixed predictions
+  tiny-int8.safetensors         tiny_classifier's classification model in float32 with every nn.Linear replaced by the
+                                toolkit's int8 arithmetic simulated in PyTorch (weights per output channel, symmetric,
+                                limit 127, and 63 for CPUs without VNNI; activations per row, asymmetric u8; exact
+                                integer sums): the logits for both limits
   tiny-multilabel.safetensors   BertForSequenceClassification with problem_type multi_label_classification (5 labels,
                                 multi-hot targets): logits, BCEWithLogits loss and every gradient
   multilabel-metrics.json       scikit-learn's micro and macro F1, micro precision and recall, per-label F1 and subset
@@ -170,6 +174,38 @@ def tiny_classifier():
             golden[f"{kind}.weight.{name}"] = p.detach().float()
             golden[f"{kind}.grad.{name}"] = p.grad.float()
     save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-classifier.safetensors")
+
+
+def int8_linear(limit):
+    """nn.Linear's forward with dynamic int8 quantisation as the toolkit does it (Int8Gemm), in float32 like it."""
+    def forward(self, x):
+        w = self.weight
+        largest = w.abs().amax(dim=1)
+        sw = torch.where(largest > 0, largest / limit, torch.ones_like(largest))
+        qw = torch.clamp(torch.round(w / sw[:, None]), -limit, limit)
+        rows = x.reshape(-1, x.shape[-1])
+        low, high = rows.amin(dim=1).clamp(max=0), rows.amax(dim=1).clamp(min=0)
+        sx = torch.where(high > low, (high - low) / 255, torch.ones_like(high))
+        zx = torch.clamp(torch.round(-low / sx), 0, 255)
+        qx = torch.clamp(torch.round(rows / sx[:, None]) + zx[:, None], 0, 255)
+        sums = (qx - zx[:, None]).double() @ qw.double().T  # exact: integers far below 2^53
+        y = (sx[:, None] * sw[None, :]) * sums.float() + self.bias
+        return y.reshape(*x.shape[:-1], w.shape[0])
+    return forward
+
+
+def tiny_int8():
+    ids, types, mask = classifier_inputs()
+    golden = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    for limit in (127, 63):
+        torch.manual_seed(5)
+        model = BertForSequenceClassification.from_pretrained(OUT / "tiny-bert", num_labels=3).eval()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.forward = int8_linear(limit).__get__(module)
+        with torch.no_grad():
+            golden[f"logits.{limit}"] = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+    save_file({k: v.contiguous() for k, v in golden.items()}, OUT / "tiny-int8.safetensors")
 
 
 def tiny_multilabel():
@@ -706,7 +742,7 @@ if __name__ == "__main__":
     if not (MODEL / "model.safetensors").exists():
         sys.exit(f"{MODEL}/model.safetensors not found: run scripts/setup first")
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, tiny_class_weights, significance, seqeval_cases,
+    everything = [tiny_bert, tiny_vocabulary, tiny_classifier, tiny_classifier_bf16, tiny_int8, metrics, tiny_multilabel, multilabel_metrics, adamw, tiny_token_classifier, tiny_class_weights, significance, seqeval_cases,
                   tiny_qa, tiny_pretraining, squad_official_metrics, squad_v2_official_metrics, dtypes, tokenizer_fixtures, minilm]
     chosen = {f.__name__: f for f in everything}
     unknown = set(sys.argv[1:]) - set(chosen)

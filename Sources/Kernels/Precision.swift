@@ -11,6 +11,9 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     /// activations (attention's) and everything else in fp32.
     case int8 = "int8"
 
+    /// The formats a model can train in (int8 only predicts).
+    public static let training: [Precision] = [.float32, .bfloat16]
+
     /// The format of products between two activations (attention's): int8 quantises only products with weights.
     public var activationProducts: Precision { self == .int8 ? .float32 : self }
 

@@ -34,7 +34,7 @@ func measure(_ head: String, _ precision: Precision, parameters: ParameterStore,
     print("\(head) \(precision.rawValue): 5 warm steps: \(toolkit) allocations by the toolkit, \(library) by the GEMM library, \(Parallel.parallelLoops - loopsBefore) parallel loops")
 }
 
-for precision in Precision.allCases {
+for precision in Precision.training {
     let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
                                         maxLength: batch.sequenceLength, precision: precision)
     _ = try checkpoint.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)

@@ -52,7 +52,7 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
 /// gradient are those of the full last layer, with dropout on (the same masks) and off. (The PyTorch
 /// comparisons above and below run the `[CLS]`-only path too.)
 @Suite struct FirstTokenLastLayerTests {
-    @Test(arguments: Precision.allCases, [false, true])
+    @Test(arguments: Precision.training, [false, true])
     func givesTheFullLayersLogitsLossAndGradients(_ precision: Precision, training: Bool) throws {
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
         let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: precision)
@@ -295,5 +295,24 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
             }
         }
         #expect(padding(a) * 4 < padding(Batches.epoch(lengths: lengths, batchSize: 16, seed: 1, epoch: 0, groupByLength: false)))
+    }
+}
+
+/// int8 prediction against PyTorch running the same quantisation (Fixtures/tiny-int8.safetensors): quantisation
+/// decisions that sit on a rounding boundary can fall either way when the fp32 activations differ in their last
+/// bits (different summation orders), which moves a logit by about one quantisation step; 1e-3 of the logits'
+/// scale allows a few such steps and no systematic error.
+@Suite struct Int8ClassifierTests {
+    @Test func logitsEqualPyTorchRunningTheSameQuantisation() throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
+        let reference = try SafeTensorsFile(path: Fixture.path("tiny-int8.safetensors"))
+        let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: .int8)
+        model.forward(batch)
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 3))
+        let expected = try reference.floats("logits.\(Int8Gemm.weightLimit)")
+        #expect(relativeError(logits, expected) < 1e-3, "int8 logits \(logits) against \(expected)")
+        let fp32 = try golden.floats("classification.logits")
+        #expect(relativeError(logits, fp32) > 1e-6, "the products really ran in int8")
+        #expect(relativeError(logits, fp32) < 0.05, "and stay close to fp32")
     }
 }

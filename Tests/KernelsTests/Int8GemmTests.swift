@@ -52,6 +52,25 @@ import Testing
         #expect(worstAgainstFloat <= 0.02 * scale, "against the fp32 product: \(worstAgainstFloat) (scale \(scale))")
     }
 
+    /// Each weight comes back within half a step of its row's scale, the largest of each row exactly.
+    @Test func weightsSurviveTheRoundTrip() {
+        let (n, k) = (12, 40)
+        let w = matrix(n, k, seed: 3)
+        let weights = QuantizedWeights(outFeatures: n, inFeatures: k)
+        w.withUnsafeBufferPointer { weights.quantize($0.baseAddress!) }
+        for j in 0..<n {
+            let scale = weights.scales[j], row = w[(j * k)..<((j + 1) * k)]
+            #expect(abs(scale * Float(Int8Gemm.weightLimit) - row.map(abs).max()!) <= 1e-6 * scale * 127)
+            var sum: Int32 = 0
+            for c in 0..<k {
+                let q = weights.values[j * k + c]
+                sum += Int32(q)
+                #expect(abs(Float(q) * scale - w[j * k + c]) <= scale / 2 * (1 + 1e-5))
+            }
+            #expect(weights.sums[j] == sum)
+        }
+    }
+
     @Test func aRowOfZerosStaysZero() {
         let weights = QuantizedWeights(outFeatures: 3, inFeatures: 4)
         [Float](repeating: 0.5, count: 12).withUnsafeBufferPointer { weights.quantize($0.baseAddress!) }
