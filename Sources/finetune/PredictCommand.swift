@@ -34,7 +34,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Tokens that consecutive windows of a long text share (default: half a window, at most 128).")
     var windowOverlap: Int?
     @Option(help: "Sequences per batch.") var batchSize = 32
-    @Option(help: "Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation).") var precision = Precision.float32
+    @Option(help: "Number format of matrix products: fp32, bf16 (bf16 inputs, fp32 accumulation), or int8 (products with weights in int8, dynamic quantisation).") var precision = Precision.float32
     @Option(help: "Multi-label: predict a label when its probability reaches this (default: the model's own, else 0.5).")
     var threshold: Double?
     @Option(help: "Token classification: how sub-tokens make words: simple, first, average or max.")
