@@ -7,8 +7,11 @@ user would pick instead, in one run, each at 2 threads, batches of 32 pairs sort
 Every row reports dev F1 and accuracy next to examples per second (median of --repeats timed passes after one
 warm-up; the spread is min-max), and int8 rows their agreement with the same system's fp32 predictions.
 
-    ~/bertkit-venv/bin/pip install onnxruntime onnx onnxscript
+    ~/bertkit-venv/bin/pip install onnxruntime onnx onnxscript seqeval
     ~/bertkit-venv/bin/python scripts/benchmark_inference.py --model runs/1-mrpc/best [--output benchmarks/inference.md]
+
+With --conll MODEL (a CoNLL-2003 token classifier) and --data DIR (the folder holding conll2003/), the toolkit's
+fp32 and int8 predictions of the CoNLL-2003 test words are also scored (seqeval entity F1) and compared.
 """
 import argparse
 import csv
@@ -83,11 +86,44 @@ def timed_passes(run, repeats):
     return predicted, times
 
 
+def conll_rows(model, test):
+    """The toolkit's CoNLL predictions in fp32 and int8, scored with seqeval against the gold tags."""
+    from seqeval.metrics import f1_score
+    gold, sentence = [], []
+    for line in open(test, encoding="utf-8"):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if sentence:
+                gold.append(sentence)
+            sentence = []
+        else:
+            sentence.append(fields[-1])
+    if sentence:
+        gold.append(sentence)
+    rows, predictions = [], {}
+    with tempfile.TemporaryDirectory() as d:
+        for precision in ["fp32", "int8"]:
+            out = Path(d) / f"{precision}.txt"
+            started = time.perf_counter()
+            subprocess.run([str(FINETUNE), "predict", "--model", str(model), "--input", str(test), "--format", "conll",
+                            "--precision", precision, "--output", str(out)], check=True, capture_output=True,
+                           env={**os.environ, "BERTKIT_THREADS": "2"})
+            seconds = time.perf_counter() - started
+            predicted = [[line.split()[-1] for line in block.splitlines()] for block in out.read_text().split("\n\n") if block.strip()]
+            predictions[precision] = predicted
+            same = sum(a == b for x, y in zip(predicted, predictions["fp32"]) for a, b in zip(x, y))
+            words = sum(len(x) for x in predicted)
+            rows.append(f"| {precision} | {f1_score(gold, predicted):.4f} | {seconds:.1f} | {100 * same / words:.2f} % |")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "inference.md")
+    parser.add_argument("--conll", type=Path)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
     import torch
     import onnxruntime as ort
@@ -167,6 +203,12 @@ def main():
                      f"{model_only} | {agreement} |")
     ours = next(r for r in rows if r["system"] == "bertkit predict int8")
     lines += ["", f"bertkit int8 (whole command) against the faster other int8: {ours['median'] / best_int8:.2f}x"]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(lines) + "\n")  # kept even if the CoNLL part below fails
+    if args.conll:
+        lines += ["", "CoNLL-2003 test (3,453 sentences, words given, first sub-token), toolkit only:", "",
+                  "| precision | entity F1 (seqeval) | seconds (whole command) | words labelled as fp32 does |", "|---|---:|---:|---:|"]
+        lines += conll_rows(args.conll, args.data / "conll2003" / "test.txt")
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
