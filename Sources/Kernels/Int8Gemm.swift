@@ -110,8 +110,16 @@ public enum Int8Gemm {
         @inline(__always)
         private func quantizeRow(_ i: Int, _ k: Int) {
             let source = x + i * ldx
-            var (lowest, highest): (Float, Float) = (0, 0)
-            for c in 0..<k { lowest = Swift.min(lowest, source[c]); highest = Swift.max(highest, source[c]) }
+            // Eight lanes of running minima and maxima (a select per lane, which vectorises where min() does not).
+            var (low, high) = (SIMD8<Float>(repeating: 0), SIMD8<Float>(repeating: 0))
+            let width = k / 8 * 8
+            for c in stride(from: 0, to: width, by: 8) {
+                let v = UnsafeRawPointer(source + c).loadUnaligned(as: SIMD8<Float>.self)
+                low.replace(with: v, where: v .< low)
+                high.replace(with: v, where: v .> high)
+            }
+            var (lowest, highest) = (low.min(), high.max())
+            for c in width..<k { lowest = Swift.min(lowest, source[c]); highest = Swift.max(highest, source[c]) }
             let scale = highest > lowest ? (highest - lowest) / 255 : 1
             let zero = Swift.max(0, Swift.min(255, (-lowest / scale).rounded(.toNearestOrEven)))
             // Adding 1.5 · 2^23 leaves a float's integer part, rounded to nearest even, in its low mantissa bits: a
