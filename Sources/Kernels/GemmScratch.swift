@@ -92,21 +92,6 @@ final class GemmScratch {
     }
 
     /// The calling thread's scratch, made on its first use and released when the thread ends.
-    static var forThisThread: GemmScratch {
-        if let existing = pthread_getspecific(key) {
-            return Unmanaged<GemmScratch>.fromOpaque(existing).takeUnretainedValue()
-        }
-        let scratch = GemmScratch()
-        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
-        return scratch
-    }
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        let status = pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<GemmScratch>.fromOpaque(pointer).release() }
-        }
-        precondition(status == 0, "pthread_key_create failed")
-        return key
-    }()
+    static var forThisThread: GemmScratch { perThread.value }
+    private static let perThread = PerThread { GemmScratch() }
 }

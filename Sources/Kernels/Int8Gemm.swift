@@ -148,23 +148,8 @@ public enum Int8Gemm {
 /// and then reused.
 final class Int8Scratch {
     /// The calling thread's scratch, made on its first use and released when the thread ends.
-    static var forThisThread: Int8Scratch {
-        if let existing = pthread_getspecific(key) {
-            return Unmanaged<Int8Scratch>.fromOpaque(existing).takeUnretainedValue()
-        }
-        let scratch = Int8Scratch()
-        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
-        return scratch
-    }
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        let status = pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<Int8Scratch>.fromOpaque(pointer).release() }
-        }
-        precondition(status == 0, "pthread_key_create failed")
-        return key
-    }()
+    static var forThisThread: Int8Scratch { perThread.value }
+    private static let perThread = PerThread { Int8Scratch() }
 
     private(set) var quantized = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
     private(set) var sums = UnsafeMutablePointer<Int32>.allocate(capacity: 1)

@@ -28,6 +28,7 @@ import Testing
         #expect(refusal(["learning_rate=1e-5,0.00001"]).contains("repeats"), "the same value written two ways")
         #expect(refusal(["learning_rate=1e-5"], fixed: ["--learning-rate", "3e-5"]).contains("cannot also be fixed"))
         #expect(refusal(["learning_rate=1e-5"], fixed: ["--seed", "3"]).contains("seed is swept"))
+        #expect(refusal(["learning_rate=1e-5"], fixed: ["--learning-rate=0.00001"]).contains("cannot also be fixed"), "the default value, written with =")
         #expect(refusal(["learning_rate=1e-5"], seeds: []).contains("at least one seed"))
         #expect(refusal(["learning_rate=1e-5"], seeds: [1, 1]).contains("repeats a seed"))
     }

@@ -106,6 +106,13 @@ extension Predictor {
     }
 }
 
+/// Probabilities from logits (softmax), in double precision: what every head's prediction reports as scores.
+func softmax<Logits: Collection<Float>>(_ logits: Logits) -> [Double] {
+    let top = Double(logits.max() ?? 0)
+    let e = logits.map { Foundation.exp(Double($0) - top) }, total = e.reduce(0, +)
+    return e.map { $0 / total }
+}
+
 /// One JSON object per output line, keys sorted, so that equal results are equal lines.
 enum JSONOutput {
     static func line(_ object: [String: Any]) -> String {

@@ -44,7 +44,8 @@ public struct SweepPlan: Sendable {
         guard !seeds.isEmpty else { throw UsageError("a sweep needs at least one seed (--seeds 1,2,3)") }
         guard Set(seeds).count == seeds.count else { throw UsageError("--seeds repeats a seed") }
         let settings = try Hyperparameters().applying(arguments: fixed)
-        for name in checked.map(\.name) + ["seed"] where settings.values[name] != nil || fixed.contains("--" + name.replacingOccurrences(of: "_", with: "-")) {
+        let fixedFlags = Set(fixed.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=", maxSplits: 1)[0]) })
+        for name in checked.map(\.name) + ["seed"] where settings.values[name] != nil || fixedFlags.contains("--" + name.replacingOccurrences(of: "_", with: "-")) {
             throw UsageError("\(name) is swept; it cannot also be fixed for every run")
         }
         self.grid = checked

@@ -56,8 +56,10 @@ struct FillMaskPredictor: Predictor {
         var outputs: [[Float]] = [], first = 0
         while first < batch.count {
             var end = first, masks = 0
-            while end < batch.count, masks + batch[end].ids.count(where: { $0 == tokenizer.maskId }) <= maxPredictions {
-                masks += batch[end].ids.count { $0 == tokenizer.maskId }
+            while end < batch.count {
+                let more = batch[end].ids.count { $0 == tokenizer.maskId }
+                guard masks + more <= maxPredictions else { break }
+                masks += more
                 end += 1
             }
             let part = EncoderBatch(padding: batch[first..<end].map(\.ids), padId: tokenizer.padId)
@@ -80,7 +82,7 @@ struct FillMaskPredictor: Predictor {
     func result(of example: Encoding, outputs: [[Float]]) -> String {
         let vocabulary = model.config.vocabSize, logits = outputs[0]
         let masks = (0..<(logits.count / vocabulary)).map { m -> [[String: Any]] in
-            let p = SequenceClassificationTask.softmax(Array(logits[(m * vocabulary)..<((m + 1) * vocabulary)]))
+            let p = softmax(logits[(m * vocabulary)..<((m + 1) * vocabulary)])
             return p.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(topK).map { id in
                 ["token": id, "token_str": tokenizer.vocabulary.token(Int32(id)), "score": p[id]]
             }

@@ -29,13 +29,6 @@ extension SequenceClassificationTask {
         }
         return labels
     }
-
-    /// Probabilities from logits, in double precision.
-    static func softmax(_ z: [Float]) -> [Double] {
-        let top = Double(z.max() ?? 0)
-        let e = z.map { Foundation.exp(Double($0) - top) }, total = e.reduce(0, +)
-        return e.map { $0 / total }
-    }
 }
 
 /// A `BertForSequenceClassification` model over texts and pairs: a JSONL record's `text` (or `sentence1`,

@@ -87,7 +87,7 @@ struct AnswerPredictor: Predictor {
             // Probabilities over the context tokens and [CLS], the only positions that may hold an answer.
             func probabilities(_ column: Int) -> [Int: Double] {
                 let positions = [0] + context
-                let p = SequenceClassificationTask.softmax(positions.map { logits[2 * $0 + column] })
+                let p = softmax(positions.lazy.map { logits[2 * $0 + column] })
                 return Dictionary(uniqueKeysWithValues: zip(positions, p))
             }
             var start = probabilities(0), end = probabilities(1)

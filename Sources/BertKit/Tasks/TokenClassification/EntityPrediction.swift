@@ -112,7 +112,7 @@ struct EntityPredictor: Predictor {
                     let token = tokens[t], form = tokenizer.vocabulary.token(token.id)
                     let covered = String(String.UnicodeScalarView(scalars[token.offsets]))
                     let first = (position + 1) * labels.count
-                    let scores = SequenceClassificationTask.softmax(Array(logits[first..<(first + labels.count)]))
+                    let scores = softmax(logits[first..<(first + labels.count)])
                     return token.id == tokenizer.unknownId
                         ? ScoredToken(form: covered, scores: scores, offsets: token.offsets, continuesWord: false)
                         : ScoredToken(form: form, scores: scores, offsets: token.offsets,
