@@ -15,25 +15,15 @@ fp32 and int8 predictions of the CoNLL-2003 test words are also scored (seqeval 
 """
 import argparse
 import csv
-import json
 import os
-import re
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FINETUNE = ROOT / ".build" / "release" / "finetune"
+from bench_common import FINETUNE, ROOT, cpu_name, finetune_predict, write_table
 DEV = ROOT / "Tasks" / "data" / "glue" / "MRPC" / "dev.tsv"
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "?"
 
 
 def mrpc_dev():
@@ -51,20 +41,10 @@ def scores(predicted, gold):
 
 
 def toolkit(model, pairs, precision, repeats):
-    """`finetune predict` as a user runs it; the whole command timed, and the model time it reports."""
-    with tempfile.TemporaryDirectory() as d:
-        src, out = Path(d) / "in.jsonl", Path(d) / "out.jsonl"
-        src.write_text("".join(json.dumps({"text": a, "text_pair": b}) + "\n" for a, b in pairs))
-        walls, models = [], []
-        for _ in range(repeats + 1):
-            started = time.perf_counter()
-            run = subprocess.run([str(FINETUNE), "predict", "--model", str(model), "--input", str(src), "--output", str(out),
-                                  "--precision", precision], capture_output=True, text=True, check=True,
-                                 env={**os.environ, "BERTKIT_THREADS": "2"})
-            walls.append(time.perf_counter() - started)
-            models.append(float(re.search(r"model: ([0-9.]+) s", run.stdout).group(1)))
-        predicted = [int(json.loads(line)["label"]) for line in out.read_text().splitlines()]  # MRPC's labels are "0", "1"
-        return predicted, walls[1:], models[1:]
+    """`finetune predict` on the pairs: predicted labels, whole-command and model seconds of each timed run."""
+    results, walls, models = finetune_predict(model, [{"text": a, "text_pair": b} for a, b in pairs], ["--precision", precision],
+                                              repeats=repeats, warm_up=True)
+    return [int(r["label"]) for r in results], walls, models  # MRPC's labels are "0", "1"
 
 
 def batches(tokenizer, pairs, size=32):
@@ -206,16 +186,12 @@ def main():
                      f"{model_only} | {agreement} |")
     ours = next(r for r in rows if r["system"] == "bertkit predict int8")
     lines += ["", f"bertkit int8 (whole command) against the faster other int8: {ours['median'] / best_int8:.2f}x"]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")  # kept even if the CoNLL part below fails
+    write_table("\n".join(lines) + "\n", args.output)  # kept even if the CoNLL part below fails
     if args.conll:
         lines += ["", "CoNLL-2003 test (3,453 sentences, words given, first sub-token), toolkit only:", "",
                   "| precision | entity F1 (seqeval) | seconds (whole command) | words labelled as fp32 does |", "|---|---:|---:|---:|"]
         lines += conll_rows(args.conll, args.data / "conll2003" / "test.txt")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+        write_table("\n".join(lines) + "\n", args.output)
 
 
 if __name__ == "__main__":

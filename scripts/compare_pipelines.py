@@ -18,40 +18,15 @@ transformers 5 has no question-answering pipeline; run in the environment of mak
 import argparse
 import json
 import os
-import platform
 import random
-import re
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from bench_common import ROOT, cpu_name, finetune_predict, write_table
 from transformers import AutoTokenizer, pipeline
 
-ROOT = Path(__file__).resolve().parent.parent
-FINETUNE = ROOT / ".build" / "release" / "finetune"
 N = 500
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def toolkit(model, records, extra):
-    """Runs `finetune predict` over JSONL records; returns its results, wall seconds and model seconds."""
-    with tempfile.TemporaryDirectory() as d:
-        src, out = Path(d) / "in.jsonl", Path(d) / "out.jsonl"
-        src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-        started = time.perf_counter()
-        run = subprocess.run([str(FINETUNE), "predict", "--model", str(model), "--input", str(src), "--output", str(out)] + extra,
-                             capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - started
-        model_seconds = float(re.search(r"model: ([0-9.]+) s", run.stdout).group(1))
-        return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()], wall, model_seconds
 
 
 def timed(function):
@@ -77,7 +52,7 @@ def conll_texts(path):
 
 def token_classification(model, data):
     texts = conll_texts(data / "conll2003" / "test.txt")[:N]
-    ours, wall, model_seconds = toolkit(model, [{"text": t} for t in texts], ["--aggregation", "first", "--max-length", "128"])
+    ours, (wall,), (model_seconds,) = finetune_predict(model, [{"text": t} for t in texts], ["--aggregation", "first", "--max-length", "128"])
     tokenizer = AutoTokenizer.from_pretrained(model, model_max_length=128)
     ner = pipeline("token-classification", model=str(model), tokenizer=tokenizer, aggregation_strategy="first", stride=64)
     theirs, seconds = timed(lambda: [ner(t) for t in texts])
@@ -92,7 +67,7 @@ def question_answering(model, data):
     squad = json.load(open(data / "squad" / "dev-v1.1.json", encoding="utf-8"))["data"]
     records = [{"question": q["question"], "context": p["context"]}
                for article in squad[36:48] for p in article["paragraphs"] for q in p["qas"]][:N]
-    ours, wall, model_seconds = toolkit(model, records, [])
+    ours, (wall,), (model_seconds,) = finetune_predict(model, records, [])
     qa = pipeline("question-answering", model=str(model))
     theirs, seconds = timed(lambda: [qa(question=r["question"], context=r["context"]) for r in records])
     same = sum((o["answer"], o["start"], o["end"]) == (t["answer"], t["start"], t["end"]) for o, t in zip(ours, theirs))
@@ -111,7 +86,7 @@ def fill_mask(model, data):
         i = rng.randrange(len(words))
         words[i] = "[MASK]"
         texts.append(" ".join(words))
-    ours, wall, model_seconds = toolkit(model, [{"text": t} for t in texts], ["--max-length", "128"])
+    ours, (wall,), (model_seconds,) = finetune_predict(model, [{"text": t} for t in texts], ["--max-length", "128"])
     fill = pipeline("fill-mask", model=str(model), top_k=5)
     theirs, seconds = timed(lambda: [fill(t) for t in texts])
     best = sum(o["masks"][0][0]["token"] == t[0]["token"] for o, t in zip(ours, theirs))
@@ -141,10 +116,7 @@ def main():
         ours, theirs = r["inputs"] / wall, r["inputs"] / r["theirs"]
         lines.append(f"| {r['head']} | {r['inputs']} | {r['agree']} ({100 * r['agree'] / r['inputs']:.1f} %) | {r['detail']} "
                      f"| {ours:.1f} / {r['inputs'] / model_seconds:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    write_table("\n".join(lines) + "\n", args.output)
 
 
 if __name__ == "__main__":

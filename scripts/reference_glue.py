@@ -10,7 +10,6 @@ prints one JSON line per run: dev metrics, training samples/s, wall time per epo
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from reference_common import EpochTimer, ListDataset
+from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
 from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
 
@@ -60,19 +59,12 @@ def metrics_for(spec):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", default="mrpc")
-    parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--epochs", type=float, default=3)
+    fine_tuning_arguments(parser, task="mrpc")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--no-group-by-length", action="store_true")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
     parser.add_argument("--eval-batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

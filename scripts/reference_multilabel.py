@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reference_common import EpochTimer, ListDataset
+from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from transformers import AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
@@ -55,17 +55,10 @@ def metrics(threshold):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", default="goemotions")
+    fine_tuning_arguments(parser, task="goemotions")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--train-limit", type=int, default=None, help="train on the first N examples only")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
