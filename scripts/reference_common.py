@@ -9,15 +9,17 @@ from transformers import TrainerCallback
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fine_tuning_arguments(parser, task):
-    """The options every reference fine-tuning script takes, with the toolkit's defaults for `task`."""
-    parser.add_argument("--task", default=task)
+def fine_tuning_arguments(parser, task=None, max_length=128, epochs=3):
+    """The options every reference fine-tuning script takes, with the toolkit's defaults for its task (`--task`
+    only when the script serves several)."""
+    if task:
+        parser.add_argument("--task", default=task)
     parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--max-length", type=int, default=max_length)
+    parser.add_argument("--epochs", type=float, default=epochs)
     parser.add_argument("--threads", type=int, default=2)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
-from reference_common import EpochTimer, ListDataset
+from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
 from transformers import (AutoTokenizer, BertForTokenClassification, DataCollatorForTokenClassification, Trainer,
                           TrainingArguments)
 
@@ -42,13 +42,7 @@ def read_conll(path, tag_column):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", required=True, help="folder holding conll2003/{train,valid,test}.txt")
-    parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--epochs", type=float, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    fine_tuning_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reference_common import EpochTimer, ListDataset, squad_evaluate
+from reference_common import EpochTimer, ListDataset, fine_tuning_arguments, squad_evaluate
 from transformers import AutoTokenizer, BertForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,15 +91,8 @@ def postprocess(examples, windows, start_logits, end_logits, n_best=20, max_answ
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", default="squad-articles")
-    parser.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=384)
+    fine_tuning_arguments(parser, task="squad-articles", max_length=384, epochs=2)
     parser.add_argument("--window-overlap", type=int, default=128)
-    parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluate-only", metavar="MODEL",
                         help="no training: score a fine-tuned BertForQuestionAnswering folder (a bertkit export) on the dev split")
     args = parser.parse_args()
