@@ -30,6 +30,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // Open MPI, for training one model on several processes and hosts (`ProcessGroup`). A dependency like
+        // oneDNN: a process started alone links it but never initialises it.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
         .target(
             name: "Kernels",
             dependencies: ["CDNNL"],
@@ -37,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "BertKit",
-            dependencies: ["Kernels", "CSQLite"]
+            dependencies: ["Kernels", "CSQLite", "CMPI"]
         ),
         .executableTarget(
             name: "finetune",

@@ -64,45 +64,48 @@ public struct AttentionCore {
     // MARK: - Entry points, one per operand format
 
     /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`, or `[batch,
-    /// hidden]` for the first queries).
+    /// hidden]` for the first queries). `firstSequence` is the position of the batch's first sequence in a
+    /// larger batch that processes share (`Dropout`'s `first`): the masks are that batch's rows.
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
-                        dropout: Float, seed: UInt64) {
+                        dropout: Float, seed: UInt64, firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Forward(
             inputs: Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
-            queries: queries, dropout: dropout, seed: seed))
+            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * T * T))
     }
 
     /// The same over bf16-rounded Q, K and V.
     public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
-                        dropout: Float, seed: UInt64) {
+                        dropout: Float, seed: UInt64, firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Forward(
             inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, T: T,
-            queries: queries, dropout: dropout, seed: seed))
+            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * T * T))
     }
 
-    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `queries`, `dropout` and `seed` are the
-    /// forward pass's.
+    /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `queries`, `dropout`, `seed` and
+    /// `firstSequence` are the forward pass's.
     public func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                          dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64) {
+                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .float32, core: self), dContext: UnsafeRawPointer(dContext),
             dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
-            seed: seed))
+            seed: seed, firstDraw: firstSequence * heads * T * T))
     }
 
     /// The same over bf16-rounded Q, K, V and dL/d(context).
     public func backward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                          dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64) {
+                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .bfloat16, core: self), dContext: UnsafeRawPointer(dContext),
             dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
-            seed: seed))
+            seed: seed, firstDraw: firstSequence * heads * T * T))
     }
 
     // MARK: - Per pair
@@ -172,8 +175,8 @@ public struct AttentionCore {
         Softmax.forwardRows(probabilities, rows: rows, width: L, stride: T)
     }
 
-    /// The probabilities `p` of pair `s` attends with, `rows` by `L` columns (stride `T`), as product
-    /// operands: `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into
+    /// The probabilities `p` that a pair attends with (its dropout draws numbered from `s`), `rows` by `L`
+    /// columns (stride `T`), as product operands: `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into
     /// `scratch`.
     private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, rows: Int, columns L: Int,
                                               stride T: Int, dropout: Float, seed: UInt64,
@@ -196,13 +199,16 @@ public struct AttentionCore {
         let queries: Queries
         let dropout: Float
         let seed: UInt64
+        /// The draw of this batch's first probability in the stream (`firstSequence` of the entry points).
+        let firstDraw: Int
 
         func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
             let core = inputs.core
             let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
-            let (o, s) = core.offsets(pair, length: T)
+            let (o, pairProbabilities) = core.offsets(pair, length: T)
+            let s = firstDraw + pairProbabilities
             let (q, rows) = core.queryRows(pair, length: T, queries)
             let scratch = core.threadScratch(Operand.self)
             core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,
@@ -229,6 +235,8 @@ public struct AttentionCore {
         let queries: Queries
         let dropout: Float
         let seed: UInt64
+        /// The draw of this batch's first probability in the stream (`firstSequence` of the entry points).
+        let firstDraw: Int
 
         func run<Operand: GemmInput>(_ pair: Int, _: Operand.Type) {
             let core = inputs.core
@@ -236,7 +244,8 @@ public struct AttentionCore {
             let dContext = dContext.assumingMemoryBound(to: Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
-            let (o, s) = core.offsets(pair, length: T)
+            let (o, pairProbabilities) = core.offsets(pair, length: T)
+            let s = firstDraw + pairProbabilities
             let (q, rows) = core.queryRows(pair, length: T, queries)
             let (probabilityScratch, dP, attendedScratch, dS) = core.threadScratch(Operand.self)
             core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,

@@ -3,53 +3,55 @@
 /// Whether element `i` is kept depends only on `(seed, i)`, through a 32-bit hash; the mask is the same
 /// however the loop is split across cores, and a rerun with the same seed is bit-identical.
 public enum Dropout {
-    /// `output = input · keep / (1 - probability)`, where `keep(i)` is element `i`'s draw in the stream
-    /// `seed`; `output` may equal `input`. With `probability == 0` it copies and keeps everything.
+    /// `output = input · keep / (1 - probability)`, where `keep(i)` is the draw of element `i` in the stream
+    /// `seed`, numbered from `first` (the position of `input` in a larger tensor whose rows several processes
+    /// share, so that each row gets the same mask whichever process computes it); `output` may equal `input`.
+    /// With `probability == 0` it copies and keeps everything.
     ///
     /// No mask is stored: the backward pass draws it again from the same seed (`backward`), which costs a
     /// hash per element and saves a byte per element for every dropout site until the backward pass.
     public static func forward(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, probability: Float,
-        seed: UInt64
+        seed: UInt64, first: Int = 0
     ) {
-        apply(input, output, count: count, probability: probability, seed: seed)
+        apply(input, output, count: count, probability: probability, seed: seed, first: first)
     }
 
-    /// `dInput = dOutput · keep / (1 - probability)` with the mask of the forward pass that used `seed` (dropout
-    /// is linear in its input, so its gradient is the same map); `dInput` may equal `dOutput`.
+    /// `dInput = dOutput · keep / (1 - probability)` with the mask of the forward pass that used `seed` and
+    /// `first` (dropout is linear in its input, so its gradient is the same map); `dInput` may equal `dOutput`.
     public static func backward(
         _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, count: Int, probability: Float,
-        seed: UInt64
+        seed: UInt64, first: Int = 0
     ) {
-        apply(dOutput, dInput, count: count, probability: probability, seed: seed)
+        apply(dOutput, dInput, count: count, probability: probability, seed: seed, first: first)
     }
 
     /// `forward` over `rows` rows of `width` elements that stand for rows `0, every, 2·every, …` of a larger
     /// tensor of the same width (a layer's `[CLS]` rows, one per sequence of `every` tokens): row `r` draws the
-    /// mask of the larger tensor's row `r · every`, so the result is those rows of `forward` over all of it.
-    /// Its gradient is the same map (as with `backward`).
+    /// mask of the larger tensor's row `r · every`, so the result is those rows of `forward` over all of it
+    /// (whose draws are numbered from `first`). Its gradient is the same map (as with `backward`).
     public static func forward(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
-        standingForEvery every: Int, probability: Float, seed: UInt64
+        standingForEvery every: Int, probability: Float, seed: UInt64, first: Int = 0
     ) {
-        precondition(rows * every * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
+        precondition(first + rows * every * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
         for r in 0..<rows {
-            applySerial(input + r * width, output + r * width, count: width, first: r * every * width,
+            applySerial(input + r * width, output + r * width, count: width, first: first + r * every * width,
                         probability: probability, seed: seed)
         }
     }
 
     private static func apply(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, probability: Float,
-        seed: UInt64
+        seed: UInt64, first: Int
     ) {
         guard probability > 0 else {
             if UnsafePointer(output) != input { output.update(from: input, count: count) }
             return
         }
-        precondition(count <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
+        precondition(first + count <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
         Parallel.forRanges(count, minimumChunk: 1 << 15,
-                           Apply(input: input, output: output, seed: seed, threshold: threshold(probability),
+                           Apply(input: input, output: output, seed: seed, first: first, threshold: threshold(probability),
                                  scale: 1 / (1 - probability)))
     }
 
@@ -97,6 +99,8 @@ public enum Dropout {
         let input: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
         let seed: UInt64
+        /// The draw of element 0.
+        let first: Int
         /// An element is dropped when its 32 random bits are below this.
         let threshold: UInt32
         let scale: Float
@@ -105,11 +109,11 @@ public enum Dropout {
             // In place through one pointer, which vectorises (see `GELU`).
             if UnsafePointer(output) == input {
                 for i in range {
-                    output[i] *= randomBits(seed: seed, index: i) >= threshold ? scale : 0
+                    output[i] *= randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0
                 }
             } else {
                 for i in range {
-                    output[i] = input[i] * (randomBits(seed: seed, index: i) >= threshold ? scale : 0)
+                    output[i] = input[i] * (randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0)
                 }
             }
         }

@@ -24,11 +24,29 @@ public enum Parallel {
     }
 
     /// Number of threads a parallel loop is spread over: `BERTKIT_THREADS` when set (a sweep running several
-    /// runs at once gives each its share of the cores), else one per core.
+    /// runs at once gives each its share of the cores; `finetune --threads` sets it), else one per core this
+    /// process is given (`coresGiven`).
     public static let workers: Int = {
-        if let text = ProcessInfo.processInfo.environment["BERTKIT_THREADS"], let count = Int(text), count >= 1 { return count }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let environment = ProcessInfo.processInfo.environment
+        if let text = environment["BERTKIT_THREADS"], let count = Int(text), count >= 1 { return count }
+        return coresGiven(environment)
     }()
+
+    /// The cores this process may run on: those of its CPU affinity, which an MPI launcher narrows to each
+    /// process's share (`mpirun --map-by`, `srun --cpu-bind`); when a launcher started several processes on
+    /// this host without binding them, an equal share of the host's cores.
+    static func coresGiven(_ environment: [String: String]) -> Int {
+        let online = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        // The affinity mask as the kernel shows it, "Cpus_allowed:\tff,ffffffff" (glibc's sched_getaffinity is
+        // not visible from Swift).
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let mask = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed:") }?.dropFirst("Cpus_allowed:".count)
+        let allowed = mask.map { $0.reduce(0) { $0 + (Int(String($1), radix: 16)?.nonzeroBitCount ?? 0) } } ?? online
+        let processesHere = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"].lazy
+            .compactMap { environment[$0].flatMap(Int.init) }.first ?? 1
+        if allowed >= online && processesHere > 1 { return max(1, online / processesHere) }
+        return max(1, allowed)
+    }
 
     static let pool = WorkerPool(extraThreads: workers - 1)
 

@@ -73,3 +73,12 @@ public func argmax(_ p: UnsafePointer<Float>, count: Int) -> Int {
     for i in 1..<max(count, 1) where p[i] > p[best] { best = i }
     return best
 }
+
+/// Whether any of `count` values is not +0 (a sparse gradient's untouched rows are all +0).
+@inline(__always)
+public func isNonzero(_ p: UnsafePointer<Float>, count: Int) -> Bool {
+    let bits = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    var any: UInt32 = 0
+    for i in 0..<count { any |= bits[i] }
+    return any != 0
+}

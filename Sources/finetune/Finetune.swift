@@ -22,15 +22,28 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// How many threads each process computes with.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for this process (default: the cores it may run on; under mpirun, its share of them).")
+    var threads: Int?
+
+    /// Sets the thread count before the first parallel loop reads it (`Parallel.workers`).
+    func apply() {
+        if let threads { setenv("BERTKIT_THREADS", String(max(1, threads)), 1) }
+    }
+}
+
 /// Where results.db is.
 struct DatabaseOptions: ParsableArguments {
     @Option(help: "The SQLite results database (created if missing).")
     var db: String = ProcessInfo.processInfo.environment["BERTKIT_DB"] ?? "results.db"
 }
 
-/// Prints an error the way a user should read it, and exits with `code`.
-func fail(_ error: Error, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+/// Prints an error the way a user should read it, and exits with `code`; in a group of processes, the error
+/// names the process.
+func fail(_ error: Error, code: Int32 = 1, processes: ProcessGroup = .single) -> Never {
+    let which = processes.isDistributed ? "process \(processes.rank): " : ""
+    FileHandle.standardError.write(Data("error: \(which)\(error.localizedDescription)\n".utf8))
     Foundation.exit(code)
 }
 

@@ -33,6 +33,7 @@ struct Train: ParsableCommand {
     var text: String?
     @Option(help: "Go on with this interrupted run from its latest checkpoint (as `finetune resume RUN`).")
     var resume: Int64?
+    @OptionGroup var threadOptions: ThreadOptions
     /// Set by `finetune sweep` for the runs it starts: the sweep and the configuration the run belongs to.
     @Option(help: .hidden) var sweep: Int64?
     @Option(help: .hidden) var sweepConfiguration: String?
@@ -50,17 +51,19 @@ struct Train: ParsableCommand {
 
     /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
     static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir",
-                             "--text", "--resume", "--sweep", "--sweep-configuration"]
+                             "--text", "--resume", "--threads", "--sweep", "--sweep-configuration"]
 
     func validate() throws {
         if task == nil && resume == nil { throw ValidationError("name a task (--task mrpc) or a run to resume (--resume RUN)") }
     }
 
     func run() throws {
+        threadOptions.apply()
         if let resume {
             Resume.resume(resume, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: task)
         }
-        let job: FineTuningRun, database: ResultsDatabase
+        let processes = ProcessGroup.current
+        let job: FineTuningRun, database: ResultsDatabase?
         do {
             var run = try FineTuningRun(spec: TaskSpec.load(task!), experiment: experiment.map { try Experiment.load($0) },
                                         arguments: hyperparameterOptions, otherOptions: Self.ownOptions, model: modelOptions.model)
@@ -68,9 +71,10 @@ struct Train: ParsableCommand {
             run.outputRoot = outputDir
             run.sweep = sweep.map { ($0, sweepConfiguration ?? "") }
             job = run
-            database = try ResultsDatabase(path: databaseOptions.db)
-        } catch { fail(error) }
-        execute(job, database: database)
+            // Process 0 alone writes results.db.
+            database = processes.isMain ? try ResultsDatabase(path: databaseOptions.db) : nil
+        } catch { fail(error, processes: processes) }
+        if let database { execute(job, database: database, processes: processes) } else { executeWorker(job, processes: processes) }
     }
 }
 
@@ -85,34 +89,40 @@ struct Resume: ParsableCommand {
 
     @Argument(help: "Run id.") var id: Int64
     @OptionGroup var databaseOptions: DatabaseOptions
+    @OptionGroup var threadOptions: ThreadOptions
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
 
     func run() throws {
+        threadOptions.apply()
         Self.resume(id, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: nil)
     }
 
     static func resume(_ id: Int64, arguments: [String], databasePath: String, task: String?) -> Never {
+        let processes = ProcessGroup.current
         let job: FineTuningRun, database: ResultsDatabase
         do {
+            // Every process reads the run's record and checkpoint (a shared folder, as with the data); process 0
+            // alone writes.
+            guard FileManager.default.fileExists(atPath: databasePath) else { throw UsageError("no results database at \(databasePath)") }
             database = try ResultsDatabase(path: databasePath)
-            job = try FineTuningRun.resuming(id, in: database, arguments: arguments, otherOptions: ["--db"])
+            job = try FineTuningRun.resuming(id, in: database, arguments: arguments, otherOptions: ["--db", "--threads"])
             if let task, job.spec.name != task, job.spec.path != task {
                 throw UsageError("run \(id) trained task \(job.spec.name), not \(task)")
             }
-        } catch { fail(error) }
-        execute(job, database: database)
+        } catch { fail(error, processes: processes) }
+        if processes.isMain { execute(job, database: database, processes: processes) } else { executeWorker(job, processes: processes) }
         Foundation.exit(0)
     }
 }
 
 /// Runs a fine-tuning job with a progress display, Ctrl-C handling and a closing line; exits 130 when it was
 /// interrupted and 1 when it failed.
-func execute(_ job: FineTuningRun, database: ResultsDatabase) {
+func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: ProcessGroup = .single) {
     let stop = StopFlag()
     let signals = SignalWatcher(flag: stop)
     let progress = ProgressDisplay(mainMetric: job.spec.mainMetric, metrics: job.spec.metrics)
     let outcome: FineTuningRun.Outcome
-    do { outcome = try job.run(database: database, progress: progress, stop: stop, log: say) } catch { fail(error) }
+    do { outcome = try job.run(database: database, progress: progress, stop: stop, processes: processes, log: say) } catch { fail(error) }
     progress.clearBar()
     withExtendedLifetime(signals) {
         switch outcome.status {
@@ -129,6 +139,21 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase) {
             fail(outcome.error!)
         }
     }
+}
+
+/// Process 1, 2, … of a group started by an MPI launcher: trains its shares alongside process 0, which reports
+/// and records everything; exits 130 when the run was interrupted and 1 when it failed.
+func executeWorker(_ job: FineTuningRun, processes: ProcessGroup) -> Never {
+    let stop = StopFlag()
+    let signals = SignalWatcher(flag: stop, stopMessage: "process \(processes.rank): stopping after this step")
+    do {
+        try withExtendedLifetime(signals) { try job.runAsWorker(processes: processes, stop: stop) }
+    } catch TrainingError.interrupted {
+        Foundation.exit(130)
+    } catch {
+        fail(error, processes: processes)
+    }
+    Foundation.exit(0)
 }
 
 extension Precision: ExpressibleByArgument {}

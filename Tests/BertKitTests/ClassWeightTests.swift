@@ -66,7 +66,7 @@ import Testing
                 $0[.classWeights] = weights
                 $0[.maxLength] = 40
             }
-            let loss = task.trainStep(Array(task.training.indices.prefix(8))[...], dropout: .evaluation, gradientScale: 1)
+            let loss = task.trainStep(BatchShare(whole: Array(task.training.indices.prefix(8))[...]), dropout: .evaluation, gradientScale: 1)
             return (loss, task.dataSummary)
         }
         let (plain, _) = try lossAfterSteps(.none)

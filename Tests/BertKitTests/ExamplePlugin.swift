@@ -47,25 +47,28 @@ final class BinaryClassificationTask: TaskPlugin {
         loadReport = try setup.checkpoint.loadWeights(into: parameters, mayBeNew: { $0.hasPrefix("classifier.") }, seed: h[.seed])
     }
 
-    /// The logits of some examples, one per sequence.
-    private func forward(_ rows: [(ids: [Int32], typeIds: [Int32], label: Float)], dropout: DropoutMode) {
-        encoder.forward(EncoderBatch(padding: rows.map(\.ids), typeIds: rows.map(\.typeIds), padId: tokenizer.padId), dropout: dropout)
+    /// The logits of some examples, one per sequence, padded to `length` (when they are a share of a batch).
+    private func forward(_ rows: [(ids: [Int32], typeIds: [Int32], label: Float)], length: Int? = nil, dropout: DropoutMode) {
+        encoder.forward(EncoderBatch(padding: rows.map(\.ids), typeIds: rows.map(\.typeIds), padId: tokenizer.padId,
+                                     length: length), dropout: dropout)
         classifier.forward(encoder.pooledOutput, logits, rows: rows.count, dropout: dropout)
     }
 
-    func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
-        let rows = examples.map { training[$0] }
-        forward(rows, dropout: dropout)
+    func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let training = self.training, rows = share.examples.map { training[$0] }
+        forward(rows, length: share.paddedLength { training[$0].ids.count }, dropout: dropout)
+        // The mean is over the whole batch, of which these rows are this process's share.
+        let n = share.batch.count
         var loss = 0.0
         for (b, row) in rows.enumerated() {
             // Binary cross-entropy of the logit z, in a form that cannot overflow; dL/dz = sigmoid(z) - y.
             let z = logits[b]
             loss += Double(max(z, 0) - z * row.label + log1p(exp(-abs(z))))
-            dLogits[b] = (1 / (1 + exp(-z)) - row.label) * gradientScale / Float(rows.count)
+            dLogits[b] = (1 / (1 + exp(-z)) - row.label) * gradientScale / Float(n)
         }
         classifier.backward(dOutput: dLogits, rows: rows.count, dropout: dropout)
         encoder.backward(dSequenceOutput: nil, dPooledOutput: classifier.dInput)
-        return loss / Double(rows.count)
+        return loss / Double(n)
     }
 
     func evaluate() -> [String: Double] {

@@ -49,12 +49,12 @@ import Testing
     @Test func trainingLowersTheLoss() throws {
         let task = try Self.task()
         let examples = ArraySlice(Array(0..<8))
-        let before = task.trainStep(examples, dropout: .evaluation, gradientScale: 1)
+        let before = task.trainStep(BatchShare(whole: examples), dropout: .evaluation, gradientScale: 1)
         var h = Self.hyperparameters()
         h[.maxSteps] = 12
         h[.warmupRatio] = 0
         _ = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil).run()
-        #expect(task.trainStep(examples, dropout: .evaluation, gradientScale: 1) < before)
+        #expect(task.trainStep(BatchShare(whole: examples), dropout: .evaluation, gradientScale: 1) < before)
     }
 
     @Test func exportReloadsWithTheSameLogitsAndHuggingFaceNames() throws {
@@ -137,7 +137,7 @@ import Testing
         init(losses: [Double] = Array(repeating: 1, count: 100), scores: [Double] = Array(repeating: 0.5, count: 100)) {
             (self.losses, self.scores) = (losses, scores)
         }
-        func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double { losses.removeFirst() }
+        func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double { losses.removeFirst() }
         func evaluate() -> [String: Double] { ["accuracy": scores.removeFirst()] }
         func export(to directory: String) throws {}
     }

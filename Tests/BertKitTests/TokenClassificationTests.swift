@@ -85,7 +85,7 @@ import Testing
             $0[.batchSize] = 4
             $0[.seed] = 1
         }
-        let predicted = task.predict(windows, sentences: [sentence])
+        let predicted = try task.predict(windows, sentences: [sentence])
         #expect(predicted[0].count == 31 && predicted[0][30] == "O")
     }
 

@@ -122,7 +122,7 @@ public final class BertEncoder {
         batch.tokenIds.withUnsafeBufferPointer { ids in
             batch.tokenTypeIds.withUnsafeBufferPointer { types in
                 embeddings.forward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
-                                   positionIds: positionIds, tokens: batch.tokenCount, dropout: dropout)
+                                   positionIds: positionIds, tokens: batch.tokenCount, length: T, dropout: dropout)
             }
         }
         return UnsafePointer(embeddings.output)
@@ -160,7 +160,7 @@ public final class BertEncoder {
         batch.tokenIds.withUnsafeBufferPointer { ids in
             batch.tokenTypeIds.withUnsafeBufferPointer { types in
                 embeddings.backward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
-                                    positionIds: positionIds, tokens: tokens, dropout: dropout,
+                                    positionIds: positionIds, tokens: tokens, length: T, dropout: dropout,
                                     gradient: dHidden, scratch: scratch.hiddenA)
             }
         }

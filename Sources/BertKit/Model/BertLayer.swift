@@ -90,7 +90,6 @@ struct BertLayer {
         let rows = queries == .all ? tokens : lengths.count
         let queryStride: Int? = queries == .all ? nil : T * hidden
         let attentionNormalized = scratch.normalized
-        let p = dropout.probability(hiddenDropout)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
 
         switch attentionInputs {
@@ -99,7 +98,7 @@ struct BertLayer {
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
-                         dropout: attentionDropout, seed: attentionSeed)
+                         dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         case .bfloat16(let q, let k, let v):
             // The three products read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
@@ -108,10 +107,10 @@ struct BertLayer {
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
-                         dropout: attentionDropout, seed: attentionSeed)
+                         dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
-        dropHidden(attentionSum, attentionSum, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+        dropHidden(attentionSum, attentionSum, rows: rows, T: T, queries, dropout, site: site(1))
         switch queries {
         case .all:
             Elementwise.add(attentionSum, x, attentionSum, count: rows * hidden)
@@ -124,21 +123,24 @@ struct BertLayer {
 
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
         output.forward(activation(rows: rows, scratch: scratch), outputSum, rows: rows)
-        dropHidden(outputSum, outputSum, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(2)))
+        dropHidden(outputSum, outputSum, rows: rows, T: T, queries, dropout, site: site(2))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
     }
 
-    /// Dropout on `rows` rows of the hidden width, `input` to `output` (which may be the same): every token's
-    /// rows, or the first tokens' with the masks those rows have among all tokens. Its gradient is the same map.
+    /// Dropout on `rows` rows of the hidden width at dropout site `site`, `input` to `output` (which may be the
+    /// same): every token's rows, or the first tokens' with the masks those rows have among all tokens. Its
+    /// gradient is the same map.
     private func dropHidden(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, T: Int,
-                            _ queries: AttentionCore.Queries, probability: Float, seed: UInt64) {
+                            _ queries: AttentionCore.Queries, _ dropout: DropoutMode, site: Int) {
+        let (probability, seed) = (dropout.probability(hiddenDropout), dropout.seed(site: site))
+        let first = dropout.first(perSequence: T * hidden)
         switch queries {
         case .all:
-            Dropout.forward(input, output, count: rows * hidden, probability: probability, seed: seed)
+            Dropout.forward(input, output, count: rows * hidden, probability: probability, seed: seed, first: first)
         case .first:
             Dropout.forward(input, output, rows: rows, width: hidden, standingForEvery: T, probability: probability,
-                            seed: seed)
+                            seed: seed, first: first)
         }
     }
 
@@ -169,12 +171,11 @@ struct BertLayer {
         let tokens = lengths.count * T
         let rows = queries == .all ? tokens : lengths.count
         let queryStride: Int? = queries == .all ? nil : T * hidden
-        let p = dropout.probability(hiddenDropout)
         let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
 
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: rows)
-        dropHidden(residual, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(2)))
+        dropHidden(residual, dense, rows: rows, T: T, queries, dropout, site: site(2))
         output.backward(input: activation(rows: rows, scratch: scratch), dOutput: dense, rows: rows,
                         dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: rows * intermediate.outFeatures)
@@ -188,14 +189,14 @@ struct BertLayer {
         case .all:
             attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
                                    dInput: gradient, rows: rows)
-            dropHidden(gradient, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+            dropHidden(gradient, dense, rows: rows, T: T, queries, dropout, site: site(1))
         case .first:
             // Into the first tokens' rows of `gradient`, zero elsewhere until the keys' and values' gradients arrive.
             attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
                                    dInput: dense, rows: rows)
             gradient.update(repeating: 0, count: tokens * hidden)
             for b in 0..<rows { (gradient + b * T * hidden).update(from: dense + b * hidden, count: hidden) }
-            dropHidden(dense, dense, rows: rows, T: T, queries, probability: p, seed: dropout.seed(site: site(1)))
+            dropHidden(dense, dense, rows: rows, T: T, queries, dropout, site: site(1))
         }
         attentionOutput.backward(input: .float32(context), dOutput: dense, rows: rows, dInput: scratch.dContext,
                                  roundedGradient: scratch.roundedGradient)
@@ -205,13 +206,13 @@ struct BertLayer {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
                           dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
-                          dropout: attentionDropout, seed: attentionSeed)
+                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             input = .float32(x)
         case .bfloat16(let q, let k, let v):
             BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
             core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
                           dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
-                          dropout: attentionDropout, seed: attentionSeed)
+                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             // The three weight gradients read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             input = .bfloat16(scratch.roundedInput)

@@ -37,21 +37,22 @@ struct BertEmbeddings {
     var width: Int { word.shape[1] }
 
     func forward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
-                 tokens: Int, dropout: DropoutMode) {
+                 tokens: Int, length T: Int, dropout: DropoutMode) {
         Embedding.gather(word.value, indices: tokenIds, into: sum, tokens: tokens, width: width, accumulate: false)
         Embedding.gather(position.value, indices: positionIds, into: sum, tokens: tokens, width: width, accumulate: true)
         Embedding.gather(tokenType.value, indices: tokenTypeIds, into: sum, tokens: tokens, width: width, accumulate: true)
         layerNorm.forward(sum, output, saved: statistics, rows: tokens)
         Dropout.forward(output, output, count: tokens * width,
-                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0))
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0),
+                        first: dropout.first(perSequence: T * width))
     }
 
     /// `gradient` holds dL/d(output) and is used as scratch.
     func backward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
-                  tokens: Int, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+                  tokens: Int, length T: Int, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let count = tokens * width
         Dropout.backward(gradient, gradient, count: count, probability: dropout.probability(dropoutProbability),
-                         seed: dropout.seed(site: 0))
+                         seed: dropout.seed(site: 0), first: dropout.first(perSequence: T * width))
         layerNorm.backward(input: sum, saved: statistics, dOutput: gradient, dInput: scratch, rows: tokens)
         Embedding.scatterAdd(scratch, indices: tokenIds, into: word.gradient, tokens: tokens, width: width,
                                frozenRow: padTokenId)

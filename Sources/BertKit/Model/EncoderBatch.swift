@@ -27,9 +27,12 @@ public struct EncoderBatch: Sendable {
         self.lengths = lengths
     }
 
-    /// Pads token sequences (and their segment ids, 0 when absent) on the right to the longest of them.
-    public init(padding sequences: [[Int32]], typeIds: [[Int32]]? = nil, padId: Int32) {
-        let length = sequences.map(\.count).max() ?? 1
+    /// Pads token sequences (and their segment ids, 0 when absent) on the right to the longest of them, or to
+    /// `length` (the longest of a batch of which they are a share, `BatchShare`).
+    public init(padding sequences: [[Int32]], typeIds: [[Int32]]? = nil, padId: Int32, length: Int? = nil) {
+        let longest = sequences.map(\.count).max() ?? 1
+        precondition(length.map { $0 >= longest } ?? true, "sequences of \(longest) tokens padded to \(length!)")
+        let length = length ?? longest
         var ids = [Int32](repeating: padId, count: sequences.count * length)
         var types = [Int32](repeating: 0, count: ids.count)
         for (row, sequence) in sequences.enumerated() {
@@ -54,17 +57,27 @@ public struct EncoderBatch: Sendable {
     }
 }
 
-/// Whether dropout is active, and the seed of this step's random streams.
+/// Whether dropout is active, the seed of this step's random streams, and where the batch stands in the batch
+/// that a group of processes shares.
 public struct DropoutMode: Sendable {
     public let training: Bool
     public let seed: UInt64
+    /// The position of this batch's first sequence in the whole batch when processes share it (`BatchShare`),
+    /// else 0. Every dropout site numbers its draws as if it ran over the whole batch, padded to the same
+    /// length, so that a sequence gets the same masks whichever process computes it and however many there are.
+    public let firstSequence: Int
 
-    public static let evaluation = DropoutMode(training: false, seed: 0)
+    public static let evaluation = DropoutMode(training: false, seed: 0, firstSequence: 0)
 
-    public static func training(seed: UInt64) -> DropoutMode { DropoutMode(training: true, seed: seed) }
+    public static func training(seed: UInt64, firstSequence: Int = 0) -> DropoutMode {
+        DropoutMode(training: true, seed: seed, firstSequence: firstSequence)
+    }
 
     /// Probability to use at a site: the configured one while training, 0 in evaluation.
     func probability(_ configured: Float) -> Float { training ? configured : 0 }
 
     func seed(site: Int) -> UInt64 { Dropout.streamSeed(seed, site: UInt64(site)) }
+
+    /// The draw of this batch's first element at a site whose tensor has `elements` per sequence.
+    func first(perSequence elements: Int) -> Int { firstSequence * elements }
 }

@@ -17,17 +17,23 @@ public struct OutputLayer {
         dInput = pool.floats(count)
     }
 
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, dropout: DropoutMode) {
+    /// `rowsPerSequence` input rows belong to each sequence of the batch: 1 for pooled vectors, the padded
+    /// length for every token's hidden state (it numbers the dropout draws, see `DropoutMode.firstSequence`).
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int,
+                        rowsPerSequence: Int = 1, dropout: DropoutMode) {
         // Dropout site 2^20: apart from the encoder's sites (0 for the embeddings, then 3 per layer).
         Dropout.forward(input, dropped, count: rows * linear.inFeatures,
-                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20),
+                        first: dropout.first(perSequence: rowsPerSequence * linear.inFeatures))
         linear.forward(dropped, output, rows: rows)
     }
 
-    /// Adds to the linear layer's gradients and writes `dInput`.
-    public func backward(dOutput: UnsafePointer<Float>, rows: Int, dropout: DropoutMode) {
+    /// Adds to the linear layer's gradients and writes `dInput`; `rowsPerSequence` and `dropout` are the forward
+    /// pass's.
+    public func backward(dOutput: UnsafePointer<Float>, rows: Int, rowsPerSequence: Int = 1, dropout: DropoutMode) {
         linear.backward(input: dropped, dOutput: dOutput, rows: rows, dInput: dInput)
         Dropout.backward(dInput, dInput, count: rows * linear.inFeatures,
-                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20))
+                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 1 << 20),
+                         first: dropout.first(perSequence: rowsPerSequence * linear.inFeatures))
     }
 }

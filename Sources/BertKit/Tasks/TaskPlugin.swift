@@ -88,12 +88,16 @@ public struct TaskSetup: Sendable {
     public let checkpoint: BertCheckpoint
     public let hyperparameters: Hyperparameters
     public let data: DataSources
+    /// The processes that train the task together; each evaluates its share of the evaluation batches.
+    public let processes: ProcessGroup
 
-    public init(spec: TaskSpec, checkpoint: BertCheckpoint, hyperparameters: Hyperparameters, data: DataSources = DataSources()) {
+    public init(spec: TaskSpec, checkpoint: BertCheckpoint, hyperparameters: Hyperparameters, data: DataSources = DataSources(),
+                processes: ProcessGroup = .single) {
         self.spec = spec
         self.checkpoint = checkpoint
         self.hyperparameters = hyperparameters
         self.data = data
+        self.processes = processes
     }
 
     /// The layout and file of a split: `train` and `dev` may come from `--train-file` and `--eval-file`, which
@@ -151,11 +155,14 @@ public protocol TrainableTask: AnyObject {
     var trainingLengths: [Int] { get }
     /// The metric that picks the best checkpoint (higher is better).
     var mainMetric: String { get }
-    /// Forward and backward over some training examples. Gradients accumulate, scaled by `gradientScale`;
-    /// returns the batch's mean loss.
-    func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double
-    /// The task's metrics on its evaluation split.
-    func evaluate() -> [String: Double]
+    /// Forward and backward over this process's share of a training batch (all of it when the process trains
+    /// alone), computed as `BatchShare` says. Gradients accumulate, scaled by `gradientScale`; returns the
+    /// share's part of the batch's mean loss (the shares' parts add up to the mean).
+    func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double
+    /// The task's metrics on its evaluation split. With several processes (`TaskSetup.processes`), each
+    /// computes its share of the evaluation batches and all get the same metrics; it throws when they cannot
+    /// communicate.
+    func evaluate() throws -> [String: Double]
     /// Writes the model as a Hugging Face folder, atomically.
     func export(to directory: String) throws
     /// After training: metrics on further splits and files written into the run's folder.

@@ -255,6 +255,19 @@ public final class ResultsDatabase {
         }
     }
 
+    /// Records, among the run's `params`, how many processes train it (`processes`), on which hosts (`hosts`, one
+    /// per process, comma-separated) and with how many threads each (`threads_per_process`); a resumed run
+    /// records its own.
+    public func recordProcesses(_ run: Int64, count: Int, hosts: [String], threadsEach: Int) throws {
+        try database.writeTransaction {
+            let values = [("processes", String(count)), ("hosts", hosts.joined(separator: ",")), ("threads_per_process", String(threadsEach))]
+            for (key, value) in values {
+                try database.query("DELETE FROM params WHERE run_id = ? AND key = ?", [.integer(run), .text(key)])
+                try database.query("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)", [.integer(run), .text(key), .text(value)])
+            }
+        }
+    }
+
     /// Records the run's latest checkpoint.
     func setCheckpoint(_ run: Int64, _ path: String) throws {
         try database.writeTransaction {

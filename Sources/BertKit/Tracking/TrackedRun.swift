@@ -57,9 +57,13 @@ public final class TrackedRun: TrainingObserver {
 
     public func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {}
 
+    /// A run on several processes also logs each step's time and its allreduce's, under `timing`.
     public func stepFinished(_ s: TrainingStep) {
         try? log(split: "train", step: s.step, epoch: s.epoch,
                  ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
+        if let allreduce = s.allreduceSeconds {
+            try? log(split: "timing", step: s.step, epoch: s.epoch, ["step_seconds": s.seconds, "allreduce_seconds": allreduce])
+        }
     }
 
     public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {

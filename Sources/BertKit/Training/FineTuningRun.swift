@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A fine-tuning run as `finetune --task ...` makes it: recorded in results.db (a `TrackedRun`), the task built
 /// by its plugin, trained with the best model exported to `OUTPUT/ID-TASK/best` and training checkpoints in
@@ -89,6 +90,17 @@ public struct FineTuningRun {
         return run
     }
 
+    /// Process `processes.rank` (not 0) of a group: builds the same task and computes its share of every step
+    /// and evaluation alongside process 0, writing nothing. Returns when training ends; throws what ended it.
+    public func runAsWorker(processes: ProcessGroup, stop: StopFlag) throws {
+        precondition(!processes.isMain, "process 0 runs `run`")
+        let task = try makeTask(processes)
+        _ = try processes.hostNames()
+        let trainer = Trainer(task: task, hyperparameters: hyperparameters, bestModelDirectory: nil, checkpointDirectory: nil,
+                              stopRequested: stop, processes: processes)
+        _ = try trainer.run(resumingFrom: resumption?.checkpoint)
+    }
+
     /// Fails now, naming the folder, if the run could not write its outputs there after training.
     static func checkWritable(_ directory: String) throws {
         do {
@@ -115,10 +127,21 @@ public struct FineTuningRun {
         return Dictionary(uniqueKeysWithValues: entries.compactMap { key, value in value.map { (key, $0) } })
     }
 
+    /// The task, built by its plugin, once every process of the group has built it.
+    private func makeTask(_ processes: ProcessGroup) throws -> any TaskPlugin {
+        try processes.agree(that: "read the task's data and load the model") {
+            try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model), hyperparameters: hyperparameters,
+                                           data: data, processes: processes))
+        }
+    }
+
     /// Runs it, writing what happens to `log` (one line at a time) and showing steps through `progress`;
     /// `stop` ends it after the current step, with a checkpoint. Throws only when the run cannot be recorded.
+    /// With a group of `processes` this is process 0's part, which alone records and writes anything; every
+    /// other process runs `runAsWorker` at the same time.
     public func run(database: ResultsDatabase, progress: TrainingObserver? = nil, stop: StopFlag = StopFlag(),
-                    log: (String) -> Void) throws -> Outcome {
+                    processes: ProcessGroup = .single, log: (String) -> Void) throws -> Outcome {
+        precondition(processes.isMain, "process 0 records the run; the others call runAsWorker")
         let h = hyperparameters
         let experimentName = experiment.map { "\($0.name)@v\($0.version)" }
         let record: TrackedRun, output: String
@@ -140,9 +163,14 @@ public struct FineTuningRun {
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)
             ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
-            let task = try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model),
-                                                      hyperparameters: h, data: data))
+            let task = try makeTask(processes)
             log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            if processes.isDistributed {
+                let hosts = try processes.hostNames()
+                let distinct = hosts.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                log("  \(processes.size) processes on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", "))), \(Parallel.workers) thread\(Parallel.workers == 1 ? "" : "s") each")
+                try database.recordProcesses(record.id, count: processes.size, hosts: hosts, threadsEach: Parallel.workers)
+            }
             log("  \(task.dataSummary); learning rate \(h[.learningRate]), batch \(h[.batchSize]), max length \(h[.maxLength])")
             for warning in task.dataWarnings.prefix(10) { log("  warning: \(warning)") }
             if task.dataWarnings.count > 10 { log("  … and \(task.dataWarnings.count - 10) more warnings") }
@@ -151,7 +179,7 @@ public struct FineTuningRun {
 
             let trainer = Trainer(task: task, hyperparameters: h, bestModelDirectory: output + "/best",
                                   checkpointDirectory: output + "/checkpoints",
-                                  observers: [record] + (progress.map { [$0] } ?? []), stopRequested: stop)
+                                  observers: [record] + (progress.map { [$0] } ?? []), stopRequested: stop, processes: processes)
             trainer.job = job.merging(["run": String(record.id)]) { $1 }
             let result = try trainer.run(resumingFrom: resumption?.checkpoint)
             if let reason = result.stopReason { log("  \(reason)") }

@@ -44,6 +44,8 @@ public struct TrainingStep: Sendable {
     public let gradientNorm: Float
     public let samples: Int
     public let seconds: Double
+    /// Of `seconds`, the time spent summing gradients across processes (nil for one process).
+    public let allreduceSeconds: Double?
 }
 
 /// What a finished run achieved.
@@ -60,6 +62,11 @@ public struct TrainingResult: Sendable {
 /// The fine-tuning loop: seeded, length-grouped batches; gradient accumulation; AdamW with linear warm-up and
 /// decay; evaluation every epoch or every N steps, exporting the best model by the task's main metric; early
 /// stopping; training checkpoints, and exact resumption from one.
+///
+/// With a group of processes (`ProcessGroup`), each computes its share of every batch (`BatchShare`) and the
+/// group sums the gradients before the update, which every process then applies alike: the batches, the
+/// update and the result are those of one process with the same hyper-parameters. Process 0 alone exports and
+/// saves checkpoints; the observers a caller gives are its to give (process 0's).
 public final class Trainer {
     public let task: TrainableTask
     public let hyperparameters: Hyperparameters
@@ -72,9 +79,13 @@ public final class Trainer {
     public let observers: [TrainingObserver]
     /// Checked between steps; set it (from a signal handler, say) to stop the run.
     public let stopRequested: StopFlag
+    /// The processes that train together; this one alone by default.
+    public let processes: ProcessGroup
 
     public init(task: TrainableTask, hyperparameters: Hyperparameters, bestModelDirectory: String?,
-                checkpointDirectory: String? = nil, observers: [TrainingObserver] = [], stopRequested: StopFlag = StopFlag()) {
+                checkpointDirectory: String? = nil, observers: [TrainingObserver] = [], stopRequested: StopFlag = StopFlag(),
+                processes: ProcessGroup = .single) {
+        self.processes = processes
         self.task = task
         self.hyperparameters = hyperparameters
         self.bestModelDirectory = bestModelDirectory
@@ -112,7 +123,7 @@ public final class Trainer {
 
         func evaluate(epoch: Double) throws {
             state.lastEvaluatedStep = state.step
-            let metrics = task.evaluate()
+            let metrics = try task.evaluate()
             state.lastMetrics = metrics
             let score = metrics[task.mainMetric] ?? -.infinity, bestScore = state.bestMetrics[task.mainMetric] ?? -.infinity
             let isBest = state.bestMetrics.isEmpty || score > bestScore
@@ -124,7 +135,7 @@ public final class Trainer {
             if isBest {
                 state.bestMetrics = metrics
                 state.bestStep = state.step
-                if let bestModelDirectory { try task.export(to: bestModelDirectory) }
+                if let bestModelDirectory, processes.isMain { try task.export(to: bestModelDirectory) }
             }
             for o in observers { o.evaluated(step: state.step, epoch: epoch, metrics: metrics, isBest: isBest) }
             let predictions = task.evaluationPredictions
@@ -137,7 +148,7 @@ public final class Trainer {
 
         @discardableResult
         func saveCheckpoint() throws -> TrainingCheckpoint? {
-            guard let checkpointDirectory, h[.saveStrategy] != .no else { return nil }
+            guard let checkpointDirectory, h[.saveStrategy] != .no, processes.isMain else { return nil }
             state.taskState = task.trainingState
             let checkpoint = try TrainingCheckpoint.save(to: checkpointDirectory, parameters: task.parameters, optimizer: optimizer, state: state)
             if h[.saveTotalLimit] > 0 { try TrainingCheckpoint.prune(checkpointDirectory, keep: h[.saveTotalLimit], protectedStep: state.bestStep) }
@@ -145,6 +156,7 @@ public final class Trainer {
             return checkpoint
         }
 
+        let reduction = GradientReduction(task.parameters)
         // Each optimizer update leaves the gradients at zero; only the first step needs clearing here.
         task.parameters.zeroGradients()
         var batches = Batches.epoch(lengths: lengths, batchSize: h[.batchSize], seed: h[.seed], epoch: state.epoch,
@@ -156,8 +168,18 @@ public final class Trainer {
             let stepStart = Date()
             var loss = 0.0
             for (m, examples) in group.enumerated() {
+                let share = BatchShare(examples, rank: processes.rank, of: processes.size)
+                guard !share.isEmpty else { continue }
                 let seed = Dropout.streamSeed(h[.seed], site: UInt64(state.step) << 8 | UInt64(m))
-                loss += task.trainStep(examples, dropout: .training(seed: seed), gradientScale: 1 / Float(group.count))
+                loss += task.trainStep(share, dropout: .training(seed: seed, firstSequence: share.positions.lowerBound),
+                                       gradientScale: 1 / Float(group.count))
+            }
+            var allreduceSeconds: Double?
+            if processes.isDistributed {
+                let start = Date()
+                try reduction.sum(over: processes)
+                loss = try processes.sum([loss])[0]
+                allreduceSeconds = Date().timeIntervalSince(start)
             }
             loss /= Double(group.count)
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: state.step + 1, loss: loss) }
@@ -167,7 +189,8 @@ public final class Trainer {
             let epochEnded = state.batchesDoneInEpoch >= batches.count
             let epochProgress = Double(state.epoch) + Double(state.batchesDoneInEpoch) / Double(batches.count)
             let figures = TrainingStep(step: state.step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
-                                       samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart))
+                                       samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart),
+                                       allreduceSeconds: allreduceSeconds)
             for o in observers { o.stepFinished(figures) }
             if let every = h[.evalSteps], state.step % every == 0 { try evaluate(epoch: epochProgress) }
             if state.step == totalSteps { break }
@@ -179,7 +202,7 @@ public final class Trainer {
                                         groupByLength: h[.groupByLength])
             }
             if stopReason != nil { break }
-            if stopRequested.isSet {
+            if try processes.any(stopRequested.isSet) {
                 // Nothing is lost: the run resumes after this very step.
                 throw TrainingError.interrupted(step: state.step, checkpoint: try saveCheckpoint()?.directory)
             }

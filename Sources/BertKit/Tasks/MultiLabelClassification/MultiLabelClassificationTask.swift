@@ -40,6 +40,8 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     public let training: [Feature]
     public let evaluation: [Feature]
     public let evaluationBatchSize: Int
+    /// The processes that share the evaluation batches.
+    public let processes: ProcessGroup
     /// The decision threshold: the hyper-parameter's, or after an evaluation with `tune_threshold` the best one.
     public private(set) var threshold: Double
     private let tunesThreshold: Bool
@@ -61,6 +63,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         threshold = h[.threshold]
         tunesThreshold = h[.tuneThreshold]
         evaluationBatchSize = h[.evalBatchSize]
+        processes = setup.processes
         let (tokenizer, labels) = (self.tokenizer, self.labels)
         func features(_ split: String) throws -> [Feature] {
             let (layout, file, _) = try setup.split(split, as: MultiLabelLayout.self)
@@ -77,23 +80,30 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 
-    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+    public func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let (training, examples) = (self.training, share.examples)
         model.forward(EncoderBatch(padding: examples.map { training[$0].ids }, typeIds: examples.map { training[$0].typeIds },
-                                   padId: tokenizer.padId), dropout: dropout)
-        let loss = model.loss(multiLabel: examples.map { training[$0].labels }, scale: gradientScale)
+                                   padId: tokenizer.padId, length: share.paddedLength { training[$0].ids.count }),
+                      dropout: dropout)
+        let loss = model.loss(multiLabel: examples.map { training[$0].labels }, scale: gradientScale,
+                              batchSize: share.batch.count)
         model.backward()
         return loss
     }
 
-    /// Every label's probability for each feature, in their order.
-    public func probabilities(_ features: [Feature]) -> [[Double]] {
-        var probabilities = [[Double]](repeating: [], count: features.count)
-        for indices in Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize) {
+    /// Every label's probability for each feature, in their order, the batches shared among `processes`.
+    public func probabilities(_ features: [Feature], processes: ProcessGroup = .single) throws -> [[Double]] {
+        let batches = Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize)
+        let k = labels.count
+        let results = try processes.gather(batches.count) { n in
+            let indices = batches[n]
             model.forward(EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds },
                                        padId: tokenizer.padId))
-            for (row, i) in indices.enumerated() {
-                probabilities[i] = (0..<labels.count).map { Self.sigmoid(model.logits[row * labels.count + $0]) }
-            }
+            return (0..<(indices.count * k)).map { Self.sigmoid(model.logits[$0]) }
+        }
+        var probabilities = [[Double]](repeating: [], count: features.count)
+        for (indices, row) in zip(batches, results) {
+            for (r, i) in indices.enumerated() { probabilities[i] = Array(row[(r * k)..<((r + 1) * k)]) }
         }
         return probabilities
     }
@@ -101,8 +111,8 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     /// Micro and macro F1, micro precision and recall, subset accuracy and every label's F1 (`f1_LABEL`) at the
     /// threshold; with `tune_threshold`, first the threshold (0.01 to 0.99) that maximises micro-F1, reported as
     /// `threshold` and kept for prediction and export.
-    public func evaluate() -> [String: Double] {
-        let probabilities = probabilities(evaluation)
+    public func evaluate() throws -> [String: Double] {
+        let probabilities = try probabilities(evaluation, processes: processes)
         let gold = evaluation.map { Set($0.labels) }
         func predicted(at t: Double) -> [Set<Int>] { probabilities.map { p in Set(p.indices.filter { p[$0] >= t }) } }
         if tunesThreshold {

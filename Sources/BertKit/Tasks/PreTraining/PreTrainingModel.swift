@@ -106,15 +106,19 @@ public final class PreTrainingModel {
     }
 
     /// The losses of the last forward pass against the original tokens at the masked positions and the
-    /// next-sentence labels (0 IsNext, 1 NotNext); prepares the gradients of their sum (times `scale`).
-    public func loss(maskedTokens: [Int32], isRandomNext: [Bool], scale: Float = 1) -> (mlm: Double, nsp: Double) {
+    /// next-sentence labels (0 IsNext, 1 NotNext); prepares the gradients of their sum (times `scale`). When
+    /// these pairs are a share of a larger batch, `batch` gives its masked positions and pairs, the means'
+    /// denominators.
+    public func loss(maskedTokens: [Int32], isRandomNext: [Bool], scale: Float = 1,
+                     batch: (maskedPositions: Int, pairs: Int)? = nil) -> (mlm: Double, nsp: Double) {
         precondition(maskedTokens.count == predictions && isRandomNext.count == batchSize)
         for i in 0..<predictions { targets[i] = maskedTokens[i] }
         let mlm = predictions == 0 ? 0 : CrossEntropy.forwardBackward(
-            logits: mlmLogits, targets: targets, rows: predictions, classes: config.vocabSize, scale: scale,
-            dLogits: dMLMLogits)
+            logits: mlmLogits, targets: targets, rows: predictions, classes: config.vocabSize,
+            normalizer: batch.map { Double($0.maskedPositions) }, scale: scale, dLogits: dMLMLogits)
         for b in 0..<batchSize { targets[b] = isRandomNext[b] ? 1 : 0 }
         let nsp = CrossEntropy.forwardBackward(logits: nspLogits, targets: targets, rows: batchSize, classes: 2,
+                                               normalizer: batch.map { Double($0.pairs) },
                                                scale: nextSentencePrediction ? scale : 0, dLogits: dNSPLogits)
         return (mlm, nsp)
     }

@@ -39,6 +39,8 @@ public final class PreTrainingTask: TaskPlugin {
     /// Corpus lines and documents that were skipped, with file and line.
     public let problems: [DataError]
     public let evaluationBatchSize: Int
+    /// The processes that share the evaluation batches.
+    public let processes: ProcessGroup
     private let seed: UInt64
     private let documentCounts: (training: Int, evaluation: Int)
     /// How many times each training pair has been masked so far: the round of its next mask.
@@ -65,6 +67,7 @@ public final class PreTrainingTask: TaskPlugin {
         dynamicMasking = h[.dynamicMasking]
         seed = h[.seed]
         evaluationBatchSize = h[.evalBatchSize]
+        processes = setup.processes
         tokenizer = try setup.tokenizer(minimumLength: 8)
         let (trainDocuments, heldOutDocuments, corpusProblems) = try Self.documents(setup)
         let tokenizer = self.tokenizer
@@ -151,43 +154,59 @@ public final class PreTrainingTask: TaskPlugin {
         self.rounds = rounds
     }
 
-    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
-        let masked = examples.map { i in
+    public func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
+        // Every process masks the whole batch: the masked positions are the MLM loss's denominator, and the
+        // masking rounds stay the same on every process (they are saved in checkpoints).
+        let masked = share.batch.map { i in
             let round = dynamicMasking ? rounds[i] : 0
             rounds[i] += 1
             var random = SeededRandom(seed: seed, stream: UInt64(round) << 32 | UInt64(i))
             return masker.mask(training[i].ids, random: &random)
         }
-        let loss = forward(masked, examples.map { training[$0] }, dropout: dropout, scale: gradientScale)
+        let mine = Array(masked[share.positions])
+        let loss = forward(mine, share.examples.map { training[$0] }, dropout: dropout, scale: gradientScale,
+                           length: share.paddedLength { training[$0].ids.count },
+                           batch: (masked.reduce(0) { $0 + $1.labels.count }, share.batch.count))
         model.backward()
         return loss.mlm + (nextSentencePrediction ? loss.nsp : 0)
     }
 
     /// Runs the model on masked pairs and prepares the gradients of the loss; returns its two terms.
-    private func forward(_ masked: [MaskedSequence], _ pairs: [SegmentPair], dropout: DropoutMode,
-                         scale: Float) -> (mlm: Double, nsp: Double) {
-        let batch = EncoderBatch(padding: masked.map(\.ids), typeIds: pairs.map(\.typeIds), padId: tokenizer.padId)
+    /// `length` and `batch` as `BatchShare` says, when these pairs are a share of a larger batch.
+    private func forward(_ masked: [MaskedSequence], _ pairs: [SegmentPair], dropout: DropoutMode, scale: Float,
+                         length: Int? = nil, batch whole: (maskedPositions: Int, pairs: Int)? = nil) -> (mlm: Double, nsp: Double) {
+        let batch = EncoderBatch(padding: masked.map(\.ids), typeIds: pairs.map(\.typeIds), padId: tokenizer.padId,
+                                 length: length)
         let T = batch.sequenceLength
         let positions = masked.indices.flatMap { b in masked[b].positions.map { b * T + $0 } }
         model.forward(batch, maskedPositions: positions, dropout: dropout)
-        return model.loss(maskedTokens: masked.flatMap(\.labels), isRandomNext: pairs.map(\.isRandomNext), scale: scale)
+        return model.loss(maskedTokens: masked.flatMap(\.labels), isRandomNext: pairs.map(\.isRandomNext), scale: scale,
+                          batch: whole)
     }
 
     /// Masked-LM loss, accuracy and perplexity over every held-out prediction; NSP loss and accuracy over the
     /// held-out pairs (when NSP is trained).
-    public func evaluate() -> [String: Double] {
-        var mlmLoss = 0.0, nspLoss = 0.0
-        var predictions = 0, correct = 0, nspCorrect = 0
-        for indices in Batches.byLength(evaluation.map(\.pair.ids.count), batchSize: evaluationBatchSize) {
-            let chosen = indices.map { evaluation[$0] }
+    public func evaluate() throws -> [String: Double] {
+        let batches = Batches.byLength(evaluation.map(\.pair.ids.count), batchSize: evaluationBatchSize)
+        // Each batch's sums, in this order: MLM loss, masked positions, correct ones, NSP loss, correct NSP.
+        let sums = try processes.gather(batches.count) { b in
+            let chosen = batches[b].map { evaluation[$0] }
             let masked = chosen.map(\.masked)
             let loss = forward(masked, chosen.map(\.pair), dropout: .evaluation, scale: 1)
             let labels = masked.flatMap(\.labels)
-            mlmLoss += loss.mlm * Double(labels.count)
-            nspLoss += loss.nsp * Double(chosen.count)
-            predictions += labels.count
-            correct += labels.indices.filter { model.predictedToken($0) == labels[$0] }.count
-            nspCorrect += chosen.indices.filter { model.predictsRandomNext($0) == chosen[$0].pair.isRandomNext }.count
+            return [loss.mlm * Double(labels.count), Double(labels.count),
+                    Double(labels.indices.filter { model.predictedToken($0) == labels[$0] }.count),
+                    loss.nsp * Double(chosen.count),
+                    Double(chosen.indices.filter { model.predictsRandomNext($0) == chosen[$0].pair.isRandomNext }.count)]
+        }
+        var mlmLoss = 0.0, nspLoss = 0.0
+        var predictions = 0, correct = 0, nspCorrect = 0
+        for s in sums {
+            mlmLoss += s[0]
+            predictions += Int(s[1])
+            correct += Int(s[2])
+            nspLoss += s[3]
+            nspCorrect += Int(s[4])
         }
         let meanLoss = mlmLoss / Double(max(1, predictions))
         var metrics = ["mlm_loss": meanLoss, "mlm_accuracy": Double(correct) / Double(max(1, predictions)),

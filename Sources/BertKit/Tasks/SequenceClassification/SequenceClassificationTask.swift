@@ -40,6 +40,8 @@ public final class SequenceClassificationTask: TaskPlugin {
     public let evaluationBatchSize: Int
     /// Each class's weight in the loss, when `class_weights` sets them.
     public let classWeights: [Float]?
+    /// The processes that share the evaluation batches.
+    public let processes: ProcessGroup
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
@@ -68,6 +70,7 @@ public final class SequenceClassificationTask: TaskPlugin {
         training = try features("train")
         evaluation = try features("dev")
         evaluationBatchSize = h[.evalBatchSize]
+        processes = setup.processes
         if spec.isRegression && h[.classWeights] != .none { throw UsageError("class_weights weigh classes; \(spec.name) is a regression task") }
         let weights = try h[.classWeights].resolve(labels: spec.labels ?? [], targets: training.compactMap {
             if case .label(let y) = $0.target { y } else { nil }
@@ -79,15 +82,18 @@ public final class SequenceClassificationTask: TaskPlugin {
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 
-    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
-        model.forward(Self.batch(training, examples, padId: tokenizer.padId), dropout: dropout)
-        let loss = model.loss(examples.map { training[$0].target! }, scale: gradientScale)
+    public func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let training = self.training
+        model.forward(Self.batch(training, share.examples, padId: tokenizer.padId,
+                                 length: share.paddedLength { training[$0].ids.count }), dropout: dropout)
+        let loss = model.loss(share.examples.map { training[$0].target! }, scale: gradientScale,
+                              normalizer: model.normalizer(share.batch.map { training[$0].target! }))
         model.backward()
         return loss
     }
 
-    public func evaluate() -> [String: Double] {
-        let predicted = predict(evaluation), gold = evaluation.map { $0.target! }
+    public func evaluate() throws -> [String: Double] {
+        let predicted = try predict(evaluation, processes: processes), gold = evaluation.map { $0.target! }
         evaluationPredictions = zip(predicted, gold).map { ExamplePrediction(predicted: Self.text($0), gold: Self.text($1)) }
         return Metrics.compute(spec.metrics, predicted: predicted, gold: gold)
     }
@@ -120,12 +126,21 @@ public final class SequenceClassificationTask: TaskPlugin {
         return Metrics.compute([metric], predicted: predicted, gold: gold)[metric]
     }
 
-    /// Predictions for `features`, in their order.
-    public func predict(_ features: [SequenceFeature]) -> [Target] {
+    /// Predictions for `features`, in their order, the batches shared among `processes`.
+    public func predict(_ features: [SequenceFeature], processes: ProcessGroup = .single) throws -> [Target] {
+        let batches = Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize)
+        let results = try processes.gather(batches.count) { n in
+            model.forward(Self.batch(features, batches[n], padId: tokenizer.padId))
+            return model.predictions().map { target in
+                switch target {
+                case .label(let y): Double(y)
+                case .value(let v): Double(v)
+                }
+            }
+        }
         var predicted = [Target](repeating: .label(0), count: features.count)
-        for indices in Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize) {
-            model.forward(Self.batch(features, indices, padId: tokenizer.padId))
-            for (i, p) in zip(indices, model.predictions()) { predicted[i] = p }
+        for (indices, row) in zip(batches, results) {
+            for (i, x) in zip(indices, row) { predicted[i] = model.isRegression ? .value(Float(x)) : .label(Int(x)) }
         }
         return predicted
     }
@@ -150,7 +165,8 @@ public final class SequenceClassificationTask: TaskPlugin {
     }
 
     /// The chosen features, padded on the right to the longest of them.
-    static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
-        EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds }, padId: padId)
+    static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
+        EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds }, padId: padId,
+                     length: length)
     }
 }

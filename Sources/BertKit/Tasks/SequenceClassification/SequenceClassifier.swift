@@ -64,8 +64,9 @@ public final class SequenceClassifier {
     }
 
     /// The mean loss of the last forward pass against `targets`; also prepares dL/dlogits, times `scale`,
-    /// for `backward()`.
-    public func loss(_ targets: [Target], scale: Float = 1) -> Double {
+    /// for `backward()`. `normalizer` is the mean's denominator when these sequences are a share of a larger
+    /// batch (`normalizer(_:)` of its targets).
+    public func loss(_ targets: [Target], scale: Float = 1, normalizer: Double? = nil) -> Double {
         precondition(targets.count == batchSize)
         if isRegression {
             for b in targets.indices {
@@ -73,7 +74,7 @@ public final class SequenceClassifier {
                 targetValues[b] = y
             }
             return MeanSquaredError.forwardBackward(predictions: logits, targets: targetValues, rows: batchSize,
-                                                    scale: scale, dPredictions: dLogits)
+                                                    normalizer: normalizer.map { Int($0) }, scale: scale, dPredictions: dLogits)
         }
         for b in targets.indices {
             guard case .label(let y) = targets[b], y < outputs else {
@@ -82,19 +83,30 @@ public final class SequenceClassifier {
             targetLabels[b] = Int32(y)
         }
         return CrossEntropy.forwardBackward(logits: logits, targets: targetLabels, rows: batchSize, classes: outputs,
-                                            weights: classWeights, scale: scale, dLogits: dLogits)
+                                            weights: classWeights, normalizer: normalizer, scale: scale, dLogits: dLogits)
+    }
+
+    /// The denominator of the mean loss over a batch with these targets: their number, or the sum of their
+    /// classes' weights.
+    public func normalizer(_ targets: [Target]) -> Double {
+        guard !isRegression else { return Double(targets.count) }
+        return CrossEntropy.count(targets.lazy.map { target -> Int32 in
+            guard case .label(let y) = target else { preconditionFailure("a value for a classification head") }
+            return Int32(y)
+        }, weights: classWeights)
     }
 
     /// Multi-label classification: the mean binary cross-entropy of every label's logit of the last forward
-    /// pass against `targets` (each sequence's labels, as indices); prepares dL/dlogits, times `scale`.
-    public func loss(multiLabel targets: [[Int]], scale: Float = 1) -> Double {
+    /// pass against `targets` (each sequence's labels, as indices); prepares dL/dlogits, times `scale`. When
+    /// these sequences are a share of a larger batch, `batchSize` is that batch's (the mean is over its logits).
+    public func loss(multiLabel targets: [[Int]], scale: Float = 1, batchSize wholeBatch: Int? = nil) -> Double {
         precondition(targets.count == batchSize)
         targetValues.update(repeating: 0, count: batchSize * outputs)
         for (b, labels) in targets.enumerated() {
             for label in labels { targetValues[b * outputs + label] = 1 }
         }
         return BinaryCrossEntropy.forwardBackward(logits: logits, targets: targetValues, count: batchSize * outputs,
-                                                  scale: scale, dLogits: dLogits)
+                                                  normalizer: wholeBatch.map { $0 * outputs }, scale: scale, dLogits: dLogits)
     }
 
     /// Back-propagates the loss prepared by `loss` into every parameter's gradient.

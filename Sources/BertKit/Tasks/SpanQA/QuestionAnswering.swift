@@ -51,21 +51,25 @@ public final class QuestionAnsweringModel {
     public func startLogit(sequence b: Int, token t: Int) -> Float { logits[(b * length + t) * 2] }
     public func endLogit(sequence b: Int, token t: Int) -> Float { logits[(b * length + t) * 2 + 1] }
 
-    /// (start CE + end CE) / 2, each the mean over the batch; prepares dL/dlogits (times `scale`).
-    public func loss(starts: [Int], ends: [Int], scale: Float = 1) -> Double {
+    /// (start CE + end CE) / 2, each the mean over the batch (over `batchSize` sequences when these are a share
+    /// of a larger batch); prepares dL/dlogits (times `scale`).
+    public func loss(starts: [Int], ends: [Int], scale: Float = 1, batchSize wholeBatch: Int? = nil) -> Double {
         precondition(starts.count == batchSize && ends.count == batchSize)
-        return (positionLoss(column: 0, starts, scale: scale) + positionLoss(column: 1, ends, scale: scale)) / 2
+        let normalizer = wholeBatch.map(Double.init)
+        return (positionLoss(column: 0, starts, scale: scale, normalizer: normalizer)
+            + positionLoss(column: 1, ends, scale: scale, normalizer: normalizer)) / 2
     }
 
     /// The cross-entropy of one column of the logits (0 start, 1 end) over each sequence's positions, with its
     /// share (half) of dL/dlogits.
-    private func positionLoss(column: Int, _ targets: [Int], scale: Float) -> Double {
+    private func positionLoss(column: Int, _ targets: [Int], scale: Float, normalizer: Double?) -> Double {
         for b in 0..<batchSize {
             positions[b] = Int32(targets[b])
             for t in 0..<length { positionLogits[b * length + t] = logits[(b * length + t) * 2 + column] }
         }
         let loss = CrossEntropy.forwardBackward(logits: positionLogits, targets: positions, rows: batchSize,
-                                                classes: length, scale: scale / 2, dLogits: dPositionLogits)
+                                                classes: length, normalizer: normalizer, scale: scale / 2,
+                                                dLogits: dPositionLogits)
         for i in 0..<(batchSize * length) { dLogits[i * 2 + column] = dPositionLogits[i] }
         return loss
     }

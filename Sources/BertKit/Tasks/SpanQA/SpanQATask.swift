@@ -22,6 +22,8 @@ public final class SpanQATask: TaskPlugin {
     public let evaluation: [SpanWindow]
     public let extractor: AnswerExtractor
     public let evaluationBatchSize: Int
+    /// The processes that share the evaluation batches.
+    public let processes: ProcessGroup
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
@@ -35,6 +37,7 @@ public final class SpanQATask: TaskPlugin {
         spec = setup.spec
         checkpoint = setup.checkpoint
         evaluationBatchSize = h[.evalBatchSize]
+        processes = setup.processes
         tokenizer = try setup.tokenizer()
         guard windowOverlap >= 0 && windowOverlap < maxLength / 2 else {
             throw DataError(file: spec.path, "window overlap \(windowOverlap) must be at least 0 and less than half the max length \(maxLength)")
@@ -53,16 +56,19 @@ public final class SpanQATask: TaskPlugin {
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter, seed: h[.seed])
     }
 
-    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
+    public func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
         lastPrediction = nil
-        model.forward(Self.batch(training, examples, padId: tokenizer.padId), dropout: dropout)
-        let loss = model.loss(starts: examples.map { training[$0].start }, ends: examples.map { training[$0].end }, scale: gradientScale)
+        let (training, examples) = (self.training, share.examples)
+        model.forward(Self.batch(training, examples, padId: tokenizer.padId, length: share.paddedLength { training[$0].ids.count }),
+                      dropout: dropout)
+        let loss = model.loss(starts: examples.map { training[$0].start }, ends: examples.map { training[$0].end }, scale: gradientScale,
+                              batchSize: share.batch.count)
         model.backward()
         return loss
     }
 
-    public func evaluate() -> [String: Double] {
-        let prediction = predict()
+    public func evaluate() throws -> [String: Double] {
+        let prediction = try predict(processes: processes)
         lastPrediction = prediction
         let answers = prediction.answers
         // A file with unanswerable questions is SQuAD 2.0, which has its own official scoring.
@@ -75,14 +81,25 @@ public final class SpanQATask: TaskPlugin {
     /// (predicting SQuAD's dev set again takes minutes).
     private var lastPrediction: (answers: [String: String], best: [String: [AnswerExtractor.Candidate]])?
 
-    /// Answers (and n-best lists) for the evaluation questions.
-    public func predict() -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
-        var logits = [[Float]](repeating: [], count: evaluation.count)
-        for indices in Batches.byLength(evaluation.map(\.ids.count), batchSize: evaluationBatchSize) {
-            model.forward(Self.batch(evaluation, indices, padId: tokenizer.padId))
-            for (row, w) in indices.enumerated() {
+    /// Answers (and n-best lists) for the evaluation questions, the batches shared among `processes`.
+    public func predict(processes: ProcessGroup = .single) throws -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
+        let batches = Batches.byLength(evaluation.map(\.ids.count), batchSize: evaluationBatchSize)
+        // Each batch's windows' start logits then end logits, window after window.
+        let results = try processes.gather(batches.count) { b in
+            model.forward(Self.batch(evaluation, batches[b], padId: tokenizer.padId))
+            return batches[b].enumerated().flatMap { row, w in
                 let n = evaluation[w].ids.count
-                logits[w] = (0..<n).map { model.startLogit(sequence: row, token: $0) } + (0..<n).map { model.endLogit(sequence: row, token: $0) }
+                return (0..<n).map { Double(model.startLogit(sequence: row, token: $0)) }
+                    + (0..<n).map { Double(model.endLogit(sequence: row, token: $0)) }
+            }
+        }
+        var logits = [[Float]](repeating: [], count: evaluation.count)
+        for (indices, row) in zip(batches, results) {
+            var at = 0
+            for w in indices {
+                let n = 2 * evaluation[w].ids.count
+                logits[w] = row[at..<(at + n)].map { Float($0) }
+                at += n
             }
         }
         var windowsOf = [[Int]](repeating: [], count: evaluationExamples.count)
@@ -104,7 +121,7 @@ public final class SpanQATask: TaskPlugin {
     public func finish(outputDirectory: String) throws -> FinishReport {
         var report = FinishReport()
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        let (answers, best) = lastPrediction ?? predict()
+        let (answers, best) = try lastPrediction ?? predict()
         let predictions = outputDirectory + "/predictions-dev.json", nbest = outputDirectory + "/nbest-dev.json"
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys]), to: predictions)
         let lists = best.mapValues { candidates -> [[String: Any]] in
@@ -125,8 +142,9 @@ public final class SpanQATask: TaskPlugin {
                                                 isHeadParameter: QuestionAnsweringModel.isHeadParameter))
     }
 
-    static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32) -> EncoderBatch {
-        EncoderBatch(padding: indices.map { windows[$0].ids }, typeIds: indices.map { windows[$0].typeIds }, padId: padId)
+    static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
+        EncoderBatch(padding: indices.map { windows[$0].ids }, typeIds: indices.map { windows[$0].typeIds }, padId: padId,
+                     length: length)
     }
 }
 

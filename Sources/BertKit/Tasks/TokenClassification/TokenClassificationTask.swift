@@ -39,6 +39,8 @@ public final class TokenClassificationTask: TaskPlugin {
     public let training: [TokenWindow]
     public let evaluation: [TokenWindow]
     public let evaluationBatchSize: Int
+    /// The processes that share the evaluation batches.
+    public let processes: ProcessGroup
     /// Each label's weight in the loss, when `class_weights` sets them (`balanced` counts the labelled tokens).
     public let classWeights: [Float]?
 
@@ -59,6 +61,7 @@ public final class TokenClassificationTask: TaskPlugin {
         checkpoint = setup.checkpoint
         labels = spec.labels!
         evaluationBatchSize = h[.evalBatchSize]
+        processes = setup.processes
         tokenizer = try setup.tokenizer()
         trainingSentences = try setup.sentences("train")
         evaluationSentences = try setup.sentences("dev")
@@ -76,16 +79,19 @@ public final class TokenClassificationTask: TaskPlugin {
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: h[.seed])
     }
 
-    public func trainStep(_ examples: ArraySlice<Int>, dropout: DropoutMode, gradientScale: Float) -> Double {
-        let (batch, tokenLabels) = Self.batch(training, examples, padId: tokenizer.padId)
+    public func trainStep(_ share: BatchShare, dropout: DropoutMode, gradientScale: Float) -> Double {
+        let training = self.training
+        let (batch, tokenLabels) = Self.batch(training, share.examples, padId: tokenizer.padId,
+                                              length: share.paddedLength { training[$0].ids.count })
         model.forward(batch, dropout: dropout)
-        let loss = model.loss(tokenLabels, scale: gradientScale)
+        let loss = model.loss(tokenLabels, scale: gradientScale,
+                              normalizer: model.normalizer(share.batch.lazy.flatMap { training[$0].labels }))
         model.backward()
         return loss
     }
 
-    public func evaluate() -> [String: Double] {
-        let predicted = predict(evaluation, sentences: evaluationSentences)
+    public func evaluate() throws -> [String: Double] {
+        let predicted = try predict(evaluation, sentences: evaluationSentences, processes: processes)
         evaluationPredictions = zip(predicted, evaluationSentences).map {
             ExamplePrediction(predicted: $0.joined(separator: " "), gold: $1.tags.joined(separator: " "))
         }
@@ -116,15 +122,23 @@ public final class TokenClassificationTask: TaskPlugin {
 
     /// A tag for every word of every sentence. A word that tokenizes to nothing (only characters the
     /// normaliser removes) cannot be tagged by the model and is predicted `O`.
-    public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence]) -> [[String]] {
-        var tags = sentences.map { Array(repeating: "O", count: $0.words.count) }
-        for indices in Batches.byLength(windows.map(\.ids.count), batchSize: evaluationBatchSize) {
-            let (batch, _) = Self.batch(windows, indices, padId: tokenizer.padId)
+    /// The batches are shared among `processes`.
+    public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence], processes: ProcessGroup = .single) throws -> [[String]] {
+        let batches = Batches.byLength(windows.map(\.ids.count), batchSize: evaluationBatchSize)
+        // Each batch's label indices, window after window, word after word.
+        let results = try processes.gather(batches.count) { n in
+            let (batch, _) = Self.batch(windows, batches[n], padId: tokenizer.padId)
             model.forward(batch)
-            for (row, w) in indices.enumerated() {
-                for (word, token) in windows[w].wordTokens {
-                    tags[windows[w].sentence][word] = labels[model.prediction(token: row * batch.sequenceLength + token)]
-                }
+            return batches[n].enumerated().flatMap { row, w in
+                windows[w].wordTokens.map { _, token in Double(model.prediction(token: row * batch.sequenceLength + token)) }
+            }
+        }
+        // In batch order, so that a word two windows share keeps the later window's tag, as one process gives it.
+        var tags = sentences.map { Array(repeating: "O", count: $0.words.count) }
+        for (indices, row) in zip(batches, results) {
+            var next = row.makeIterator()
+            for w in indices {
+                for (word, _) in windows[w].wordTokens { tags[windows[w].sentence][word] = labels[Int(next.next()!)] }
             }
         }
         return tags
@@ -150,7 +164,7 @@ public final class TokenClassificationTask: TaskPlugin {
             splits.append(("test", sentences, windower.windows(sentences)))
         }
         for (split, sentences, windows) in splits {
-            let predicted = predict(windows, sentences: sentences)
+            let predicted = try predict(windows, sentences: sentences)
             let path = outputDirectory + "/predictions-\(split).txt"
             try Self.writePredictions(sentences, predicted, to: path)
             report.files.append((path, "predictions"))
@@ -169,8 +183,9 @@ public final class TokenClassificationTask: TaskPlugin {
     }
 
     /// The chosen windows, padded on the right, and their token labels (`ignored` on padding).
-    static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32) -> (EncoderBatch, [Int32]) {
-        let batch = EncoderBatch(padding: indices.map { windows[$0].ids }, padId: padId)
+    static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32,
+                      length: Int? = nil) -> (EncoderBatch, [Int32]) {
+        let batch = EncoderBatch(padding: indices.map { windows[$0].ids }, padId: padId, length: length)
         var tokenLabels = [Int32](repeating: TokenClassifier.ignored, count: batch.tokenCount)
         for (row, i) in indices.enumerated() {
             for (t, label) in windows[i].labels.enumerated() { tokenLabels[row * batch.sequenceLength + t] = label }

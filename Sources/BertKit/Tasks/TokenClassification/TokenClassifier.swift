@@ -17,6 +17,8 @@ public final class TokenClassifier {
     private let classWeights: UnsafeMutablePointer<Float>?
     private let pool = BufferPool()
     private var tokens = 0
+    /// The padded length of the last forward pass's sequences.
+    private var length = 0
     private var dropout = DropoutMode.evaluation
 
     public static func parameters(_ config: BertConfig, labels: Int) -> [ParameterDeclaration] {
@@ -46,21 +48,31 @@ public final class TokenClassifier {
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
         self.dropout = dropout
         tokens = batch.tokenCount
+        length = batch.sequenceLength
         encoder.forward(batch, dropout: dropout)
-        classifier.forward(encoder.sequenceOutput, logits, rows: tokens, dropout: dropout)
+        classifier.forward(encoder.sequenceOutput, logits, rows: tokens, rowsPerSequence: length, dropout: dropout)
     }
 
     /// Mean cross-entropy over the tokens whose label is not `ignored`; prepares dL/dlogits (times `scale`).
-    public func loss(_ tokenLabels: [Int32], scale: Float = 1) -> Double {
+    /// `normalizer` is the mean's denominator when these sequences are a share of a larger batch
+    /// (`normalizer(_:)` of its token labels).
+    public func loss(_ tokenLabels: [Int32], scale: Float = 1, normalizer: Double? = nil) -> Double {
         precondition(tokenLabels.count == tokens)
         return tokenLabels.withUnsafeBufferPointer { targets in
             CrossEntropy.forwardBackward(logits: logits, targets: targets.baseAddress!, rows: tokens, classes: labels,
-                                         ignored: Self.ignored, weights: classWeights, scale: scale, dLogits: dLogits)
+                                         ignored: Self.ignored, weights: classWeights, normalizer: normalizer,
+                                         scale: scale, dLogits: dLogits)
         }
     }
 
+    /// The denominator of the mean loss over a batch with these token labels: the labelled tokens, or the sum
+    /// of their labels' weights.
+    public func normalizer(_ tokenLabels: some Sequence<Int32>) -> Double {
+        CrossEntropy.count(tokenLabels, ignored: Self.ignored, weights: classWeights)
+    }
+
     public func backward() {
-        classifier.backward(dOutput: dLogits, rows: tokens, dropout: dropout)
+        classifier.backward(dOutput: dLogits, rows: tokens, rowsPerSequence: length, dropout: dropout)
         encoder.backward(dSequenceOutput: classifier.dInput, dPooledOutput: nil)
     }
 

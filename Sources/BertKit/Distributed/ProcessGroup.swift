@@ -1,0 +1,205 @@
+import CMPI
+import Foundation
+
+/// The processes that train one model together, or this process alone.
+///
+/// `finetune` started by `mpirun`, `mpiexec` or `srun` finds from its environment that a launcher started it as
+/// one of several processes (`launcherWorld`), and joins them through MPI; started alone it never initialises
+/// MPI. Every process of a group holds the whole model and the whole data set, and computes its share of each
+/// batch (`BatchShare`); the group sums their gradients (`sum`), so that every process takes the same optimizer
+/// step. Process 0 (`isMain`) alone writes results.db, checkpoints, exports and the progress display.
+///
+/// Communication fails with an error, not by ending the process: the run is then marked interrupted, naming its
+/// latest checkpoint.
+public final class ProcessGroup: @unchecked Sendable {
+    /// This process's index in the group, from 0.
+    public let rank: Int
+    /// The number of processes.
+    public let size: Int
+    private let usesMPI: Bool
+
+    public var isMain: Bool { rank == 0 }
+    public var isDistributed: Bool { size > 1 }
+
+    private init(rank: Int, size: Int, usesMPI: Bool) {
+        self.rank = rank
+        self.size = size
+        self.usesMPI = usesMPI
+    }
+
+    /// This process alone.
+    public static let single = ProcessGroup(rank: 0, size: 1, usesMPI: false)
+
+    /// The group this process was started in: all the processes of an MPI job when a launcher started it,
+    /// else `single`. MPI is initialised on first use, once per process.
+    public static let current: ProcessGroup = {
+        guard let world = launcherWorld(ProcessInfo.processInfo.environment), world > 1 else { return .single }
+        do { return try joinMPI() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(1)
+        }
+    }()
+
+    /// The number of processes a launcher started, from the variables Open MPI (`OMPI_COMM_WORLD_SIZE`), PMIx
+    /// (`srun --mpi=pmix`, `PMIX_SIZE` is not always set: `PMIX_RANK` with Slurm's `SLURM_NTASKS`) and MPICH-style
+    /// launchers (`PMI_SIZE`) give their processes; nil when none did.
+    static func launcherWorld(_ environment: [String: String]) -> Int? {
+        for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"] {
+            if let size = environment[name].flatMap(Int.init) { return size }
+        }
+        if environment["PMIX_RANK"] != nil { return environment["SLURM_NTASKS"].flatMap(Int.init) ?? 2 }
+        return nil
+    }
+
+    private static func joinMPI() throws -> ProcessGroup {
+        // Open MPI picks its allreduce algorithm from message size and process count; for gradients (tens of MB)
+        // the ring, which sends each byte once in each direction, was 2.4 times faster than its pick on two
+        // processes (BENCHMARKS.md). It reads MCA parameters from the environment at initialisation; a user's
+        // own choice stands.
+        let environment = ProcessInfo.processInfo.environment
+        if environment["OMPI_MCA_coll_tuned_allreduce_algorithm"] == nil {
+            setenv("OMPI_MCA_coll_tuned_use_dynamic_rules", "1", 1)
+            setenv("OMPI_MCA_coll_tuned_allreduce_algorithm", "4", 1)
+        }
+        var provided: Int32 = 0
+        // Only the main thread calls MPI; the worker pool never does.
+        try check(MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided), "MPI_Init_thread")
+        try check(MPI_Comm_set_errhandler(bertkit_mpi_comm_world(), bertkit_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        var rank: Int32 = 0, size: Int32 = 0
+        try check(MPI_Comm_rank(bertkit_mpi_comm_world(), &rank), "MPI_Comm_rank")
+        try check(MPI_Comm_size(bertkit_mpi_comm_world(), &size), "MPI_Comm_size")
+        let group = ProcessGroup(rank: Int(rank), size: Int(size), usesMPI: true)
+        atexit { ProcessGroup.finalize() }
+        return group
+    }
+
+    /// Leaves MPI cleanly at exit (when the process joined it and nothing failed).
+    private static func finalize() {
+        var initialized: Int32 = 0, finalized: Int32 = 0
+        MPI_Initialized(&initialized)
+        MPI_Finalized(&finalized)
+        if initialized != 0 && finalized == 0 { MPI_Finalize() }
+    }
+
+    // MARK: Collective operations. Every process of the group must call each of them, in the same order.
+
+    /// Replaces `buffer` on every process by its sum over the processes.
+    public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        guard usesMPI else { return }
+        var done = 0
+        // MPI counts are 32-bit: a buffer larger than that (BERT-large's gradients are not) goes in pieces.
+        while done < count {
+            let piece = min(count - done, Int(Int32.max))
+            try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer + done, Int32(piece), bertkit_mpi_float(),
+                                         bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce (gradients)")
+            done += piece
+        }
+    }
+
+    /// The sum of `values` over the processes, element by element.
+    public func sum(_ values: [Double]) throws -> [Double] {
+        guard usesMPI else { return values }
+        var result = values
+        try result.withUnsafeMutableBufferPointer { buffer in
+            try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), bertkit_mpi_double(),
+                                         bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce")
+        }
+        return result
+    }
+
+    /// Whether `flag` is true on any process.
+    public func any(_ flag: Bool) throws -> Bool {
+        guard usesMPI else { return flag }
+        var value: Int32 = flag ? 1 : 0
+        try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), &value, 1, bertkit_mpi_int(), bertkit_mpi_max(),
+                                     bertkit_mpi_comm_world()), "MPI_Allreduce")
+        return value != 0
+    }
+
+    /// Every process's `bytes`, in rank order, on every process.
+    public func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        guard usesMPI else { return [bytes] }
+        var counts = [Int32](repeating: 0, count: size)
+        var mine = Int32(bytes.count)
+        try Self.check(MPI_Allgather(&mine, 1, bertkit_mpi_int(), &counts, 1, bertkit_mpi_int(), bertkit_mpi_comm_world()),
+                       "MPI_Allgather")
+        var offsets = [Int32](repeating: 0, count: size)
+        for r in 1..<size { offsets[r] = offsets[r - 1] + counts[r - 1] }
+        var all = [UInt8](repeating: 0, count: Int(offsets[size - 1] + counts[size - 1]))
+        try bytes.withUnsafeBytes { send in
+            try Self.check(MPI_Allgatherv(send.baseAddress, mine, bertkit_mpi_byte(), &all, counts, offsets, bertkit_mpi_byte(),
+                                          bertkit_mpi_comm_world()), "MPI_Allgatherv")
+        }
+        return (0..<size).map { r in Array(all[Int(offsets[r])..<Int(offsets[r] + counts[r])]) }
+    }
+
+    /// `body(i)` for every `i` in `0..<count`, on every process: each computes the indices `rank`, `rank + size`,
+    /// … (evaluation batches, which length-sorting makes alike in cost) and the group shares the results.
+    public func gather(_ count: Int, _ body: (Int) throws -> [Double]) throws -> [[Double]] {
+        guard usesMPI else { return try (0..<count).map(body) }
+        // Each process's results as one message: for each of its indices, the result's length, then the result.
+        var message: [Double] = []
+        for i in stride(from: rank, to: count, by: size) {
+            let result = try body(i)
+            message.append(Double(result.count))
+            message += result
+        }
+        let parts = try allGather(message.withUnsafeBytes { Array($0) })
+        var results = [[Double]](repeating: [], count: count)
+        for (r, part) in parts.enumerated() {
+            let values = part.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            var at = 0
+            for i in stride(from: r, to: count, by: size) {
+                let n = Int(values[at])
+                results[i] = Array(values[(at + 1)..<(at + 1 + n)])
+                at += 1 + n
+            }
+        }
+        return results
+    }
+
+    /// Goes on only if every process succeeded at `what` (reading the data, loading the model): rethrows this
+    /// process's error, or throws one naming the processes that failed, on every process alike.
+    public func agree<T>(that what: String, _ body: () throws -> T) throws -> T {
+        let result = Result(catching: body)
+        var failed = false
+        if case .failure = result { failed = true }
+        let all = try allGather([failed ? 1 : 0])
+        if case .failure(let error) = result { throw error }
+        let others = all.indices.filter { all[$0] == [1] }
+        guard others.isEmpty else { throw ProcessGroupError.failedElsewhere(processes: others, what: what) }
+        return try result.get()
+    }
+
+    /// The name of the host each process runs on, in rank order.
+    public func hostNames() throws -> [String] {
+        let name = ProcessInfo.processInfo.hostName
+        return try allGather(Array(name.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func check(_ code: Int32, _ operation: String) throws {
+        guard code != MPI_SUCCESS else { return }
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        throw ProcessGroupError.communication(operation: operation, message: String(cString: text))
+    }
+}
+
+/// Why the processes of a group could not go on together.
+public enum ProcessGroupError: Error, CustomStringConvertible, LocalizedError {
+    /// A collective operation failed: another process of the job died, or its host became unreachable.
+    case communication(operation: String, message: String)
+    /// Other processes could not do what this one did (read the data, load the model); each prints its error.
+    case failedElsewhere(processes: [Int], what: String)
+
+    public var description: String {
+        switch self {
+        case .communication(let operation, let message):
+            "\(operation) failed (\(message)): another process of the job ended or cannot be reached"
+        case .failedElsewhere(let processes, let what):
+            "process\(processes.count == 1 ? "" : "es") \(processes.map(String.init).joined(separator: ", ")) of the job could not \(what) (\(processes.count == 1 ? "its error is" : "their errors are") printed above)"
+        }
+    }
+    public var errorDescription: String? { description }
+}
