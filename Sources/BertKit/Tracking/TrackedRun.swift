@@ -48,9 +48,9 @@ public final class TrackedRun: TrainingObserver {
 
     /// Marks the run interrupted over a connection of its own: for a process that quits at once, from another
     /// thread, while this one may be in the middle of a write.
-    public static func markQuit(run: Int64, databasePath: String) {
+    public static func markQuit(run: Int64, databasePath: String, reason: String = TrainingError.quit.description) {
         guard let database = try? ResultsDatabase(path: databasePath) else { return }
-        try? database.finishRun(run, status: .interrupted, error: TrainingError.quit.description)
+        try? database.finishRun(run, status: .interrupted, error: reason)
     }
 
     // MARK: TrainingObserver: every step's figures go to `train`, every evaluation to `dev`.

@@ -159,6 +159,12 @@ public struct FineTuningRun {
         }
         let (id, path) = (record.id, database.path)
         stop.whenQuitting { TrackedRun.markQuit(run: id, databasePath: path) }
+        if processes.isDistributed {
+            stop.whenStopping {
+                TrackedRun.markQuit(run: id, databasePath: path, reason: "stopped by a signal (Ctrl-C, SIGTERM, or the launcher "
+                    + "ending the job because one of its processes ended); `finetune resume \(id)` goes on from the latest checkpoint")
+            }
+        }
         do {
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)

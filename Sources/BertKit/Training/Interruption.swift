@@ -6,12 +6,24 @@ public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     private var lastWords: (@Sendable () -> Void)?
+    private var firstWords: (@Sendable () -> Void)?
 
     public init() {}
 
     public var isSet: Bool { lock.withLock { value } }
 
-    public func set() { lock.withLock { value = true } }
+    /// Requests the stop; the first request runs what `whenStopping` registered.
+    public func set() {
+        let words: (@Sendable () -> Void)? = lock.withLock {
+            defer { value = true }
+            return value ? nil : firstWords
+        }
+        words?()
+    }
+
+    /// What to do at once when a stop is requested, before the current step ends: a run on several processes
+    /// marks itself interrupted, because an MPI launcher that passes on the signal ends its processes soon after.
+    public func whenStopping(_ body: @escaping @Sendable () -> Void) { lock.withLock { firstWords = body } }
 
     /// What to do before the process quits at once (a second Ctrl-C): mark the run, say.
     public func whenQuitting(_ body: @escaping @Sendable () -> Void) { lock.withLock { lastWords = body } }

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import BertKit
+
+/// Open MPI's launcher, which scripts/setup installs.
+let mpirunPath = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+/// Data parallelism as a user runs it: `mpirun -np 2 finetune ...` makes the run one process makes at the same
+/// global batch (losses at every step and final weights within 1e-5, relative: only the order of the gradients'
+/// summation differs), and its checkpoints resume on one process.
+@Suite(.serialized) struct DistributedTests {
+    static var mpirun: String? { mpirunPath }
+    static let steps = 20
+
+    /// `finetune` under `mpirun -np processes` (as root too; more processes than cores allowed).
+    func mpirun(_ processes: Int, _ arguments: [String]) throws -> CommandLineTests.Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
+        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", CommandLineTests.binary] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        let (out, err) = (Pipe(), Pipe())
+        (process.standardOutput, process.standardError) = (out, err)
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile(), error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return .init(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                     error: String(decoding: error, as: UTF8.self))
+    }
+
+    func arguments(_ task: String, in directory: String) -> [String] {
+        ["--task", CommandLineTests.fixtures + "/tasks/\(task).json", "--model", CommandLineTests.fixtures + "/tiny-bert",
+         "--db", directory + "/results.db", "--output-dir", directory + "/runs", "--max-steps", "\(Self.steps)",
+         "--eval-steps", "10", "--batch-size", "8", "--max-length", "40", "--learning-rate", "1e-3",
+         "--save-strategy", "steps", "--save-steps", "5", "--save-total-limit", "0"]
+    }
+
+    func losses(_ directory: String) throws -> [Double] {
+        try SQLiteDatabase(path: directory + "/results.db")
+            .query("SELECT value FROM metrics WHERE split = 'train' AND name = 'loss' ORDER BY step").map { $0["value"]!.double! }
+    }
+
+    /// ‖a − b‖∞ / ‖b‖∞ over each tensor of two safetensors files, the largest.
+    func largestDifference(_ a: String, _ b: String) throws -> Float {
+        let (x, y) = (try SafeTensorsFile(path: a), try SafeTensorsFile(path: b))
+        #expect(x.names == y.names)
+        return try y.names.map { name in
+            let (u, v) = (try x.floats(name), try y.floats(name))
+            let scale = max(v.map(abs).max() ?? 0, .leastNormalMagnitude)
+            return zip(u, v).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+        }.max() ?? 0
+    }
+
+    func relativeDifference(_ a: [Double], _ b: [Double]) -> Double {
+        zip(a, b).map { abs($0 - $1) / max(abs($1), 1e-12) }.max() ?? 0
+    }
+
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"),
+          arguments: ["mrpc-slice", "ner-tiny", "pretrain-tiny"])
+    func twoProcessesTrainAsOneProcessDoesAtTheSameGlobalBatch(_ task: String) throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let one = cli.directory + "/one", two = cli.directory + "/two"
+        let alone = try cli.finetune(arguments(task, in: one))
+        #expect(alone.status == 0, "\(alone.error)")
+        let together = try mpirun(2, arguments(task, in: two))
+        try #require(together.status == 0, "\(together.output)\n\(together.error)")
+        #expect(together.output.contains("2 processes on 1 host"), "\(together.output)")
+
+        // Dropout is on (the tiny model's 0.1): equal losses mean equal masks too.
+        let (a, b) = (try losses(two), try losses(one))
+        #expect(a.count == Self.steps && b.count == Self.steps)
+        #expect(relativeDifference(a, b) < 1e-5, "losses on 2 processes \(a) against 1 \(b)")
+        let checkpoint = "/runs/1-\(task)/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
+        #expect(try largestDifference(two + checkpoint, one + checkpoint) < 1e-5)
+
+        let database = try SQLiteDatabase(path: two + "/results.db")
+        let params = try database.query("SELECT key, value FROM params WHERE key IN ('processes', 'threads_per_process') ORDER BY key")
+        #expect(params.map { $0["value"] } == [.text("2"), .text("1")], "2 processes of 1 thread each on this machine's cores")
+        #expect(try database.query("SELECT COUNT(*) AS n FROM metrics WHERE split = 'timing' AND name = 'allreduce_seconds'")
+            .first?["n"] == .integer(Int64(Self.steps)))
+        #expect(try database.query("SELECT status FROM runs").map { $0["status"] } == [.text("completed")])
+    }
+
+    /// A checkpoint does not depend on the number of processes: one saved at step 10 of a run on two resumes on
+    /// one, and the run ends where the run on one process does.
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
+    func aCheckpointOfTwoProcessesResumesOnOne() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let one = cli.directory + "/one", resumed = cli.directory + "/resumed"
+        #expect(try cli.finetune(arguments("mrpc-slice", in: one)).status == 0)
+        let together = try mpirun(2, arguments("mrpc-slice", in: resumed))
+        try #require(together.status == 0, "\(together.error)")
+        // As the run on two processes stands when stopped after step 10: its later checkpoints not yet written.
+        let checkpoints = resumed + "/runs/1-mrpc-slice/checkpoints"
+        for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) where Int(name.dropFirst(11))! > 10 {
+            try FileManager.default.removeItem(atPath: checkpoints + "/" + name)
+        }
+        try SQLiteDatabase(path: resumed + "/results.db").execute("UPDATE runs SET status = 'interrupted'")
+
+        let again = try cli.finetune(["resume", "1", "--db", resumed + "/results.db"])
+        #expect(again.status == 0, "\(again.error)")
+        #expect(again.output.contains("checkpoint-10"), "\(again.output)")
+        let (a, b) = (try losses(resumed), try losses(one))
+        #expect(a.count == Self.steps && relativeDifference(a, b) < 1e-5, "resumed \(a) against one process \(b)")
+        let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
+        #expect(try largestDifference(resumed + checkpoint, one + checkpoint) < 1e-5)
+    }
+}
