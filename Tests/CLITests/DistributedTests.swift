@@ -4,6 +4,8 @@ import BertKit
 
 /// Open MPI's launcher, which scripts/setup installs.
 let mpirunPath = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+/// Whether this process may make network namespaces (scripts/mpi_two_hosts).
+let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/bin/ip"].contains { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Data parallelism as a user runs it: `mpirun -np 2 finetune ...` makes the run one process makes at the same
 /// global batch (losses at every step and final weights within 1e-5, relative: only the order of the gradients'
@@ -105,5 +107,30 @@ let mpirunPath = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManage
         #expect(a.count == Self.steps && relativeDifference(a, b) < 1e-5, "resumed \(a) against one process \(b)")
         let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
         #expect(try largestDifference(resumed + checkpoint, one + checkpoint) < 1e-5)
+    }
+
+    /// Two hosts joined by a network: two network namespaces on this machine and Open MPI over TCP between
+    /// them (scripts/mpi_two_hosts sets them up and tears them down; it needs root, as CI runs).
+    @Test(.enabled(if: mpirunPath != nil && canMakeNetworkNamespaces, "needs root, and ip (iproute2) and mpirun, which scripts/setup installs"))
+    func twoHostsOverTCPTrainAsOneProcessDoes() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let one = cli.directory + "/one", two = cli.directory + "/two"
+        #expect(try cli.finetune(arguments("mrpc-slice", in: one)).status == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
+        process.arguments = ["--binary", CommandLineTests.binary] + arguments("mrpc-slice", in: two)
+        let (out, err) = (Pipe(), Pipe())
+        (process.standardOutput, process.standardError) = (out, err)
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "\(output)\n\(error)")
+        #expect(output.contains("2 processes on 2 hosts (bertkit-h1, bertkit-h2)"), "\(output)")
+        let (a, b) = (try losses(two), try losses(one))
+        #expect(a.count == Self.steps && relativeDifference(a, b) < 1e-5, "two hosts \(a) against one process \(b)")
+        let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
+        #expect(try largestDifference(two + checkpoint, one + checkpoint) < 1e-5)
     }
 }
