@@ -37,9 +37,14 @@ let package = Package(
             pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev"])]
         ),
+        // AdamW's loop, in C so that it vectorises (see its file); no fused multiply-adds, so it rounds as PyTorch does.
+        .target(
+            name: "COptimizer",
+            cSettings: [.unsafeFlags(["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off"])]
+        ),
         .target(
             name: "Kernels",
-            dependencies: ["CDNNL"],
+            dependencies: ["CDNNL", "COptimizer"],
             swiftSettings: kernelFlags
         ),
         .target(

@@ -1,3 +1,4 @@
+import COptimizer
 import Foundation
 
 /// AdamW with decoupled weight decay, as `torch.optim.AdamW` computes it, over a span of a flat buffer.
@@ -52,25 +53,9 @@ public enum AdamW {
         let settings: Settings
 
         func callAsFunction(_ range: Range<Int>) {
-            if clearing {
-                for i in range {
-                    update(i)
-                    gradients[i] = 0
-                }
-            } else {
-                for i in range { update(i) }
-            }
-        }
-
-        @inline(__always)
-        private func update(_ i: Int) {
-            let (b1, b2, eps) = (settings.beta1, settings.beta2, settings.epsilon)
-            let g = gradients[i] * gradientScale
-            let mi = b1 * m[i] + (1 - b1) * g
-            let vi = b2 * v[i] + (1 - b2) * g * g
-            m[i] = mi
-            v[i] = vi
-            parameters[i] = parameters[i] * shrink - stepSize * mi / (vi.squareRoot() / correction2 + eps)
+            bertkit_adamw_update(parameters + range.lowerBound, gradients + range.lowerBound, m + range.lowerBound,
+                                 v + range.lowerBound, range.count, gradientScale, settings.beta1, settings.beta2,
+                                 settings.epsilon, shrink, stepSize, correction2, clearing ? 1 : 0)
         }
     }
 }
