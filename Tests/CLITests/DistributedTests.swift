@@ -133,4 +133,30 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
         #expect(try largestDifference(two + checkpoint, one + checkpoint) < 1e-5)
     }
+
+    /// A process that cannot load the model stops the job on every process: it names its error, process 0 names
+    /// it as the one that failed, and the run is marked failed (mpirun's MPMD form gives process 1 a bad folder).
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
+    func aProcessThatCannotLoadTheModelFailsTheJob() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let common = ["--task", CommandLineTests.fixtures + "/tasks/mrpc-slice.json", "--db", cli.db,
+                      "--output-dir", cli.directory + "/runs", "--max-steps", "4", "--max-length", "40"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
+        process.arguments = ["--allow-run-as-root", "--oversubscribe",
+                             "-np", "1", CommandLineTests.binary] + common + ["--model", CommandLineTests.fixtures + "/tiny-bert",
+                             ":", "-np", "1", CommandLineTests.binary] + common + ["--model", cli.directory + "/missing"]
+        process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        let err = Pipe()
+        (process.standardOutput, process.standardError) = (FileHandle.nullDevice, err)
+        try process.run()
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(error.contains("error: process 1: \(cli.directory)/missing: model folder not found"), "\(error)")
+        let run = try #require(try cli.runs().first)
+        #expect(run["status"] == .text("failed"))
+        #expect(run["error"].map { "\($0)" }?.contains("process 1 of the job could not load the task's data and model") == true, "\(run)")
+    }
 }

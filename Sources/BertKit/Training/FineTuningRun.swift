@@ -129,7 +129,7 @@ public struct FineTuningRun {
 
     /// The task, built by its plugin, once every process of the group has built it.
     private func makeTask(_ processes: ProcessGroup) throws -> any TaskPlugin {
-        try processes.agree(that: "read the task's data and load the model") {
+        try processes.agree(that: "load the task's data and model") {
             try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model), hyperparameters: hyperparameters,
                                            data: data, processes: processes))
         }
