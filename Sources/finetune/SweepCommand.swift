@@ -17,6 +17,10 @@ struct Sweep: ParsableCommand {
             them (BERTKIT_THREADS). Each run's output goes to <output-dir>/sweep-<id>/; a run is an ordinary run (finetune \
             runs show). Ctrl-C stops every run after its step with a checkpoint; --resume keeps the finished runs, resumes \
             the interrupted ones from their checkpoints and starts the missing ones.
+
+            Under mpirun (or srun) the runs are spread over the processes: process i takes runs i, i + n, ..., each an \
+            ordinary run on its host (--jobs at a time), and process 0 records the sweep. results.db and the output \
+            folder must then be on a file system every host shares, with working locks.
             """)
 
     @Option(help: "Task name or task file.") var task: String?
@@ -38,53 +42,72 @@ struct Sweep: ParsableCommand {
     }
 
     func run() throws {
+        let processes = ProcessGroup.current
         let database: ResultsDatabase, sweep: SweepRecord
         do {
             database = try ResultsDatabase(path: databaseOptions.db)
-            if let resume {
-                guard let record = try database.sweep(resume) else { throw UsageError("no sweep \(resume) in \(databaseOptions.db)") }
-                if record.status == "running" { throw UsageError("sweep \(resume) is still running (pid recorded in the sweeps table)") }
-                try database.resumeSweep(resume, jobs: jobs)
-                sweep = try database.sweep(resume)!
-            } else {
-                let (taskName, plan): (String, SweepPlan)
-                if let file {
-                    (taskName, plan) = try SweepPlan.load(file)
-                } else {
-                    let seedList = try seeds.split(separator: ",").map { text -> UInt64 in
-                        guard let seed = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw UsageError("--seeds expects integers, found '\(text)'") }
-                        return seed
-                    }
-                    (taskName, plan) = (task!, try SweepPlan(grid: grid.map(SweepPlan.gridOption), seeds: seedList, fixed: hyperparameterOptions))
-                }
-                // Every run must at least start: a bad task or option is found now, not in the first child.
-                _ = try FineTuningRun(spec: TaskSpec.load(taskName), experiment: experiment.map { try Experiment.load($0) },
-                                      arguments: plan.runs[0].arguments, model: modelOptions.model)
-                var common = ["--task", taskName, "--model", modelOptions.model, "--db", databaseOptions.db]
-                if let experiment { common += ["--experiment", experiment] }
-                if let dataDir { common += ["--data-dir", dataDir] }
-                let id = try database.startSweep(task: taskName, grid: plan.grid, seeds: plan.seeds, arguments: common + plan.fixed, jobs: jobs)
-                sweep = try database.sweep(id)!
-            }
-        } catch { fail(error) }
-        let status = SweepRunner(sweep: sweep, database: database, jobs: jobs, outputRoot: outputDir).run()
-        try? database.finishSweep(sweep.id, status: status.status, error: status.error)
+            // Process 0 records the sweep (or takes it up again); the others read it once it has.
+            let id = try processes.agree(that: "start the sweep") { processes.isMain ? try startOrResume(database) : 0 }
+            let shared = try processes.allGather(withUnsafeBytes(of: id) { Array($0) })[0]
+            sweep = try database.sweep(shared.withUnsafeBytes { $0.load(as: Int64.self) })!
+        } catch { fail(error, processes: processes) }
+        let runner = SweepRunner(sweep: sweep, database: database, jobs: jobs, outputRoot: outputDir, processes: processes)
+        let mine = runner.run()
+        // Every process's outcome, for process 0 to record: interrupted if any was, else failed if any failed.
+        let outcomes = (try? processes.allGather(Array((mine.status.rawValue + "\n" + (mine.error ?? "")).utf8)))?
+            .map { String(decoding: $0, as: UTF8.self) } ?? [mine.status.rawValue + "\n" + (mine.error ?? "")]
+        let statuses = outcomes.map { ResultsDatabase.Status(rawValue: String($0.prefix { $0 != "\n" })) ?? .failed }
+        let status: ResultsDatabase.Status = statuses.contains(.interrupted) ? .interrupted
+            : statuses.allSatisfy { $0 == .completed } ? .completed : .failed
+        let errors = outcomes.map { $0.drop { $0 != "\n" }.dropFirst() }.filter { !$0.isEmpty }
+        let error = errors.isEmpty ? nil : errors.joined(separator: "; ")
+        guard processes.isMain else { Foundation.exit(mine.status == .completed ? 0 : mine.status == .interrupted ? 130 : 1) }
+        try? database.finishSweep(sweep.id, status: status, error: error)
         try? Sweeps.Show.printSummary(sweep.id, database: database)
-        if status.status != .completed {
-            say("sweep \(sweep.id) \(status.status.rawValue)\(status.error.map { ": \($0)" } ?? ""); `finetune sweep --resume \(sweep.id)` goes on")
-            Foundation.exit(status.status == .interrupted ? 130 : 1)
+        if status != .completed {
+            say("sweep \(sweep.id) \(status.rawValue)\(error.map { ": \($0)" } ?? ""); `finetune sweep --resume \(sweep.id)` goes on")
+            Foundation.exit(status == .interrupted ? 130 : 1)
+        }
+    }
+
+    /// Records a new sweep, or marks `--resume`'s running again; its id.
+    private func startOrResume(_ database: ResultsDatabase) throws -> Int64 {
+        if let resume {
+            guard let record = try database.sweep(resume) else { throw UsageError("no sweep \(resume) in \(databaseOptions.db)") }
+            if record.status == "running" { throw UsageError("sweep \(resume) is still running (pid recorded in the sweeps table)") }
+            try database.resumeSweep(resume, jobs: jobs)
+            return resume
+        } else {
+            let (taskName, plan): (String, SweepPlan)
+            if let file {
+                (taskName, plan) = try SweepPlan.load(file)
+            } else {
+                let seedList = try seeds.split(separator: ",").map { text -> UInt64 in
+                    guard let seed = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw UsageError("--seeds expects integers, found '\(text)'") }
+                    return seed
+                }
+                (taskName, plan) = (task!, try SweepPlan(grid: grid.map(SweepPlan.gridOption), seeds: seedList, fixed: hyperparameterOptions))
+            }
+            // Every run must at least start: a bad task or option is found now, not in the first child.
+            _ = try FineTuningRun(spec: TaskSpec.load(taskName), experiment: experiment.map { try Experiment.load($0) },
+                                  arguments: plan.runs[0].arguments, model: modelOptions.model)
+            var common = ["--task", taskName, "--model", modelOptions.model, "--db", databaseOptions.db]
+            if let experiment { common += ["--experiment", experiment] }
+            if let dataDir { common += ["--data-dir", dataDir] }
+            return try database.startSweep(task: taskName, grid: plan.grid, seeds: plan.seeds, arguments: common + plan.fixed, jobs: jobs)
         }
     }
 }
 
 /// Starts a sweep's missing runs and resumes its interrupted ones, `jobs` at a time, each a `finetune` process in
 /// a process group of its own (so that Ctrl-C reaches each run once, through this process), with its output in a
-/// log file.
+/// log file. In a group of processes, each takes its share of the runs (every `size`-th).
 struct SweepRunner {
     let sweep: SweepRecord
     let database: ResultsDatabase
     let jobs: Int
     let outputRoot: String
+    var processes = ProcessGroup.single
 
     enum Work {
         case start(SweepPlan.PlannedRun)
@@ -108,11 +131,18 @@ struct SweepRunner {
             default: work.append(.start(planned))
             }
         }
-        say("sweep \(sweep.id): \(sweep.task), \(plan.runs.count) runs (\(plan.configurations.count) configurations x \(plan.seeds.count) seeds); "
-            + "\(plan.runs.count - work.count) done, \(work.count) to go, \(jobs) at a time")
+        if processes.isMain {
+            say("sweep \(sweep.id): \(sweep.task), \(plan.runs.count) runs (\(plan.configurations.count) configurations x \(plan.seeds.count) seeds); "
+                + "\(plan.runs.count - work.count) done, \(work.count) to go, \(jobs) at a time"
+                + (processes.isDistributed ? " on each of \(processes.size) processes" : ""))
+        }
+        // Every process has read the sweep's runs before any starts one; then each takes its share.
+        do { try processes.barrier() } catch { return (.failed, "\(error)") }
+        if processes.isDistributed { work = work.enumerated().filter { $0.offset % processes.size == processes.rank }.map(\.element) }
+        let who = processes.isDistributed ? "process \(processes.rank) on \(ProcessInfo.processInfo.hostName): " : ""
         let logs = "\(outputRoot)/sweep-\(sweep.id)"
         try? FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / jobs)
+        let threads = max(1, ProcessGroup.threads / jobs)
         let stop = StopFlag()
         let signals = SignalWatcher(flag: stop, stopMessage: "stopping every run after its step (Ctrl-C again to quit at once)")
         var active: [(pid: pid_t, work: Work, log: String)] = []
@@ -133,7 +163,7 @@ struct SweepRunner {
                 do {
                     let pid = try ChildProcess.spawn(CommandLine.executable, arguments, log: log, environment: ["BERTKIT_THREADS": String(threads)])
                     active.append((pid, next, log))
-                    say("sweep \(sweep.id): \(planned.configuration), seed \(planned.seed): \(describe(next)) (log \(log))")
+                    say("\(who)sweep \(sweep.id): \(planned.configuration), seed \(planned.seed): \(describe(next)) (log \(log))")
                 } catch {
                     failures.append("\(planned.configuration) seed \(planned.seed): \(error)")
                 }
@@ -149,7 +179,7 @@ struct SweepRunner {
                 let run = (try? database.runs(ofSweep: sweep.id))?.last { $0.configuration == planned.configuration && $0.seed == planned.seed }
                 let score = run.flatMap { try? database.bestMainMetric(of: $0.run) }
                 let outcome = status == 0 ? "completed" + (score.map { ", best \(format($0))" } ?? "") : status == 130 ? "interrupted" : "failed (exit \(status))"
-                say("sweep \(sweep.id): \(planned.configuration), seed \(planned.seed): run \(run.map { String($0.run) } ?? "?") \(outcome)")
+                say("\(who)sweep \(sweep.id): \(planned.configuration), seed \(planned.seed): run \(run.map { String($0.run) } ?? "?") \(outcome)")
                 if status != 0 && status != 130 { failures.append("\(planned.configuration) seed \(planned.seed) (log \(child.log))") }
                 return true
             }
@@ -185,7 +215,8 @@ enum ChildProcess {
         sigaddset(&defaults, SIGINT)
         sigaddset(&defaults, SIGTERM)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var environment = ProcessInfo.processInfo.environment
+        // A run starts alone, whatever launched this process.
+        var environment = ProcessInfo.processInfo.environment.filter { !ProcessGroup.isLauncherVariable($0.key) }
         for (key, value) in extra { environment[key] = value }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

@@ -159,4 +159,25 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         #expect(run["status"] == .text("failed"))
         #expect(run["error"].map { "\($0)" }?.contains("process 1 of the job could not load the task's data and model") == true, "\(run)")
     }
+
+    /// `mpirun -np 2 finetune sweep`: the sweep's runs are spread over the two processes, each an ordinary run of
+    /// its own (alone, not a job of two), and process 0 records the sweep.
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
+    func aSweepUnderMPISpreadsItsRunsOverTheProcesses() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let result = try mpirun(2, ["sweep", "--task", CommandLineTests.fixtures + "/tasks/mrpc-slice.json",
+                                    "--model", CommandLineTests.fixtures + "/tiny-bert", "--db", cli.db,
+                                    "--output-dir", cli.directory + "/runs", "--grid", "learning_rate=1e-3,5e-4", "--seeds", "1,2",
+                                    "--max-steps", "4", "--max-length", "40"])
+        #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        for process in 0..<2 {
+            #expect(result.output.components(separatedBy: "process \(process) on").count - 1 == 4, "two runs started and ended by each: \(result.output)")
+        }
+        let database = try SQLiteDatabase(path: cli.db)
+        #expect(try database.query("SELECT status FROM sweeps").map { $0["status"] } == [.text("completed")])
+        #expect(try database.query("SELECT status FROM runs").map { $0["status"] } == Array(repeating: .text("completed"), count: 4))
+        #expect(try database.query("SELECT COUNT(*) AS n FROM params WHERE key = 'processes'").first?["n"] == .integer(0),
+                "each run trains alone")
+    }
 }

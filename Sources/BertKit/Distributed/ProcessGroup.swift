@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import Kernels
 
 /// The processes that train one model together, or this process alone.
 ///
@@ -156,6 +157,21 @@ public final class ProcessGroup: @unchecked Sendable {
             }
         }
         return results
+    }
+
+    /// Waits until every process has called it.
+    public func barrier() throws {
+        guard usesMPI else { return }
+        try Self.check(MPI_Barrier(bertkit_mpi_comm_world()), "MPI_Barrier")
+    }
+
+    /// Threads this process computes with: the cores it is given, or `BERTKIT_THREADS` (`Parallel.workers`).
+    public static var threads: Int { Parallel.workers }
+
+    /// The variables by which a launcher tells a process that it is one of a job's: a process this one starts to
+    /// run alone (a sweep's run) must not inherit them.
+    public static func isLauncherVariable(_ name: String) -> Bool {
+        ["OMPI_", "PMIX_", "PMI_", "OPAL_", "PRTE_"].contains { name.hasPrefix($0) }
     }
 
     /// Goes on only if every process succeeded at `what` (reading the data, loading the model): rethrows this
