@@ -60,9 +60,11 @@ struct Predict: ParsableCommand {
         request.maxAnswerLength = maxAnswerLength
         request.allowNoAnswer = allowNoAnswer
         request.nullThreshold = nullThreshold
+        request.processes = ProcessGroup.current
         let plugin = try request.plugin()
         if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
         let report = try plugin.predict(request)
+        guard request.processes.isMain else { return }
         let summary = "wrote \(report.examples) predictions to \(output == "-" ? "standard output" : output) (model: \(String(format: "%.2f", report.seconds)) s, \(String(format: "%.1f", Double(report.examples) / max(report.seconds, 1e-9))) examples/s)\n"
         // Standard output holds only the results when they go there.
         (output == "-" ? FileHandle.standardError : FileHandle.standardOutput).write(Data(summary.utf8))

@@ -180,4 +180,25 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         #expect(try database.query("SELECT COUNT(*) AS n FROM params WHERE key = 'processes'").first?["n"] == .integer(0),
                 "each run trains alone")
     }
+
+    /// `mpirun -np 2 finetune predict`: the two processes share the batches and process 0 writes what one process
+    /// writes (token classification and question answering, long inputs cut into several windows).
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"),
+          arguments: [("token-classifier", "texts.jsonl", ["--window-overlap", "8"]), ("question-answering", "questions.jsonl", [])])
+    func predictionUnderMPIWritesWhatOneProcessWrites(_ model: String, _ input: String, _ extra: [String]) throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let fixtures = CommandLineTests.fixtures + "/pipelines/"
+        func arguments(_ output: String) -> [String] {
+            ["predict", "--model", fixtures + model, "--input", fixtures + input, "--output", cli.directory + "/" + output,
+             "--batch-size", "2"] + extra
+        }
+        #expect(try cli.finetune(arguments("one.jsonl")).status == 0)
+        let together = try mpirun(2, arguments("two.jsonl"))
+        #expect(together.status == 0, "\(together.error)")
+        let one = try String(contentsOfFile: cli.directory + "/one.jsonl", encoding: .utf8)
+        #expect(!one.isEmpty)
+        #expect(try String(contentsOfFile: cli.directory + "/two.jsonl", encoding: .utf8) == one)
+        #expect(together.output.components(separatedBy: "wrote ").count == 2, "process 0 alone reports: \(together.output)")
+    }
 }

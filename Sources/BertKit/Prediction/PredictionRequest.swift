@@ -36,6 +36,9 @@ public struct PredictionRequest: Sendable {
     /// beats the best span's by more than `nullThreshold`.
     public var allowNoAnswer = false
     public var nullThreshold = 0.0
+    /// The processes that share the batches of a file's prediction (`mpirun ... finetune predict`); process 0
+    /// writes the results.
+    public var processes = ProcessGroup.single
 
     public init(model: String, input: String, output: String) throws {
         self.model = model

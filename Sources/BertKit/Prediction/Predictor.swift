@@ -41,10 +41,14 @@ extension Predictor {
     var tsvColumns: ((TaskSpec, String) throws -> TSVLayout)? { nil }
 
     /// Predicts over the request's input and writes the results: for a file, all of them at once, batched by
-    /// length, under a temporary name then renamed; for standard input (`-`), each line's result as soon as it
-    /// is ready, flushed.
+    /// length (the batches shared among the request's processes, process 0 writing), under a temporary name
+    /// then renamed; for standard input (`-`), each line's result as soon as it is ready, flushed.
     func run(_ request: PredictionRequest) throws -> PredictionReport {
-        if request.input == "-" { return try stream(request) }
+        let processes = request.processes
+        if request.input == "-" {
+            guard !processes.isDistributed else { throw UsageError("--input - reads standard input in one process; run predict alone") }
+            return try stream(request)
+        }
         let examples = try request.records(tsvColumns: tsvColumns).enumerated().map { try prepare($1, index: $0) }
         var sequences: [ModelInput] = [], owners: [(example: Int, window: Int)] = []
         var outputs = [[[Float]]](repeating: [], count: examples.count)
@@ -55,13 +59,22 @@ extension Predictor {
             owners += windows.indices.map { (e, $0) }
         }
         let started = ContinuousClock.now
-        for indices in Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize) {
-            for (row, output) in forward(indices.map { sequences[$0] }).enumerated() {
-                let owner = owners[indices[indices.startIndex + row]]
-                outputs[owner.example][owner.window] = output
+        let batches = Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize)
+        // Each batch's outputs, row after row, each row its length then its values.
+        let results = try processes.gather(batches.count) { b in
+            forward(batches[b].map { sequences[$0] }).flatMap { [Double($0.count)] + $0.map(Double.init) }
+        }
+        for (indices, flat) in zip(batches, results) {
+            var at = 0
+            for i in indices {
+                let n = Int(flat[at])
+                let owner = owners[i]
+                outputs[owner.example][owner.window] = flat[(at + 1)..<(at + 1 + n)].map { Float($0) }
+                at += 1 + n
             }
         }
         let seconds = started.seconds
+        guard processes.isMain else { return PredictionReport(examples: examples.count, seconds: seconds) }
         let lines = try zip(examples, outputs).map { try result(of: $0, outputs: $1) }
         let text = ((header.map { [$0] } ?? []) + lines).map { $0 + "\n" }.joined()
         if request.output == "-" {
