@@ -5,7 +5,7 @@ import Kernels
 /// The processes that train one model together, or this process alone.
 ///
 /// `finetune` started by `mpirun`, `mpiexec` or `srun` finds from its environment that a launcher started it as
-/// one of several processes (`launcherWorld`), and joins them through MPI; started alone it never initialises
+/// one of several processes (`isOneOfSeveral`), and joins them through MPI; started alone it never initialises
 /// MPI. Every process of a group holds the whole model and the whole data set, and computes its share of each
 /// batch (`BatchShare`); the group sums their gradients (`sum`), so that every process takes the same optimizer
 /// step. Process 0 (`isMain`) alone writes results.db, checkpoints, exports and the progress display.
@@ -34,22 +34,22 @@ public final class ProcessGroup: @unchecked Sendable {
     /// The group this process was started in: all the processes of an MPI job when a launcher started it,
     /// else `single`. MPI is initialised on first use, once per process.
     public static let current: ProcessGroup = {
-        guard let world = launcherWorld(ProcessInfo.processInfo.environment), world > 1 else { return .single }
+        guard isOneOfSeveral(ProcessInfo.processInfo.environment) else { return .single }
         do { return try joinMPI() } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             exit(1)
         }
     }()
 
-    /// The number of processes a launcher started, from the variables Open MPI (`OMPI_COMM_WORLD_SIZE`), PMIx
-    /// (`srun --mpi=pmix`, `PMIX_SIZE` is not always set: `PMIX_RANK` with Slurm's `SLURM_NTASKS`) and MPICH-style
-    /// launchers (`PMI_SIZE`) give their processes; nil when none did.
-    static func launcherWorld(_ environment: [String: String]) -> Int? {
+    /// Whether a launcher started this process as one of several, from the variables that Open MPI
+    /// (`OMPI_COMM_WORLD_SIZE`), MPICH-style launchers (`PMI_SIZE`) and PMIx (`srun --mpi=pmix`; it does not
+    /// always give the size, then Slurm's `SLURM_NTASKS` does) give their processes.
+    static func isOneOfSeveral(_ environment: [String: String]) -> Bool {
         for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"] {
-            if let size = environment[name].flatMap(Int.init) { return size }
+            if let size = environment[name].flatMap(Int.init) { return size > 1 }
         }
-        if environment["PMIX_RANK"] != nil { return environment["SLURM_NTASKS"].flatMap(Int.init) ?? 2 }
-        return nil
+        guard environment["PMIX_RANK"] != nil else { return false }
+        return (environment["SLURM_NTASKS"].flatMap(Int.init) ?? 2) > 1  // without a size, MPI_Comm_size will tell
     }
 
     private static func joinMPI() throws -> ProcessGroup {
