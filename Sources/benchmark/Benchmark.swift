@@ -19,10 +19,15 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
     @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
     var bf16 = "auto"
-    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise).")
+    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md).")
     var measure = "encoder"
+    @Option(help: "Sequence lengths for --measure steps, comma-separated.") var lengths = "16,32,64,128"
 
     func run() throws {
+        if measure == "steps" {
+            return try StepCost(model: model, batch: batch, lengths: lengths.split(separator: ",").compactMap { Int($0) },
+                                seconds: seconds, output: output == "benchmarks/encoder.md" ? "benchmarks/steps.md" : output).run()
+        }
         if measure == "checkpoint" {
             return try CheckpointCost(model: model, output: output == "benchmarks/encoder.md" ? "benchmarks/checkpoint.md" : output).run()
         }
