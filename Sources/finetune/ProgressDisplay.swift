@@ -9,6 +9,8 @@ final class ProgressDisplay: TrainingObserver {
     let interactive = isatty(STDERR_FILENO) != 0
     private var totalSteps = 0
     private var samples = 0
+    /// Steps taken in this process: after a resume, the first step shown is not step 1.
+    private var stepsHere = 0
     private var trainingSeconds = 0.0
     private var recentLoss: Double?
     private let start = Date()
@@ -32,11 +34,12 @@ final class ProgressDisplay: TrainingObserver {
 
     func stepFinished(_ s: TrainingStep) {
         samples += s.samples
+        stepsHere += 1
         trainingSeconds += s.seconds
         recentLoss = recentLoss.map { 0.9 * $0 + 0.1 * s.loss } ?? s.loss
         let rate = Double(samples) / max(trainingSeconds, 1e-9)
         let elapsed = Date().timeIntervalSince(start)
-        let eta = elapsed / Double(s.step) * Double(totalSteps - s.step)
+        let eta = elapsed / Double(stepsHere) * Double(totalSteps - s.step)
         let figures = String(format: "loss %.4f  lr %.2e  %.1f samples/s  ETA %@", recentLoss!, s.learningRate, rate, clock(eta))
         if interactive {
             let width = 28
