@@ -1,0 +1,51 @@
+import ArgumentParser
+import BertKit
+import Foundation
+
+/// `finetune evaluate`: a fine-tuned model's metrics on a task's evaluation split, in the precision asked for,
+/// int8 included: how much a quantised model loses, measured the way training measured the model.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a fine-tuned model (an exported folder or a run's best/) on a task's dev split, in fp32, bf16 or int8.",
+        discussion: """
+            finetune evaluate --model runs/3-sst2/best --task sst2 --precision int8
+
+            The task is built as training builds it (its data read, its hyper-parameters from the task file and from \
+            options such as --max-length 256, which should be the run's), with the model's own head; its evaluation \
+            split is scored with the task's metrics, as after each training evaluation.
+            """)
+
+    @Option(help: "Fine-tuned model folder, with the task's head.") var model: String
+    @Option(help: "Task name (a file Tasks/NAME.json) or a path to a task file.") var task: String
+    @Option(help: "Score this file instead of the task's dev split (same layout).") var evalFile: String?
+    @Option(help: "Folder with the data of tasks the repository does not carry (or set BERTKIT_DATA_DIR).") var dataDir: String?
+    @Option(help: "Number format of matrix products: fp32, bf16 or int8 (weights' products in int8, dynamic quantisation).")
+    var precision = Precision.float32
+    @Option(help: "Sequences per batch.") var batchSize = 32
+    /// Hyper-parameters that shape the evaluation (`--max-length 256`), parsed by the library's table of them.
+    @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
+
+    func run() throws {
+        do {
+            let spec = try TaskSpec.load(task)
+            var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+                .applying(arguments: hyperparameterOptions, otherOptions: ["--model", "--task", "--eval-file", "--data-dir",
+                                                                           "--precision", "--batch-size"])
+            h[.precision] = precision
+            h[.evalBatchSize] = batchSize
+            let setup = TaskSetup(spec: spec, checkpoint: try BertCheckpoint(directory: model), hyperparameters: h,
+                                  data: DataSources(evalFile: evalFile, dataDirectory: dataDir))
+            let task = try spec.plugin.init(setup)
+            guard task.loadReport.initialised.isEmpty else {
+                throw UsageError("\(model) has no \(spec.plugin.name) head for \(spec.name): "
+                    + "\(task.loadReport.initialised.joined(separator: ", ")) would be new (a fine-tuned model of this task is needed)")
+            }
+            if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
+            let started = Date()
+            let metrics = try task.evaluate()
+            say("\(spec.name) dev, \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
+                .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
+                + String(format: " (%.1f s)", Date().timeIntervalSince(started)))
+        } catch { fail(error) }
+    }
+}
