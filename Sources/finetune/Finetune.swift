@@ -22,14 +22,17 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// How many threads each process computes with.
-struct ThreadOptions: ParsableArguments {
+/// How each process computes, and how long it waits for the others under mpirun.
+struct ProcessOptions: ParsableArguments {
     @Option(help: "Threads for this process (default: the cores it may run on; under mpirun, its share of them).")
     var threads: Int?
+    @Option(help: "Under mpirun: seconds to wait for the other processes before ending the job (0: no limit).")
+    var mpiTimeout: Double = 600
 
-    /// Sets the thread count before the first parallel loop reads it (`Parallel.workers`).
+    /// Sets the thread count before the first parallel loop reads it (`Parallel.workers`), and the group's timeout.
     func apply() {
         if let threads { setenv("BERTKIT_THREADS", String(max(1, threads)), 1) }
+        ProcessGroup.current.timeout = mpiTimeout
     }
 }
 

@@ -43,6 +43,8 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let processes = ProcessGroup.current
+        // The processes' runs are independent and may take hours each: the final gathering waits as long as they do.
+        processes.timeout = 0
         let database: ResultsDatabase, sweep: SweepRecord
         do {
             database = try ResultsDatabase(path: databaseOptions.db)

@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     var text: String?
     @Option(help: "Go on with this interrupted run from its latest checkpoint (as `finetune resume RUN`).")
     var resume: Int64?
-    @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var processOptions: ProcessOptions
     /// Set by `finetune sweep` for the runs it starts: the sweep and the configuration the run belongs to.
     @Option(help: .hidden) var sweep: Int64?
     @Option(help: .hidden) var sweepConfiguration: String?
@@ -51,14 +51,14 @@ struct Train: ParsableCommand {
 
     /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
     static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir",
-                             "--text", "--resume", "--threads", "--sweep", "--sweep-configuration"]
+                             "--text", "--resume", "--threads", "--mpi-timeout", "--sweep", "--sweep-configuration"]
 
     func validate() throws {
         if task == nil && resume == nil { throw ValidationError("name a task (--task mrpc) or a run to resume (--resume RUN)") }
     }
 
     func run() throws {
-        threadOptions.apply()
+        processOptions.apply()
         if let resume {
             Resume.resume(resume, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: task)
         }
@@ -89,11 +89,11 @@ struct Resume: ParsableCommand {
 
     @Argument(help: "Run id.") var id: Int64
     @OptionGroup var databaseOptions: DatabaseOptions
-    @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var processOptions: ProcessOptions
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
 
     func run() throws {
-        threadOptions.apply()
+        processOptions.apply()
         Self.resume(id, arguments: hyperparameterOptions, databasePath: databaseOptions.db, task: nil)
     }
 
@@ -105,7 +105,7 @@ struct Resume: ParsableCommand {
             // alone writes.
             guard FileManager.default.fileExists(atPath: databasePath) else { throw UsageError("no results database at \(databasePath)") }
             database = try ResultsDatabase(path: databasePath)
-            job = try FineTuningRun.resuming(id, in: database, arguments: arguments, otherOptions: ["--db", "--threads"])
+            job = try FineTuningRun.resuming(id, in: database, arguments: arguments, otherOptions: ["--db", "--threads", "--mpi-timeout"])
             if let task, job.spec.name != task, job.spec.path != task {
                 throw UsageError("run \(id) trained task \(job.spec.name), not \(task)")
             }

@@ -201,4 +201,38 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         #expect(try String(contentsOfFile: cli.directory + "/two.jsonl", encoding: .utf8) == one)
         #expect(together.output.components(separatedBy: "wrote ").count == 2, "process 0 alone reports: \(together.output)")
     }
+
+    /// A process that stops answering (here: stopped with SIGSTOP, as a host gone from the network looks to the
+    /// others) ends the job after --mpi-timeout seconds, not never: process 0 marks the run interrupted, naming why.
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
+    func aProcessThatStopsAnsweringEndsTheJobAfterTheTimeout() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
+        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CommandLineTests.binary]
+            + arguments("mrpc-slice", in: cli.directory) + ["--max-steps", "1000000", "--mpi-timeout", "3"]
+        process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        (process.standardOutput, process.standardError) = (FileHandle.nullDevice, FileHandle.nullDevice)
+        try process.run()
+        // Process 1 is the newest finetune started from this binary with this output folder: stop it once training runs.
+        var stepped = false
+        while process.isRunning && !stepped {
+            usleep(50_000)
+            stepped = ((try? SQLiteDatabase(path: cli.db).query("SELECT COUNT(*) AS n FROM metrics WHERE split = 'train'")
+                .first?["n"]?.double) ?? nil).map { $0 > 3 } ?? false
+        }
+        let pids = try String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)
+            .split(separator: " ").compactMap { pid_t($0) }
+        let workers = pids.filter { (try? String(contentsOfFile: "/proc/\($0)/environ", encoding: .utf8))?.contains("OMPI_COMM_WORLD_RANK=1") == true }
+        try #require(workers.count == 1, "process 1 among \(pids)")
+        kill(workers[0], SIGSTOP)
+        let started = Date()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(started) < 60, "the job ended after the timeout")
+        #expect(process.terminationStatus != 0)
+        let run = try #require(try cli.runs().first)
+        #expect(run["status"] == .text("interrupted"))
+        #expect(run["error"].map { "\($0)" }?.contains("no answer from the other processes of the job for 3 s") == true, "\(run)")
+    }
 }

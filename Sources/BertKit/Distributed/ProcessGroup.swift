@@ -1,6 +1,7 @@
 import CMPI
 import Foundation
 import Kernels
+import Synchronization
 
 /// The processes that train one model together, or this process alone.
 ///
@@ -11,7 +12,8 @@ import Kernels
 /// step. Process 0 (`isMain`) alone writes results.db, checkpoints, exports and the progress display.
 ///
 /// Communication fails with an error, not by ending the process: the run is then marked interrupted, naming its
-/// latest checkpoint.
+/// latest checkpoint. A collective that gets no answer for `timeout` seconds (a host gone from the network,
+/// which TCP would wait for for many minutes) ends the process the same way (`whenUnresponsive`).
 public final class ProcessGroup: @unchecked Sendable {
     /// This process's index in the group, from 0.
     public let rank: Int
@@ -26,6 +28,50 @@ public final class ProcessGroup: @unchecked Sendable {
         self.rank = rank
         self.size = size
         self.usesMPI = usesMPI
+    }
+
+    // MARK: The watchdog
+
+    /// Seconds a collective may wait for the other processes before this one gives up (`finetune --mpi-timeout`;
+    /// 0: no limit). It covers the slowest process's step and process 0's checkpoint writes, so it is generous
+    /// by default.
+    public var timeout: Double {
+        get { Double(timeoutMilliseconds.load(ordering: .relaxed)) / 1000 }
+        set { timeoutMilliseconds.store(Int64(newValue * 1000), ordering: .relaxed) }
+    }
+    private let timeoutMilliseconds = Atomic<Int64>(600_000)
+    /// When the collective in progress started (uptime in milliseconds), or 0.
+    private let waitingSince = Atomic<Int64>(0)
+    private let lastWords = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    /// What to do, on another thread, before the process ends because a collective got no answer in time:
+    /// mark the run interrupted, say. The process then exits with status 1, and the launcher ends the others.
+    public func whenUnresponsive(_ body: @escaping @Sendable (String) -> Void) { lastWords.withLock { $0 = body } }
+
+    private static func milliseconds() -> Int64 { Int64(ProcessInfo.processInfo.systemUptime * 1000) }
+
+    /// Runs a collective under the watchdog.
+    private func waiting<T>(_ body: () throws -> T) rethrows -> T {
+        waitingSince.store(Self.milliseconds(), ordering: .relaxed)
+        defer { waitingSince.store(0, ordering: .relaxed) }
+        return try body()
+    }
+
+    private func startWatchdog() {
+        let thread = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 1)
+                let since = waitingSince.load(ordering: .relaxed), limit = timeoutMilliseconds.load(ordering: .relaxed)
+                guard since != 0, limit > 0, Self.milliseconds() - since > limit else { continue }
+                let message = "process \(rank): no answer from the other processes of the job for \(limit / 1000) s "
+                    + "(a host unreachable, or a process stopped); ending the job"
+                FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+                lastWords.withLock { $0 }?(message)
+                _exit(1)
+            }
+        }
+        thread.name = "bertkit-mpi-watchdog"
+        thread.start()
     }
 
     /// This process alone.
@@ -70,6 +116,7 @@ public final class ProcessGroup: @unchecked Sendable {
         try check(MPI_Comm_rank(bertkit_mpi_comm_world(), &rank), "MPI_Comm_rank")
         try check(MPI_Comm_size(bertkit_mpi_comm_world(), &size), "MPI_Comm_size")
         let group = ProcessGroup(rank: Int(rank), size: Int(size), usesMPI: true)
+        group.startWatchdog()
         atexit { ProcessGroup.finalize() }
         return group
     }
@@ -91,8 +138,10 @@ public final class ProcessGroup: @unchecked Sendable {
         // MPI counts are 32-bit: a buffer larger than that (BERT-large's gradients are not) goes in pieces.
         while done < count {
             let piece = min(count - done, Int(Int32.max))
-            try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer + done, Int32(piece), bertkit_mpi_float(),
-                                         bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce (gradients)")
+            try waiting {
+                try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer + done, Int32(piece), bertkit_mpi_float(),
+                                             bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce (gradients)")
+            }
             done += piece
         }
     }
@@ -101,9 +150,11 @@ public final class ProcessGroup: @unchecked Sendable {
     public func sum(_ values: [Double]) throws -> [Double] {
         guard usesMPI else { return values }
         var result = values
-        try result.withUnsafeMutableBufferPointer { buffer in
-            try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), bertkit_mpi_double(),
-                                         bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce")
+        try waiting {
+            try result.withUnsafeMutableBufferPointer { buffer in
+                try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), bertkit_mpi_double(),
+                                             bertkit_mpi_sum(), bertkit_mpi_comm_world()), "MPI_Allreduce")
+            }
         }
         return result
     }
@@ -112,8 +163,10 @@ public final class ProcessGroup: @unchecked Sendable {
     public func any(_ flag: Bool) throws -> Bool {
         guard usesMPI else { return flag }
         var value: Int32 = flag ? 1 : 0
-        try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), &value, 1, bertkit_mpi_int(), bertkit_mpi_max(),
-                                     bertkit_mpi_comm_world()), "MPI_Allreduce")
+        try waiting {
+            try Self.check(MPI_Allreduce(bertkit_mpi_in_place(), &value, 1, bertkit_mpi_int(), bertkit_mpi_max(),
+                                         bertkit_mpi_comm_world()), "MPI_Allreduce")
+        }
         return value != 0
     }
 
@@ -122,14 +175,18 @@ public final class ProcessGroup: @unchecked Sendable {
         guard usesMPI else { return [bytes] }
         var counts = [Int32](repeating: 0, count: size)
         var mine = Int32(bytes.count)
-        try Self.check(MPI_Allgather(&mine, 1, bertkit_mpi_int(), &counts, 1, bertkit_mpi_int(), bertkit_mpi_comm_world()),
-                       "MPI_Allgather")
+        try waiting {
+            try Self.check(MPI_Allgather(&mine, 1, bertkit_mpi_int(), &counts, 1, bertkit_mpi_int(), bertkit_mpi_comm_world()),
+                           "MPI_Allgather")
+        }
         var offsets = [Int32](repeating: 0, count: size)
         for r in 1..<size { offsets[r] = offsets[r - 1] + counts[r - 1] }
         var all = [UInt8](repeating: 0, count: Int(offsets[size - 1] + counts[size - 1]))
-        try bytes.withUnsafeBytes { send in
-            try Self.check(MPI_Allgatherv(send.baseAddress, mine, bertkit_mpi_byte(), &all, counts, offsets, bertkit_mpi_byte(),
-                                          bertkit_mpi_comm_world()), "MPI_Allgatherv")
+        try waiting {
+            try bytes.withUnsafeBytes { send in
+                try Self.check(MPI_Allgatherv(send.baseAddress, mine, bertkit_mpi_byte(), &all, counts, offsets, bertkit_mpi_byte(),
+                                              bertkit_mpi_comm_world()), "MPI_Allgatherv")
+            }
         }
         return (0..<size).map { r in Array(all[Int(offsets[r])..<Int(offsets[r] + counts[r])]) }
     }
@@ -162,7 +219,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Waits until every process has called it.
     public func barrier() throws {
         guard usesMPI else { return }
-        try Self.check(MPI_Barrier(bertkit_mpi_comm_world()), "MPI_Barrier")
+        try waiting { try Self.check(MPI_Barrier(bertkit_mpi_comm_world()), "MPI_Barrier") }
     }
 
     /// Threads this process computes with: the cores it is given, or `BERTKIT_THREADS` (`Parallel.workers`).

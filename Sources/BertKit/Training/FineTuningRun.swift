@@ -160,6 +160,9 @@ public struct FineTuningRun {
         let (id, path) = (record.id, database.path)
         stop.whenQuitting { TrackedRun.markQuit(run: id, databasePath: path) }
         if processes.isDistributed {
+            processes.whenUnresponsive { reason in
+                TrackedRun.markQuit(run: id, databasePath: path, reason: reason + "; `finetune resume \(id)` goes on from the latest checkpoint")
+            }
             stop.whenStopping {
                 TrackedRun.markQuit(run: id, databasePath: path, reason: "stopped by a signal (Ctrl-C, SIGTERM, or the launcher "
                     + "ending the job because one of its processes ended); `finetune resume \(id)` goes on from the latest checkpoint")
