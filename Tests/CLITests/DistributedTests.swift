@@ -14,12 +14,18 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
     static var mpirun: String? { mpirunPath }
     static let steps = 20
 
-    /// `finetune` under `mpirun -np processes` (as root too; more processes than cores allowed).
-    func mpirun(_ processes: Int, _ arguments: [String]) throws -> CommandLineTests.Result {
+    /// mpirun with `arguments` after its own (as root too; more processes than cores allowed), not started yet.
+    func mpirunProcess(_ arguments: [String]) -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.mpirun!)
-        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", CommandLineTests.binary] + arguments
+        process.arguments = ["--allow-run-as-root", "--oversubscribe"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        return process
+    }
+
+    /// `finetune` under `mpirun -np processes`, run to its end.
+    func mpirun(_ processes: Int, _ arguments: [String]) throws -> CommandLineTests.Result {
+        let process = mpirunProcess(["-np", "\(processes)", CommandLineTests.binary] + arguments)
         let (out, err) = (Pipe(), Pipe())
         (process.standardOutput, process.standardError) = (out, err)
         try process.run()
@@ -142,12 +148,8 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }
         let common = ["--task", CommandLineTests.fixtures + "/tasks/mrpc-slice.json", "--db", cli.db,
                       "--output-dir", cli.directory + "/runs", "--max-steps", "4", "--max-length", "40"]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
-        process.arguments = ["--allow-run-as-root", "--oversubscribe",
-                             "-np", "1", CommandLineTests.binary] + common + ["--model", CommandLineTests.fixtures + "/tiny-bert",
-                             ":", "-np", "1", CommandLineTests.binary] + common + ["--model", cli.directory + "/missing"]
-        process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        let process = mpirunProcess(["-np", "1", CommandLineTests.binary] + common + ["--model", CommandLineTests.fixtures + "/tiny-bert",
+                                     ":", "-np", "1", CommandLineTests.binary] + common + ["--model", cli.directory + "/missing"])
         let err = Pipe()
         (process.standardOutput, process.standardError) = (FileHandle.nullDevice, err)
         try process.run()
@@ -208,11 +210,8 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
     func aProcessThatStopsAnsweringEndsTheJobAfterTheTimeout() throws {
         let cli = CommandLineTests()
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
-        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CommandLineTests.binary]
-            + arguments("mrpc-slice", in: cli.directory) + ["--max-steps", "1000000", "--mpi-timeout", "3"]
-        process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
+        let process = mpirunProcess(["-np", "2", CommandLineTests.binary] + arguments("mrpc-slice", in: cli.directory)
+                                    + ["--max-steps", "1000000", "--mpi-timeout", "3"])
         (process.standardOutput, process.standardError) = (FileHandle.nullDevice, FileHandle.nullDevice)
         try process.run()
         // Process 1 is the newest finetune started from this binary with this output folder: stop it once training runs.

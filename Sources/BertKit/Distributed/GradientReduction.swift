@@ -14,6 +14,10 @@ final class GradientReduction {
     private let tables: [Parameter]
     /// The rows of a table being summed, packed; it grows to the largest union of rows seen.
     private var packed: [Float] = []
+    /// Per table row, whether some process wrote it this step; cleared again as the rows are listed.
+    private var written: [Bool] = []
+    /// This process's written rows, then the union, in row order; reused from step to step.
+    private var rows: [Int32] = []
 
     init(_ store: ParameterStore) {
         self.store = store
@@ -42,12 +46,16 @@ final class GradientReduction {
     /// union of them, packed.
     private func sumRows(of table: Parameter, over processes: ProcessGroup) throws {
         let width = table.shape[1]
-        var mine: [Int32] = []
-        for row in 0..<table.shape[0] where isNonzero(table.gradient + row * width, count: width) { mine.append(Int32(row)) }
-        let lists = try processes.allGather(mine.withUnsafeBytes { Array($0) })
-        var union = Set<Int32>()
-        for list in lists { list.withUnsafeBytes { union.formUnion($0.bindMemory(to: Int32.self)) } }
-        let rows = union.sorted()
+        rows.removeAll(keepingCapacity: true)
+        for row in 0..<table.shape[0] where isNonzero(table.gradient + row * width, count: width) { rows.append(Int32(row)) }
+        let lists = try processes.allGather(rows.withUnsafeBytes { Array($0) })
+        if written.count < table.shape[0] { written = [Bool](repeating: false, count: table.shape[0]) }
+        for list in lists { list.withUnsafeBytes { for row in $0.bindMemory(to: Int32.self) { written[Int(row)] = true } } }
+        rows.removeAll(keepingCapacity: true)
+        for row in 0..<table.shape[0] where written[row] {
+            rows.append(Int32(row))
+            written[row] = false
+        }
         guard !rows.isEmpty else { return }
         if packed.count < rows.count * width { packed = [Float](repeating: 0, count: rows.count * width) }
         try packed.withUnsafeMutableBufferPointer { buffer in

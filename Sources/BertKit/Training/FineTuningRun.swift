@@ -94,8 +94,7 @@ public struct FineTuningRun {
     /// and evaluation alongside process 0, writing nothing. Returns when training ends; throws what ended it.
     public func runAsWorker(processes: ProcessGroup, stop: StopFlag) throws {
         precondition(!processes.isMain, "process 0 runs `run`")
-        let task = try makeTask(processes)
-        _ = try processes.hostNames()
+        let (task, _) = try makeTask(processes)
         let trainer = Trainer(task: task, hyperparameters: hyperparameters, bestModelDirectory: nil, checkpointDirectory: nil,
                               stopRequested: stop, processes: processes)
         _ = try trainer.run(resumingFrom: resumption?.checkpoint)
@@ -127,12 +126,13 @@ public struct FineTuningRun {
         return Dictionary(uniqueKeysWithValues: entries.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    /// The task, built by its plugin, once every process of the group has built it.
-    private func makeTask(_ processes: ProcessGroup) throws -> any TaskPlugin {
-        try processes.agree(that: "load the task's data and model") {
+    /// The task, built by its plugin, once every process of the group has built it, and the host of each process.
+    private func makeTask(_ processes: ProcessGroup) throws -> (task: any TaskPlugin, hosts: [String]) {
+        let task = try processes.agree(that: "load the task's data and model") {
             try spec.plugin.init(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: model), hyperparameters: hyperparameters,
                                            data: data, processes: processes))
         }
+        return (task, try processes.hostNames())
     }
 
     /// Runs it, writing what happens to `log` (one line at a time) and showing steps through `progress`;
@@ -172,10 +172,9 @@ public struct FineTuningRun {
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)
             ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
-            let task = try makeTask(processes)
+            let (task, hosts) = try makeTask(processes)
             log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
             if processes.isDistributed {
-                let hosts = try processes.hostNames()
                 let distinct = hosts.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
                 log("  \(processes.size) processes on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", "))), \(Parallel.workers) thread\(Parallel.workers == 1 ? "" : "s") each")
                 try database.recordProcesses(record.id, count: processes.size, hosts: hosts, threadsEach: Parallel.workers)
