@@ -67,11 +67,13 @@ let package = Package(
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         // BadInputs/ is a corpus of broken models and data files that the command-line tests run (scripts/make_bad_inputs.py).
-        .testTarget(name: "CLITests", dependencies: ["finetune", "allocation-check", "BertKit"], exclude: ["BadInputs"]),
+        .testTarget(name: "CLITests", dependencies: ["finetune", "allocation-check", "sum-check", "BertKit"], exclude: ["BadInputs"]),
         // Counts heap allocations, to show that a warm training step makes none (run by CLITests).
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .executableTarget(name: "allocation-check", dependencies: ["BertKit", "AllocationCounter"],
                           path: "Tests/AllocationCheck"),
+        // Sums buffers over an MPI job's processes and checks them exactly (run by CLITests under mpirun).
+        .executableTarget(name: "sum-check", dependencies: ["BertKit"], path: "Tests/SumCheck"),
         .testTarget(
             name: "BertKitTests",
             dependencies: ["BertKit"],

@@ -12,3 +12,5 @@ static inline MPI_Op bertkit_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op bertkit_mpi_min(void) { return MPI_MIN; }
 static inline void *bertkit_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler bertkit_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Info bertkit_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Comm bertkit_mpi_comm_null(void) { return MPI_COMM_NULL; }

@@ -84,8 +84,10 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         let database = try SQLiteDatabase(path: two + "/results.db")
         let params = try database.query("SELECT key, value FROM params WHERE key IN ('processes', 'threads_per_process') ORDER BY key")
         #expect(params.map { $0["value"] } == [.text("2"), .text("1")], "2 processes of 1 thread each on this machine's cores")
-        #expect(try database.query("SELECT COUNT(*) AS n FROM metrics WHERE split = 'timing' AND name = 'allreduce_seconds'")
-            .first?["n"] == .integer(Int64(Self.steps)))
+        for name in ["step_seconds", "wait_seconds", "allreduce_seconds"] {
+            #expect(try database.query("SELECT COUNT(*) AS n FROM metrics WHERE split = 'timing' AND name = '\(name)'")
+                .first?["n"] == .integer(Int64(Self.steps)), "\(name)")
+        }
         #expect(try database.query("SELECT status FROM runs").map { $0["status"] } == [.text("completed")])
     }
 
@@ -138,6 +140,34 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         #expect(a.count == Self.steps && relativeDifference(a, b) < 1e-5, "two hosts \(a) against one process \(b)")
         let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
         #expect(try largestDifference(two + checkpoint, one + checkpoint) < 1e-5)
+    }
+
+    /// Sums over the processes, exactly, through the memory that the processes of a host share: three processes
+    /// on one host, and two hosts of two processes each (slices summed across hosts too); buffers across the
+    /// shared window's chunks (Tests/SumCheck).
+    @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
+    func sumsThroughSharedMemoryAreExact() throws {
+        let check = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("sum-check").path
+        let process = mpirunProcess(["-np", "3", check])
+        let out = Pipe()
+        (process.standardOutput, process.standardError) = (out, out)
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.components(separatedBy: "sums exact, shared memory on its host: true").count - 1 == 3, "\(output)")
+
+        guard canMakeNetworkNamespaces else { return }
+        let hosts = Process()
+        hosts.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
+        hosts.arguments = ["--binary", check, "--per-host", "2"]
+        let both = Pipe()
+        (hosts.standardOutput, hosts.standardError) = (both, both)
+        try hosts.run()
+        let text = String(decoding: both.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        hosts.waitUntilExit()
+        #expect(hosts.terminationStatus == 0, "\(text)")
+        #expect(text.components(separatedBy: "of 4: sums exact, shared memory on its host: true").count - 1 == 4, "\(text)")
     }
 
     /// A process that cannot load the model stops the job on every process: it names its error, process 0 names

@@ -20,8 +20,12 @@ public final class ProcessGroup: @unchecked Sendable {
     /// The number of processes.
     public let size: Int
     private let usesMPI: Bool
+    /// Sums gradients through memory shared by the processes of each host, when hosts run several.
+    private var sharedMemory: SharedMemorySum?
 
     public var isMain: Bool { rank == 0 }
+    /// Whether `sum` goes through memory shared by the processes of each host (`SharedMemorySum`).
+    public var sumsThroughSharedMemory: Bool { sharedMemory != nil }
     public var isDistributed: Bool { size > 1 }
 
     private init(rank: Int, size: Int, usesMPI: Bool) {
@@ -116,6 +120,10 @@ public final class ProcessGroup: @unchecked Sendable {
         try check(MPI_Comm_rank(bertkit_mpi_comm_world(), &rank), "MPI_Comm_rank")
         try check(MPI_Comm_size(bertkit_mpi_comm_world(), &size), "MPI_Comm_size")
         let group = ProcessGroup(rank: Int(rank), size: Int(size), usesMPI: true)
+        // BERTKIT_MPI_SHARED_MEMORY=0 sums with MPI_Allreduce alone: for comparison, or where shared windows fail.
+        if environment["BERTKIT_MPI_SHARED_MEMORY"] != "0" {
+            group.sharedMemory = try SharedMemorySum.make(world: bertkit_mpi_comm_world(), rank: Int(rank), size: Int(size))
+        }
         group.startWatchdog()
         atexit { ProcessGroup.finalize() }
         return group
@@ -134,6 +142,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Replaces `buffer` on every process by its sum over the processes.
     public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         guard usesMPI else { return }
+        if let sharedMemory { return try waiting { try sharedMemory.sum(buffer, count: count) } }
         var done = 0
         // MPI counts are 32-bit: a buffer larger than that (BERT-large's gradients are not) goes in pieces.
         while done < count {
@@ -250,7 +259,7 @@ public final class ProcessGroup: @unchecked Sendable {
         return try allGather(Array(name.utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    private static func check(_ code: Int32, _ operation: String) throws {
+    static func check(_ code: Int32, _ operation: String) throws {
         guard code != MPI_SUCCESS else { return }
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0

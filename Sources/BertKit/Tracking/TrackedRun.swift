@@ -57,12 +57,14 @@ public final class TrackedRun: TrainingObserver {
 
     public func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {}
 
-    /// A run on several processes also logs each step's time and its allreduce's, under `timing`.
+    /// A run on several processes also logs each step's time, its wait for the slowest process and its gradient
+    /// sum's, under `timing`.
     public func stepFinished(_ s: TrainingStep) {
         try? log(split: "train", step: s.step, epoch: s.epoch,
                  ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
-        if let allreduce = s.allreduceSeconds {
-            try? log(split: "timing", step: s.step, epoch: s.epoch, ["step_seconds": s.seconds, "allreduce_seconds": allreduce])
+        if let wait = s.waitSeconds, let allreduce = s.allreduceSeconds {
+            try? log(split: "timing", step: s.step, epoch: s.epoch,
+                     ["step_seconds": s.seconds, "wait_seconds": wait, "allreduce_seconds": allreduce])
         }
     }
 

@@ -44,7 +44,9 @@ public struct TrainingStep: Sendable {
     public let gradientNorm: Float
     public let samples: Int
     public let seconds: Double
-    /// Of `seconds`, the time spent summing gradients across processes (nil for one process).
+    /// Of `seconds`, the time spent waiting for the slowest process to finish its share (nil for one process).
+    public let waitSeconds: Double?
+    /// Of `seconds`, the time spent summing gradients across processes once all had finished (nil for one process).
     public let allreduceSeconds: Double?
 }
 
@@ -174,9 +176,13 @@ public final class Trainer {
                 loss += task.trainStep(share, dropout: .training(seed: seed, firstSequence: share.positions.lowerBound),
                                        gradientScale: 1 / Float(group.count))
             }
-            var allreduceSeconds: Double?
+            var waitSeconds: Double?, allreduceSeconds: Double?
             if processes.isDistributed {
-                let start = Date()
+                // A barrier first, so that the sum's time is its own and the wait for the slowest share is apart.
+                var start = Date()
+                try processes.barrier()
+                waitSeconds = Date().timeIntervalSince(start)
+                start = Date()
                 try reduction.sum(over: processes)
                 loss = try processes.sum([loss])[0]
                 allreduceSeconds = Date().timeIntervalSince(start)
@@ -190,7 +196,7 @@ public final class Trainer {
             let epochProgress = Double(state.epoch) + Double(state.batchesDoneInEpoch) / Double(batches.count)
             let figures = TrainingStep(step: state.step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
                                        samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart),
-                                       allreduceSeconds: allreduceSeconds)
+                                       waitSeconds: waitSeconds, allreduceSeconds: allreduceSeconds)
             for o in observers { o.stepFinished(figures) }
             if let every = h[.evalSteps], state.step % every == 0 { try evaluate(epoch: epochProgress) }
             if state.step == totalSteps { break }
