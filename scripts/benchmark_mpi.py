@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Data-parallel training on this machine: `mpirun -np 2` (one thread each) against one process with one thread
-and one process with two threads, on MRPC with MiniLM and on BERT-base-shaped 8 x 128 (SQuAD windows of 128
-tokens, random weights). Step times come from results.db (seconds between logged steps, first steps left out);
-the allreduce's time per step from the `timing` rows a run on several processes logs. Prints a table and writes
-benchmarks/mpi.md.
+"""Data-parallel training on this machine: `mpirun -np 2` (one thread each; gradients summed through shared
+memory, and through MPI_Allreduce alone) against one process with one thread and one process with two threads, on
+MRPC with MiniLM and on BERT-base-shaped 8 x 128 (SQuAD windows of 128 tokens, random weights). Step times come
+from results.db (seconds between logged steps, first steps left out); the gradient sum's time per step from the
+`timing` rows a run on several processes logs. The setups take turns, for several rounds: this machine's speed
+changes between runs (the same run's step time has varied by a third), and a ratio is taken within a round.
+Prints a table and writes benchmarks/mpi.md.
 
-    python3 scripts/benchmark_mpi.py [--steps 40] [--base-steps 10]
+    python3 scripts/benchmark_mpi.py [--steps 40] [--base-steps 10] [--rounds 3] [--workloads mrpc bert-base]
 """
 import argparse
 import json
@@ -70,9 +72,14 @@ def random_bert_base(folder):
 
 
 def run(launcher, threads, arguments, directory):
-    """One run; its steps' seconds (first three left out), mean allreduce seconds (or None) and final dev metrics."""
+    """One run; its steps' seconds (first three left out), mean seconds of waiting for the slower process and of the
+    gradient sum (or None, None), and final dev metrics."""
     db = directory / "results.db"
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    env.pop("BERTKIT_MPI_SHARED_MEMORY", None)
+    if launcher and launcher[0].startswith("BERTKIT_"):
+        variable, launcher = launcher[0], launcher[1:]
+        env[variable.split("=")[0]] = variable.split("=")[1]
     command = launcher + [str(FINETUNE)] + arguments + ["--db", str(db), "--output-dir", str(directory / "runs"),
                                                         "--save-strategy", "no"]
     if threads:
@@ -82,17 +89,21 @@ def run(launcher, threads, arguments, directory):
         times = [row[0] for row in c.execute(
             "SELECT (julianday(time) - julianday(LAG(time) OVER (ORDER BY step))) * 86400 FROM metrics "
             "WHERE split = 'train' AND name = 'loss' ORDER BY step")][4:]
-        allreduce = [row[0] for row in c.execute(
-            "SELECT value FROM metrics WHERE split = 'timing' AND name = 'allreduce_seconds' AND step > 3")]
+        timing = {name: [row[0] for row in c.execute(
+            "SELECT value FROM metrics WHERE split = 'timing' AND name = ? AND step > 3", (name,))]
+            for name in ("wait_seconds", "allreduce_seconds")}
         dev = dict(c.execute("SELECT name, value FROM metrics WHERE split = 'dev' AND step = (SELECT MAX(step) FROM metrics WHERE split = 'dev')"))
     shutil.rmtree(directory)
-    return times, (statistics.mean(allreduce) if allreduce else None), dev
+    wait, allreduce = (statistics.mean(v) if v else None for v in timing.values())
+    return times, wait, allreduce, dev
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--base-steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workloads", nargs="+", choices=["mrpc", "bert-base"], default=["mrpc", "bert-base"])
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "mpi.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
@@ -110,26 +121,38 @@ def main():
                                                "--window-overlap", "32", "--max-steps", str(args.base_steps),
                                                "--batch-size", "8", "--eval-steps", "100000", "--eval-file", str(small_dev)], 8, None),
     ]
-    setups = [("1 process, 1 thread", [], 1), ("1 process, 2 threads", [], 2), ("mpirun -np 2, 1 thread each", MPIRUN, None)]
+    setups = [("1 process, 1 thread", [], 1), ("1 process, 2 threads", [], 2),
+              ("mpirun -np 2, 1 thread each", MPIRUN, None),
+              ("mpirun -np 2, 1 thread each, MPI_Allreduce alone", ["BERTKIT_MPI_SHARED_MEMORY=0"] + MPIRUN, None)]
     lines = [f"# Data-parallel training on one machine ({cpu_name()}, 2 cores)", "",
-             "Command: `python3 scripts/benchmark_mpi.py` (after `swift build -c release`); step times from results.db, "
-             "the first three steps left out: mean, and (min–max) over the timed steps, which differ in length.", "",
-             "| workload | setup | step s | samples/s | vs 1 thread | allreduce ms/step (share) | dev metric |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             f"Command: `python3 scripts/benchmark_mpi.py --rounds {args.rounds} --workloads {' '.join(args.workloads)}` (after `swift build -c release`); step "
+             "times from results.db, the first three steps left out. The setups take turns, "
+             f"{args.rounds} rounds; each figure is the median over the rounds of a round's mean step, with the "
+             "rounds' range; a ratio is taken within each round against that round's one-thread run, then its median.", "",
+             "| workload | setup | step s (range over rounds) | samples/s | vs 1 thread (range) | wait for the slower ms/step | gradient sum ms/step (share) | dev metric |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     two_threads = {}
+    chosen = {"mrpc": workloads[0], "bert-base": workloads[1]}
+    workloads = [chosen[w] for w in args.workloads]
     for name, arguments, batch, metric in workloads:
-        reference = None
-        for label, launcher, threads in setups:
-            times, allreduce, dev = run(launcher, threads, arguments, work / "run")
-            mean = statistics.mean(times)
-            reference = reference or mean
+        rounds = [[run(launcher, threads, arguments, work / "run") for _, launcher, threads in setups] for _ in range(args.rounds)]
+        for i, (label, launcher, threads) in enumerate(setups):
+            means = [statistics.mean(r[i][0]) for r in rounds]
+            ratios = [statistics.mean(r[0][0]) / statistics.mean(r[i][0]) for r in rounds]
+            waits = [r[i][1] for r in rounds if r[i][1] is not None]
+            sums = [r[i][2] for r in rounds if r[i][2] is not None]
+            mean = statistics.median(means)
             if threads == 2:
                 two_threads[name] = mean
-            share = f"{allreduce * 1000:.1f} ({100 * allreduce / mean:.0f} %)" if allreduce else "–"
-            lines.append(f"| {name} | {label} | {mean:.3f} ({min(times):.3f}–{max(times):.3f}) | {batch / mean:.1f} | "
-                         f"{reference / mean:.2f}x | {share} | {f'{metric} {dev[metric]:.4f}' if metric else '–'} |")
+            share = f"{statistics.median(sums) * 1000:.1f} ({100 * statistics.median(sums) / mean:.0f} %)" if sums else "–"
+            wait = f"{statistics.median(waits) * 1000:.1f}" if waits else "–"
+            dev = rounds[-1][i][3]
+            lines.append(f"| {name} | {label} | {mean:.3f} ({min(means):.3f}–{max(means):.3f}) | {batch / mean:.1f} | "
+                         f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) | {wait} | {share} | "
+                         f"{f'{metric} {dev[metric]:.4f}' if metric else '–'} |")
     shutil.rmtree(work)
-    lines += scaling_model(two_threads["MRPC, MiniLM, batch 32"], two_threads["BERT-base 8 x 128 (SQuAD windows)"])
+    if len(two_threads) == 2:
+        lines += scaling_model(two_threads["MRPC, MiniLM, batch 32"], two_threads["BERT-base 8 x 128 (SQuAD windows)"])
     write_table("\n".join(lines) + "\n", Path(args.output))
 
 
