@@ -1,4 +1,6 @@
 """Helpers shared by the PyTorch reference scripts and make_fixtures.py."""
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -21,6 +23,17 @@ def fine_tuning_arguments(parser, task=None, max_length=128, epochs=3):
     parser.add_argument("--max-length", type=int, default=max_length)
     parser.add_argument("--epochs", type=float, default=epochs)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (the schedule spans them)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor), as Trainer's torch_compile does")
+
+
+def schedule(args, examples):
+    """The Trainer's length of training from --epochs or --max-steps, as `finetune` reads them: the total number of
+    optimizer steps (warm-up is 10 % of it) and the TrainingArguments that say so, compilation included."""
+    steps_per_epoch = -(-examples // args.batch_size)
+    if args.max_steps:
+        return args.max_steps, {"max_steps": args.max_steps, "torch_compile": args.compile}
+    return int(math.ceil(args.epochs * steps_per_epoch)), {"num_train_epochs": args.epochs, "torch_compile": args.compile}
 
 
 class ListDataset(torch.utils.data.Dataset):
@@ -37,16 +50,36 @@ class ListDataset(torch.utils.data.Dataset):
 
 
 class EpochTimer(TrainerCallback):
-    """Wall time of each epoch's training steps (evaluation, which the Trainer runs after, excluded)."""
+    """Wall time of each epoch's training steps (evaluation, which the Trainer runs after, excluded), and of each
+    optimizer step."""
 
     def __init__(self):
         self.epoch_seconds, self.start = [], None
+        self.step_seconds, self.step_start = [], None
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.start = time.perf_counter()
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.epoch_seconds.append(time.perf_counter() - self.start)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_seconds.append(time.perf_counter() - self.step_start)
+
+    def steps(self, batch_size):
+        """Training rate with compilation apart: steps over three times the median step are taken as compiling
+        (torch.compile compiles on the first step and again for new shapes); their time above the median is
+        compile seconds, and the rate counts every step at its time less that."""
+        median = statistics.median(self.step_seconds)
+        compiling = [t for t in self.step_seconds if t > 3 * median]
+        compile_seconds = sum(t - median for t in compiling)
+        steady = sum(self.step_seconds) - compile_seconds
+        return {"steps": len(self.step_seconds), "step_seconds_total": sum(self.step_seconds),
+                "compile_seconds": compile_seconds, "compiling_steps": len(compiling),
+                "steady_samples_per_second": len(self.step_seconds) * batch_size / steady}
 
 
 def squad_normalize(s):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
+from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_arguments
 from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
 
@@ -82,12 +82,11 @@ def main():
         model = BertForSequenceClassification.from_pretrained(
             args.model, num_labels=len(labels) if labels else 1,
             problem_type="single_label_classification" if labels else "regression")
-        steps_per_epoch = -(-len(data["train"]) // args.batch_size)
-        total = int(np.ceil(args.epochs * steps_per_epoch))
+        total, length = schedule(args, len(data["train"]))
         training_args = TrainingArguments(
             output_dir="/tmp/bertkit-reference", learning_rate=args.learning_rate,
             per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.eval_batch_size,
-            num_train_epochs=args.epochs, warmup_steps=int(args.warmup_ratio * total),
+            **length, warmup_steps=int(args.warmup_ratio * total),
             weight_decay=args.weight_decay, max_grad_norm=1.0, lr_scheduler_type="linear", seed=seed,
             train_sampling_strategy="random" if args.no_group_by_length else "group_by_length", eval_strategy="epoch", save_strategy="no",
             logging_strategy="no", report_to=[], use_cpu=True, bf16=args.bf16, dataloader_num_workers=0,
@@ -113,7 +112,7 @@ def main():
             "train_tokens_per_epoch": sum(len(e["input_ids"]) for e in data["train"].items),
             "inference_samples_per_second": len(data["dev"]) / inference_seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "torch": torch.__version__,
+            "torch": torch.__version__, "compiled": args.compile, **timer.steps(args.batch_size),
         }), flush=True)
 
 

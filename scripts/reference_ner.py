@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
-from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
+from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_arguments
 from transformers import (AutoTokenizer, BertForTokenClassification, DataCollatorForTokenClassification, Trainer,
                           TrainingArguments)
 
@@ -75,11 +75,10 @@ def main():
     for seed in args.seeds:
         model = BertForTokenClassification.from_pretrained(args.model, num_labels=len(labels),
                                                            id2label=dict(enumerate(labels)), label2id=label_ids)
-        steps_per_epoch = -(-len(splits["train"][0]) // args.batch_size)
-        total = int(np.ceil(args.epochs * steps_per_epoch))
+        total, length = schedule(args, len(splits["train"][0]))
         training_args = TrainingArguments(
             output_dir="/tmp/bertkit-reference-ner", learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64, num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64, **length,
             warmup_steps=int(0.1 * total), weight_decay=0.01, max_grad_norm=1.0, lr_scheduler_type="linear", seed=seed,
             train_sampling_strategy="group_by_length", eval_strategy="epoch", save_strategy="no", logging_strategy="no",
             report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
@@ -98,7 +97,7 @@ def main():
             "test": {k[5:]: v for k, v in test.items() if k[5:] in ("f1", "precision", "recall")},
             "train_sentences_per_second": len(splits["train"][0]) / np.mean(timer.epoch_seconds),
             "epoch_seconds": timer.epoch_seconds, "seconds": seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "compiled": args.compile, **timer.steps(args.batch_size),
         }), flush=True)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reference_common import EpochTimer, ListDataset, fine_tuning_arguments, squad_evaluate
+from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_arguments, squad_evaluate
 from transformers import AutoTokenizer, BertForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,10 +120,10 @@ def main():
 
     for seed in args.seeds:
         model = BertForQuestionAnswering.from_pretrained(args.model)
-        steps = int(np.ceil(args.epochs * -(-len(train_items) // args.batch_size)))
+        steps, length = schedule(args, len(train_items))
         training_args = TrainingArguments(
             output_dir="/tmp/bertkit-reference-qa", learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64, num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64, **length,
             warmup_steps=int(0.1 * steps), weight_decay=0.01, max_grad_norm=1.0, lr_scheduler_type="linear", seed=seed,
             train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no", logging_strategy="no",
             report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
@@ -137,7 +137,7 @@ def main():
             "seed": seed, "learning_rate": args.learning_rate, **squad_evaluate(eval_examples, predictions(model)),
             "train_windows_per_second": len(train_items) / np.mean(timer.epoch_seconds),
             "epoch_seconds": timer.epoch_seconds, "seconds": time.perf_counter() - start,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "compiled": args.compile, **timer.steps(args.batch_size),
         }), flush=True)
 
 
