@@ -142,31 +142,36 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         #expect(try largestDifference(two + checkpoint, one + checkpoint) < 1e-5)
     }
 
-    /// Sums over the processes, exactly, through the memory that the processes of a host share: three processes
-    /// on one host, and two hosts of two processes each (slices summed across hosts too); buffers across the
-    /// shared window's chunks (Tests/SumCheck).
+    /// Tests/SumCheck, built beside the test runner: sums buffers across the shared window's chunks and checks them exactly.
+    static let sumCheck = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("sum-check").path
+
+    /// Runs `process` to its end: its status, and its output and errors together.
+    func outcome(of process: Process) throws -> (status: Int32, text: String) {
+        let pipe = Pipe()
+        (process.standardOutput, process.standardError) = (pipe, pipe)
+        try process.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    /// Sums over three processes of one host, exactly, through the memory they share.
     @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
     func sumsThroughSharedMemoryAreExact() throws {
-        let check = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("sum-check").path
-        let process = mpirunProcess(["-np", "3", check])
-        let out = Pipe()
-        (process.standardOutput, process.standardError) = (out, out)
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
-        #expect(output.components(separatedBy: "sums exact, shared memory on its host: true").count - 1 == 3, "\(output)")
+        let (status, text) = try outcome(of: mpirunProcess(["-np", "3", Self.sumCheck]))
+        #expect(status == 0, "\(text)")
+        #expect(text.components(separatedBy: "of 3: sums exact, shared memory on its host: true").count - 1 == 3, "\(text)")
+    }
 
-        guard canMakeNetworkNamespaces else { return }
+    /// Sums over two hosts of two processes each, exactly: each host's two through shared memory, and each slice
+    /// across the hosts over TCP (scripts/mpi_two_hosts; processes alternate between the hosts).
+    @Test(.enabled(if: mpirunPath != nil && canMakeNetworkNamespaces, "needs root, and ip (iproute2) and mpirun, which scripts/setup installs"))
+    func sumsOverTwoHostsOfTwoProcessesAreExact() throws {
         let hosts = Process()
         hosts.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
-        hosts.arguments = ["--binary", check, "--per-host", "2"]
-        let both = Pipe()
-        (hosts.standardOutput, hosts.standardError) = (both, both)
-        try hosts.run()
-        let text = String(decoding: both.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        hosts.waitUntilExit()
-        #expect(hosts.terminationStatus == 0, "\(text)")
+        hosts.arguments = ["--binary", Self.sumCheck, "--per-host", "2"]
+        let (status, text) = try outcome(of: hosts)
+        #expect(status == 0, "\(text)")
         #expect(text.components(separatedBy: "of 4: sums exact, shared memory on its host: true").count - 1 == 4, "\(text)")
     }
 
