@@ -12,7 +12,10 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
   - `finetune evaluate --precision fp32|int8` (timed as it reports: the forward passes and scoring);
   - a plain PyTorch loop under torch.inference_mode(), fp32 and torch.ao dynamic int8;
   - ONNX Runtime (all graph optimisations) on torch.onnx.export's graph, fp32 and quantize_dynamic int8.
-  The Python rows time forward passes over batches tokenised beforehand (32, sorted by length).
+  The Python rows time forward passes over batches tokenised beforehand (32, sorted by length), after a warm-up
+  pass; the toolkit's time is a new process's, with its first-call costs.
+  This machine's speed moves between runs, so the inference systems take turns for several rounds, and each
+  ratio is taken within a round: the table gives the median over rounds and the range.
 
     swift build -c release
     ~/bertkit-venv/bin/python scripts/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
@@ -32,12 +35,13 @@ from pathlib import Path
 from bench_common import FINETUNE, ROOT, cpu_name, write_table
 
 # Steps of training per task: MRPC's is one epoch; the others a few hundred steps (SQuAD's windows are long).
-# Inference passes per system: one for SQuAD (a pass is a minute), else three after a warm-up.
+# Inference rounds (each system one timed pass a round): one for SQuAD, without the Python rows' warm-up (a pass
+# is a minute or more), else three.
 TASKS = {
-    "mrpc": {"reference": "reference_glue.py", "steps": 115, "passes": 3},
-    "sst2": {"reference": "reference_glue.py", "steps": 400, "passes": 3},
-    "conll2003": {"reference": "reference_ner.py", "steps": 400, "passes": 3},
-    "squad-articles": {"reference": "reference_qa.py", "steps": 40, "passes": 1},
+    "mrpc": {"reference": "reference_glue.py", "steps": 115, "rounds": 3},
+    "sst2": {"reference": "reference_glue.py", "steps": 400, "rounds": 3},
+    "conll2003": {"reference": "reference_ner.py", "steps": 400, "rounds": 3},
+    "squad-articles": {"reference": "reference_qa.py", "steps": 40, "rounds": 1},
 }
 SEED = 42
 
@@ -85,19 +89,27 @@ def train_reference(task, steps, data, python, compiled):
     return {"system": name, "rate": rate, "metric": metric, "compile_seconds": compile_seconds}
 
 
-def evaluate_toolkit(task, model, precision, passes, data):
-    """`finetune evaluate` `passes` times: the seconds it reports and the main metric."""
+def evaluate_toolkit(task, model, precision, data):
+    """`finetune evaluate` once: the seconds it reports and the main metric."""
     spec = json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
-    seconds, metric = [], None
-    for _ in range(passes):
-        done = subprocess.run([str(FINETUNE), "evaluate", "--model", str(model), "--task", task, "--precision", precision]
-                              + data_options(task, data), cwd=ROOT, capture_output=True, text=True, env=environment())
-        if done.returncode != 0:
-            sys.exit(done.stdout + done.stderr)
-        line = [l for l in done.stdout.splitlines() if " dev, " in l][-1]
-        seconds.append(float(re.search(r"\(([\d.]+) s\)", line).group(1)))
-        metric = float(re.search(rf"\b{spec['mainMetric']} ([\d.-]+)", line).group(1))
-    return seconds, metric
+    done = subprocess.run([str(FINETUNE), "evaluate", "--model", str(model), "--task", task, "--precision", precision]
+                          + data_options(task, data), cwd=ROOT, capture_output=True, text=True, env=environment())
+    if done.returncode != 0:
+        sys.exit(done.stdout + done.stderr)
+    line = [l for l in done.stdout.splitlines() if " dev, " in l][-1]
+    seconds = float(re.search(r"\(([\d.]+) s\)", line).group(1))
+    return seconds, float(re.search(rf"\b{spec['mainMetric']} ([\d.-]+)", line).group(1))
+
+
+def inference_rounds(task, model, rounds, data):
+    """The inference systems in turn, `rounds` times: the examples, and per round each system's seconds and metric."""
+    measured = []
+    for _ in range(rounds):
+        round_ = {f"bertkit evaluate {p}": evaluate_toolkit(task, model, p, data) for p in ("fp32", "int8")}
+        count, others = python_rows(task, model, warm_up=rounds > 1, data=data)
+        round_.update({name: (seconds, metric) for name, seconds, metric in others})
+        measured.append(round_)
+    return count, measured
 
 
 class Workload:
@@ -169,11 +181,12 @@ class Workload:
         return squad_evaluate(self.examples, predictions)["f1"]
 
 
-def python_rows(task, model, passes, data):
-    """The plain PyTorch loop and ONNX Runtime rows: examples, and per system its seconds per pass and dev metric.
+def python_rows(task, model, warm_up, data):
+    """The plain PyTorch loop and ONNX Runtime rows: examples, and per system its seconds for one pass (after an
+    untimed one with `warm_up`) and dev metric.
     Measured in a process of their own, so that this one never loads PyTorch: its threads and environment
     slowed the toolkit's runs started from a process that had (by up to 15 % in a trial)."""
-    done = subprocess.run([sys.executable, __file__, "--python-rows", task, str(model), str(passes), "--data", str(data)],
+    done = subprocess.run([sys.executable, __file__, "--python-rows", task, str(model), str(int(warm_up)), "--data", str(data)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(done.stdout + done.stderr)
@@ -181,7 +194,7 @@ def python_rows(task, model, passes, data):
     return result["count"], [tuple(row) for row in result["rows"]]
 
 
-def measure_python_rows(task, model, passes, data):
+def measure_python_rows(task, model, warm_up, data):
     import onnxruntime as ort
     import torch
     import transformers
@@ -192,14 +205,11 @@ def measure_python_rows(task, model, passes, data):
     rows = []
 
     def measure(name, forward):
-        if passes > 1:
+        if warm_up:
             work.run(forward)
-        seconds, results = [], None
-        for _ in range(passes):
-            started = time.perf_counter()
-            results = work.run(forward)
-            seconds.append(time.perf_counter() - started)
-        rows.append((name, seconds, work.score(results)))
+        started = time.perf_counter()
+        results = work.run(forward)
+        rows.append((name, time.perf_counter() - started, work.score(results)))
 
     def torch_forward(m):
         def forward(batch):
@@ -235,20 +245,20 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers (for the reference scripts)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "anchors.md")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 4 training steps, one inference pass")
-    parser.add_argument("--python-rows", nargs=3, metavar=("TASK", "MODEL", "PASSES"), help=argparse.SUPPRESS)
+    parser.add_argument("--python-rows", nargs=3, metavar=("TASK", "MODEL", "WARM_UP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.python_rows:
-        task, model, passes = args.python_rows
-        count, rows = measure_python_rows(task, model, int(passes), args.data)
+        task, model, warm_up = args.python_rows
+        count, rows = measure_python_rows(task, model, warm_up == "1", args.data)
         print(json.dumps({"count": count, "rows": rows}))
         return
     training = ["| task | system | steps | train samples/s | vs PyTorch eager | compile s | dev metric |", "|---|---|---:|---:|---:|---:|---:|"]
-    inference = ["| task | system | dev examples/s (median, min–max) | vs best other fp32 | vs best other int8 | dev metric |",
+    inference = ["| task | system | dev examples/s (median, min–max) | vs best other fp32 (range) | vs best other int8 (range) | dev metric |",
                  "|---|---|---|---:|---:|---:|"]
     started = time.time()
     with tempfile.TemporaryDirectory() as d:
         for task in args.tasks:
-            steps, passes = (4, 1) if args.quick else (TASKS[task]["steps"], TASKS[task]["passes"])
+            steps, rounds = (4, 1) if args.quick else (TASKS[task]["steps"], TASKS[task]["rounds"])
             ours, model = train_toolkit(task, steps, args.data, Path(d) / task)
             eager = train_reference(task, steps, args.data, args.python, compiled=False)
             compiled = train_reference(task, steps, args.data, args.python, compiled=True)
@@ -257,16 +267,18 @@ def main():
                 training.append(f"| {task} | {row['system']} | {steps} | {row['rate']:.1f} | {row['rate'] / eager['rate']:.2f}x | "
                                 f"{compile_seconds} | {row['metric']:.4f} |")
 
-            rows = [(f"bertkit evaluate {p}",) + evaluate_toolkit(task, model, p, passes, args.data) for p in ("fp32", "int8")]
-            count, others = python_rows(task, model, passes, args.data)
-            rows += others
-            rate = {name: statistics.median(count / s for s in seconds) for name, seconds, _ in rows}
-            best_fp32 = max(r for name, r in rate.items() if not name.startswith("bertkit") and "int8" not in name)
-            best_int8 = max(r for name, r in rate.items() if not name.startswith("bertkit") and "int8" in name)
-            for name, seconds, metric in rows:
-                rates = [count / s for s in seconds]
-                inference.append(f"| {task} | {name} | {rate[name]:.1f} ({min(rates):.1f}–{max(rates):.1f}) | "
-                                 f"{rate[name] / best_fp32:.2f}x | {rate[name] / best_int8:.2f}x | {metric:.4f} |")
+            count, measured = inference_rounds(task, model, rounds, args.data)
+            def best_other(round_, kind):
+                """The fastest system of the round that is not the toolkit, among the int8 ones or the others."""
+                return max(count / seconds for other, (seconds, _) in round_.items()
+                           if not other.startswith("bertkit") and ("int8" in other) == (kind == "int8"))
+            for name in measured[0]:
+                rates = [count / round_[name][0] for round_ in measured]
+                ratios = {kind: [count / round_[name][0] / best_other(round_, kind) for round_ in measured] for kind in ("fp32", "int8")}
+                inference.append(f"| {task} | {name} | {statistics.median(rates):.1f} ({min(rates):.1f}–{max(rates):.1f}) | "
+                                 + " | ".join(f"{statistics.median(ratios[k]):.2f}x ({min(ratios[k]):.2f}–{max(ratios[k]):.2f})"
+                                              for k in ("fp32", "int8"))
+                                 + f" | {measured[-1][name][1]:.4f} |")
             lines = [f"# The toolkit against PyTorch and ONNX Runtime ({cpu_name()}, 2 threads)", "",
                      f"Command: `python scripts/benchmark_anchors.py --tasks {' '.join(args.tasks)}` (after `swift build -c release`); "
                      f"{(time.time() - started) / 60:.0f} min so far. Seed {SEED}; metrics: MRPC F1, SST-2 accuracy, CoNLL-2003 "
@@ -274,8 +286,10 @@ def main():
                      "the steps that compiled (over three times the median step), whose extra time is the compile column.", "",
                      "## Training", ""] + training + ["", "## Inference (the toolkit's trained model, dev split)", "",
                      "Examples are pairs, sentences, sentences and questions. The toolkit's time is what `finetune evaluate` "
-                     "reports (its forward passes and scoring; it tokenises before); the others' is their forward passes "
-                     "over batches tokenised beforehand.", ""] + inference
+                     "reports in a new process (its forward passes and scoring, with first-call costs such as quantising the "
+                     "weights; it tokenises before); the others' is one pass of forward passes over batches tokenised "
+                     "beforehand, after a warm-up pass. Three rounds (SQuAD: one, and no warm-up): the systems take turns, "
+                     "each ratio is taken within a round, and the table gives the median and range over rounds.", ""] + inference
             write_table("\n".join(lines) + "\n", args.output)  # after each task, so a long run keeps what it measured
 
 

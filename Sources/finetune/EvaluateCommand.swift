@@ -45,7 +45,7 @@ struct Evaluate: ParsableCommand {
             let metrics = try task.evaluate()
             say("\(spec.name) dev, \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
                 .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-                + String(format: " (%.1f s)", Date().timeIntervalSince(started)))
+                + String(format: " (%.3f s)", Date().timeIntervalSince(started)))
         } catch { fail(error) }
     }
 }
