@@ -264,7 +264,8 @@ public final class ProcessGroup: @unchecked Sendable {
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
-        throw ProcessGroupError.communication(operation: operation, message: String(cString: text))
+        let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw ProcessGroupError.communication(operation: operation, message: message)
     }
 }
 
