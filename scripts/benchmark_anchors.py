@@ -50,13 +50,18 @@ def environment():
     return {**os.environ, "BERTKIT_THREADS": "2"}
 
 
+def task_spec(task):
+    """The task's file in Tasks/, parsed."""
+    return json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
+
+
 def data_options(task, data):
     return ["--data-dir", str(data)] if task == "conll2003" else []
 
 
 def train_toolkit(task, steps, data, work):
     """`finetune` for `steps` steps: training samples/s, the final dev metric, and the model folder."""
-    spec = json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
+    spec = task_spec(task)
     done = subprocess.run([str(FINETUNE), "--task", task, "--max-steps", str(steps), "--eval-steps", str(steps),
                            "--seed", str(SEED), "--db", str(work / "anchors.db"), "--output-dir", str(work / "runs")]
                           + data_options(task, data), cwd=ROOT, capture_output=True, text=True, env=environment())
@@ -79,7 +84,7 @@ def train_reference(task, steps, data, python, compiled):
     if done.returncode != 0:
         sys.exit(done.stdout + done.stderr)
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
-    metric = {"reference_glue.py": lambda r: r["final"][json.loads((ROOT / "Tasks" / f"{task}.json").read_text())["mainMetric"]],
+    metric = {"reference_glue.py": lambda r: r["final"][task_spec(task)["mainMetric"]],
               "reference_ner.py": lambda r: r["valid"]["f1"], "reference_qa.py": lambda r: r["f1"]}[script](result)
     if compiled:
         rate, compile_seconds = result["steady_samples_per_second"], result["compile_seconds"]
@@ -91,7 +96,7 @@ def train_reference(task, steps, data, python, compiled):
 
 def evaluate_toolkit(task, model, precision, data):
     """`finetune evaluate` once: the seconds it reports and the main metric."""
-    spec = json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
+    spec = task_spec(task)
     done = subprocess.run([str(FINETUNE), "evaluate", "--model", str(model), "--task", task, "--precision", precision]
                           + data_options(task, data), cwd=ROOT, capture_output=True, text=True, env=environment())
     if done.returncode != 0:
@@ -119,7 +124,7 @@ class Workload:
         import torch
         from transformers import AutoTokenizer
         self.task, self.torch = task, torch
-        spec = json.loads((ROOT / "Tasks" / f"{task}.json").read_text())
+        spec = task_spec(task)
         self.tokenizer = tokenizer = AutoTokenizer.from_pretrained(model)
         if task in ("mrpc", "sst2"):
             from reference_glue import metrics_for, read_split
@@ -268,14 +273,14 @@ def main():
                                 f"{compile_seconds} | {row['metric']:.4f} |")
 
             count, measured = inference_rounds(task, model, rounds, args.data)
-            def best_other(round_, kind):
-                """The fastest system of the round that is not the toolkit, among the int8 ones or the others."""
-                return max(count / seconds for other, (seconds, _) in round_.items()
-                           if not other.startswith("bertkit") and ("int8" in other) == (kind == "int8"))
+            rates = [{name: count / seconds for name, (seconds, _) in round_.items()} for round_ in measured]
+            # Per round, the fastest system that is not the toolkit, among the int8 ones and among the others.
+            best = [{kind: max(r for name, r in round_.items() if not name.startswith("bertkit") and ("int8" in name) == (kind == "int8"))
+                     for kind in ("fp32", "int8")} for round_ in rates]
             for name in measured[0]:
-                rates = [count / round_[name][0] for round_ in measured]
-                ratios = {kind: [count / round_[name][0] / best_other(round_, kind) for round_ in measured] for kind in ("fp32", "int8")}
-                inference.append(f"| {task} | {name} | {statistics.median(rates):.1f} ({min(rates):.1f}–{max(rates):.1f}) | "
+                ratios = {kind: [round_[name] / b[kind] for round_, b in zip(rates, best)] for kind in ("fp32", "int8")}
+                own = [round_[name] for round_ in rates]
+                inference.append(f"| {task} | {name} | {statistics.median(own):.1f} ({min(own):.1f}–{max(own):.1f}) | "
                                  + " | ".join(f"{statistics.median(ratios[k]):.2f}x ({min(ratios[k]):.2f}–{max(ratios[k]):.2f})"
                                               for k in ("fp32", "int8"))
                                  + f" | {measured[-1][name][1]:.4f} |")

@@ -25,7 +25,11 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
 
     /// `finetune` under `mpirun -np processes`, run to its end.
     func mpirun(_ processes: Int, _ arguments: [String]) throws -> CommandLineTests.Result {
-        let process = mpirunProcess(["-np", "\(processes)", CommandLineTests.binary] + arguments)
+        try runToEnd(mpirunProcess(["-np", "\(processes)", CommandLineTests.binary] + arguments))
+    }
+
+    /// Starts `process` and waits for its end: its status, output and errors.
+    func runToEnd(_ process: Process) throws -> CommandLineTests.Result {
         let (out, err) = (Pipe(), Pipe())
         (process.standardOutput, process.standardError) = (out, err)
         try process.run()
@@ -33,6 +37,14 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         process.waitUntilExit()
         return .init(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
                      error: String(decoding: error, as: UTF8.self))
+    }
+
+    /// scripts/mpi_two_hosts with `arguments`, not started yet.
+    func twoHostsProcess(_ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
+        process.arguments = arguments
+        return process
     }
 
     func arguments(_ task: String, in directory: String) -> [String] {
@@ -125,17 +137,9 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }
         let one = cli.directory + "/one", two = cli.directory + "/two"
         #expect(try cli.finetune(arguments("mrpc-slice", in: one)).status == 0)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
-        process.arguments = ["--binary", CommandLineTests.binary] + arguments("mrpc-slice", in: two)
-        let (out, err) = (Pipe(), Pipe())
-        (process.standardOutput, process.standardError) = (out, err)
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "\(output)\n\(error)")
-        #expect(output.contains("2 processes on 2 hosts (bertkit-h1, bertkit-h2)"), "\(output)")
+        let result = try runToEnd(twoHostsProcess(["--binary", CommandLineTests.binary] + arguments("mrpc-slice", in: two)))
+        try #require(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.contains("2 processes on 2 hosts (bertkit-h1, bertkit-h2)"), "\(result.output)")
         let (a, b) = (try losses(two), try losses(one))
         #expect(a.count == Self.steps && relativeDifference(a, b) < 1e-5, "two hosts \(a) against one process \(b)")
         let checkpoint = "/runs/1-mrpc-slice/checkpoints/checkpoint-\(Self.steps)/model.safetensors"
@@ -145,34 +149,23 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
     /// Tests/SumCheck, built beside the test runner: sums buffers across the shared window's chunks and checks them exactly.
     static let sumCheck = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("sum-check").path
 
-    /// Runs `process` to its end: its status, and its output and errors together.
-    func outcome(of process: Process) throws -> (status: Int32, text: String) {
-        let pipe = Pipe()
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
-    }
-
     /// Sums over three processes of one host, exactly, through the memory they share.
     @Test(.enabled(if: mpirunPath != nil, "mpirun is absent: scripts/setup installs Open MPI"))
     func sumsThroughSharedMemoryAreExact() throws {
-        let (status, text) = try outcome(of: mpirunProcess(["-np", "3", Self.sumCheck]))
-        #expect(status == 0, "\(text)")
-        #expect(text.components(separatedBy: "of 3: sums exact, shared memory on its host: true").count - 1 == 3, "\(text)")
+        let result = try runToEnd(mpirunProcess(["-np", "3", Self.sumCheck]))
+        #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.components(separatedBy: "of 3: sums exact, shared memory on its host: true").count - 1 == 3,
+                "\(result.output)\n\(result.error)")
     }
 
     /// Sums over two hosts of two processes each, exactly: each host's two through shared memory, and each slice
     /// across the hosts over TCP (scripts/mpi_two_hosts; processes alternate between the hosts).
     @Test(.enabled(if: mpirunPath != nil && canMakeNetworkNamespaces, "needs root, and ip (iproute2) and mpirun, which scripts/setup installs"))
     func sumsOverTwoHostsOfTwoProcessesAreExact() throws {
-        let hosts = Process()
-        hosts.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
-        hosts.arguments = ["--binary", Self.sumCheck, "--per-host", "2"]
-        let (status, text) = try outcome(of: hosts)
-        #expect(status == 0, "\(text)")
-        #expect(text.components(separatedBy: "of 4: sums exact, shared memory on its host: true").count - 1 == 4, "\(text)")
+        let result = try runToEnd(twoHostsProcess(["--binary", Self.sumCheck, "--per-host", "2"]))
+        #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.components(separatedBy: "of 4: sums exact, shared memory on its host: true").count - 1 == 4,
+                "\(result.output)\n\(result.error)")
     }
 
     /// A process that cannot load the model stops the job on every process: it names its error, process 0 names
