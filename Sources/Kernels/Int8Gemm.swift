@@ -11,8 +11,10 @@ public final class QuantizedWeights: @unchecked Sendable {
     let values: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Int32>
+    /// The quantised weights in the integer GEMM's packed layout, made by `quantize`.
+    private(set) var packed: PackedWeights?
     /// Whether `quantize` has run (the weights are loaded after the layer is built).
-    public private(set) var isQuantized = false
+    public var isQuantized: Bool { packed != nil }
 
     public init(outFeatures: Int, inFeatures: Int) {
         self.outFeatures = outFeatures
@@ -45,14 +47,14 @@ public final class QuantizedWeights: @unchecked Sendable {
             scales[j] = scale
             sums[j] = sum
         }
-        isQuantized = true
+        packed = PackedWeights(values, kind: .int8, outFeatures: outFeatures, inFeatures: inFeatures)
     }
 }
 
 /// `y = x · Wᵀ` with int8 products (dynamic quantisation): each row of the activations `x` is quantised when
 /// the product runs, asymmetric in [0, 255] over its own range (which always holds 0, so that 0 stays exact),
-/// multiplied by the quantised weights on oneDNN's integer GEMM (`dnnl_gemm_u8s8s32`: AVX-512 VNNI where the CPU
-/// has it), and the int32 sums scaled back: y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split
+/// multiplied by the quantised weights on oneDNN's integer GEMM (a u8 × s8 → s32 matmul over the weights packed
+/// once, `PackedWeights`: AVX-512 VNNI where the CPU has it), and the int32 sums scaled back: y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split
 /// across the cores. Everything around the products (bias, softmax, LayerNorm, GELU) stays fp32.
 public enum Int8Gemm {
     /// Whether the CPU multiplies u8 by s8 into int32 without intermediate int16 sums (VNNI).
@@ -94,13 +96,8 @@ public enum Int8Gemm {
         func callAsFunction(_ range: Range<Int>) {
             let (k, n) = (weights.inFeatures, weights.outFeatures)
             for i in range { quantizeRow(i, k) }
-            Gemm.prepareThisThread()
-            var offset: Int32 = 0
-            let status = dnnl_gemm_u8s8s32(
-                CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), CChar(UInt8(ascii: "F")),
-                Int64(range.count), Int64(n), Int64(k), 1, quantized + range.lowerBound * k, Int64(k), 0,
-                weights.values, Int64(k), 0, 0, sums + range.lowerBound * n, Int64(n), &offset)
-            precondition(status == dnnl_success, "dnnl_gemm_u8s8s32 failed (status \(status.rawValue)) for \(range.count)×\(k)×\(n)")
+            weights.packed!.multiplyOnThisThread(quantized + range.lowerBound * k, rows: range.count, ldx: k,
+                                                 sums + range.lowerBound * n, ldy: n)
             for i in range { dequantizeRow(i, n) }
         }
 

@@ -42,7 +42,7 @@ struct Evaluate: ParsableCommand {
             }
             if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
             let started = Date()
-            let metrics = try task.evaluate()
+            let metrics = try task.parameters.withFixedWeights(task.evaluate)
             say("\(spec.name) dev, \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
                 .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
                 + String(format: " (%.3f s)", Date().timeIntervalSince(started)))

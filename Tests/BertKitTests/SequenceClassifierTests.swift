@@ -33,6 +33,26 @@ import Testing
             #expect(error < 1e-4, "\(kind): gradient of \(p.name), relative error \(error)")
         }
     }
+
+    /// With the weights fixed for inference (packed products), the logits are still transformers', and the
+    /// packed copies go when the scope ends.
+    @Test func logitsWithFixedWeightsMatchPyTorch() throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
+        let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: .float32)
+        let count = batch.batchSize * 3
+        model.forward(batch)
+        let unpacked = Array(UnsafeBufferPointer(start: model.logits, count: count))
+        let packed = model.parameters.withFixedWeights {
+            #expect(model.parameters.weightsAreFixed)
+            return model.parameters.withFixedWeights {  // nested: packed once, released by the outer scope
+                model.forward(batch)
+                return Array(UnsafeBufferPointer(start: model.logits, count: count))
+            }
+        }
+        #expect(!model.parameters.weightsAreFixed)
+        #expect(relativeError(packed, try golden.floats("classification.logits")) < 1e-5)
+        #expect(relativeError(packed, unpacked) < 1e-6)
+    }
 }
 
 /// The fixture's name of a classifier parameter: transformers prefixes the encoder's with `bert.`.

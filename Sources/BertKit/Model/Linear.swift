@@ -10,6 +10,9 @@ public struct Linear: @unchecked Sendable {
     public let precision: Precision
     /// With int8 precision (prediction only), the weights quantised at the first forward pass, after loading.
     let quantized: QuantizedWeights?
+    /// With fp32 precision, the weights packed for inference while the store's weights are fixed
+    /// (`ParameterStore.withFixedWeights`).
+    let packable: PackableWeight?
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
@@ -23,6 +26,7 @@ public struct Linear: @unchecked Sendable {
         bias = store[prefix + ".bias"]
         self.precision = precision
         quantized = precision == .int8 ? QuantizedWeights(outFeatures: weight.shape[0], inFeatures: weight.shape[1]) : nil
+        packable = precision == .float32 ? store.packableCopy(of: weight) : nil
     }
 
     /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced
@@ -41,6 +45,10 @@ public struct Linear: @unchecked Sendable {
             guard case .float32(let x) = input else { preconditionFailure("int8 products read fp32 inputs") }
             if !quantized.isQuantized { quantized.quantize(weight.value) }
             Int8Gemm.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, weights: quantized, output, ldy: outFeatures)
+            return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+        }
+        if let packed = packable?.packed, case .float32(let x) = input {
+            packed.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, output, ldy: outFeatures)
             return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
         }
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
@@ -78,6 +86,7 @@ public struct Linear: @unchecked Sendable {
         inputStride: Int? = nil, dInputStride: Int? = nil, roundedGradient: UnsafeMutablePointer<BFloat16>? = nil
     ) {
         precondition(quantized == nil, "int8 is for prediction; training reads fp32 or bf16 products")
+        precondition(packable?.packed == nil, "a backward pass while the weights are fixed for inference")
         var gradient = GemmOperand.float32(dOutput)
         if precision == .bfloat16, dInput != nil, let roundedGradient {
             BFloat16.round(dOutput, into: roundedGradient, count: rows * outFeatures)

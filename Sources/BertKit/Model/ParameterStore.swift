@@ -40,6 +40,9 @@ public final class ParameterStore: @unchecked Sendable {
     public let gradients: UnsafeMutableBufferPointer<Float>
     private let index: [String: Int]
     private let gradientPool = BufferPool()
+    /// The fp32 linear layers' weights, which `withFixedWeights` packs.
+    private var packable: [PackableWeight] = []
+    private var fixedDepth = 0
 
     public init(_ declarations: [ParameterDeclaration]) {
         let total = declarations.reduce(0) { $0 + $1.shape.reduce(1, *) }
@@ -81,6 +84,35 @@ public final class ParameterStore: @unchecked Sendable {
         for p in parameters { CheckpointLoader.initialise(p, range: range, generator: &generator) }
     }
 
+    /// Whether the weights are fixed for a while (`withFixedWeights`): nothing may write them meanwhile.
+    public var weightsAreFixed: Bool { fixedDepth > 0 }
+
+    /// Runs `body` (an evaluation, a prediction) with every registered linear layer's weights packed for
+    /// inference (`PackedWeights`): the same products to within the order of their sums, faster (the packing
+    /// costs one pass over the weights). The weights must not change inside;
+    /// the optimizer and the layers' backward passes check. Nested calls pack once.
+    public func withFixedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        if fixedDepth == 0 { Parallel.forEach(packable.count, Pack(weights: packable)) }
+        fixedDepth += 1
+        defer {
+            fixedDepth -= 1
+            if fixedDepth == 0 { for weight in packable { weight.release() } }
+        }
+        return try body()
+    }
+
+    private struct Pack: Parallel.IndexBody {
+        let weights: [PackableWeight]
+        func callAsFunction(_ index: Int) { weights[index].pack() }
+    }
+
+    /// The packed copy that `withFixedWeights` makes of `weight`, a linear layer's fp32 `[out, in]` matrix.
+    func packableCopy(of weight: Parameter) -> PackableWeight {
+        let copy = PackableWeight(weight)
+        packable.append(copy)
+        return copy
+    }
+
     public func zeroGradients() {
         for i in parameters.indices {
             clearGradient(parameters[i])
@@ -101,5 +133,23 @@ public final class ParameterStore: @unchecked Sendable {
         } else {
             start.update(repeating: 0, count: count)
         }
+    }
+}
+
+/// A linear layer's weight and, while the store's weights are fixed, its packed copy.
+final class PackableWeight: @unchecked Sendable {
+    let weight: Parameter
+    private(set) var packed: PackedWeights?
+
+    init(_ weight: Parameter) {
+        self.weight = weight
+    }
+
+    func pack() {
+        packed = PackedWeights(weight.value, kind: .float32, outFeatures: weight.shape[0], inFeatures: weight.shape[1])
+    }
+
+    func release() {
+        packed = nil
     }
 }

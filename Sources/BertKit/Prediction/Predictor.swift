@@ -22,6 +22,8 @@ protocol Predictor {
     var header: String? { get }
     /// Sequences per forward pass.
     var batchSize: Int { get }
+    /// The model's parameters, fixed while the predictor runs (`ParameterStore.withFixedWeights`).
+    var parameters: ParameterStore { get }
     /// How a TSV input's columns are read (nil: the head reads no TSV).
     var tsvColumns: ((TaskSpec, String) throws -> TSVLayout)? { get }
 
@@ -61,8 +63,10 @@ extension Predictor {
         let started = ContinuousClock.now
         let batches = Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize)
         // Each batch's outputs, row after row, each row its length then its values.
-        let results = try processes.gather(batches.count) { b in
-            forward(batches[b].map { sequences[$0] }).flatMap { [Double($0.count)] + $0.map(Double.init) }
+        let results = try parameters.withFixedWeights {
+            try processes.gather(batches.count) { b in
+                forward(batches[b].map { sequences[$0] }).flatMap { [Double($0.count)] + $0.map(Double.init) }
+            }
         }
         for (indices, flat) in zip(batches, results) {
             var at = 0
@@ -95,25 +99,27 @@ extension Predictor {
         let output = FileHandle.standardOutput
         if let header { output.write(Data((header + "\n").utf8)) }
         var count = 0, seconds = 0.0, line = 0
-        while let text = readLine(strippingNewline: true) {
-            line += 1
-            let result: String
-            do {
-                let example = try prepare(InputRecord.parse(text, format: format, file: "<stdin>", line: line), index: line - 1)
-                let windows = sequences(of: example)
-                let started = ContinuousClock.now
-                var outputs: [[Float]] = []
-                for first in stride(from: 0, to: windows.count, by: batchSize) {
-                    outputs += forward(Array(windows[first..<min(first + batchSize, windows.count)]))
+        parameters.withFixedWeights {
+            while let text = readLine(strippingNewline: true) {
+                line += 1
+                let result: String
+                do {
+                    let example = try prepare(InputRecord.parse(text, format: format, file: "<stdin>", line: line), index: line - 1)
+                    let windows = sequences(of: example)
+                    let started = ContinuousClock.now
+                    var outputs: [[Float]] = []
+                    for first in stride(from: 0, to: windows.count, by: batchSize) {
+                        outputs += forward(Array(windows[first..<min(first + batchSize, windows.count)]))
+                    }
+                    seconds += started.seconds
+                    result = try self.result(of: example, outputs: outputs)
+                    count += 1
+                } catch {
+                    FileHandle.standardError.write(Data("\(error)\n".utf8))
+                    result = JSONOutput.line(["error": "\(error)"])
                 }
-                seconds += started.seconds
-                result = try self.result(of: example, outputs: outputs)
-                count += 1
-            } catch {
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
-                result = JSONOutput.line(["error": "\(error)"])
+                output.write(Data((result + "\n").utf8))  // unbuffered: the reader has it now
             }
-            output.write(Data((result + "\n").utf8))  // unbuffered: the reader has it now
         }
         return PredictionReport(examples: count, seconds: seconds)
     }

@@ -192,7 +192,7 @@ public struct FineTuningRun {
             let result = try trainer.run(resumingFrom: resumption?.checkpoint)
             if let reason = result.stopReason { log("  \(reason)") }
             try record.logArtifact(path: output + "/best", kind: "best-model")
-            let finish = try task.finish(outputDirectory: output)
+            let finish = try task.parameters.withFixedWeights { try task.finish(outputDirectory: output) }
             for (split, metrics) in finish.metrics.sorted(by: { $0.key < $1.key }) {
                 try record.log(split: split, step: result.steps, epoch: nil, metrics)
                 log("  \(split) (final model): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))

@@ -52,6 +52,7 @@ public final class Optimizer {
     /// for the next step to accumulate into (the update reads and clears them in one pass).
     @discardableResult
     public func update(learningRate: Float) -> Float {
+        precondition(!parameters.weightsAreFixed, "an optimizer update while the weights are fixed for inference")
         let gradients = parameters.gradients
         let norm = Float(sumOfSquares(gradients.baseAddress!, count: gradients.count).squareRoot())
         let clip = min(1, maxGradNorm / (norm + 1e-6))

@@ -125,7 +125,7 @@ public final class Trainer {
 
         func evaluate(epoch: Double) throws {
             state.lastEvaluatedStep = state.step
-            let metrics = try task.evaluate()
+            let metrics = try task.parameters.withFixedWeights(task.evaluate)
             state.lastMetrics = metrics
             let score = metrics[task.mainMetric] ?? -.infinity, bestScore = state.bestMetrics[task.mainMetric] ?? -.infinity
             let isBest = state.bestMetrics.isEmpty || score > bestScore

@@ -20,6 +20,7 @@ extension PreTrainingTask {
 struct FillMaskPredictor: Predictor {
     let tokenizer: BertTokenizer
     let model: PreTrainingModel
+    var parameters: ParameterStore { model.parameters }
     let batchSize, maxLength, topK: Int
     /// Masked positions one forward pass holds: a whole window's, and more when a batch allows it (the
     /// vocabulary-wide logits of each take 4 bytes per token of the vocabulary).

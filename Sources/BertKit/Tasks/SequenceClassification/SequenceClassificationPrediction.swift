@@ -37,6 +37,7 @@ extension SequenceClassificationTask {
 struct ClassificationPredictor: Predictor {
     let tokenizer: BertTokenizer
     let classifier: SequenceClassifier
+    var parameters: ParameterStore { classifier.parameters }
     let outputs, maxLength, batchSize: Int
     let header: String?
     let tsvColumns: ((TaskSpec, String) throws -> TSVLayout)?

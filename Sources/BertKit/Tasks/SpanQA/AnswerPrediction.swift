@@ -19,6 +19,7 @@ extension SpanQATask {
 struct AnswerPredictor: Predictor {
     let tokenizer: BertTokenizer
     let model: QuestionAnsweringModel
+    var parameters: ParameterStore { model.parameters }
     let windower: SpanWindower
     let batchSize, maxLength, topK, maxAnswerLength: Int
     let allowNoAnswer: Bool

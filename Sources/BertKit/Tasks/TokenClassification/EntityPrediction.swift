@@ -32,6 +32,7 @@ extension TokenClassificationTask {
 struct EntityPredictor: Predictor {
     let tokenizer: BertTokenizer
     let model: TokenClassifier
+    var parameters: ParameterStore { model.parameters }
     let labels: [String]
     let aggregation: EntityAggregation
     let batchSize, maxLength, overlap: Int

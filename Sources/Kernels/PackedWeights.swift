@@ -1,0 +1,201 @@
+import CDNNL
+import Foundation
+
+/// A weight matrix `W` (`[out, in]`, as `torch.nn.Linear` stores it) copied once into oneDNN's packed GEMM
+/// layout, for products `y = x · Wᵀ` while the weights do not change (evaluation and prediction).
+///
+/// `dnnl_sgemm` and `dnnl_gemm_u8s8s32` pack their `B` operand inside every call, on every thread that
+/// computes a block of rows; a matmul primitive whose weights were reordered beforehand into the layout its
+/// kernel reads (`format_tag_any`) skips that. Its kernel is the same JIT GEMM: integer products are the
+/// same, and fp32 products differ from the unpacked call's only where that call picks another kernel for the
+/// shape (a single row, some splits), in the order of the sums (`PackedWeightsTests`). The number of rows is a run-time dimension: one primitive
+/// serves every batch, and blocks of rows run at the same time on the pool's threads, each with its own stream
+/// and scratchpad. (Creating the small memory objects of a call allocates: fine for evaluation and prediction,
+/// which is why a training step, whose weights change every step anyway, does not use this.)
+public final class PackedWeights: @unchecked Sendable {
+    /// The number formats of one kind of product: the activations', the weights' and the result's.
+    public enum Kind: Sendable {
+        /// fp32 × fp32 → fp32.
+        case float32
+        /// u8 × s8 → s32 (`Int8Gemm`'s quantised rows and weights).
+        case int8
+
+        var formats: (source: dnnl_data_type_t, weights: dnnl_data_type_t, destination: dnnl_data_type_t) {
+            switch self {
+            case .float32: (dnnl_f32, dnnl_f32, dnnl_f32)
+            case .int8: (dnnl_u8, dnnl_s8, dnnl_s32)
+            }
+        }
+    }
+
+    public let kind: Kind
+    public let outFeatures: Int
+    public let inFeatures: Int
+    private let primitive: dnnl_primitive_t
+    private let packed: UnsafeMutableRawPointer
+    private let packedMemory: dnnl_memory_t
+    private let scratchpadSize: Int
+
+    /// Copies `weights` (`[out, in]`, row-major, of `kind`'s weight format) into the packed layout.
+    public init(_ weights: UnsafeRawPointer, kind: Kind, outFeatures: Int, inFeatures: Int) {
+        self.kind = kind
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        let formats = kind.formats
+        let engine = OneDNN.engine
+        // op(B) = Wᵀ is `in × out`, stored as W: strides (1, in).
+        var stored = dnnl_memory_desc_t(), any = dnnl_memory_desc_t()
+        var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
+        OneDNN.check(dnnl_memory_desc_init_by_strides(&stored, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+                                                      [1, Int64(inFeatures)]), "weights descriptor")
+        OneDNN.check(dnnl_memory_desc_init_by_tag(&any, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+                                                  dnnl_format_tag_any), "packed weights descriptor")
+        OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [OneDNN.runtimeDimension, Int64(inFeatures)],
+                                                      formats.source, [OneDNN.runtimeDimension, 1]), "source descriptor")
+        OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [OneDNN.runtimeDimension, Int64(outFeatures)],
+                                                      formats.destination, [OneDNN.runtimeDimension, 1]), "result descriptor")
+        var description = dnnl_matmul_desc_t()
+        OneDNN.check(dnnl_matmul_desc_init(&description, &source, &any, nil, &destination), "matmul descriptor")
+        var attributes: dnnl_primitive_attr_t?
+        OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        // Each calling thread brings its own scratchpad, so that blocks of rows can run at the same time.
+        OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
+        var descriptor: dnnl_primitive_desc_t?
+        OneDNN.check(dnnl_primitive_desc_create(&descriptor, &description, attributes, engine, nil), "matmul")
+        defer { dnnl_primitive_desc_destroy(descriptor) }
+        var primitive: dnnl_primitive_t?
+        OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "matmul primitive")
+        self.primitive = primitive!
+        scratchpadSize = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+
+        // Reorder the weights into the layout the primitive chose, once.
+        var layout = dnnl_primitive_desc_query_md(descriptor, dnnl_query_weights_md, 0)!.pointee
+        packed = UnsafeMutableRawPointer.allocate(byteCount: max(1, dnnl_memory_desc_get_size(&layout)), alignment: 64)
+        var packedMemory: dnnl_memory_t?, storedMemory: dnnl_memory_t?
+        OneDNN.check(dnnl_memory_create(&packedMemory, &layout, engine, packed), "packed weights")
+        OneDNN.check(dnnl_memory_create(&storedMemory, &stored, engine, UnsafeMutableRawPointer(mutating: weights)), "weights")
+        defer { dnnl_memory_destroy(storedMemory) }
+        self.packedMemory = packedMemory!
+        var reorderDescriptor: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
+        OneDNN.check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &stored, engine, &layout, engine, nil), "reorder")
+        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
+        OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "reorder primitive")
+        defer { dnnl_primitive_destroy(reorder) }
+        Gemm.prepareThisThread()
+        var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: storedMemory),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: packedMemory)]
+        let stream = OneDNN.Stream.forThisThread
+        OneDNN.check(dnnl_primitive_execute(reorder, stream.stream, 2, &arguments), "reorder of the weights")
+        OneDNN.check(dnnl_stream_wait(stream.stream), "reorder of the weights")
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_memory_destroy(packedMemory)
+        packed.deallocate()
+    }
+
+    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ for fp32 weights, in blocks of
+    /// rows across the cores when the product is large enough (as `Gemm.multiply` splits its products).
+    public func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        precondition(kind == .float32, "an fp32 product with \(kind) weights")
+        let body = RowBlocks(weights: self, x: x, ldx: ldx, y: y, ldy: ldy)
+        if rows * inFeatures * outFeatures >= Gemm.parallelThreshold && Parallel.workers > 1 {
+            Parallel.forRanges(rows, minimumChunk: 16, body)
+        } else {
+            body(0..<rows)
+        }
+    }
+
+    private struct RowBlocks: Parallel.RangeBody {
+        let weights: PackedWeights
+        let x: UnsafePointer<Float>, ldx: Int
+        let y: UnsafeMutablePointer<Float>, ldy: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            weights.multiplyOnThisThread(x + rows.lowerBound * ldx, rows: rows.count, ldx: ldx,
+                                         y + rows.lowerBound * ldy, ldy: ldy)
+        }
+    }
+
+    /// The same product on the calling thread alone; `x` and `y` hold `kind`'s source and result formats.
+    public func multiplyOnThisThread(_ x: UnsafeRawPointer, rows: Int, ldx: Int, _ y: UnsafeMutableRawPointer, ldy: Int) {
+        guard rows > 0 else { return }
+        let formats = kind.formats
+        let engine = OneDNN.engine
+        var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
+        OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [Int64(rows), Int64(inFeatures)], formats.source,
+                                                      [Int64(ldx), 1]), "source descriptor")
+        OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [Int64(rows), Int64(outFeatures)],
+                                                      formats.destination, [Int64(ldy), 1]), "result descriptor")
+        var sourceMemory: dnnl_memory_t?, destinationMemory: dnnl_memory_t?
+        OneDNN.check(dnnl_memory_create(&sourceMemory, &source, engine, UnsafeMutableRawPointer(mutating: x)), "source")
+        defer { dnnl_memory_destroy(sourceMemory) }
+        OneDNN.check(dnnl_memory_create(&destinationMemory, &destination, engine, y), "result")
+        defer { dnnl_memory_destroy(destinationMemory) }
+        let stream = OneDNN.Stream.forThisThread
+        var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: sourceMemory),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: packedMemory),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destinationMemory),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: stream.scratchpad(scratchpadSize))]
+        Gemm.prepareThisThread()
+        OneDNN.check(dnnl_primitive_execute(primitive, stream.stream, Int32(arguments.count), &arguments),
+                     "packed product \(rows)×\(inFeatures)×\(outFeatures)")
+        OneDNN.check(dnnl_stream_wait(stream.stream), "packed product")
+    }
+}
+
+/// oneDNN's objects that the packed products share: the CPU engine, and each thread's stream and scratchpad.
+enum OneDNN {
+    /// `DNNL_RUNTIME_DIM_VAL`: a dimension given when the primitive runs (C's `INT64_MIN`, not imported).
+    static let runtimeDimension = Int64.min
+
+    nonisolated(unsafe) static let engine: dnnl_engine_t = {
+        var engine: dnnl_engine_t?
+        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPU engine")
+        return engine!
+    }()
+
+    static func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
+        precondition(status == dnnl_success, "oneDNN failed (status \(status.rawValue)): \(what())")
+    }
+
+    /// A thread's stream, and a scratchpad that grows to the largest a primitive asks for.
+    final class Stream {
+        static var forThisThread: Stream { perThread.value }
+        private static let perThread = PerThread { Stream() }
+
+        let stream: dnnl_stream_t
+        private var scratchpadMemory: dnnl_memory_t?
+        private var scratchpadBytes = -1
+        private var buffer: UnsafeMutableRawPointer?
+
+        init() {
+            var stream: dnnl_stream_t?
+            OneDNN.check(dnnl_stream_create(&stream, OneDNN.engine, dnnl_stream_default_flags.rawValue), "stream")
+            self.stream = stream!
+        }
+
+        deinit {
+            dnnl_memory_destroy(scratchpadMemory)
+            buffer?.deallocate()
+            dnnl_stream_destroy(stream)
+        }
+
+        /// A scratchpad of at least `bytes`, as a memory object of bytes.
+        func scratchpad(_ bytes: Int) -> dnnl_memory_t? {
+            if bytes > scratchpadBytes {
+                dnnl_memory_destroy(scratchpadMemory)
+                buffer?.deallocate()
+                buffer = .allocate(byteCount: max(1, bytes), alignment: 64)
+                var description = dnnl_memory_desc_t()
+                OneDNN.check(dnnl_memory_desc_init_by_tag(&description, 1, [Int64(max(1, bytes))], dnnl_u8, dnnl_a),
+                             "scratchpad descriptor")
+                OneDNN.check(dnnl_memory_create(&scratchpadMemory, &description, OneDNN.engine, buffer), "scratchpad")
+                scratchpadBytes = bytes
+            }
+            return scratchpadMemory
+        }
+    }
+}
