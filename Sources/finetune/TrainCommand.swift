@@ -136,6 +136,7 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: Process
                 + (resumable.map { "; `finetune resume \(outcome.run)` goes on from \($0)" } ?? ""))
             Foundation.exit(130)
         case .failed, .running:
+            processes.parting()
             fail(outcome.error!)
         }
     }
@@ -151,6 +152,7 @@ func executeWorker(_ job: FineTuningRun, processes: ProcessGroup) -> Never {
     } catch TrainingError.interrupted {
         Foundation.exit(130)
     } catch {
+        processes.parting()
         fail(error, processes: processes)
     }
     Foundation.exit(0)

@@ -225,6 +225,12 @@ public final class ProcessGroup: @unchecked Sendable {
         return results
     }
 
+    /// Before a process exits with an error: after a failure every process knows of (`failedTogether`), waits
+    /// until all have come here (process 0 after recording it); otherwise returns at once.
+    public func parting() {
+        if failedTogether { try? barrier() }
+    }
+
     /// Waits until every process has called it.
     public func barrier() throws {
         guard usesMPI else { return }
@@ -240,6 +246,11 @@ public final class ProcessGroup: @unchecked Sendable {
         ["OMPI_", "PMIX_", "PMI_", "OPAL_", "PRTE_"].contains { name.hasPrefix($0) }
     }
 
+    /// Whether a step that every process took together (`agree`) failed somewhere: then every process knows,
+    /// and each waits at `parting()` before it exits, so that process 0 records the failure before the
+    /// launcher, seeing another process end with an error, stops it.
+    public private(set) var failedTogether = false
+
     /// Goes on only if every process succeeded at `what` (reading the data, loading the model): rethrows this
     /// process's error, or throws one naming the processes that failed, on every process alike.
     public func agree<T>(that what: String, _ body: () throws -> T) throws -> T {
@@ -247,6 +258,7 @@ public final class ProcessGroup: @unchecked Sendable {
         var failed = false
         if case .failure = result { failed = true }
         let all = try allGather([failed ? 1 : 0])
+        failedTogether = all.contains([1])
         if case .failure(let error) = result { throw error }
         let others = all.indices.filter { all[$0] == [1] }
         guard others.isEmpty else { throw ProcessGroupError.failedElsewhere(processes: others, what: what) }
