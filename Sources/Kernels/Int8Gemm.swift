@@ -11,10 +11,11 @@ public final class QuantizedWeights: @unchecked Sendable {
     let values: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Int32>
-    /// The quantised weights in the integer GEMM's packed layout, made by `quantize`.
-    private(set) var packed: PackedWeights?
+    /// The quantised weights in the integer GEMM's packed layout (in `packedStorage`), made by `quantize`.
+    let packed: PackedWeights
+    private let packedStorage: UnsafeMutableRawPointer
     /// Whether `quantize` has run (the weights are loaded after the layer is built).
-    public var isQuantized: Bool { packed != nil }
+    public var isQuantized: Bool { packed.isPacked }
 
     public init(outFeatures: Int, inFeatures: Int) {
         self.outFeatures = outFeatures
@@ -22,12 +23,16 @@ public final class QuantizedWeights: @unchecked Sendable {
         values = .allocate(capacity: outFeatures * inFeatures)
         scales = .allocate(capacity: outFeatures)
         sums = .allocate(capacity: outFeatures)
+        packed = PackedWeights(kind: .int8, outFeatures: outFeatures, inFeatures: inFeatures)
+        packedStorage = .allocate(byteCount: packed.byteCount, alignment: 64)
     }
 
     deinit {
         values.deallocate()
         scales.deallocate()
         sums.deallocate()
+        packed.unpack()
+        packedStorage.deallocate()
     }
 
     /// Quantises `weights` (`[out, in]`, fp32): q = round(w / scale), scale = max|w| / limit per row.
@@ -47,7 +52,7 @@ public final class QuantizedWeights: @unchecked Sendable {
             scales[j] = scale
             sums[j] = sum
         }
-        packed = PackedWeights(values, kind: .int8, outFeatures: outFeatures, inFeatures: inFeatures)
+        packed.pack(values, into: packedStorage)
     }
 }
 
@@ -96,7 +101,7 @@ public enum Int8Gemm {
         func callAsFunction(_ range: Range<Int>) {
             let (k, n) = (weights.inFeatures, weights.outFeatures)
             for i in range { quantizeRow(i, k) }
-            weights.packed!.multiplyOnThisThread(quantized + range.lowerBound * k, rows: range.count, ldx: k,
+            weights.packed.multiplyOnThisThread(quantized + range.lowerBound * k, rows: range.count, ldx: k,
                                                  sums + range.lowerBound * n, ldy: n)
             for i in range { dequantizeRow(i, n) }
         }

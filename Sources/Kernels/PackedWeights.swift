@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import Synchronization
 
 /// A weight matrix `W` (`[out, in]`, as `torch.nn.Linear` stores it) copied once into oneDNN's packed GEMM
 /// layout, for products `y = x · Wᵀ` while the weights do not change (evaluation and prediction).
@@ -31,69 +32,114 @@ public final class PackedWeights: @unchecked Sendable {
     public let kind: Kind
     public let outFeatures: Int
     public let inFeatures: Int
-    private let primitive: dnnl_primitive_t
-    private let packed: UnsafeMutableRawPointer
-    private let packedMemory: dnnl_memory_t
-    private let scratchpadSize: Int
+    /// The primitives, shared by every matrix of the same kind and shape.
+    private let plan: Plan
+    /// Bytes the packed copy takes (`pack`'s storage); at least the weights' own size.
+    public var byteCount: Int { plan.byteCount }
+    /// The packed copy, while there is one.
+    private var packedMemory: dnnl_memory_t?
 
-    /// Copies `weights` (`[out, in]`, row-major, of `kind`'s weight format) into the packed layout.
-    public init(_ weights: UnsafeRawPointer, kind: Kind, outFeatures: Int, inFeatures: Int) {
+    /// The product for weights `[out, in]` of `kind`'s weight format, and the packed layout it reads; `pack`
+    /// then fills a copy.
+    public init(kind: Kind, outFeatures: Int, inFeatures: Int) {
         self.kind = kind
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
-        let formats = kind.formats
-        let engine = OneDNN.engine
-        // op(B) = Wᵀ is `in × out`, stored as W: strides (1, in).
-        var stored = dnnl_memory_desc_t(), any = dnnl_memory_desc_t()
-        var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
-        OneDNN.check(dnnl_memory_desc_init_by_strides(&stored, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
-                                                      [1, Int64(inFeatures)]), "weights descriptor")
-        OneDNN.check(dnnl_memory_desc_init_by_tag(&any, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
-                                                  dnnl_format_tag_any), "packed weights descriptor")
-        OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [OneDNN.runtimeDimension, Int64(inFeatures)],
-                                                      formats.source, [OneDNN.runtimeDimension, 1]), "source descriptor")
-        OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [OneDNN.runtimeDimension, Int64(outFeatures)],
-                                                      formats.destination, [OneDNN.runtimeDimension, 1]), "result descriptor")
-        var description = dnnl_matmul_desc_t()
-        OneDNN.check(dnnl_matmul_desc_init(&description, &source, &any, nil, &destination), "matmul descriptor")
-        var attributes: dnnl_primitive_attr_t?
-        OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
-        defer { dnnl_primitive_attr_destroy(attributes) }
-        // Each calling thread brings its own scratchpad, so that blocks of rows can run at the same time.
-        OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
-        var descriptor: dnnl_primitive_desc_t?
-        OneDNN.check(dnnl_primitive_desc_create(&descriptor, &description, attributes, engine, nil), "matmul")
-        defer { dnnl_primitive_desc_destroy(descriptor) }
-        var primitive: dnnl_primitive_t?
-        OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "matmul primitive")
-        self.primitive = primitive!
-        scratchpadSize = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+        plan = Plan.shared(kind, outFeatures: outFeatures, inFeatures: inFeatures)
+    }
 
-        // Reorder the weights into the layout the primitive chose, once.
-        var layout = dnnl_primitive_desc_query_md(descriptor, dnnl_query_weights_md, 0)!.pointee
-        packed = UnsafeMutableRawPointer.allocate(byteCount: max(1, dnnl_memory_desc_get_size(&layout)), alignment: 64)
-        var packedMemory: dnnl_memory_t?, storedMemory: dnnl_memory_t?
-        OneDNN.check(dnnl_memory_create(&packedMemory, &layout, engine, packed), "packed weights")
-        OneDNN.check(dnnl_memory_create(&storedMemory, &stored, engine, UnsafeMutableRawPointer(mutating: weights)), "weights")
+    deinit {
+        dnnl_memory_destroy(packedMemory)
+    }
+
+    /// A matmul primitive over packed weights of one kind and shape, with the reorder that packs them. Made once
+    /// per kind and shape in a process (each compiles kernels) and kept, as oneDNN's own primitive cache would.
+    private final class Plan: @unchecked Sendable {
+        let primitive: dnnl_primitive_t
+        let reorder: dnnl_primitive_t
+        var stored = dnnl_memory_desc_t()
+        var layout: dnnl_memory_desc_t
+        let scratchpadSize: Int
+        let byteCount: Int
+
+        private struct Key: Hashable {
+            let int8: Bool, outFeatures: Int, inFeatures: Int
+        }
+        private static let plans = Mutex<[Key: Plan]>([:])
+
+        static func shared(_ kind: Kind, outFeatures: Int, inFeatures: Int) -> Plan {
+            plans.withLock { plans in
+                let key = Key(int8: kind == .int8, outFeatures: outFeatures, inFeatures: inFeatures)
+                if let plan = plans[key] { return plan }
+                let plan = Plan(kind, outFeatures: outFeatures, inFeatures: inFeatures)
+                plans[key] = plan
+                return plan
+            }
+        }
+
+        private init(_ kind: Kind, outFeatures: Int, inFeatures: Int) {
+            let formats = kind.formats
+            let engine = OneDNN.engine
+            // op(B) = Wᵀ is `in × out`, stored as W: strides (1, in).
+            var any = dnnl_memory_desc_t(), source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&stored, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+                                                          [1, Int64(inFeatures)]), "weights descriptor")
+            OneDNN.check(dnnl_memory_desc_init_by_tag(&any, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+                                                      dnnl_format_tag_any), "packed weights descriptor")
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [OneDNN.runtimeDimension, Int64(inFeatures)],
+                                                          formats.source, [OneDNN.runtimeDimension, 1]), "source descriptor")
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [OneDNN.runtimeDimension, Int64(outFeatures)],
+                                                          formats.destination, [OneDNN.runtimeDimension, 1]), "result descriptor")
+            var description = dnnl_matmul_desc_t()
+            OneDNN.check(dnnl_matmul_desc_init(&description, &source, &any, nil, &destination), "matmul descriptor")
+            var attributes: dnnl_primitive_attr_t?
+            OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
+            defer { dnnl_primitive_attr_destroy(attributes) }
+            // Each calling thread brings its own scratchpad, so that blocks of rows can run at the same time.
+            OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
+            var descriptor: dnnl_primitive_desc_t?
+            OneDNN.check(dnnl_primitive_desc_create(&descriptor, &description, attributes, engine, nil), "matmul")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            var primitive: dnnl_primitive_t?
+            OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "matmul primitive")
+            self.primitive = primitive!
+            scratchpadSize = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+            layout = dnnl_primitive_desc_query_md(descriptor, dnnl_query_weights_md, 0)!.pointee
+            byteCount = max(1, dnnl_memory_desc_get_size(&layout))
+
+            var reorderDescriptor: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
+            OneDNN.check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &stored, engine, &layout, engine, nil), "reorder")
+            defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
+            OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "reorder primitive")
+            self.reorder = reorder!
+        }
+    }
+
+    /// Whether `pack` has made a copy that `unpack` has not let go.
+    public var isPacked: Bool { packedMemory != nil }
+
+    /// Copies `weights` (`[out, in]`, row-major) into `storage` (`byteCount` bytes, 64-byte aligned), in the packed
+    /// layout; products read it there until `unpack`, so it must stay as long.
+    public func pack(_ weights: UnsafeRawPointer, into storage: UnsafeMutableRawPointer) {
+        precondition(Int(bitPattern: storage) % 64 == 0, "packed weights need 64-byte aligned storage")
+        unpack()
+        let engine = OneDNN.engine
+        var storedMemory: dnnl_memory_t?
+        OneDNN.check(dnnl_memory_create(&packedMemory, &plan.layout, engine, storage), "packed weights")
+        OneDNN.check(dnnl_memory_create(&storedMemory, &plan.stored, engine, UnsafeMutableRawPointer(mutating: weights)), "weights")
         defer { dnnl_memory_destroy(storedMemory) }
-        self.packedMemory = packedMemory!
-        var reorderDescriptor: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
-        OneDNN.check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &stored, engine, &layout, engine, nil), "reorder")
-        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
-        OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "reorder primitive")
-        defer { dnnl_primitive_destroy(reorder) }
         Gemm.prepareThisThread()
         var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: storedMemory),
                          dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: packedMemory)]
         let stream = OneDNN.Stream.forThisThread
-        OneDNN.check(dnnl_primitive_execute(reorder, stream.stream, 2, &arguments), "reorder of the weights")
+        OneDNN.check(dnnl_primitive_execute(plan.reorder, stream.stream, 2, &arguments), "reorder of the weights")
         OneDNN.check(dnnl_stream_wait(stream.stream), "reorder of the weights")
     }
 
-    deinit {
-        dnnl_primitive_destroy(primitive)
+    /// Lets the packed copy go (its storage is the caller's).
+    public func unpack() {
         dnnl_memory_destroy(packedMemory)
-        packed.deallocate()
+        packedMemory = nil
     }
 
     /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ for fp32 weights, in blocks of
@@ -122,6 +168,7 @@ public final class PackedWeights: @unchecked Sendable {
     /// The same product on the calling thread alone; `x` and `y` hold `kind`'s source and result formats.
     public func multiplyOnThisThread(_ x: UnsafeRawPointer, rows: Int, ldx: Int, _ y: UnsafeMutableRawPointer, ldy: Int) {
         guard rows > 0 else { return }
+        precondition(isPacked, "a product over weights not packed")
         let formats = kind.formats
         let engine = OneDNN.engine
         var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
@@ -138,9 +185,9 @@ public final class PackedWeights: @unchecked Sendable {
         var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: sourceMemory),
                          dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: packedMemory),
                          dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destinationMemory),
-                         dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: stream.scratchpad(scratchpadSize))]
+                         dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: stream.scratchpad(plan.scratchpadSize))]
         Gemm.prepareThisThread()
-        OneDNN.check(dnnl_primitive_execute(primitive, stream.stream, Int32(arguments.count), &arguments),
+        OneDNN.check(dnnl_primitive_execute(plan.primitive, stream.stream, Int32(arguments.count), &arguments),
                      "packed product \(rows)×\(inFeatures)×\(outFeatures)")
         OneDNN.check(dnnl_stream_wait(stream.stream), "packed product")
     }

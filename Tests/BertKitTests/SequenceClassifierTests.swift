@@ -35,7 +35,7 @@ import Testing
     }
 
     /// With the weights fixed for inference (packed products), the logits are still transformers', and the
-    /// packed copies go when the scope ends.
+    /// packed copies go when the scope ends, leaving the gradients at zero.
     @Test func logitsWithFixedWeightsMatchPyTorch() throws {
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
         let (model, batch) = try fixtureClassifier(golden, prefix: "classification.", precision: .float32)
@@ -52,6 +52,13 @@ import Testing
         #expect(!model.parameters.weightsAreFixed)
         #expect(relativeError(packed, try golden.floats("classification.logits")) < 1e-5)
         #expect(relativeError(packed, unpacked) < 1e-6)
+        // The copies lived in the gradient buffer, which holds zeros again; a second scope packs anew.
+        #expect(!model.parameters.gradients.contains { $0 != 0 })
+        let again = model.parameters.withFixedWeights {
+            model.forward(batch)
+            return Array(UnsafeBufferPointer(start: model.logits, count: count))
+        }
+        #expect(again == packed)
     }
 }
 

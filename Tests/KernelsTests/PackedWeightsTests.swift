@@ -22,8 +22,11 @@ import Testing
     func fp32ProductsAreTheProductsToRounding(rows: Int, inFeatures k: Int, outFeatures n: Int, ldx: Int) {
         let x = values(rows * ldx, seed: 1), w = values(n * k, seed: 2)
         var y = [Float](repeating: .nan, count: rows * n)
+        let packed = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
+        defer { packed.unpack(); storage.deallocate() }
         w.withUnsafeBufferPointer { wp in
-            let packed = PackedWeights(wp.baseAddress!, kind: .float32, outFeatures: n, inFeatures: k)
+            packed.pack(wp.baseAddress!, into: storage)
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { packed.multiply(xp.baseAddress!, rows: rows, ldx: ldx, $0.baseAddress!, ldy: n) }
             }
@@ -56,7 +59,10 @@ import Testing
                                        Int64(rows), Int64(n), Int64(k), 1, x, Int64(k), 0, w, Int64(k), 0, 0,
                                        &expected, Int64(n), &offset)
         #expect(status == dnnl_success)
-        let packed = w.withUnsafeBytes { PackedWeights($0.baseAddress!, kind: .int8, outFeatures: n, inFeatures: k) }
+        let packed = PackedWeights(kind: .int8, outFeatures: n, inFeatures: k)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
+        defer { packed.unpack(); storage.deallocate() }
+        w.withUnsafeBytes { packed.pack($0.baseAddress!, into: storage) }
         x.withUnsafeBytes { xp in
             packedResult.withUnsafeMutableBytes { packed.multiplyOnThisThread(xp.baseAddress!, rows: rows, ldx: k, $0.baseAddress!, ldy: n) }
         }

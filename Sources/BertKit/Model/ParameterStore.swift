@@ -89,21 +89,53 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Runs `body` (an evaluation, a prediction) with every registered linear layer's weights packed for
     /// inference (`PackedWeights`): the same products to within the order of their sums, faster (the packing
-    /// costs one pass over the weights). The weights must not change inside;
-    /// the optimizer and the layers' backward passes check. Nested calls pack once.
+    /// costs one pass over the weights). The weights must not change inside: the optimizer and the layers'
+    /// backward passes check. Nested calls pack once.
+    ///
+    /// The packed copies live in the gradient buffer, past the embeddings, which must hold zeros (as the
+    /// optimizer leaves it after a step, and as it starts): in training that memory is resident anyway, so an
+    /// evaluation needs none beyond the run's. It holds zeros again afterwards.
     public func withFixedWeights<T>(_ body: () throws -> T) rethrows -> T {
-        if fixedDepth == 0 { Parallel.forEach(packable.count, Pack(weights: packable)) }
+        if fixedDepth == 0 { fixWeights() }
         fixedDepth += 1
         defer {
             fixedDepth -= 1
-            if fixedDepth == 0 { for weight in packable { weight.release() } }
+            if fixedDepth == 0 { releaseFixedWeights() }
         }
         return try body()
     }
 
+    /// The bytes of the gradient buffer that hold packed copies while the weights are fixed.
+    private var packedRange = 0..<0
+
+    private func fixWeights() {
+        guard let first = packable.map(\.weight.offset).min() else { return }
+        let base = UnsafeMutableRawPointer(gradients.baseAddress!), end = gradients.count * MemoryLayout<Float>.stride
+        let start = (first * MemoryLayout<Float>.stride + 63) / 64 * 64
+        var cursor = start
+        let storage = packable.map { weight -> UnsafeMutableRawPointer? in
+            let size = (weight.product.byteCount + 63) / 64 * 64
+            guard cursor + size <= end else { return nil }  // its own allocation (`PackableWeight.pack`)
+            defer { cursor += size }
+            return base + cursor
+        }
+        packedRange = start..<cursor
+        let words = UnsafeRawBufferPointer(start: base + start, count: cursor - start).bindMemory(to: UInt64.self)
+        precondition(!words.contains { $0 != 0 }, "weights fixed while gradients are held (they share memory)")
+        Parallel.forEach(packable.count, Pack(weights: packable, storage: storage))
+    }
+
+    private func releaseFixedWeights() {
+        for weight in packable { weight.release() }
+        (UnsafeMutableRawPointer(gradients.baseAddress!) + packedRange.lowerBound).initializeMemory(
+            as: UInt8.self, repeating: 0, count: packedRange.count)
+        packedRange = 0..<0
+    }
+
     private struct Pack: Parallel.IndexBody {
         let weights: [PackableWeight]
-        func callAsFunction(_ index: Int) { weights[index].pack() }
+        let storage: [UnsafeMutableRawPointer?]
+        func callAsFunction(_ index: Int) { weights[index].pack(into: storage[index]) }
     }
 
     /// The packed copy that `withFixedWeights` makes of `weight`, a linear layer's fp32 `[out, in]` matrix.
@@ -139,17 +171,39 @@ public final class ParameterStore: @unchecked Sendable {
 /// A linear layer's weight and, while the store's weights are fixed, its packed copy.
 final class PackableWeight: @unchecked Sendable {
     let weight: Parameter
-    private(set) var packed: PackedWeights?
+    /// The product over the packed copy, made when the weights are first fixed (creating it compiles kernels).
+    private(set) lazy var product = PackedWeights(kind: .float32, outFeatures: weight.shape[0], inFeatures: weight.shape[1])
+    /// Storage of its own, when the gradient buffer had no room left.
+    private var ownStorage: UnsafeMutableRawPointer?
 
     init(_ weight: Parameter) {
         self.weight = weight
     }
 
-    func pack() {
-        packed = PackedWeights(weight.value, kind: .float32, outFeatures: weight.shape[0], inFeatures: weight.shape[1])
+    deinit {
+        ownStorage?.deallocate()
+    }
+
+    /// Whether the packed copy exists (read by every forward pass, so it does not make `product`).
+    private var isPacked = false
+
+    /// The product, while the weights are fixed.
+    var packed: PackedWeights? { isPacked ? product : nil }
+
+    func pack(into storage: UnsafeMutableRawPointer?) {
+        let storage = storage ?? {
+            ownStorage = .allocate(byteCount: product.byteCount, alignment: 64)
+            return ownStorage!
+        }()
+        product.pack(weight.value, into: storage)
+        isPacked = true
     }
 
     func release() {
-        packed = nil
+        guard isPacked else { return }
+        isPacked = false
+        product.unpack()
+        ownStorage?.deallocate()
+        ownStorage = nil
     }
 }
