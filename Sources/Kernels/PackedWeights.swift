@@ -2,17 +2,18 @@ import CDNNL
 import Foundation
 import Synchronization
 
-/// A weight matrix `W` (`[out, in]`, as `torch.nn.Linear` stores it) copied once into oneDNN's packed GEMM
-/// layout, for products `y = x · Wᵀ` while the weights do not change (evaluation and prediction).
+/// A weight matrix `W` (`[out, in]`, as `torch.nn.Linear` stores it) copied into oneDNN's packed GEMM layout,
+/// for products `y = x · Wᵀ` while the weights do not change (evaluation and prediction).
 ///
 /// `dnnl_sgemm` and `dnnl_gemm_u8s8s32` pack their `B` operand inside every call, on every thread that
 /// computes a block of rows; a matmul primitive whose weights were reordered beforehand into the layout its
-/// kernel reads (`format_tag_any`) skips that. Its kernel is the same JIT GEMM: integer products are the
-/// same, and fp32 products differ from the unpacked call's only where that call picks another kernel for the
-/// shape (a single row, some splits), in the order of the sums (`PackedWeightsTests`). The number of rows is a run-time dimension: one primitive
-/// serves every batch, and blocks of rows run at the same time on the pool's threads, each with its own stream
-/// and scratchpad. (Creating the small memory objects of a call allocates: fine for evaluation and prediction,
-/// which is why a training step, whose weights change every step anyway, does not use this.)
+/// kernel reads (`format_tag_any`) skips that. Its kernel is the same JIT GEMM: integer products are the same,
+/// and fp32 products differ from the unpacked call's only where that call picks another kernel for the shape
+/// (a single row, some splits), in the order of the sums (`PackedWeightsTests`). The number of rows is a
+/// run-time dimension: one primitive serves every batch, and blocks of rows run at the same time on the pool's
+/// threads, each with its own stream and scratchpad. The copy lives in storage the caller gives (`pack`).
+/// Creating the small memory objects of a call allocates: fine for evaluation and prediction, which is one
+/// reason a training step, whose weights change every step anyway, does not use this.
 public final class PackedWeights: @unchecked Sendable {
     /// The number formats of one kind of product: the activations', the weights' and the result's.
     public enum Kind: Sendable {

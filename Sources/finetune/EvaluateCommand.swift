@@ -12,7 +12,9 @@ struct Evaluate: ParsableCommand {
 
             The task is built as training builds it (its data read, its hyper-parameters from the task file and from \
             options such as --max-length 256, which should be the run's), with the model's own head; its evaluation \
-            split is scored with the task's metrics, as after each training evaluation.
+            split is scored with the task's metrics, as after each training evaluation. The seconds shown count \
+            the forward passes and the scoring, from when the weights are packed for inference (quantised first \
+            with int8) to the metrics.
             """)
 
     @Option(help: "Fine-tuned model folder, with the task's head.") var model: String
@@ -41,11 +43,14 @@ struct Evaluate: ParsableCommand {
                     + "\(task.loadReport.initialised.joined(separator: ", ")) would be new (a fine-tuned model of this task is needed)")
             }
             if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
-            let started = Date()
-            let metrics = try task.parameters.withFixedWeights(task.evaluate)
+            // Timed once the weights are packed, as a runtime's session is built before it is timed.
+            let (metrics, seconds) = try task.parameters.withFixedWeights {
+                let started = Date()
+                return (try task.evaluate(), Date().timeIntervalSince(started))
+            }
             say("\(spec.name) dev, \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
                 .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-                + String(format: " (%.3f s)", Date().timeIntervalSince(started)))
+                + String(format: " (%.3f s)", seconds))
         } catch { fail(error) }
     }
 }

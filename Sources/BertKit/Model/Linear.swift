@@ -8,10 +8,11 @@ public struct Linear: @unchecked Sendable {
     /// weight, kept from the forward pass for the backward's, would save one rounding pass over the weights per
     /// step (1–2 % of a bf16 BERT-base step at 8 × 128) for 170 MB, about a tenth of its training memory.
     public let precision: Precision
-    /// With int8 precision (prediction only), the weights quantised at the first forward pass, after loading.
+    /// With int8 precision (prediction only), the weights quantised when they are first fixed or at the first
+    /// forward pass, whichever comes first (after loading either way).
     let quantized: QuantizedWeights?
     /// With fp32 precision, the weights packed for inference while the store's weights are fixed
-    /// (`ParameterStore.withFixedWeights`).
+    /// (`ParameterStore.withFixedWeights`); with int8, where the weights are quantised when first fixed.
     let packable: PackableWeight?
 
     public var inFeatures: Int { weight.shape[1] }
@@ -26,7 +27,7 @@ public struct Linear: @unchecked Sendable {
         bias = store[prefix + ".bias"]
         self.precision = precision
         quantized = precision == .int8 ? QuantizedWeights(outFeatures: weight.shape[0], inFeatures: weight.shape[1]) : nil
-        packable = precision == .float32 ? store.packableCopy(of: weight) : nil
+        packable = precision == .bfloat16 ? nil : store.packableCopy(of: weight, quantized: quantized)
     }
 
     /// `output[rows, out] = input[rows, in] · Wᵀ + b`. `inputStride` lets the rows of the input be spaced

@@ -40,7 +40,7 @@ public final class ParameterStore: @unchecked Sendable {
     public let gradients: UnsafeMutableBufferPointer<Float>
     private let index: [String: Int]
     private let gradientPool = BufferPool()
-    /// The fp32 linear layers' weights, which `withFixedWeights` packs.
+    /// The linear layers' weights, which `withFixedWeights` packs (fp32) or quantises (int8).
     private var packable: [PackableWeight] = []
     private var fixedDepth = 0
 
@@ -89,7 +89,7 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Runs `body` (an evaluation, a prediction) with every registered linear layer's weights packed for
     /// inference (`PackedWeights`): the same products to within the order of their sums, faster (the packing
-    /// costs one pass over the weights). The weights must not change inside: the optimizer and the layers'
+    /// costs one pass over the weights). An int8 layer's weights are quantised here if they were not yet. The weights must not change inside: the optimizer and the layers'
     /// backward passes check. Nested calls pack once.
     ///
     /// The packed copies live in the gradient buffer, past the embeddings, which must hold zeros (as the
@@ -109,11 +109,14 @@ public final class ParameterStore: @unchecked Sendable {
     private var packedRange = 0..<0
 
     private func fixWeights() {
-        guard let first = packable.map(\.weight.offset).min() else { return }
+        guard let first = packable.filter({ $0.quantized == nil }).map(\.weight.offset).min() else {
+            return Parallel.forEach(packable.count, Pack(weights: packable, storage: packable.map { _ in nil }))
+        }
         let base = UnsafeMutableRawPointer(gradients.baseAddress!), end = gradients.count * MemoryLayout<Float>.stride
         let start = (first * MemoryLayout<Float>.stride + 63) / 64 * 64
         var cursor = start
         let storage = packable.map { weight -> UnsafeMutableRawPointer? in
+            guard weight.quantized == nil else { return nil }
             let size = (weight.product.byteCount + 63) / 64 * 64
             guard cursor + size <= end else { return nil }  // its own allocation (`PackableWeight.pack`)
             defer { cursor += size }
@@ -138,9 +141,10 @@ public final class ParameterStore: @unchecked Sendable {
         func callAsFunction(_ index: Int) { weights[index].pack(into: storage[index]) }
     }
 
-    /// The packed copy that `withFixedWeights` makes of `weight`, a linear layer's fp32 `[out, in]` matrix.
-    func packableCopy(of weight: Parameter) -> PackableWeight {
-        let copy = PackableWeight(weight)
+    /// The copy that `withFixedWeights` makes of `weight`, a linear layer's `[out, in]` matrix: packed fp32, or
+    /// `quantized` (an int8 layer's, made once: such a model only predicts).
+    func packableCopy(of weight: Parameter, quantized: QuantizedWeights? = nil) -> PackableWeight {
+        let copy = PackableWeight(weight, quantized: quantized)
         packable.append(copy)
         return copy
     }
@@ -168,16 +172,19 @@ public final class ParameterStore: @unchecked Sendable {
     }
 }
 
-/// A linear layer's weight and, while the store's weights are fixed, its packed copy.
+/// A linear layer's weight and, while the store's weights are fixed, its packed copy (an int8 layer's: its
+/// quantised copy, made the first time and kept).
 final class PackableWeight: @unchecked Sendable {
     let weight: Parameter
+    let quantized: QuantizedWeights?
     /// The product over the packed copy, made when the weights are first fixed (creating it compiles kernels).
     private(set) lazy var product = PackedWeights(kind: .float32, outFeatures: weight.shape[0], inFeatures: weight.shape[1])
     /// Storage of its own, when the gradient buffer had no room left.
     private var ownStorage: UnsafeMutableRawPointer?
 
-    init(_ weight: Parameter) {
+    init(_ weight: Parameter, quantized: QuantizedWeights?) {
         self.weight = weight
+        self.quantized = quantized
     }
 
     deinit {
@@ -191,6 +198,10 @@ final class PackableWeight: @unchecked Sendable {
     var packed: PackedWeights? { isPacked ? product : nil }
 
     func pack(into storage: UnsafeMutableRawPointer?) {
+        if let quantized {
+            if !quantized.isQuantized { quantized.quantize(weight.value) }
+            return
+        }
         let storage = storage ?? {
             ownStorage = .allocate(byteCount: product.byteCount, alignment: 64)
             return ownStorage!

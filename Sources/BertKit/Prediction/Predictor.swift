@@ -60,11 +60,13 @@ extension Predictor {
             sequences += windows
             owners += windows.indices.map { (e, $0) }
         }
-        let started = ContinuousClock.now
         let batches = Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize)
-        // Each batch's outputs, row after row, each row its length then its values.
+        // Each batch's outputs, row after row, each row its length then its values; timed once the weights are
+        // packed (as `finetune evaluate` times).
+        var started = ContinuousClock.now
         let results = try parameters.withFixedWeights {
-            try processes.gather(batches.count) { b in
+            started = ContinuousClock.now
+            return try processes.gather(batches.count) { b in
                 forward(batches[b].map { sequences[$0] }).flatMap { [Double($0.count)] + $0.map(Double.init) }
             }
         }
