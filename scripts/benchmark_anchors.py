@@ -13,16 +13,18 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
   - a plain PyTorch loop under torch.inference_mode(), fp32 and torch.ao dynamic int8;
   - ONNX Runtime (all graph optimisations) on torch.onnx.export's graph, fp32 and quantize_dynamic int8.
   The Python rows time forward passes over batches tokenised beforehand (32, sorted by length), after a warm-up
-  pass; the toolkit's time is a new process's, with its first-call costs.
+  pass; the toolkit's time is a new process's, once its weights are packed (and quantised), with its first-call
+  costs.
   This machine's speed moves between runs, so the inference systems take turns for several rounds, and each
   ratio is taken within a round: the table gives the median over rounds and the range.
 
     swift build -c release
     ~/bertkit-venv/bin/python scripts/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
-        [--data ../shared/data] [--output benchmarks/anchors.md]
+        [--data ../shared/data] [--output benchmarks/anchors.md] [--keep-models DIR | --models DIR]
 """
 import argparse
 import json
+import shutil
 import os
 import re
 import statistics
@@ -250,6 +252,9 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers (for the reference scripts)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "anchors.md")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 4 training steps, one inference pass")
+    parser.add_argument("--keep-models", type=Path, metavar="DIR", help="copy each model the toolkit trains to DIR/TASK")
+    parser.add_argument("--models", type=Path, metavar="DIR",
+                        help="no training: inference only, on the models in DIR/TASK (from an earlier --keep-models)")
     parser.add_argument("--python-rows", nargs=3, metavar=("TASK", "MODEL", "WARM_UP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.python_rows:
@@ -264,10 +269,16 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         for task in args.tasks:
             steps, rounds = (4, 1) if args.quick else (TASKS[task]["steps"], TASKS[task]["rounds"])
-            ours, model = train_toolkit(task, steps, args.data, Path(d) / task)
-            eager = train_reference(task, steps, args.data, args.python, compiled=False)
-            compiled = train_reference(task, steps, args.data, args.python, compiled=True)
-            for row in (ours, eager, compiled):
+            if args.models:
+                model, rows = args.models / task, ()
+            else:
+                ours, model = train_toolkit(task, steps, args.data, Path(d) / task)
+                if args.keep_models:
+                    shutil.copytree(model, args.keep_models / task, dirs_exist_ok=True)
+                eager = train_reference(task, steps, args.data, args.python, compiled=False)
+                compiled = train_reference(task, steps, args.data, args.python, compiled=True)
+                rows = (ours, eager, compiled)
+            for row in rows:
                 compile_seconds = f"{row['compile_seconds']:.0f}" if row.get("compile_seconds") is not None else "–"
                 training.append(f"| {task} | {row['system']} | {steps} | {row['rate']:.1f} | {row['rate'] / eager['rate']:.2f}x | "
                                 f"{compile_seconds} | {row['metric']:.4f} |")
@@ -285,15 +296,15 @@ def main():
                                               for k in ("fp32", "int8"))
                                  + f" | {measured[-1][name][1]:.4f} |")
             lines = [f"# The toolkit against PyTorch and ONNX Runtime ({cpu_name()}, 2 threads)", "",
-                     f"Command: `python scripts/benchmark_anchors.py --tasks {' '.join(args.tasks)}` (after `swift build -c release`); "
+                     f"Command: `python scripts/benchmark_anchors.py --tasks {' '.join(args.tasks)}{' --models ' + str(args.models) if args.models else ''}` (after `swift build -c release`); "
                      f"{(time.time() - started) / 60:.0f} min so far. Seed {SEED}; metrics: MRPC F1, SST-2 accuracy, CoNLL-2003 "
                      "entity F1 (valid), SQuAD F1 (percent). Training rates count every step; torch.compile's rate leaves out "
                      "the steps that compiled (over three times the median step), whose extra time is the compile column.", "",
-                     "## Training", ""] + training + ["", "## Inference (the toolkit's trained model, dev split)", "",
+                     "## Training", ""] + (training if not args.models else [f"Not measured: inference only, on the models in {args.models}."]) + ["", "## Inference (the toolkit's trained model, dev split)", "",
                      "Examples are pairs, sentences, sentences and questions. The toolkit's time is what `finetune evaluate` "
-                     "reports in a new process (its forward passes and scoring, with first-call costs such as quantising the "
-                     "weights; it tokenises before); the others' is one pass of forward passes over batches tokenised "
-                     "beforehand, after a warm-up pass. Three rounds (SQuAD: one, and no warm-up): the systems take turns, "
+                     "reports in a new process (its forward passes and scoring once the weights are packed, and quantised for "
+                     "int8, as the others' sessions are built untimed; with a new process's first-call costs; it tokenises "
+                     "before); the others' is one pass of forward passes over batches tokenised beforehand, after a warm-up pass. Three rounds (SQuAD: one, and no warm-up): the systems take turns, "
                      "each ratio is taken within a round, and the table gives the median and range over rounds.", ""] + inference
             write_table("\n".join(lines) + "\n", args.output)  # after each task, so a long run keeps what it measured
 
