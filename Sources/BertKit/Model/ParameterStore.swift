@@ -89,8 +89,9 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Runs `body` (an evaluation, a prediction) with every registered linear layer's weights packed for
     /// inference (`PackedWeights`): the same products to within the order of their sums, faster (the packing
-    /// costs one pass over the weights). An int8 layer's weights are quantised here if they were not yet. The weights must not change inside: the optimizer and the layers'
-    /// backward passes check. Nested calls pack once.
+    /// costs one pass over the weights). An int8 layer's weights are quantised here if they were not yet. The
+    /// weights must not change inside: the optimizer and the layers' backward passes check. Nested calls pack
+    /// once.
     ///
     /// The packed copies live in the gradient buffer, past the embeddings, which must hold zeros (as the
     /// optimizer leaves it after a step, and as it starts): in training that memory is resident anyway, so an
