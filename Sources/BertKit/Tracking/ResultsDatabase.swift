@@ -247,9 +247,13 @@ public final class ResultsDatabase {
         }
     }
 
-    public func finishRun(_ run: Int64, status: Status, error: String? = nil, stopReason: String? = nil) throws {
+    /// With `onlyIfRunning`, a run that has already ended keeps its status (a signal that arrives while a
+    /// failed run's processes exit does not make it interrupted).
+    public func finishRun(_ run: Int64, status: Status, error: String? = nil, stopReason: String? = nil,
+                          onlyIfRunning: Bool = false) throws {
         try database.writeTransaction {
-            try database.query("UPDATE runs SET status = ?, ended_at = ?, error = ?, stop_reason = ? WHERE id = ?",
+            try database.query("UPDATE runs SET status = ?, ended_at = ?, error = ?, stop_reason = ? WHERE id = ?"
+                               + (onlyIfRunning ? " AND status = 'running'" : ""),
                                [.text(status.rawValue), .text(Self.now()), error.map { .text($0) } ?? .null,
                                 stopReason.map { .text($0) } ?? .null, .integer(run)])
         }

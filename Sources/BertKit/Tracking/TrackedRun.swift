@@ -46,11 +46,11 @@ public final class TrackedRun: TrainingObserver {
         return status
     }
 
-    /// Marks the run interrupted over a connection of its own: for a process that quits at once, from another
-    /// thread, while this one may be in the middle of a write.
+    /// Marks the run interrupted, if it is still running, over a connection of its own: for a process that quits
+    /// at once, from another thread, while this one may be in the middle of a write.
     public static func markQuit(run: Int64, databasePath: String, reason: String = TrainingError.quit.description) {
         guard let database = try? ResultsDatabase(path: databasePath) else { return }
-        try? database.finishRun(run, status: .interrupted, error: reason)
+        try? database.finishRun(run, status: .interrupted, error: reason, onlyIfRunning: true)
     }
 
     // MARK: TrainingObserver: every step's figures go to `train`, every evaluation to `dev`.
