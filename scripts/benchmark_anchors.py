@@ -24,9 +24,9 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
 """
 import argparse
 import json
-import shutil
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,8 +252,9 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers (for the reference scripts)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "anchors.md")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 4 training steps, one inference pass")
-    parser.add_argument("--keep-models", type=Path, metavar="DIR", help="copy each model the toolkit trains to DIR/TASK")
-    parser.add_argument("--models", type=Path, metavar="DIR",
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--keep-models", type=Path, metavar="DIR", help="copy each model the toolkit trains to DIR/TASK")
+    models.add_argument("--models", type=Path, metavar="DIR",
                         help="no training: inference only, on the models in DIR/TASK (from an earlier --keep-models)")
     parser.add_argument("--python-rows", nargs=3, metavar=("TASK", "MODEL", "WARM_UP"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -106,6 +106,17 @@ public enum Gemm {
     /// The shortest block of the sum a core is given.
     static let minimumSumChunk = 64
 
+    /// Calls `body` on blocks of `rows` across the cores when a product of `work` multiply-adds is worth
+    /// splitting (`parallelThreshold`), else once on all of them on the calling thread: how the products that
+    /// split only by rows (packed weights, int8) share out their work.
+    static func splitRows<Body: Parallel.RangeBody>(_ rows: Int, work: Int, minimumChunk: Int, _ body: Body) {
+        if work >= parallelThreshold && Parallel.workers > 1 {
+            Parallel.forRanges(rows, minimumChunk: minimumChunk, body)
+        } else {
+            body(0..<rows)
+        }
+    }
+
     /// Runs a product on the calling thread, or split into blocks across the cores.
     private static func run<Element: GemmInput>(_ product: Product<Element>, parallel: Bool) {
         guard parallel else {

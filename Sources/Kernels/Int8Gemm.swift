@@ -35,6 +35,11 @@ public final class QuantizedWeights: @unchecked Sendable {
         packedStorage.deallocate()
     }
 
+    /// `quantize(weights)` unless that has run: the weights of an int8 model do not change once loaded.
+    public func quantizeOnce(_ weights: UnsafePointer<Float>) {
+        if !isQuantized { quantize(weights) }
+    }
+
     /// Quantises `weights` (`[out, in]`, fp32): q = round(w / scale), scale = max|w| / limit per row.
     public func quantize(_ weights: UnsafePointer<Float>) {
         let limit = Float(Int8Gemm.weightLimit)
@@ -59,8 +64,8 @@ public final class QuantizedWeights: @unchecked Sendable {
 /// `y = x · Wᵀ` with int8 products (dynamic quantisation): each row of the activations `x` is quantised when
 /// the product runs, asymmetric in [0, 255] over its own range (which always holds 0, so that 0 stays exact),
 /// multiplied by the quantised weights on oneDNN's integer GEMM (a u8 × s8 → s32 matmul over the weights packed
-/// once, `PackedWeights`: AVX-512 VNNI where the CPU has it), and the int32 sums scaled back: y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split
-/// across the cores. Everything around the products (bias, softmax, LayerNorm, GELU) stays fp32.
+/// once, `PackedWeights`: AVX-512 VNNI where the CPU has it), and the int32 sums scaled back:
+/// y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split across the cores. Everything around the products (bias, softmax, LayerNorm, GELU) stays fp32.
 public enum Int8Gemm {
     /// Whether the CPU multiplies u8 by s8 into int32 without intermediate int16 sums (VNNI).
     public static let hasVNNI: Bool = {
@@ -82,12 +87,7 @@ public enum Int8Gemm {
         scratch.reserve(rows: rows, inFeatures: weights.inFeatures, outFeatures: weights.outFeatures)
         let body = RowBlocks(x: x, ldx: ldx, weights: weights, y: y, ldy: ldy, quantized: scratch.quantized,
                              sums: scratch.sums, rowScales: scratch.rowScales, zeroPoints: scratch.zeroPoints)
-        let work = rows * weights.inFeatures * weights.outFeatures
-        if work >= Gemm.parallelThreshold && Parallel.workers > 1 {
-            Parallel.forRanges(rows, minimumChunk: 8, body)
-        } else {
-            body(0..<rows)
-        }
+        Gemm.splitRows(rows, work: rows * weights.inFeatures * weights.outFeatures, minimumChunk: 8, body)
     }
 
     /// Quantise, multiply and scale back a block of rows.

@@ -147,12 +147,8 @@ public final class PackedWeights: @unchecked Sendable {
     /// rows across the cores when the product is large enough (as `Gemm.multiply` splits its products).
     public func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
         precondition(kind == .float32, "an fp32 product with \(kind) weights")
-        let body = RowBlocks(weights: self, x: x, ldx: ldx, y: y, ldy: ldy)
-        if rows * inFeatures * outFeatures >= Gemm.parallelThreshold && Parallel.workers > 1 {
-            Parallel.forRanges(rows, minimumChunk: 16, body)
-        } else {
-            body(0..<rows)
-        }
+        Gemm.splitRows(rows, work: rows * inFeatures * outFeatures, minimumChunk: 16,
+                       RowBlocks(weights: self, x: x, ldx: ldx, y: y, ldy: ldy))
     }
 
     private struct RowBlocks: Parallel.RangeBody {

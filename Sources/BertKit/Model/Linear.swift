@@ -44,7 +44,7 @@ public struct Linear: @unchecked Sendable {
     ) {
         if let quantized {
             guard case .float32(let x) = input else { preconditionFailure("int8 products read fp32 inputs") }
-            if !quantized.isQuantized { quantized.quantize(weight.value) }
+            quantized.quantizeOnce(weight.value)
             Int8Gemm.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, weights: quantized, output, ldy: outFeatures)
             return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
         }

@@ -110,9 +110,8 @@ public final class ParameterStore: @unchecked Sendable {
     private var packedRange = 0..<0
 
     private func fixWeights() {
-        guard let first = packable.filter({ $0.quantized == nil }).map(\.weight.offset).min() else {
-            return Parallel.forEach(packable.count, Pack(weights: packable, storage: packable.map { _ in nil }))
-        }
+        // From the first fp32 layer's weights (past the embeddings) to the end of the buffer.
+        let first = packable.filter { $0.quantized == nil }.map(\.weight.offset).min() ?? 0
         let base = UnsafeMutableRawPointer(gradients.baseAddress!), end = gradients.count * MemoryLayout<Float>.stride
         let start = (first * MemoryLayout<Float>.stride + 63) / 64 * 64
         var cursor = start
@@ -199,10 +198,7 @@ final class PackableWeight: @unchecked Sendable {
     var packed: PackedWeights? { isPacked ? product : nil }
 
     func pack(into storage: UnsafeMutableRawPointer?) {
-        if let quantized {
-            if !quantized.isQuantized { quantized.quantize(weight.value) }
-            return
-        }
+        if let quantized { return quantized.quantizeOnce(weight.value) }
         let storage = storage ?? {
             ownStorage = .allocate(byteCount: product.byteCount, alignment: 64)
             return ownStorage!
