@@ -3,8 +3,8 @@
 ///
 /// For each sequence `b` (real length `L`) and head: `P = softmax(Q Kᵀ / √d)` over the first `L` keys,
 /// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
-/// computed, as in the reference, so every output position matches it. A pass may instead compute each
-/// sequence's first query alone (`Queries.first`), for a last layer of which only `[CLS]` is read.
+/// computed, as in the reference, so every output position matches it. A pass may instead compute some queries
+/// alone (`Queries.selected`), for a last layer of which a head reads only those rows.
 ///
 /// Nothing is kept for the backward pass but the inputs: it recomputes each pair's `P` from Q and K, with the
 /// same product and softmax, so bit for bit, one (sequence, head) pair at a time in per-thread scratch. That
@@ -52,19 +52,23 @@ public struct AttentionCore {
     private var hidden: Int { heads * headSize }
     private var scale: Float { 1 / Float(headSize).squareRoot() }
 
-    /// The query rows a pass computes: every token's, or only each sequence's first (its `[CLS]` token, all
-    /// that a sequence classifier reads of the last layer). With `.first`, the queries, the context and their
-    /// gradients hold one row per sequence (`[batch, hidden]`); keys and values, and theirs, every token.
-    /// A first row's probabilities, dropout mask and gradients are those it has among all queries.
+    /// The query rows a pass computes: every token's, or a selection (`SelectedRows`: each sequence's `[CLS]`
+    /// row for a sequence classifier, the scored tokens for a tagger). With `.selected`, the queries, the
+    /// context and their gradients hold the selected rows, compactly; keys and values, and theirs, every token.
+    /// A selected row's probabilities, dropout mask and gradients are those it has among all queries.
     public enum Queries: Sendable {
         case all
-        case first
+        case selected(SelectedRows)
+
+        public var isAll: Bool {
+            if case .all = self { true } else { false }
+        }
     }
 
     // MARK: - Entry points, one per operand format
 
-    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`, or `[batch,
-    /// hidden]` for the first queries). `firstSequence` is the position of the batch's first sequence in a
+    /// Forward pass for training or evaluation: writes `context` (fp32, `[tokens, hidden]`, or one row per
+    /// selected query). `firstSequence` is the position of the batch's first sequence in a
     /// larger batch that processes share (`Dropout`'s `first`): the masks are that batch's rows.
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                         context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
@@ -145,11 +149,28 @@ public struct AttentionCore {
         return (b * T * hidden + h * headSize, pair * T * T)
     }
 
-    /// Where a pair's query rows (and its context's) start, and how many there are.
-    private func queryRows(_ pair: Int, length T: Int, _ queries: Queries) -> (offset: Int, count: Int) {
+    /// A pair's query rows: where they start in Q (and in the context and their gradients), how many there
+    /// are, and the position of each in its sequence, which numbers its dropout draws.
+    private struct PairQueries {
+        let offset: Int
+        let count: Int
+        /// The selected rows' token-matrix positions, from this pair's first; nil when row `r` is position `r`.
+        let positions: UnsafePointer<Int32>?
+        /// The token-matrix position of the sequence's first token.
+        let sequenceStart: Int
+
+        func position(_ r: Int) -> Int { positions.map { Int($0[r]) - sequenceStart } ?? r }
+    }
+
+    private func queryRows(_ pair: Int, length T: Int, _ queries: Queries) -> PairQueries {
+        let b = pair / heads, h = pair % heads
         switch queries {
-        case .all: (offsets(pair, length: T).rows, T)
-        case .first: ((pair / heads) * hidden + (pair % heads) * headSize, 1)
+        case .all:
+            return PairQueries(offset: offsets(pair, length: T).rows, count: T, positions: nil, sequenceStart: b * T)
+        case .selected(let selected):
+            let rows = selected.rows(ofSequence: b)
+            return PairQueries(offset: rows.lowerBound * hidden + h * headSize, count: rows.count,
+                               positions: selected.positions + rows.lowerBound, sequenceStart: b * T)
         }
     }
 
@@ -175,17 +196,18 @@ public struct AttentionCore {
         Softmax.forwardRows(probabilities, rows: rows, width: L, stride: T)
     }
 
-    /// The probabilities `p` that a pair attends with (its dropout draws numbered from `s`), `rows` by `L`
-    /// columns (stride `T`), as product operands: `P` itself in fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into
-    /// `scratch`.
-    private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, rows: Int, columns L: Int,
-                                              stride T: Int, dropout: Float, seed: UInt64,
+    /// The probabilities `p` that a pair attends with (its dropout draws numbered from `s`, row `r` from its
+    /// query's position), `queries.count` rows by `L` columns (stride `T`), as product operands: `P` itself in
+    /// fp32 without dropout, otherwise `P'` (dropped and/or rounded) written into `scratch`.
+    private func attended<Operand: GemmInput>(_ p: UnsafePointer<Float>, pair s: Int, queries: PairQueries,
+                                              columns L: Int, stride T: Int, dropout: Float, seed: UInt64,
                                               scratch: UnsafeMutablePointer<Operand>) -> UnsafePointer<Operand> {
         if dropout == 0, Operand.self == Float.self {
             return UnsafeRawPointer(p).assumingMemoryBound(to: Operand.self)
         }
-        for r in 0..<rows {
-            Dropout.applySerial(p + r * T, scratch + r * T, count: L, first: s + r * T, probability: dropout, seed: seed)
+        for r in 0..<queries.count {
+            Dropout.applySerial(p + r * T, scratch + r * T, count: L, first: s + queries.position(r) * T,
+                                probability: dropout, seed: seed)
         }
         return UnsafePointer(scratch)
     }
@@ -209,11 +231,13 @@ public struct AttentionCore {
             let L = lengths[pair / core.heads]
             let (o, pairProbabilities) = core.offsets(pair, length: T)
             let s = firstDraw + pairProbabilities
-            let (q, rows) = core.queryRows(pair, length: T, queries)
+            let pairQueries = core.queryRows(pair, length: T, queries)
+            let (q, rows) = (pairQueries.offset, pairQueries.count)
+            guard rows > 0 else { return }
             let scratch = core.threadScratch(Operand.self)
             core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,
                                into: scratch.probabilities)
-            let attended = core.attended(scratch.probabilities, pair: s, rows: rows, columns: L, stride: T,
+            let attended = core.attended(scratch.probabilities, pair: s, queries: pairQueries, columns: L, stride: T,
                                          dropout: dropout, seed: seed, scratch: scratch.attended)
             Operand.multiply(.none, .none, m: rows, n: d, k: L, alpha: 1, a: attended, lda: T, b: value + o, ldb: H,
                              beta: 0, c: context + q, ldc: H)
@@ -246,7 +270,16 @@ public struct AttentionCore {
             let L = lengths[pair / core.heads]
             let (o, pairProbabilities) = core.offsets(pair, length: T)
             let s = firstDraw + pairProbabilities
-            let (q, rows) = core.queryRows(pair, length: T, queries)
+            let pairQueries = core.queryRows(pair, length: T, queries)
+            let (q, rows) = (pairQueries.offset, pairQueries.count)
+            guard rows > 0 else {
+                // A sequence none of whose queries is computed: its keys and values get no gradient.
+                for r in 0..<T {
+                    (dKey + o + r * H).update(repeating: 0, count: d)
+                    (dValue + o + r * H).update(repeating: 0, count: d)
+                }
+                return
+            }
             let (probabilityScratch, dP, attendedScratch, dS) = core.threadScratch(Operand.self)
             core.probabilities(query: query + q, lda: H, key: key + o, rows: rows, keys: L, T: T,
                                into: probabilityScratch)
@@ -257,12 +290,13 @@ public struct AttentionCore {
             if dropout > 0 {
                 for r in 0..<rows {
                     Dropout.applySerial(probabilities + r * T, attendedScratch + r * T, gradient: dP + r * T,
-                                        count: L, first: s + r * T, probability: dropout, seed: seed)
+                                        count: L, first: s + pairQueries.position(r) * T, probability: dropout,
+                                        seed: seed)
                 }
                 attended = UnsafePointer(attendedScratch)
             } else {
-                attended = core.attended(probabilities, pair: s, rows: rows, columns: L, stride: T, dropout: 0,
-                                         seed: seed, scratch: attendedScratch)
+                attended = core.attended(probabilities, pair: s, queries: pairQueries, columns: L, stride: T,
+                                         dropout: 0, seed: seed, scratch: attendedScratch)
             }
             for r in 0..<rows {
                 Softmax.rowGradient(output: probabilities + r * T, gradient: dP + r * T, into: dS + r * T, width: L)

@@ -26,19 +26,22 @@ public enum Dropout {
         apply(dOutput, dInput, count: count, probability: probability, seed: seed, first: first)
     }
 
-    /// `forward` over `rows` rows of `width` elements that stand for rows `0, every, 2·every, …` of a larger
-    /// tensor of the same width (a layer's `[CLS]` rows, one per sequence of `every` tokens): row `r` draws the
-    /// mask of the larger tensor's row `r · every`, so the result is those rows of `forward` over all of it
-    /// (whose draws are numbered from `first`). Its gradient is the same map (as with `backward`).
+    /// `forward` over the compact rows of a selection (`SelectedRows`) of a larger `[tokens, width]` tensor:
+    /// row `i` draws the mask of the larger tensor's row `positions[i]`, so the result is those rows of
+    /// `forward` over all of it (whose draws are numbered from `first`). Its gradient is the same map.
     public static func forward(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
-        standingForEvery every: Int, probability: Float, seed: UInt64, first: Int = 0
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, selected: SelectedRows, width: Int,
+        probability: Float, seed: UInt64, first: Int = 0
     ) {
-        precondition(first + rows * every * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
-        for r in 0..<rows {
-            applySerial(input + r * width, output + r * width, count: width, first: first + r * every * width,
-                        probability: probability, seed: seed)
+        guard probability > 0 else {
+            if UnsafePointer(output) != input { output.update(from: input, count: selected.count * width) }
+            return
         }
+        let last = selected.count == 0 ? 0 : Int(selected.positions[selected.count - 1]) + 1
+        precondition(first + last * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
+        Parallel.forRanges(selected.count, minimumChunk: max(1, (1 << 15) / width),
+                           ApplyRows(input: input, output: output, selected: selected, width: width,
+                                     probability: probability, seed: seed, first: first))
     }
 
     private static func apply(
@@ -115,6 +118,23 @@ public enum Dropout {
                 for i in range {
                     output[i] = input[i] * (randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0)
                 }
+            }
+        }
+    }
+
+    private struct ApplyRows: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let selected: SelectedRows
+        let width: Int
+        let probability: Float
+        let seed: UInt64
+        let first: Int
+
+        func callAsFunction(_ rows: Range<Int>) {
+            for i in rows {
+                applySerial(input + i * width, output + i * width, count: width,
+                            first: first + Int(selected.positions[i]) * width, probability: probability, seed: seed)
             }
         }
     }

@@ -111,6 +111,87 @@ import Testing
         }
     }
 
+    /// The same with the last layer computing the labelled tokens alone, as training runs it.
+    @Test func scoredTokensLossAndGradientsMatchPyTorch() throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-token-classifier.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize, maxLength: batch.sequenceLength)
+        for p in model.parameters.parameters {
+            try golden.readFloats("weight." + (TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name), into: p.value)
+        }
+        let labels = try golden.integers("labels").map(Int32.init)
+        let scored = labels.indices.filter { labels[$0] != TokenClassifier.ignored }
+        #expect(scored.count < batch.tokenCount / 2, "most tokens are not scored")
+        model.forward(batch, scoring: { labels[$0] != TokenClassifier.ignored })
+        let expected = try golden.floats("logits")
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: scored.count * 5))
+        #expect(relativeError(logits, scored.flatMap { expected[($0 * 5)..<($0 * 5 + 5)] }) < 1e-5)
+        #expect(scored.allSatisfy { model.prediction(token: $0) == argmaxIndex(expected[($0 * 5)..<($0 * 5 + 5)]) })
+        let loss = model.loss(labels)
+        #expect(abs(loss - Double(try golden.floats("loss")[0])) < 1e-5)
+        model.parameters.zeroGradients()
+        model.backward()
+        for p in model.parameters.parameters {
+            let name = TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name
+            let error = try gradientError(p, golden, "grad." + name, exactlyZero: p.name.hasSuffix("attention.self.key.bias"))
+            #expect(error < 1e-4, "gradient of \(p.name): relative error \(error)")
+        }
+    }
+
+    private func argmaxIndex(_ values: ArraySlice<Float>) -> Int {
+        values.indices.max { values[$0] < values[$1] }! - values.startIndex
+    }
+
+    /// Scoring some tokens gives those tokens' logits, the loss and every gradient of a pass over every token,
+    /// with dropout on (the same masks) and off, in each training precision, with one sequence scored nowhere.
+    @Test(arguments: Precision.training, [false, true])
+    func scoringSomeTokensGivesTheFullPassesResults(_ precision: Precision, training: Bool) throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-token-classifier.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        let model = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
+                                    maxLength: batch.sequenceLength, precision: precision)
+        for p in model.parameters.parameters {
+            try golden.readFloats("weight." + (TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name), into: p.value)
+        }
+        // The fixture's labels, with the last sequence's taken away: it is scored nowhere.
+        let T = batch.sequenceLength
+        var labels = try golden.integers("labels").map(Int32.init)
+        for t in (batch.tokenCount - T)..<batch.tokenCount { labels[t] = TokenClassifier.ignored }
+        let scored = labels.indices.filter { labels[$0] != TokenClassifier.ignored }
+        let dropout = training ? DropoutMode.training(seed: 5) : .evaluation
+
+        func pass(scoringAll: Bool) -> (logits: [Float], loss: Double, gradients: [[Float]]) {
+            if scoringAll {
+                model.forward(batch, dropout: dropout)
+            } else {
+                model.forward(batch, scoring: { labels[$0] != TokenClassifier.ignored }, dropout: dropout)
+            }
+            let rows = scoringAll ? Array(0..<batch.tokenCount) : Array(scored.indices)
+            let logits = scored.indices.flatMap { i in
+                Array(UnsafeBufferPointer(start: model.logits + rows[scoringAll ? scored[i] : i] * 5, count: 5))
+            }
+            let loss = model.loss(labels)
+            model.parameters.zeroGradients()
+            model.backward()
+            return (logits, loss, model.parameters.parameters.map { Array($0.gradients) })
+        }
+        let all = pass(scoringAll: true)
+        let some = pass(scoringAll: false)
+        #expect(relativeError(some.logits, all.logits) < 1e-6)
+        #expect(abs(some.loss - all.loss) < 1e-6 * abs(all.loss))
+        for (p, (a, b)) in zip(model.parameters.parameters, zip(some.gradients, all.gradients))
+        where !p.name.hasSuffix("attention.self.key.bias") {
+            #expect(relativeError(a, b) < 1e-5, "\(precision) training \(training): gradient of \(p.name)")
+        }
+        if training {
+            model.forward(batch, scoring: { labels[$0] != TokenClassifier.ignored })
+            let evaluation = Array(UnsafeBufferPointer(start: model.logits, count: scored.count * 5))
+            #expect(relativeError(evaluation, some.logits) > 1e-3, "dropout was on")
+        }
+    }
+
     @Test func trainsEvaluatesWritesConllevalPredictionsAndExports() throws {
         let directory = NSTemporaryDirectory() + "bertkit-ner-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }

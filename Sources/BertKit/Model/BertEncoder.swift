@@ -17,10 +17,13 @@ public final class BertEncoder {
     private let output: UnsafeMutablePointer<Float>
     private let pool: BufferPool
     private let positionIds: UnsafeMutablePointer<Int32>
+    private let selection: SelectedRows.Storage
 
     // The batch of the last forward pass, which the backward pass differentiates.
     private var batch: EncoderBatch?
     private var dropout = DropoutMode.evaluation
+    /// The rows the last forward pass computed in the last layer, when not every token's.
+    public private(set) var lastLayerRows: SelectedRows?
     /// Whether the last forward pass was `forwardPooledOnly`.
     private var pooledOnly = false
 
@@ -53,17 +56,15 @@ public final class BertEncoder {
         scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
         output = pool.floats(maxBatch * maxLength * config.hiddenSize)
         positionIds = pool.int32s(maxBatch * maxLength)
+        selection = SelectedRows.Storage(maxBatch: maxBatch, maxLength: maxLength, pool: pool)
     }
 
     /// Bytes of activation and gradient buffers held by this encoder.
     public var workspaceBytes: Int { pool.bytesAllocated }
 
-    /// `[batch · T, hidden]` hidden states of the last layer from the last forward pass (not from
-    /// `forwardPooledOnly`).
-    public var sequenceOutput: UnsafePointer<Float> {
-        precondition(!pooledOnly, "the last forward pass computed the [CLS] rows of the last layer only")
-        return UnsafePointer(output)
-    }
+    /// Hidden states of the last layer from the last forward pass: `[batch · T, hidden]`, or one row per
+    /// token of `lastLayerRows` when the pass computed those alone.
+    public var sequenceOutput: UnsafePointer<Float> { UnsafePointer(output) }
 
     /// `[batch, hidden]` pooled outputs from the last forward pass.
     public var pooledOutput: UnsafePointer<Float> {
@@ -72,39 +73,52 @@ public final class BertEncoder {
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
+        run(batch, lastLayerRows: nil, dropout: dropout)
+        pooler?.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
+    }
+
+    /// The forward pass of the tokens `include(b · T + t)` accepts alone in the last layer, for heads that
+    /// read nothing else (a tagger's scored tokens), in training or evaluation: the last layer computes keys
+    /// and values for every token and the rest for those rows only, each with the result the whole layer gives
+    /// it (dropout masks included). `sequenceOutput` then holds those rows (`lastLayerRows`), compactly; the
+    /// backward pass takes their gradient. No pooled output.
+    public func forward(_ batch: EncoderBatch, lastLayerRowsWhere include: (Int) -> Bool,
+                        dropout: DropoutMode = .evaluation) {
+        run(batch, lastLayerRows: selection.select(sequences: batch.batchSize, length: batch.sequenceLength,
+                                                   where: include), dropout: dropout)
+    }
+
+    /// The forward pass of the pooled output alone, for heads that read nothing else (sequence
+    /// classification): the last layer computes each sequence's `[CLS]` row only, as the selection above. At 6
+    /// layers that saves about 14 % of the encoder's work, forward and backward. The backward pass takes a
+    /// gradient of the pooled output only.
+    public func forwardPooledOnly(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
+        guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
+        run(batch, lastLayerRows: selection.firstTokens(sequences: batch.batchSize, length: batch.sequenceLength),
+            dropout: dropout)
+        pooledOnly = true
+        pooler.forward(output, batch: batch.batchSize, length: 1)
+    }
+
+    /// The embeddings and every layer, the last over `lastLayerRows` (nil: every token), into `output`.
+    private func run(_ batch: EncoderBatch, lastLayerRows: SelectedRows?, dropout: DropoutMode) {
         self.batch = batch
         self.dropout = dropout
+        self.lastLayerRows = lastLayerRows
         pooledOnly = false
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
             let result = result(of: l)
             layers[l].forward(x, result: result, lengths: batch.lengths, length: batch.sequenceLength,
-                              dropout: dropout, scratch: scratch)
+                              queries: queries(l), dropout: dropout, scratch: scratch)
             x = UnsafePointer(result)
         }
-        pooler?.forward(x, batch: batch.batchSize, length: batch.sequenceLength)
     }
 
-    /// The forward pass of the pooled output alone, for heads that read nothing else (sequence
-    /// classification), in training or evaluation: the last layer computes keys and values for every token and
-    /// the rest for each sequence's `[CLS]` row only, with the same result for that row (dropout masks
-    /// included). At 6 layers that saves about 14 % of the encoder's work, forward and backward.
-    /// `sequenceOutput` is not valid after it, and the backward pass takes a gradient of the pooled output only.
-    public func forwardPooledOnly(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
-        guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
-        self.batch = batch
-        self.dropout = dropout
-        pooledOnly = true
-        var x = embed(batch, dropout: dropout)
-        for l in layers.indices.dropLast() {
-            let result = result(of: l)
-            layers[l].forward(x, result: result, lengths: batch.lengths, length: batch.sequenceLength,
-                              dropout: dropout, scratch: scratch)
-            x = UnsafePointer(result)
-        }
-        layers[layers.count - 1].forward(x, result: output, lengths: batch.lengths, length: batch.sequenceLength,
-                                         queries: .first, dropout: dropout, scratch: scratch)
-        pooler.forward(output, batch: batch.batchSize, length: 1)
+    /// The query rows that layer `l` computes in the last forward pass.
+    private func queries(_ l: Int) -> AttentionCore.Queries {
+        guard l == layers.count - 1, let lastLayerRows else { return .all }
+        return .selected(lastLayerRows)
     }
 
     /// Where layer `l`'s forward pass writes its output: the next layer's input in scratch, alternating
@@ -134,12 +148,14 @@ public final class BertEncoder {
         guard let batch else { preconditionFailure("backward called before forward") }
         precondition(!pooledOnly || dSequenceOutput == nil,
                      "after forwardPooledOnly the loss depends on the pooled output only")
+        precondition(lastLayerRows == nil || pooledOnly || dPooledOutput == nil,
+                     "after a forward pass over selected rows there is no pooled output")
         let T = batch.sequenceLength
         let tokens = batch.tokenCount
         // dL/d(hidden states) is carried down through the layers in one buffer, which each layer updates in
-        // place; after `forwardPooledOnly` the last layer's rows are one per sequence.
+        // place; after a pass over selected rows, the last layer's rows are those.
         let dHidden = scratch.dHidden
-        let lastRows = pooledOnly ? batch.batchSize : tokens
+        let lastRows = lastLayerRows?.count ?? tokens
         if let dSequenceOutput {
             dHidden.update(from: dSequenceOutput, count: lastRows * config.hiddenSize)
         } else {
@@ -153,9 +169,8 @@ public final class BertEncoder {
             // A layer's input is the previous layer's output, which was not kept: recompute it.
             if l > 0 { layers[l - 1].recomputeResult(scratch.states.0, rows: tokens) }
             let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(scratch.states.0)
-            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T,
-                               queries: pooledOnly && l == layers.count - 1 ? .first : .all, dropout: dropout,
-                               scratch: scratch)
+            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, queries: queries(l),
+                               dropout: dropout, scratch: scratch)
         }
         batch.tokenIds.withUnsafeBufferPointer { ids in
             batch.tokenTypeIds.withUnsafeBufferPointer { types in

@@ -80,21 +80,20 @@ struct BertLayer {
 
     /// Writes the layer's output for input `x` into `result`, keeping what the backward pass needs.
     ///
-    /// With `queries: .first` the layer computes each sequence's first token only (the `[CLS]` row, all that
-    /// the pooler reads): keys and values for every token, everything else for `lengths.count` rows, written
-    /// compactly, row `b` for sequence `b`, into the first rows of the layer's buffers and of `result`. That
-    /// row is the one the whole layer computes, dropout masks included.
+    /// With `queries: .selected` the layer computes the selected tokens only (rows that a head alone reads):
+    /// keys and values for every token, everything else for the selected rows, written compactly into the
+    /// first rows of the layer's buffers and of `result`. Each is the row the whole layer computes, dropout
+    /// masks included.
     func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
                  queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
-        let rows = queries == .all ? tokens : lengths.count
-        let queryStride: Int? = queries == .all ? nil : T * hidden
+        let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
         let attentionNormalized = scratch.normalized
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
 
         switch attentionInputs {
         case .float32(let q, let k, let v):
-            query.forward(x, q, rows: rows, inputStride: queryStride)
+            query.forward(queryInput, q, rows: rows)
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
@@ -103,7 +102,8 @@ struct BertLayer {
             // The three products read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             let input = GemmOperand.bfloat16(scratch.roundedInput)
-            query.forward(input, rounding: q, rows: rows, inputStride: queryStride, scratch: scratch.hiddenA)
+            // Selected rows go to the product in fp32, which rounds them to the same bf16 values.
+            query.forward(queries.isAll ? input : .float32(queryInput), rounding: q, rows: rows, scratch: scratch.hiddenA)
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
             core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
@@ -111,14 +111,7 @@ struct BertLayer {
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
         dropHidden(attentionSum, attentionSum, rows: rows, T: T, queries, dropout, site: site(1))
-        switch queries {
-        case .all:
-            Elementwise.add(attentionSum, x, attentionSum, count: rows * hidden)
-        case .first:
-            for b in 0..<rows {
-                Elementwise.add(attentionSum + b * hidden, x + b * T * hidden, attentionSum + b * hidden, count: hidden)
-            }
-        }
+        Elementwise.add(attentionSum, queryInput, attentionSum, count: rows * hidden)
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
 
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
@@ -128,8 +121,21 @@ struct BertLayer {
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
     }
 
+    /// The rows whose queries the layer computes, and its input's rows for them: `x` itself, or the selected
+    /// rows gathered into scratch.
+    private func queryRows(_ x: UnsafePointer<Float>, tokens: Int, _ queries: AttentionCore.Queries,
+                           scratch: LayerScratch) -> (count: Int, input: UnsafePointer<Float>) {
+        switch queries {
+        case .all:
+            return (tokens, x)
+        case .selected(let selected):
+            selected.gather(x, width: hidden, into: scratch.selectedInput)
+            return (selected.count, UnsafePointer(scratch.selectedInput))
+        }
+    }
+
     /// Dropout on `rows` rows of the hidden width at dropout site `site`, `input` to `output` (which may be the
-    /// same): every token's rows, or the first tokens' with the masks those rows have among all tokens. Its
+    /// same): every token's rows, or the selected tokens' with the masks those rows have among all tokens. Its
     /// gradient is the same map.
     private func dropHidden(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, T: Int,
                             _ queries: AttentionCore.Queries, _ dropout: DropoutMode, site: Int) {
@@ -138,9 +144,9 @@ struct BertLayer {
         switch queries {
         case .all:
             Dropout.forward(input, output, count: rows * hidden, probability: probability, seed: seed, first: first)
-        case .first:
-            Dropout.forward(input, output, rows: rows, width: hidden, standingForEvery: T, probability: probability,
-                            seed: seed, first: first)
+        case .selected(let selected):
+            Dropout.forward(input, output, selected: selected, width: hidden, probability: probability, seed: seed,
+                            first: first)
         }
     }
 
@@ -163,14 +169,13 @@ struct BertLayer {
     }
 
     /// On entry `gradient` holds dL/d(result); on return it holds dL/dx. `x` is the forward pass's input,
-    /// `queries` the forward pass's. With `.first`, dL/d(result) is one row per sequence (the first rows of
-    /// `gradient`), and dL/dx comes back for every token: the skip connection's and the query's gradients reach
-    /// the first tokens' rows, the keys' and values' every row.
+    /// `queries` the forward pass's. With `.selected`, dL/d(result) is one row per selected token (the first
+    /// rows of `gradient`), and dL/dx comes back for every token: the skip connection's and the query's
+    /// gradients reach the selected tokens' rows, the keys' and values' every row.
     func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
                   queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = lengths.count * T
-        let rows = queries == .all ? tokens : lengths.count
-        let queryStride: Int? = queries == .all ? nil : T * hidden
+        let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
         let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
 
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
@@ -184,30 +189,22 @@ struct BertLayer {
         intermediate.backward(input: .float32(attentionNormalized), dOutput: scratch.intermediate, rows: rows,
                               dInput: residual, accumulate: true, roundedGradient: scratch.roundedGradient)
 
-        // Attention block. dL/d(attentionSum) is also dL/dx through the skip connection: `gradient` carries it.
-        switch queries {
-        case .all:
-            attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
-                                   dInput: gradient, rows: rows)
-            dropHidden(gradient, dense, rows: rows, T: T, queries, dropout, site: site(1))
-        case .first:
-            // Into the first tokens' rows of `gradient`, zero elsewhere until the keys' and values' gradients arrive.
-            attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
-                                   dInput: dense, rows: rows)
-            gradient.update(repeating: 0, count: tokens * hidden)
-            for b in 0..<rows { (gradient + b * T * hidden).update(from: dense + b * hidden, count: hidden) }
-            dropHidden(dense, dense, rows: rows, T: T, queries, dropout, site: site(1))
-        }
+        // Attention block. dL/d(attentionSum) is also dL/dx of the query rows through the skip connection:
+        // `queryGradient` carries it, `gradient` itself when every row is a query row.
+        let queryGradient = queries.isAll ? gradient : scratch.selectedGradient
+        attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
+                               dInput: queryGradient, rows: rows)
+        dropHidden(queryGradient, dense, rows: rows, T: T, queries, dropout, site: site(1))
         attentionOutput.backward(input: .float32(context), dOutput: dense, rows: rows, dInput: scratch.dContext,
                                  roundedGradient: scratch.roundedGradient)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
-        let input: GemmOperand
+        let input: GemmOperand, queryOperand: GemmOperand
         switch attentionInputs {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
                           dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
-            input = .float32(x)
+            (input, queryOperand) = (.float32(x), .float32(queryInput))
         case .bfloat16(let q, let k, let v):
             BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
             core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
@@ -216,9 +213,15 @@ struct BertLayer {
             // The three weight gradients read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
             input = .bfloat16(scratch.roundedInput)
+            queryOperand = queries.isAll ? input : .float32(queryInput)
         }
-        query.backward(input: input, dOutput: scratch.dQuery, rows: rows, dInput: gradient, accumulate: true,
-                       inputStride: queryStride, dInputStride: queryStride, roundedGradient: scratch.roundedGradient)
+        query.backward(input: queryOperand, dOutput: scratch.dQuery, rows: rows, dInput: queryGradient,
+                       accumulate: true, roundedGradient: scratch.roundedGradient)
+        if case .selected(let selected) = queries {
+            // The selected rows' dL/dx so far into their rows; the others' come from keys and values alone.
+            gradient.update(repeating: 0, count: tokens * hidden)
+            selected.scatter(queryGradient, width: hidden, into: gradient)
+        }
         key.backward(input: input, dOutput: scratch.dKey, rows: tokens, dInput: gradient, accumulate: true,
                      roundedGradient: scratch.roundedGradient)
         value.backward(input: input, dOutput: scratch.dValue, rows: tokens, dInput: gradient, accumulate: true,
@@ -249,6 +252,9 @@ struct LayerScratch {
     /// dense layer's dL/d(output), or dL/d(context) for attention's four). Never written, so never resident,
     /// in fp32.
     let roundedInput, roundedGradient: UnsafeMutablePointer<BFloat16>
+    /// With selected query rows (`AttentionCore.Queries.selected`), a layer's input rows for them, gathered,
+    /// and their dL/d(input) from the skip connection and the query until it joins the other rows'.
+    let selectedInput, selectedGradient: UnsafeMutablePointer<Float>
 
     init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
         let n = maxBatch * maxLength * c.hiddenSize
@@ -261,6 +267,7 @@ struct LayerScratch {
         roundedActivation = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
         roundedInput = pool.allocate(n, of: BFloat16.self)
         roundedGradient = pool.allocate(maxBatch * maxLength * c.intermediateSize, of: BFloat16.self)
+        (selectedInput, selectedGradient) = (pool.floats(n), pool.floats(n))
     }
 }
 

@@ -83,7 +83,7 @@ public final class TokenClassificationTask: TaskPlugin {
         let training = self.training
         let (batch, tokenLabels) = Self.batch(training, share.examples, padId: tokenizer.padId,
                                               length: share.paddedLength { training[$0].ids.count })
-        model.forward(batch, dropout: dropout)
+        model.forward(batch, scoring: { tokenLabels[$0] != TokenClassifier.ignored }, dropout: dropout)
         let loss = model.loss(tokenLabels, scale: gradientScale,
                               normalizer: model.normalizer(share.batch.lazy.flatMap { training[$0].labels }))
         model.backward()
@@ -128,9 +128,15 @@ public final class TokenClassificationTask: TaskPlugin {
         // Each batch's label indices, window after window, word after word.
         let results = try processes.gather(batches.count) { n in
             let (batch, _) = Self.batch(windows, batches[n], padId: tokenizer.padId)
-            model.forward(batch)
+            // Each word's tag is its first token's: only those are scored.
+            let T = batch.sequenceLength
+            var wordStarts = [Bool](repeating: false, count: batch.tokenCount)
+            for (row, w) in batches[n].enumerated() {
+                for (_, token) in windows[w].wordTokens { wordStarts[row * T + token] = true }
+            }
+            model.forward(batch, scoring: { wordStarts[$0] })
             return batches[n].enumerated().flatMap { row, w in
-                windows[w].wordTokens.map { _, token in Double(model.prediction(token: row * batch.sequenceLength + token)) }
+                windows[w].wordTokens.map { _, token in Double(model.prediction(token: row * T + token)) }
             }
         }
         // In batch order, so that a word two windows share keeps the later window's tag, as one process gives it.
