@@ -1,10 +1,12 @@
-/// Multi-head scaled dot-product attention over `[tokens, hidden]` query, key and value matrices whose
-/// columns are split into heads: head `h` uses columns `h·d ..< (h+1)·d`.
+/// Multi-head scaled dot-product attention over `[rows, hidden]` query, key and value matrices whose
+/// columns are split into heads: head `h` uses columns `h·d ..< (h+1)·d`, and whose rows hold each sequence's
+/// tokens as a `TokenLayout` places them.
 ///
 /// For each sequence `b` (real length `L`) and head: `P = softmax(Q Kᵀ / √d)` over the first `L` keys,
-/// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; padded query rows are still
-/// computed, as in the reference, so every output position matches it. A pass may instead compute some queries
-/// alone (`Queries.selected`), for a last layer of which a head reads only those rows.
+/// then `context = dropout(P) · V`. Keys past `L` are padding and are skipped; in a padded layout, padded
+/// query rows are still computed, as in the reference, so every output position matches it. A pass may
+/// instead compute some queries alone (`Queries.selected`), for a last layer of which a head reads only those
+/// rows.
 ///
 /// Nothing is kept for the backward pass but the inputs: it recomputes each pair's `P` from Q and K, with the
 /// same product and softmax, so bit for bit, one (sequence, head) pair at a time in per-thread scratch. That
@@ -71,20 +73,20 @@ public struct AttentionCore {
     /// selected query). `firstSequence` is the position of the batch's first sequence in a
     /// larger batch that processes share (`Dropout`'s `first`): the masks are that batch's rows.
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout, queries: Queries = .all,
                         dropout: Float, seed: UInt64, firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Forward(
-            inputs: Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, T: T,
-            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * T * T))
+            inputs: Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, layout: layout,
+            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
     /// The same over bf16-rounded Q, K and V.
     public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int, queries: Queries = .all,
+                        context: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout, queries: Queries = .all,
                         dropout: Float, seed: UInt64, firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Forward(
-            inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, T: T,
-            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * T * T))
+            inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, layout: layout,
+            queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
     /// From dL/d(context), writes dL/dQ, dL/dK and dL/dV (fp32); `queries`, `dropout`, `seed` and
@@ -92,24 +94,24 @@ public struct AttentionCore {
     public func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                          dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         lengths: [Int], layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
                          firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .float32, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
-            seed: seed, firstDraw: firstSequence * heads * T * T))
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, layout: layout, queries: queries, dropout: dropout,
+            seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
     /// The same over bf16-rounded Q, K, V and dL/d(context).
     public func backward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                          dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], length T: Int, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         lengths: [Int], layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
                          firstSequence: Int = 0) {
         Parallel.forEach(lengths.count * heads, Backward(
             inputs: Inputs(query, key, value, .bfloat16, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, T: T, queries: queries, dropout: dropout,
-            seed: seed, firstDraw: firstSequence * heads * T * T))
+            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, layout: layout, queries: queries, dropout: dropout,
+            seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
     // MARK: - Per pair
@@ -142,11 +144,11 @@ public struct AttentionCore {
         }
     }
 
-    /// Offsets of one (sequence, head) pair: into the `[tokens, hidden]` matrices, and of its first element in
+    /// Offsets of one (sequence, head) pair: into the `[rows, hidden]` matrices, and of its first element in
     /// the `[batch, heads, T, T]` probabilities, which numbers its dropout draws.
-    private func offsets(_ pair: Int, length T: Int) -> (rows: Int, probs: Int) {
+    private func offsets(_ pair: Int, _ layout: TokenLayout) -> (rows: Int, probs: Int) {
         let b = pair / heads, h = pair % heads
-        return (b * T * hidden + h * headSize, pair * T * T)
+        return (layout.start(b) * hidden + h * headSize, pair * layout.length * layout.length)
     }
 
     /// A pair's query rows: where they start in Q (and in the context and their gradients), how many there
@@ -162,11 +164,12 @@ public struct AttentionCore {
         func position(_ r: Int) -> Int { positions.map { Int($0[r]) - sequenceStart } ?? r }
     }
 
-    private func queryRows(_ pair: Int, length T: Int, _ queries: Queries) -> PairQueries {
-        let b = pair / heads, h = pair % heads
+    private func queryRows(_ pair: Int, _ layout: TokenLayout, _ queries: Queries) -> PairQueries {
+        let b = pair / heads, h = pair % heads, T = layout.length
         switch queries {
         case .all:
-            return PairQueries(offset: offsets(pair, length: T).rows, count: T, positions: nil, sequenceStart: b * T)
+            return PairQueries(offset: offsets(pair, layout).rows, count: layout.rowCount(b), positions: nil,
+                               sequenceStart: b * T)
         case .selected(let selected):
             let rows = selected.rows(ofSequence: b)
             return PairQueries(offset: rows.lowerBound * hidden + h * headSize, count: rows.count,
@@ -217,7 +220,7 @@ public struct AttentionCore {
         let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
         let lengths: [Int]
-        let T: Int
+        let layout: TokenLayout
         let queries: Queries
         let dropout: Float
         let seed: UInt64
@@ -229,9 +232,10 @@ public struct AttentionCore {
             let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
-            let (o, pairProbabilities) = core.offsets(pair, length: T)
+            let T = layout.length
+            let (o, pairProbabilities) = core.offsets(pair, layout)
             let s = firstDraw + pairProbabilities
-            let pairQueries = core.queryRows(pair, length: T, queries)
+            let pairQueries = core.queryRows(pair, layout, queries)
             let (q, rows) = (pairQueries.offset, pairQueries.count)
             guard rows > 0 else { return }
             let scratch = core.threadScratch(Operand.self)
@@ -255,7 +259,7 @@ public struct AttentionCore {
         let dContext: UnsafeRawPointer
         let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
         let lengths: [Int]
-        let T: Int
+        let layout: TokenLayout
         let queries: Queries
         let dropout: Float
         let seed: UInt64
@@ -268,13 +272,14 @@ public struct AttentionCore {
             let dContext = dContext.assumingMemoryBound(to: Operand.self)
             let (H, d) = (core.hidden, core.headSize)
             let L = lengths[pair / core.heads]
-            let (o, pairProbabilities) = core.offsets(pair, length: T)
+            let T = layout.length
+            let (o, pairProbabilities) = core.offsets(pair, layout)
             let s = firstDraw + pairProbabilities
-            let pairQueries = core.queryRows(pair, length: T, queries)
+            let pairQueries = core.queryRows(pair, layout, queries)
             let (q, rows) = (pairQueries.offset, pairQueries.count)
             guard rows > 0 else {
                 // A sequence none of whose queries is computed: its keys and values get no gradient.
-                for r in 0..<T {
+                for r in 0..<layout.rowCount(pair / core.heads) {
                     (dKey + o + r * H).update(repeating: 0, count: d)
                     (dValue + o + r * H).update(repeating: 0, count: d)
                 }
@@ -303,12 +308,13 @@ public struct AttentionCore {
             }
             Operand.multiply(.transposed, .none, m: L, n: d, k: rows, alpha: 1, a: attended, lda: T, b: dContext + q,
                              ldb: H, beta: 0, c: dValue + o, ldc: H)
-            for r in L..<T { (dValue + o + r * H).update(repeating: 0, count: d) }
+            let keyRows = layout.rowCount(pair / core.heads)
+            for r in L..<keyRows { (dValue + o + r * H).update(repeating: 0, count: d) }
             Operand.multiply(.none, .none, m: rows, n: d, k: L, alpha: core.scale, a: dS, lda: T, b: key + o, ldb: H,
                              beta: 0, c: dQuery + q, ldc: H)
             Operand.multiply(.transposed, .none, m: L, n: d, k: rows, alpha: core.scale, a: dS, lda: T, b: query + q,
                              ldb: H, beta: 0, c: dKey + o, ldc: H)
-            for r in L..<T { (dKey + o + r * H).update(repeating: 0, count: d) }
+            for r in L..<keyRows { (dKey + o + r * H).update(repeating: 0, count: d) }
         }
     }
 }

@@ -26,6 +26,22 @@ public enum Dropout {
         apply(dOutput, dInput, count: count, probability: probability, seed: seed, first: first)
     }
 
+    /// `forward` over a batch's token rows (`[layout.rows, width]`) as `layout` places them: each row draws
+    /// the mask of its padded position, so the result is the padded tensor's rows (whose draws are numbered
+    /// from `first`). Its gradient is the same map.
+    public static func forward(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, layout: TokenLayout, width: Int,
+        probability: Float, seed: UInt64, first: Int = 0
+    ) {
+        guard !layout.isPadded, probability > 0 else {
+            return apply(input, output, count: layout.rows * width, probability: probability, seed: seed, first: first)
+        }
+        precondition(first + layout.sequences * layout.length * width <= maximumStreamLength,
+                     "a dropout stream indexes at most 2^32 elements")
+        Parallel.forRanges(layout.sequences, ApplySequences(input: input, output: output, layout: layout, width: width,
+                                                            probability: probability, seed: seed, first: first))
+    }
+
     /// `forward` over the compact rows of a selection (`SelectedRows`) of a larger `[tokens, width]` tensor:
     /// row `i` draws the mask of the larger tensor's row `positions[i]`, so the result is those rows of
     /// `forward` over all of it (whose draws are numbered from `first`). Its gradient is the same map.
@@ -118,6 +134,24 @@ public enum Dropout {
                 for i in range {
                     output[i] = input[i] * (randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0)
                 }
+            }
+        }
+    }
+
+    private struct ApplySequences: Parallel.RangeBody {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let layout: TokenLayout
+        let width: Int
+        let probability: Float
+        let seed: UInt64
+        let first: Int
+
+        func callAsFunction(_ sequences: Range<Int>) {
+            for b in sequences {
+                let row = layout.start(b) * width
+                applySerial(input + row, output + row, count: layout.rowCount(b) * width,
+                            first: first + b * layout.length * width, probability: probability, seed: seed)
             }
         }
     }

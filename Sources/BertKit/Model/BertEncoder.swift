@@ -16,12 +16,16 @@ public final class BertEncoder {
     /// The last layer's output, `[tokens, hidden]`; the other layers' outputs live in `scratch.states`.
     private let output: UnsafeMutablePointer<Float>
     private let pool: BufferPool
-    private let positionIds: UnsafeMutablePointer<Int32>
+    /// The token, segment and position ids of the rows of the last forward pass.
+    private let tokenIds, tokenTypeIds, positionIds: UnsafeMutablePointer<Int32>
+    private let packing: TokenLayout.Storage
     private let selection: SelectedRows.Storage
 
     // The batch of the last forward pass, which the backward pass differentiates.
     private var batch: EncoderBatch?
     private var dropout = DropoutMode.evaluation
+    /// How the last forward pass laid out the batch's tokens.
+    public private(set) var layout = TokenLayout.padded(sequences: 0, length: 0)
     /// The rows the last forward pass computed in the last layer, when not every token's.
     public private(set) var lastLayerRows: SelectedRows?
     /// Whether the last forward pass was `forwardPooledOnly`.
@@ -55,7 +59,9 @@ public final class BertEncoder {
         self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, precision: precision, pool: pool) : nil
         scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
         output = pool.floats(maxBatch * maxLength * config.hiddenSize)
-        positionIds = pool.int32s(maxBatch * maxLength)
+        (tokenIds, tokenTypeIds, positionIds) = (pool.int32s(maxBatch * maxLength), pool.int32s(maxBatch * maxLength),
+                                                 pool.int32s(maxBatch * maxLength))
+        packing = TokenLayout.Storage(maxBatch: maxBatch, pool: pool)
         selection = SelectedRows.Storage(maxBatch: maxBatch, maxLength: maxLength, pool: pool)
     }
 
@@ -72,45 +78,50 @@ public final class BertEncoder {
         return UnsafePointer(pooler.output)
     }
 
+    /// Every token's hidden states, padding's too (as the reference computes them), and the pooled output.
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
-        run(batch, lastLayerRows: nil, dropout: dropout)
+        run(batch, layout: .padded(sequences: batch.batchSize, length: batch.sequenceLength), lastLayerRows: nil,
+            dropout: dropout)
         pooler?.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
     }
 
-    /// The forward pass of the tokens `include(b · T + t)` accepts alone in the last layer, for heads that
-    /// read nothing else (a tagger's scored tokens), in training or evaluation: the last layer computes keys
-    /// and values for every token and the rest for those rows only, each with the result the whole layer gives
-    /// it (dropout masks included). `sequenceOutput` then holds those rows (`lastLayerRows`), compactly; the
-    /// backward pass takes their gradient. No pooled output.
+    /// The forward pass of the real tokens `include(b · T + t)` accepts alone in the last layer, for heads
+    /// that read nothing else (a tagger's scored tokens), in training or evaluation: every layer computes the
+    /// real tokens only (`TokenLayout` packed: no padding), the last one keys and values for all of them and
+    /// the rest for the accepted rows, each row with the result a pass over every token gives it (dropout
+    /// masks included). `sequenceOutput` then holds those rows (`lastLayerRows`), compactly; the backward pass
+    /// takes their gradient. No pooled output.
     public func forward(_ batch: EncoderBatch, lastLayerRowsWhere include: (Int) -> Bool,
                         dropout: DropoutMode = .evaluation) {
-        run(batch, lastLayerRows: selection.select(sequences: batch.batchSize, length: batch.sequenceLength,
-                                                   where: include), dropout: dropout)
+        let layout = packing.packed(lengths: batch.lengths, length: batch.sequenceLength)
+        run(batch, layout: layout, lastLayerRows: selection.select(layout, where: include), dropout: dropout)
     }
 
     /// The forward pass of the pooled output alone, for heads that read nothing else (sequence
-    /// classification): the last layer computes each sequence's `[CLS]` row only, as the selection above. At 6
-    /// layers that saves about 14 % of the encoder's work, forward and backward. The backward pass takes a
-    /// gradient of the pooled output only.
+    /// classification): as above, with each sequence's `[CLS]` row alone in the last layer. At 6 layers that
+    /// saves about 14 % of the encoder's work, forward and backward, besides the padding. The backward pass
+    /// takes a gradient of the pooled output only.
     public func forwardPooledOnly(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
         guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
-        run(batch, lastLayerRows: selection.firstTokens(sequences: batch.batchSize, length: batch.sequenceLength),
-            dropout: dropout)
+        let layout = packing.packed(lengths: batch.lengths, length: batch.sequenceLength)
+        run(batch, layout: layout, lastLayerRows: selection.firstTokens(layout), dropout: dropout)
         pooledOnly = true
         pooler.forward(output, batch: batch.batchSize, length: 1)
     }
 
-    /// The embeddings and every layer, the last over `lastLayerRows` (nil: every token), into `output`.
-    private func run(_ batch: EncoderBatch, lastLayerRows: SelectedRows?, dropout: DropoutMode) {
+    /// The embeddings and every layer over `layout`'s rows, the last over `lastLayerRows` (nil: all of them),
+    /// into `output`.
+    private func run(_ batch: EncoderBatch, layout: TokenLayout, lastLayerRows: SelectedRows?, dropout: DropoutMode) {
         self.batch = batch
+        self.layout = layout
         self.dropout = dropout
         self.lastLayerRows = lastLayerRows
         pooledOnly = false
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
             let result = result(of: l)
-            layers[l].forward(x, result: result, lengths: batch.lengths, length: batch.sequenceLength,
-                              queries: queries(l), dropout: dropout, scratch: scratch)
+            layers[l].forward(x, result: result, lengths: batch.lengths, layout: layout, queries: queries(l),
+                              dropout: dropout, scratch: scratch)
             x = UnsafePointer(result)
         }
     }
@@ -127,18 +138,19 @@ public final class BertEncoder {
         l == layers.count - 1 ? output : (l % 2 == 0 ? scratch.states.0 : scratch.states.1)
     }
 
-    /// The embeddings of `batch`, the first layer's input.
+    /// The embeddings of `batch`'s tokens in `layout`'s rows, the first layer's input.
     private func embed(_ batch: EncoderBatch, dropout: DropoutMode) -> UnsafePointer<Float> {
         precondition(batch.batchSize <= maxBatch && batch.sequenceLength <= maxLength,
                      "batch \(batch.batchSize)×\(batch.sequenceLength) exceeds the encoder's \(maxBatch)×\(maxLength)")
         let T = batch.sequenceLength
-        for t in 0..<batch.tokenCount { positionIds[t] = Int32(t % T) }
-        batch.tokenIds.withUnsafeBufferPointer { ids in
-            batch.tokenTypeIds.withUnsafeBufferPointer { types in
-                embeddings.forward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
-                                   positionIds: positionIds, tokens: batch.tokenCount, length: T, dropout: dropout)
+        for b in 0..<layout.sequences {
+            for t in 0..<layout.rowCount(b) {
+                let row = layout.start(b) + t
+                (tokenIds[row], tokenTypeIds[row], positionIds[row]) = (batch.tokenIds[b * T + t], batch.tokenTypeIds[b * T + t], Int32(t))
             }
         }
+        embeddings.forward(tokenIds: tokenIds, tokenTypeIds: tokenTypeIds, positionIds: positionIds, layout: layout,
+                           dropout: dropout)
         return UnsafePointer(embeddings.output)
     }
 
@@ -151,7 +163,7 @@ public final class BertEncoder {
         precondition(lastLayerRows == nil || pooledOnly || dPooledOutput == nil,
                      "after a forward pass over selected rows there is no pooled output")
         let T = batch.sequenceLength
-        let tokens = batch.tokenCount
+        let tokens = layout.rows
         // dL/d(hidden states) is carried down through the layers in one buffer, which each layer updates in
         // place; after a pass over selected rows, the last layer's rows are those.
         let dHidden = scratch.dHidden
@@ -169,15 +181,10 @@ public final class BertEncoder {
             // A layer's input is the previous layer's output, which was not kept: recompute it.
             if l > 0 { layers[l - 1].recomputeResult(scratch.states.0, rows: tokens) }
             let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(scratch.states.0)
-            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, length: T, queries: queries(l),
+            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, layout: layout, queries: queries(l),
                                dropout: dropout, scratch: scratch)
         }
-        batch.tokenIds.withUnsafeBufferPointer { ids in
-            batch.tokenTypeIds.withUnsafeBufferPointer { types in
-                embeddings.backward(tokenIds: ids.baseAddress!, tokenTypeIds: types.baseAddress!,
-                                    positionIds: positionIds, tokens: tokens, length: T, dropout: dropout,
-                                    gradient: dHidden, scratch: scratch.hiddenA)
-            }
-        }
+        embeddings.backward(tokenIds: tokenIds, tokenTypeIds: tokenTypeIds, positionIds: positionIds, layout: layout,
+                            dropout: dropout, gradient: dHidden, scratch: scratch.hiddenA)
     }
 }

@@ -84,9 +84,9 @@ struct BertLayer {
     /// keys and values for every token, everything else for the selected rows, written compactly into the
     /// first rows of the layer's buffers and of `result`. Each is the row the whole layer computes, dropout
     /// masks included.
-    func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
+    func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout,
                  queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
-        let tokens = lengths.count * T
+        let tokens = layout.rows
         let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
         let attentionNormalized = scratch.normalized
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
@@ -96,7 +96,7 @@ struct BertLayer {
             query.forward(queryInput, q, rows: rows)
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, layout: layout, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         case .bfloat16(let q, let k, let v):
             // The three products read the same input: round it once.
@@ -106,17 +106,17 @@ struct BertLayer {
             query.forward(queries.isAll ? input : .float32(queryInput), rounding: q, rows: rows, scratch: scratch.hiddenA)
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, length: T, queries: queries,
+            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, layout: layout, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
-        dropHidden(attentionSum, attentionSum, rows: rows, T: T, queries, dropout, site: site(1))
+        dropHidden(attentionSum, attentionSum, rows: rows, layout, queries, dropout, site: site(1))
         Elementwise.add(attentionSum, queryInput, attentionSum, count: rows * hidden)
         attentionNorm.forward(attentionSum, attentionNormalized, saved: attentionStatistics, rows: rows)
 
         intermediate.forward(attentionNormalized, preActivation, rows: rows)
         output.forward(activation(rows: rows, scratch: scratch), outputSum, rows: rows)
-        dropHidden(outputSum, outputSum, rows: rows, T: T, queries, dropout, site: site(2))
+        dropHidden(outputSum, outputSum, rows: rows, layout, queries, dropout, site: site(2))
         Elementwise.add(outputSum, attentionNormalized, outputSum, count: rows * hidden)
         outputNorm.forward(outputSum, result, saved: outputStatistics, rows: rows)
     }
@@ -137,13 +137,14 @@ struct BertLayer {
     /// Dropout on `rows` rows of the hidden width at dropout site `site`, `input` to `output` (which may be the
     /// same): every token's rows, or the selected tokens' with the masks those rows have among all tokens. Its
     /// gradient is the same map.
-    private func dropHidden(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, T: Int,
-                            _ queries: AttentionCore.Queries, _ dropout: DropoutMode, site: Int) {
+    private func dropHidden(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int,
+                            _ layout: TokenLayout, _ queries: AttentionCore.Queries, _ dropout: DropoutMode, site: Int) {
         let (probability, seed) = (dropout.probability(hiddenDropout), dropout.seed(site: site))
-        let first = dropout.first(perSequence: T * hidden)
+        let first = dropout.first(perSequence: layout.length * hidden)
         switch queries {
         case .all:
-            Dropout.forward(input, output, count: rows * hidden, probability: probability, seed: seed, first: first)
+            Dropout.forward(input, output, layout: layout, width: hidden, probability: probability, seed: seed,
+                            first: first)
         case .selected(let selected):
             Dropout.forward(input, output, selected: selected, width: hidden, probability: probability, seed: seed,
                             first: first)
@@ -172,15 +173,15 @@ struct BertLayer {
     /// `queries` the forward pass's. With `.selected`, dL/d(result) is one row per selected token (the first
     /// rows of `gradient`), and dL/dx comes back for every token: the skip connection's and the query's
     /// gradients reach the selected tokens' rows, the keys' and values' every row.
-    func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], length T: Int,
+    func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout,
                   queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
-        let tokens = lengths.count * T
+        let tokens = layout.rows
         let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
         let (residual, dense) = (scratch.hiddenA, scratch.hiddenB)
 
         // Feed-forward block. `residual` carries dL/d(attentionNormalized) through the skip connection.
         outputNorm.backward(input: outputSum, saved: outputStatistics, dOutput: gradient, dInput: residual, rows: rows)
-        dropHidden(residual, dense, rows: rows, T: T, queries, dropout, site: site(2))
+        dropHidden(residual, dense, rows: rows, layout, queries, dropout, site: site(2))
         output.backward(input: activation(rows: rows, scratch: scratch), dOutput: dense, rows: rows,
                         dInput: scratch.intermediate, roundedGradient: scratch.roundedGradient)
         GELU.backward(preActivation, scratch.intermediate, scratch.intermediate, count: rows * intermediate.outFeatures)
@@ -194,7 +195,7 @@ struct BertLayer {
         let queryGradient = queries.isAll ? gradient : scratch.selectedGradient
         attentionNorm.backward(input: attentionSum, saved: attentionStatistics, dOutput: residual,
                                dInput: queryGradient, rows: rows)
-        dropHidden(queryGradient, dense, rows: rows, T: T, queries, dropout, site: site(1))
+        dropHidden(queryGradient, dense, rows: rows, layout, queries, dropout, site: site(1))
         attentionOutput.backward(input: .float32(context), dOutput: dense, rows: rows, dInput: scratch.dContext,
                                  roundedGradient: scratch.roundedGradient)
         let (attentionDropout, attentionSeed) = (dropout.probability(core.dropoutProbability), dropout.seed(site: site(0)))
@@ -202,13 +203,13 @@ struct BertLayer {
         switch attentionInputs {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, layout: layout, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             (input, queryOperand) = (.float32(x), .float32(queryInput))
         case .bfloat16(let q, let k, let v):
             BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
             core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, length: T, queries: queries,
+                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, layout: layout, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             // The three weight gradients read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)

@@ -36,23 +36,27 @@ struct BertEmbeddings {
 
     var width: Int { word.shape[1] }
 
+    /// The embeddings of `layout.rows` tokens, whose ids are given row by row.
     func forward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
-                 tokens: Int, length T: Int, dropout: DropoutMode) {
+                 layout: TokenLayout, dropout: DropoutMode) {
+        let tokens = layout.rows
         Embedding.gather(word.value, indices: tokenIds, into: sum, tokens: tokens, width: width, accumulate: false)
         Embedding.gather(position.value, indices: positionIds, into: sum, tokens: tokens, width: width, accumulate: true)
         Embedding.gather(tokenType.value, indices: tokenTypeIds, into: sum, tokens: tokens, width: width, accumulate: true)
         layerNorm.forward(sum, output, saved: statistics, rows: tokens)
-        Dropout.forward(output, output, count: tokens * width,
+        Dropout.forward(output, output, layout: layout, width: width,
                         probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0),
-                        first: dropout.first(perSequence: T * width))
+                        first: dropout.first(perSequence: layout.length * width))
     }
 
     /// `gradient` holds dL/d(output) and is used as scratch.
     func backward(tokenIds: UnsafePointer<Int32>, tokenTypeIds: UnsafePointer<Int32>, positionIds: UnsafePointer<Int32>,
-                  tokens: Int, length T: Int, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        let count = tokens * width
-        Dropout.backward(gradient, gradient, count: count, probability: dropout.probability(dropoutProbability),
-                         seed: dropout.seed(site: 0), first: dropout.first(perSequence: T * width))
+                  layout: TokenLayout, dropout: DropoutMode, gradient: UnsafeMutablePointer<Float>,
+                  scratch: UnsafeMutablePointer<Float>) {
+        let tokens = layout.rows
+        Dropout.forward(gradient, gradient, layout: layout, width: width,
+                        probability: dropout.probability(dropoutProbability), seed: dropout.seed(site: 0),
+                        first: dropout.first(perSequence: layout.length * width))
         layerNorm.backward(input: sum, saved: statistics, dOutput: gradient, dInput: scratch, rows: tokens)
         Embedding.scatterAdd(scratch, indices: tokenIds, into: word.gradient, tokens: tokens, width: width,
                                frozenRow: padTokenId)
