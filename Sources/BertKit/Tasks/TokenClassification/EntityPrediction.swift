@@ -88,11 +88,18 @@ struct EntityPredictor: Predictor {
         }
     }
 
+    /// The logits of each sequence's tokens between `[CLS]` and `[SEP]`, all that the results read (so the
+    /// model scores those alone): row `i` for token `i + 1`.
     func forward(_ batch: [ModelInput]) -> [[Float]] {
         let encoded = EncoderBatch(padding: batch.map(\.ids), padId: tokenizer.padId)
-        model.forward(encoded)
-        let row = encoded.sequenceLength * labels.count
-        return batch.indices.map { Array(UnsafeBufferPointer(start: model.logits + $0 * row, count: batch[$0].ids.count * labels.count)) }
+        let T = encoded.sequenceLength
+        model.forward(encoded, scoring: { t in t % T >= 1 && t % T < batch[t / T].ids.count - 1 })
+        var row = 0
+        return batch.map { input in
+            let inner = input.ids.count - 2
+            defer { row += inner }
+            return Array(UnsafeBufferPointer(start: model.logits + row * labels.count, count: inner * labels.count))
+        }
     }
 
     func result(of example: Example, outputs: [[Float]]) -> String {
@@ -101,7 +108,7 @@ struct EntityPredictor: Predictor {
             var tags = Array(repeating: "O", count: words.count)
             for (window, logits) in zip(windows, outputs) {
                 for (word, token) in window.wordTokens {
-                    let scores = logits[(token * labels.count)..<((token + 1) * labels.count)]
+                    let scores = logits[((token - 1) * labels.count)..<(token * labels.count)]
                     tags[word] = labels[scores.indices.max { scores[$0] < scores[$1] }! - scores.startIndex]
                 }
             }
@@ -112,7 +119,7 @@ struct EntityPredictor: Predictor {
                 let scored = window.enumerated().map { position, t -> ScoredToken in
                     let token = tokens[t], form = tokenizer.vocabulary.token(token.id)
                     let covered = String(String.UnicodeScalarView(scalars[token.offsets]))
-                    let first = (position + 1) * labels.count
+                    let first = position * labels.count
                     let scores = softmax(logits[first..<(first + labels.count)])
                     return token.id == tokenizer.unknownId
                         ? ScoredToken(form: covered, scores: scores, offsets: token.offsets, continuesWord: false)
