@@ -38,8 +38,9 @@ public enum Dropout {
         }
         precondition(first + layout.sequences * layout.length * width <= maximumStreamLength,
                      "a dropout stream indexes at most 2^32 elements")
-        Parallel.forRanges(layout.sequences, ApplySequences(input: input, output: output, layout: layout, width: width,
-                                                            probability: probability, seed: seed, first: first))
+        Parallel.forRanges(layout.sequences, ApplySequences(
+            elements: Apply(input: input, output: output, seed: seed, first: first, threshold: threshold(probability),
+                            scale: 1 / (1 - probability)), layout: layout, width: width))
     }
 
     /// `forward` over the compact rows of a selection (`SelectedRows`) of a larger `[tokens, width]` tensor:
@@ -55,9 +56,9 @@ public enum Dropout {
         }
         let last = selected.count == 0 ? 0 : Int(selected.positions[selected.count - 1]) + 1
         precondition(first + last * width <= maximumStreamLength, "a dropout stream indexes at most 2^32 elements")
-        Parallel.forRanges(selected.count, minimumChunk: max(1, (1 << 15) / width),
-                           ApplyRows(input: input, output: output, selected: selected, width: width,
-                                     probability: probability, seed: seed, first: first))
+        Parallel.forRanges(selected.count, minimumChunk: max(1, (1 << 15) / width), ApplyRows(
+            elements: Apply(input: input, output: output, seed: seed, first: first, threshold: threshold(probability),
+                            scale: 1 / (1 - probability)), selected: selected, width: width))
     }
 
     private static func apply(
@@ -119,7 +120,7 @@ public enum Dropout {
         let output: UnsafeMutablePointer<Float>
         let seed: UInt64
         /// The draw of element 0.
-        let first: Int
+        var first: Int
         /// An element is dropped when its 32 random bits are below this.
         let threshold: UInt32
         let scale: Float
@@ -138,37 +139,33 @@ public enum Dropout {
         }
     }
 
+    /// `Apply` over each sequence's rows of a packed layout, each from its padded position's draw.
     private struct ApplySequences: Parallel.RangeBody {
-        let input: UnsafePointer<Float>
-        let output: UnsafeMutablePointer<Float>
+        let elements: Apply
         let layout: TokenLayout
         let width: Int
-        let probability: Float
-        let seed: UInt64
-        let first: Int
 
         func callAsFunction(_ sequences: Range<Int>) {
             for b in sequences {
-                let row = layout.start(b) * width
-                applySerial(input + row, output + row, count: layout.rowCount(b) * width,
-                            first: first + b * layout.length * width, probability: probability, seed: seed)
+                let start = layout.start(b) * width
+                var segment = elements
+                segment.first += b * layout.length * width - start
+                segment(start ..< start + layout.rowCount(b) * width)
             }
         }
     }
 
+    /// `Apply` over each selected row, from its padded position's draw.
     private struct ApplyRows: Parallel.RangeBody {
-        let input: UnsafePointer<Float>
-        let output: UnsafeMutablePointer<Float>
+        let elements: Apply
         let selected: SelectedRows
         let width: Int
-        let probability: Float
-        let seed: UInt64
-        let first: Int
 
         func callAsFunction(_ rows: Range<Int>) {
             for i in rows {
-                applySerial(input + i * width, output + i * width, count: width,
-                            first: first + Int(selected.positions[i]) * width, probability: probability, seed: seed)
+                var row = elements
+                row.first += (Int(selected.positions[i]) - i) * width
+                row(i * width ..< (i + 1) * width)
             }
         }
     }
