@@ -76,3 +76,22 @@ func gradientError(_ p: Parameter, _ golden: SafeTensorsFile, _ name: String, ex
     let weightScale = try golden.floats(name.replacingOccurrences(of: ".bias", with: ".weight")).map(abs).max()!
     return p.gradients.map(abs).max()! / weightScale
 }
+
+/// One pass's logits, loss and every parameter's gradient, to compare two ways of computing them.
+struct PassResults {
+    let logits: [Float]
+    let loss: Double
+    let gradients: [[Float]]
+}
+
+/// Expects two passes over the same model and batch to agree to within fp32 rounding. The key biases'
+/// gradients are left out: they are zero up to rounding (softmax's gradient rows sum to zero), with no relative
+/// error to speak of.
+func expectSameResults(_ actual: PassResults, _ expected: PassResults, _ parameters: ParameterStore, _ context: String) {
+    #expect(relativeError(actual.logits, expected.logits) < 1e-6, "\(context): logits")
+    #expect(abs(actual.loss - expected.loss) < 1e-6 * abs(expected.loss), "\(context): loss")
+    for (p, (a, b)) in zip(parameters.parameters, zip(actual.gradients, expected.gradients))
+    where !p.name.hasSuffix("attention.self.key.bias") {
+        #expect(relativeError(a, b) < 1e-5, "\(context): gradient of \(p.name)")
+    }
+}
