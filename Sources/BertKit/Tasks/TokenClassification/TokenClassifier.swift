@@ -63,8 +63,8 @@ public final class TokenClassifier {
 
     /// The logits of the tokens `scored(b · T + t)` accepts alone (the labelled ones in training, the words'
     /// first tokens in prediction), the same as among every token's for less work: the encoder's last layer
-    /// computes those rows only (`BertEncoder.forward(_:lastLayerRowsWhere:dropout:)`). On CoNLL-2003 a
-    /// quarter of the tokens are later pieces of a word, `[CLS]`, `[SEP]` or padding.
+    /// computes those rows only, and every layer the real tokens only (`BertEncoder.forward(_:lastLayerRowsWhere:
+    /// dropout:)`).
     public func forward(_ batch: EncoderBatch, scoring scored: (Int) -> Bool, dropout: DropoutMode = .evaluation) {
         encoder.forward(batch, lastLayerRowsWhere: scored, dropout: dropout)
         classify(batch, dropout: dropout)
