@@ -73,19 +73,19 @@ public struct AttentionCore {
     /// selected query). `firstSequence` is the position of the batch's first sequence in a
     /// larger batch that processes share (`Dropout`'s `first`): the masks are that batch's rows.
     public func forward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout, queries: Queries = .all,
+                        context: UnsafeMutablePointer<Float>, layout: TokenLayout, queries: Queries = .all,
                         dropout: Float, seed: UInt64, firstSequence: Int = 0) {
-        Parallel.forEach(lengths.count * heads, Forward(
-            inputs: Inputs(query, key, value, .float32, core: self), context: context, lengths: lengths, layout: layout,
+        Parallel.forEach(layout.sequences * heads, Forward(
+            inputs: Inputs(query, key, value, .float32, core: self), context: context, layout: layout,
             queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
     /// The same over bf16-rounded Q, K and V.
     public func forward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
-                        context: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout, queries: Queries = .all,
+                        context: UnsafeMutablePointer<Float>, layout: TokenLayout, queries: Queries = .all,
                         dropout: Float, seed: UInt64, firstSequence: Int = 0) {
-        Parallel.forEach(lengths.count * heads, Forward(
-            inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, lengths: lengths, layout: layout,
+        Parallel.forEach(layout.sequences * heads, Forward(
+            inputs: Inputs(query, key, value, .bfloat16, core: self), context: context, layout: layout,
             queries: queries, dropout: dropout, seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
@@ -94,11 +94,11 @@ public struct AttentionCore {
     public func backward(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
                          dContext: UnsafePointer<Float>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
                          firstSequence: Int = 0) {
-        Parallel.forEach(lengths.count * heads, Backward(
+        Parallel.forEach(layout.sequences * heads, Backward(
             inputs: Inputs(query, key, value, .float32, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, layout: layout, queries: queries, dropout: dropout,
+            dQuery: dQuery, dKey: dKey, dValue: dValue, layout: layout, queries: queries, dropout: dropout,
             seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
@@ -106,11 +106,11 @@ public struct AttentionCore {
     public func backward(query: UnsafePointer<BFloat16>, key: UnsafePointer<BFloat16>, value: UnsafePointer<BFloat16>,
                          dContext: UnsafePointer<BFloat16>, dQuery: UnsafeMutablePointer<Float>,
                          dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>,
-                         lengths: [Int], layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
+                         layout: TokenLayout, queries: Queries = .all, dropout: Float, seed: UInt64,
                          firstSequence: Int = 0) {
-        Parallel.forEach(lengths.count * heads, Backward(
+        Parallel.forEach(layout.sequences * heads, Backward(
             inputs: Inputs(query, key, value, .bfloat16, core: self), dContext: UnsafeRawPointer(dContext),
-            dQuery: dQuery, dKey: dKey, dValue: dValue, lengths: lengths, layout: layout, queries: queries, dropout: dropout,
+            dQuery: dQuery, dKey: dKey, dValue: dValue, layout: layout, queries: queries, dropout: dropout,
             seed: seed, firstDraw: firstSequence * heads * layout.length * layout.length))
     }
 
@@ -219,7 +219,6 @@ public struct AttentionCore {
     private struct Forward: PairLoop {
         let inputs: Inputs
         let context: UnsafeMutablePointer<Float>
-        let lengths: [Int]
         let layout: TokenLayout
         let queries: Queries
         let dropout: Float
@@ -231,7 +230,7 @@ public struct AttentionCore {
             let core = inputs.core
             let (query, key, value) = inputs.typed(Operand.self)
             let (H, d) = (core.hidden, core.headSize)
-            let L = lengths[pair / core.heads]
+            let L = layout.lengths[pair / core.heads]
             let T = layout.length
             let (o, pairProbabilities) = core.offsets(pair, layout)
             let s = firstDraw + pairProbabilities
@@ -258,7 +257,6 @@ public struct AttentionCore {
         let inputs: Inputs
         let dContext: UnsafeRawPointer
         let dQuery: UnsafeMutablePointer<Float>, dKey: UnsafeMutablePointer<Float>, dValue: UnsafeMutablePointer<Float>
-        let lengths: [Int]
         let layout: TokenLayout
         let queries: Queries
         let dropout: Float
@@ -271,7 +269,7 @@ public struct AttentionCore {
             let (query, key, value) = inputs.typed(Operand.self)
             let dContext = dContext.assumingMemoryBound(to: Operand.self)
             let (H, d) = (core.hidden, core.headSize)
-            let L = lengths[pair / core.heads]
+            let L = layout.lengths[pair / core.heads]
             let T = layout.length
             let (o, pairProbabilities) = core.offsets(pair, layout)
             let s = firstDraw + pairProbabilities

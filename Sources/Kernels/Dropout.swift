@@ -8,22 +8,14 @@ public enum Dropout {
     /// share, so that each row gets the same mask whichever process computes it); `output` may equal `input`.
     /// With `probability == 0` it copies and keeps everything.
     ///
-    /// No mask is stored: the backward pass draws it again from the same seed (`backward`), which costs a
+    /// Dropout is linear in its input, so its gradient is the same map: the backward pass calls `forward` on
+    /// dL/d(output) with the same seed and `first`, drawing the mask again. No mask is stored, which costs a
     /// hash per element and saves a byte per element for every dropout site until the backward pass.
     public static func forward(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, probability: Float,
         seed: UInt64, first: Int = 0
     ) {
         apply(input, output, count: count, probability: probability, seed: seed, first: first)
-    }
-
-    /// `dInput = dOutput · keep / (1 - probability)` with the mask of the forward pass that used `seed` and
-    /// `first` (dropout is linear in its input, so its gradient is the same map); `dInput` may equal `dOutput`.
-    public static func backward(
-        _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>, count: Int, probability: Float,
-        seed: UInt64, first: Int = 0
-    ) {
-        apply(dOutput, dInput, count: count, probability: probability, seed: seed, first: first)
     }
 
     /// `forward` over a batch's token rows (`[layout.rows, width]`) as `layout` places them: each row draws

@@ -6,7 +6,8 @@
 /// nothing reads the padded rows: attention never looks at padded keys, so the real rows are the same either
 /// way. A row's padded position `b · T + t` numbers its dropout draws, so both layouts drop the same elements.
 public struct TokenLayout: @unchecked Sendable {
-    public let sequences: Int
+    /// Each sequence's real tokens (the rest of its `T` are padding).
+    public let lengths: [Int]
     /// The padded length `T`.
     public let length: Int
     /// Packed: `sequences + 1` entries, sequence `b`'s rows `starts[b] ..< starts[b + 1]`; nil when padded.
@@ -15,9 +16,11 @@ public struct TokenLayout: @unchecked Sendable {
     public let rows: Int
 
     /// Every sequence at `T` rows.
-    public static func padded(sequences: Int, length T: Int) -> TokenLayout {
-        TokenLayout(sequences: sequences, length: T, starts: nil, rows: sequences * T)
+    public static func padded(lengths: [Int], length T: Int) -> TokenLayout {
+        TokenLayout(lengths: lengths, length: T, starts: nil, rows: lengths.count * T)
     }
+
+    public var sequences: Int { lengths.count }
 
     public var isPadded: Bool { starts == nil }
 
@@ -49,7 +52,7 @@ public struct TokenLayout: @unchecked Sendable {
                 row += n
             }
             starts[lengths.count] = Int32(row)
-            return TokenLayout(sequences: lengths.count, length: T, starts: starts, rows: row)
+            return TokenLayout(lengths: lengths, length: T, starts: starts, rows: row)
         }
     }
 }

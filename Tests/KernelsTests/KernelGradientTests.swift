@@ -117,9 +117,36 @@ import Kernels
         var inPlace = x
         inPlace.withUnsafeMutableBufferPointer { Dropout.forward($0.baseAddress!, $0.baseAddress!, count: count, probability: 0.1, seed: 42) }
         #expect(inPlace == y, "in place as out of place")
-        var dx = x
-        Dropout.backward(x, &dx, count: count, probability: 0.1, seed: 42)
-        #expect(dx == y, "the backward pass draws the same mask from the same seed and applies the same scale")
+    }
+
+    /// Over a packed layout or selected rows, each row gets the mask of its padded position in the padded
+    /// tensor, whose draws are numbered from `first`.
+    @Test func dropoutOfPackedAndSelectedRowsIsThePaddedTensorsRows() {
+        let (lengths, T, width, first) = ([3, 7, 1, 5], 7, 40, 4 * 7 * 40)
+        let seed: UInt64 = 9
+        var random = TestRandom(seed: 5)
+        let padded = random.array(lengths.count * T * width)
+        var expected = padded
+        Dropout.forward(padded, &expected, count: padded.count, probability: 0.3, seed: seed, first: first)
+
+        let pool = BufferPool()
+        let layout = TokenLayout.Storage(maxBatch: 4, pool: pool).packed(lengths: lengths, length: T)
+        #expect(layout.rows == lengths.reduce(0, +))
+        let realRows = lengths.indices.flatMap { b in (0..<lengths[b]).map { b * T + $0 } }
+        let packed = realRows.flatMap { padded[($0 * width)..<(($0 + 1) * width)] }
+        var dropped = packed
+        Dropout.forward(packed, &dropped, layout: layout, width: width, probability: 0.3, seed: seed, first: first)
+        #expect(dropped == realRows.flatMap { expected[($0 * width)..<(($0 + 1) * width)] })
+
+        let chosen: Set = [0, 9, 10, 13, 21, 26]
+        let selected = SelectedRows.Storage(maxBatch: 4, maxLength: T, pool: pool).select(layout) { chosen.contains($0) }
+        #expect(selected.count == chosen.filter { realRows.contains($0) }.count)
+        let rows = (0..<selected.count).map { Int(selected.positions[$0]) }
+        let compact = rows.flatMap { padded[($0 * width)..<(($0 + 1) * width)] }
+        var droppedRows = compact
+        Dropout.forward(compact, &droppedRows, selected: selected, width: width, probability: 0.3, seed: seed, first: first)
+        #expect(droppedRows == rows.flatMap { expected[($0 * width)..<(($0 + 1) * width)] })
+        #expect(droppedRows != compact, "some elements dropped")
     }
 
     /// The mask hash is the project's own (a keyed 32-bit mixer), so check what dropout needs of it: the

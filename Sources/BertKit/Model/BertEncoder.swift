@@ -25,7 +25,7 @@ public final class BertEncoder {
     private var batch: EncoderBatch?
     private var dropout = DropoutMode.evaluation
     /// How the last forward pass laid out the batch's tokens.
-    public private(set) var layout = TokenLayout.padded(sequences: 0, length: 0)
+    public private(set) var layout = TokenLayout.padded(lengths: [], length: 0)
     /// The rows the last forward pass computed in the last layer, when not every token's.
     public private(set) var lastLayerRows: SelectedRows?
     /// Whether the last forward pass was `forwardPooledOnly`.
@@ -80,7 +80,7 @@ public final class BertEncoder {
 
     /// Every token's hidden states, padding's too (as the reference computes them), and the pooled output.
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
-        run(batch, layout: .padded(sequences: batch.batchSize, length: batch.sequenceLength), lastLayerRows: nil,
+        run(batch, layout: .padded(lengths: batch.lengths, length: batch.sequenceLength), lastLayerRows: nil,
             dropout: dropout)
         pooler?.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
     }
@@ -120,7 +120,7 @@ public final class BertEncoder {
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
             let result = result(of: l)
-            layers[l].forward(x, result: result, lengths: batch.lengths, layout: layout, queries: queries(l),
+            layers[l].forward(x, result: result, layout: layout, queries: queries(l),
                               dropout: dropout, scratch: scratch)
             x = UnsafePointer(result)
         }
@@ -181,7 +181,7 @@ public final class BertEncoder {
             // A layer's input is the previous layer's output, which was not kept: recompute it.
             if l > 0 { layers[l - 1].recomputeResult(scratch.states.0, rows: tokens) }
             let input = l == 0 ? UnsafePointer(embeddings.output) : UnsafePointer(scratch.states.0)
-            layers[l].backward(input, gradient: dHidden, lengths: batch.lengths, layout: layout, queries: queries(l),
+            layers[l].backward(input, gradient: dHidden, layout: layout, queries: queries(l),
                                dropout: dropout, scratch: scratch)
         }
         embeddings.backward(tokenIds: tokenIds, tokenTypeIds: tokenTypeIds, positionIds: positionIds, layout: layout,

@@ -84,7 +84,7 @@ struct BertLayer {
     /// keys and values for every token, everything else for the selected rows, written compactly into the
     /// first rows of the layer's buffers and of `result`. Each is the row the whole layer computes, dropout
     /// masks included.
-    func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout,
+    func forward(_ x: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, layout: TokenLayout,
                  queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = layout.rows
         let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
@@ -96,7 +96,7 @@ struct BertLayer {
             query.forward(queryInput, q, rows: rows)
             key.forward(x, k, rows: tokens)
             value.forward(x, v, rows: tokens)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, layout: layout, queries: queries,
+            core.forward(query: q, key: k, value: v, context: context, layout: layout, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         case .bfloat16(let q, let k, let v):
             // The three products read the same input: round it once.
@@ -106,7 +106,7 @@ struct BertLayer {
             query.forward(queries.isAll ? input : .float32(queryInput), rounding: q, rows: rows, scratch: scratch.hiddenA)
             key.forward(input, rounding: k, rows: tokens, scratch: scratch.hiddenA)
             value.forward(input, rounding: v, rows: tokens, scratch: scratch.hiddenA)
-            core.forward(query: q, key: k, value: v, context: context, lengths: lengths, layout: layout, queries: queries,
+            core.forward(query: q, key: k, value: v, context: context, layout: layout, queries: queries,
                          dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
         }
         attentionOutput.forward(context, attentionSum, rows: rows)
@@ -173,7 +173,7 @@ struct BertLayer {
     /// `queries` the forward pass's. With `.selected`, dL/d(result) is one row per selected token (the first
     /// rows of `gradient`), and dL/dx comes back for every token: the skip connection's and the query's
     /// gradients reach the selected tokens' rows, the keys' and values' every row.
-    func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, lengths: [Int], layout: TokenLayout,
+    func backward(_ x: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, layout: TokenLayout,
                   queries: AttentionCore.Queries = .all, dropout: DropoutMode, scratch: LayerScratch) {
         let tokens = layout.rows
         let (rows, queryInput) = queryRows(x, tokens: tokens, queries, scratch: scratch)
@@ -203,13 +203,13 @@ struct BertLayer {
         switch attentionInputs {
         case .float32(let q, let k, let v):
             core.backward(query: q, key: k, value: v, dContext: scratch.dContext, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, layout: layout, queries: queries,
+                          dKey: scratch.dKey, dValue: scratch.dValue, layout: layout, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             (input, queryOperand) = (.float32(x), .float32(queryInput))
         case .bfloat16(let q, let k, let v):
             BFloat16.round(scratch.dContext, into: scratch.roundedGradient, count: rows * hidden)
             core.backward(query: q, key: k, value: v, dContext: scratch.roundedGradient, dQuery: scratch.dQuery,
-                          dKey: scratch.dKey, dValue: scratch.dValue, lengths: lengths, layout: layout, queries: queries,
+                          dKey: scratch.dKey, dValue: scratch.dValue, layout: layout, queries: queries,
                           dropout: attentionDropout, seed: attentionSeed, firstSequence: dropout.firstSequence)
             // The three weight gradients read the same input: round it once.
             BFloat16.round(x, into: scratch.roundedInput, count: tokens * hidden)
