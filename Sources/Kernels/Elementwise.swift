@@ -7,11 +7,15 @@ public enum Elementwise {
         Parallel.forRanges(count, minimumChunk: 1 << 16, Add(a: a, b: b, output: output))
     }
 
-    /// `x[r, c] += bias[c]` for every row.
-    public static func addBias(
-        _ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int, rowStride: Int? = nil
-    ) {
-        Parallel.forRanges(rows, minimumChunk: 64, AddBias(x: x, bias: bias, width: width, stride: rowStride ?? width))
+    /// `x[r, c] += bias[c]` for `rows` rows, `stride` apart, on the calling thread: the products' epilogue
+    /// (`Gemm.multiply(bias:)`), run by the thread that wrote each block while the block is in its cache.
+    @inline(__always)
+    static func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+                        stride: Int) {
+        for r in 0..<rows {
+            let row = x + r * stride
+            for c in 0..<width { row[c] += bias[c] }
+        }
     }
 
     /// `dBias[c] += Σ_r dOutput[r, c]`: the gradient of a broadcast bias.
@@ -50,20 +54,6 @@ public enum Elementwise {
                 for i in range { output[i] += a[i] }
             } else {
                 for i in range { output[i] = a[i] + b[i] }
-            }
-        }
-    }
-
-    private struct AddBias: Parallel.RangeBody {
-        let x: UnsafeMutablePointer<Float>
-        let bias: UnsafePointer<Float>
-        let width: Int
-        let stride: Int
-
-        func callAsFunction(_ rows: Range<Int>) {
-            for r in rows {
-                let row = x + r * stride
-                for c in 0..<width { row[c] += bias[c] }
             }
         }
     }

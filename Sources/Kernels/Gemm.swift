@@ -11,7 +11,9 @@ public enum Transpose: Sendable {
 /// Row-major matrix multiplication over oneDNN.
 ///
 /// `c[m×n] = alpha · op(a) · op(b) + beta · c`, where `op(a)` is `m×k` and `op(b)` is `k×n`; leading
-/// dimensions are the row strides of the matrices as stored. Large products are split into one block of rows
+/// dimensions are the row strides of the matrices as stored. With `bias` (`n` values), each row of the
+/// result then gets `bias` added, `torch.nn.Linear`'s `+ b`: by the thread that computed the row, right after
+/// its block, while the block is in that core's cache (the same additions as a pass of their own). Large products are split into one block of rows
 /// (or columns) of C per core, or, when C is the smallest of the three matrices, into one block of the sum
 /// over `k` per core, whose partial products are then added up (see `splitsSum`); oneDNN itself runs on one
 /// thread per call so that `Parallel` is the only thread pool (idle OpenMP threads spinning after a GEMM
@@ -30,10 +32,11 @@ public enum Gemm {
     public static func multiply(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+        precision: Precision = .float32
     ) {
         multiply(transA, transB, m: m, n: n, k: k, alpha: alpha, a: .float32(a), lda: lda, b: .float32(b), ldb: ldb,
-                 beta: beta, c: c, ldc: ldc, precision: precision)
+                 beta: beta, c: c, ldc: ldc, bias: bias, precision: precision)
     }
 
     /// The same, with either operand possibly already rounded to bf16 (only for a bf16 product): a matrix that
@@ -41,12 +44,14 @@ public enum Gemm {
     public static func multiply(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: GemmOperand, lda: Int, b: GemmOperand, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision = .float32
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+        precision: Precision = .float32
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             // An empty sum: C = beta · C, made explicit rather than left to the library.
             for i in 0..<m { scale(c + i * ldc, count: n, by: beta) }
+            if let bias { Elementwise.addBias(bias, to: c, rows: m, width: n, stride: ldc) }
             return
         }
         let parallel = m * n * k >= parallelThreshold && Parallel.workers > 1
@@ -56,14 +61,14 @@ public enum Gemm {
                 preconditionFailure("an fp32 product reads fp32 operands")
             }
             run(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc), parallel: parallel)
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias), parallel: parallel)
         case .bfloat16:
             // Round each fp32 operand once (on all cores when the product is split), then multiply in bf16.
             let scratch = GemmScratch.forThisThread
             let a16 = scratch.rounded(a, Operand(transA, rows: m, columns: k, ld: lda), slot: 0, parallel: parallel)
             let b16 = scratch.rounded(b, Operand(transB, rows: k, columns: n, ld: ldb), slot: 1, parallel: parallel)
             run(Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a16.pointer,
-                        lda: a16.ld, b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc), parallel: parallel)
+                        lda: a16.ld, b: b16.pointer, ldb: b16.ld, beta: beta, c: c, ldc: ldc, bias: bias), parallel: parallel)
         }
     }
 
@@ -218,6 +223,8 @@ private struct Product<Element: GemmInput> {
     let b: UnsafePointer<Element>, ldb: Int
     let beta: Float
     let c: UnsafeMutablePointer<Float>, ldc: Int
+    /// Added to each row of C once its block is computed (`Gemm.multiply(bias:)`).
+    let bias: UnsafePointer<Float>?
 
     var rows: Rows { Rows(product: self) }
     var columns: Columns { Columns(product: self) }
@@ -227,7 +234,7 @@ private struct Product<Element: GemmInput> {
     }
 
     func addingPartials(_ count: Int, _ partials: UnsafeMutablePointer<Float>) -> AddPartials {
-        AddPartials(c: c, ldc: ldc, n: n, partials: UnsafePointer(partials), count: count, partialSize: m * n)
+        AddPartials(c: c, ldc: ldc, n: n, partials: UnsafePointer(partials), count: count, partialSize: m * n, bias: bias)
     }
 
     struct Rows: Parallel.RangeBody {
@@ -236,8 +243,10 @@ private struct Product<Element: GemmInput> {
         func callAsFunction(_ rows: Range<Int>) {
             let p = product
             let aBlock = p.transA == .none ? p.a + rows.lowerBound * p.lda : p.a + rows.lowerBound
+            let cBlock = p.c + rows.lowerBound * p.ldc
             Element.multiply(p.transA, p.transB, m: rows.count, n: p.n, k: p.k, alpha: p.alpha, a: aBlock,
-                             lda: p.lda, b: p.b, ldb: p.ldb, beta: p.beta, c: p.c + rows.lowerBound * p.ldc, ldc: p.ldc)
+                             lda: p.lda, b: p.b, ldb: p.ldb, beta: p.beta, c: cBlock, ldc: p.ldc)
+            if let bias = p.bias { Elementwise.addBias(bias, to: cBlock, rows: rows.count, width: p.n, stride: p.ldc) }
         }
     }
 
@@ -249,6 +258,10 @@ private struct Product<Element: GemmInput> {
             let bBlock = p.transB == .none ? p.b + columns.lowerBound : p.b + columns.lowerBound * p.ldb
             Element.multiply(p.transA, p.transB, m: p.m, n: columns.count, k: p.k, alpha: p.alpha, a: p.a,
                              lda: p.lda, b: bBlock, ldb: p.ldb, beta: p.beta, c: p.c + columns.lowerBound, ldc: p.ldc)
+            if let bias = p.bias {
+                Elementwise.addBias(bias + columns.lowerBound, to: p.c + columns.lowerBound, rows: p.m,
+                                    width: columns.count, stride: p.ldc)
+            }
         }
     }
 }
@@ -272,11 +285,12 @@ extension Product {
         }
     }
 
-    /// Adds the partial results of `SumChunks` into rows of C, in chunk order.
+    /// Adds the partial results of `SumChunks` into rows of C, in chunk order, then the bias.
     struct AddPartials: Parallel.RangeBody {
         let c: UnsafeMutablePointer<Float>, ldc: Int, n: Int
         let partials: UnsafePointer<Float>
         let count: Int, partialSize: Int
+        let bias: UnsafePointer<Float>?
 
         func callAsFunction(_ rows: Range<Int>) {
             for i in rows {
@@ -285,6 +299,7 @@ extension Product {
                     let partial = partials + p * partialSize + i * n
                     for j in 0..<n { row[j] += partial[j] }
                 }
+                if let bias { Elementwise.addBias(bias, to: row, rows: 1, width: n, stride: n) }
             }
         }
     }

@@ -80,12 +80,12 @@ public enum Int8Gemm {
 
     /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ, without bias.
     public static func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, weights: QuantizedWeights,
-                                _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+                                _ y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>? = nil) {
         guard rows > 0 else { return }
         precondition(weights.isQuantized, "int8 weights used before they were quantised")
         let scratch = Int8Scratch.forThisThread
         scratch.reserve(rows: rows, inFeatures: weights.inFeatures, outFeatures: weights.outFeatures)
-        let body = RowBlocks(x: x, ldx: ldx, weights: weights, y: y, ldy: ldy, quantized: scratch.quantized,
+        let body = RowBlocks(x: x, ldx: ldx, weights: weights, y: y, ldy: ldy, bias: bias, quantized: scratch.quantized,
                              sums: scratch.sums, rowScales: scratch.rowScales, zeroPoints: scratch.zeroPoints)
         Gemm.splitRows(rows, work: rows * weights.inFeatures * weights.outFeatures, minimumChunk: 8, body)
     }
@@ -95,6 +95,7 @@ public enum Int8Gemm {
         let x: UnsafePointer<Float>, ldx: Int
         let weights: QuantizedWeights
         let y: UnsafeMutablePointer<Float>, ldy: Int
+        let bias: UnsafePointer<Float>?
         let quantized: UnsafeMutablePointer<UInt8>, sums: UnsafeMutablePointer<Int32>
         let rowScales: UnsafeMutablePointer<Float>, zeroPoints: UnsafeMutablePointer<Int32>
 
@@ -104,6 +105,7 @@ public enum Int8Gemm {
             weights.packed.multiplyOnThisThread(quantized + range.lowerBound * k, rows: range.count, ldx: k,
                                                  sums + range.lowerBound * n, ldy: n)
             for i in range { dequantizeRow(i, n) }
+            if let bias { Elementwise.addBias(bias, to: y + range.lowerBound * ldy, rows: range.count, width: n, stride: ldy) }
         }
 
         /// Row `i` of `x` to u8 with its own scale and zero point. The loops avoid checked conversions and

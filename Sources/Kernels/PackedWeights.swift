@@ -143,22 +143,26 @@ public final class PackedWeights: @unchecked Sendable {
         packedMemory = nil
     }
 
-    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ for fp32 weights, in blocks of
-    /// rows across the cores when the product is large enough (as `Gemm.multiply` splits its products).
-    public func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ (+ `bias`, as
+    /// `Gemm.multiply(bias:)` adds it) for fp32 weights, in blocks of rows across the cores when the product is
+    /// large enough (as `Gemm.multiply` splits its products).
+    public func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
+                         bias: UnsafePointer<Float>? = nil) {
         precondition(kind == .float32, "an fp32 product with \(kind) weights")
         Gemm.splitRows(rows, work: rows * inFeatures * outFeatures, minimumChunk: 16,
-                       RowBlocks(weights: self, x: x, ldx: ldx, y: y, ldy: ldy))
+                       RowBlocks(weights: self, x: x, ldx: ldx, y: y, ldy: ldy, bias: bias))
     }
 
     private struct RowBlocks: Parallel.RangeBody {
         let weights: PackedWeights
         let x: UnsafePointer<Float>, ldx: Int
         let y: UnsafeMutablePointer<Float>, ldy: Int
+        let bias: UnsafePointer<Float>?
 
         func callAsFunction(_ rows: Range<Int>) {
-            weights.multiplyOnThisThread(x + rows.lowerBound * ldx, rows: rows.count, ldx: ldx,
-                                         y + rows.lowerBound * ldy, ldy: ldy)
+            let block = y + rows.lowerBound * ldy
+            weights.multiplyOnThisThread(x + rows.lowerBound * ldx, rows: rows.count, ldx: ldx, block, ldy: ldy)
+            if let bias { Elementwise.addBias(bias, to: block, rows: rows.count, width: weights.outFeatures, stride: ldy) }
         }
     }
 

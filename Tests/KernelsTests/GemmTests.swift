@@ -110,6 +110,28 @@ import Testing
         }
     }
 
+    @Test(arguments: Precision.training)
+    func aBiasIsAddedToEachRowOfTheProduct(_ precision: Precision) {
+        // The product with `bias` is the product without, then `+ bias[j]` in fp32, bit for bit, however it is
+        // split (rows, columns, the sum over k, not at all, an empty sum); padding columns are left alone.
+        for (m, n, k) in [(300, 40, 50), (40, 300, 50), (40, 30, 600), (7, 5, 3), (4, 6, 0)] {
+            var random = TestRandom(seed: UInt64(m + 7 * n))
+            let ldc = n + 2
+            let a = random.array(m * k), b = random.array(k * n), bias = random.array(n), c = random.array(m * ldc)
+            var plain = c, biased = c
+            Gemm.multiply(.none, .none, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: 0.5, c: &plain, ldc: ldc,
+                          precision: precision)
+            Gemm.multiply(.none, .none, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: 0.5, c: &biased, ldc: ldc,
+                          bias: bias, precision: precision)
+            for i in 0..<m {
+                for j in 0..<ldc {
+                    let expected = j < n ? plain[i * ldc + j] + bias[j] : c[i * ldc + j]
+                    #expect(biased[i * ldc + j] == expected, "\(precision) \(m)×\(n)×\(k) at [\(i), \(j)]")
+                }
+            }
+        }
+    }
+
     @Test func emptyInnerDimensionScalesC() {
         var c: [Float] = [1, 2, 3, 4]
         Gemm.multiply(.none, .none, m: 2, n: 2, k: 0, a: [], lda: 1, b: [], ldb: 2, beta: 0.5, c: &c, ldc: 2)

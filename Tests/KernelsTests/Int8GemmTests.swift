@@ -71,6 +71,18 @@ import Testing
         }
     }
 
+    /// With a bias, each row is the product without it plus the bias, bit for bit, on one thread and split.
+    @Test(arguments: [(5, 384, 384), (640, 384, 1536)])
+    func aBiasIsAddedToEachRow(rows: Int, inFeatures k: Int, outFeatures n: Int) {
+        let x = matrix(rows, k, seed: 4), w = matrix(n, k, seed: 5), bias = matrix(1, n, seed: 6)
+        let weights = QuantizedWeights(outFeatures: n, inFeatures: k)
+        w.withUnsafeBufferPointer { weights.quantize($0.baseAddress!) }
+        var plain = [Float](repeating: .nan, count: rows * n), biased = plain
+        Int8Gemm.multiply(x, rows: rows, ldx: k, weights: weights, &plain, ldy: n)
+        Int8Gemm.multiply(x, rows: rows, ldx: k, weights: weights, &biased, ldy: n, bias: bias)
+        #expect(biased == (0..<rows * n).map { plain[$0] + bias[$0 % n] })
+    }
+
     @Test func aRowOfZerosStaysZero() {
         let weights = QuantizedWeights(outFeatures: 3, inFeatures: 4)
         [Float](repeating: 0.5, count: 12).withUnsafeBufferPointer { weights.quantize($0.baseAddress!) }

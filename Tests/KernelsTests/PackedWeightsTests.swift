@@ -48,6 +48,20 @@ import Testing
         #expect(worst <= 1, "error over the rounding bound: \(worst)")
     }
 
+    /// With a bias, each row is the product without it plus the bias, bit for bit, on one thread and split.
+    @Test(arguments: [(7, 384, 384), (640, 384, 1536)])
+    func aBiasIsAddedToEachRow(rows: Int, inFeatures k: Int, outFeatures n: Int) {
+        let x = values(rows * k, seed: 5), w = values(n * k, seed: 6), bias = values(n, seed: 7)
+        var plain = [Float](repeating: .nan, count: rows * n), biased = plain
+        let packed = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
+        defer { packed.unpack(); storage.deallocate() }
+        w.withUnsafeBufferPointer { packed.pack($0.baseAddress!, into: storage) }
+        packed.multiply(x, rows: rows, ldx: k, &plain, ldy: n)
+        packed.multiply(x, rows: rows, ldx: k, &biased, ldy: n, bias: bias)
+        #expect(biased == (0..<rows * n).map { plain[$0] + bias[$0 % n] })
+    }
+
     /// The integer product over packed s8 weights against `dnnl_gemm_u8s8s32` on the same operands.
     @Test(arguments: [(1, 16, 8), (37, 384, 384), (64, 384, 1536), (33, 1536, 384)])
     func int8ProductsEqualTheIntegerGemm(rows: Int, inFeatures k: Int, outFeatures n: Int) {

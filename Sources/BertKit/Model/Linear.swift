@@ -45,17 +45,15 @@ public struct Linear: @unchecked Sendable {
         if let quantized {
             guard case .float32(let x) = input else { preconditionFailure("int8 products read fp32 inputs") }
             quantized.quantizeOnce(weight.value)
-            Int8Gemm.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, weights: quantized, output, ldy: outFeatures)
-            return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+            return Int8Gemm.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, weights: quantized, output,
+                                     ldy: outFeatures, bias: bias.value)
         }
         if let packed = packable?.packed, case .float32(let x) = input {
-            packed.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, output, ldy: outFeatures)
-            return Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+            return packed.multiply(x, rows: rows, ldx: inputStride ?? inFeatures, output, ldy: outFeatures, bias: bias.value)
         }
         Gemm.multiply(.none, .transposed, m: rows, n: outFeatures, k: inFeatures,
                       a: input, lda: inputStride ?? inFeatures, b: .float32(weight.value), ldb: inFeatures,
-                      c: output, ldc: outFeatures, precision: precision)
-        Elementwise.addBias(output, bias.value, rows: rows, width: outFeatures)
+                      c: output, ldc: outFeatures, bias: bias.value, precision: precision)
     }
 
     /// The same, the output rounded to bf16 for products that read it (attention's Q, K and V): computed in

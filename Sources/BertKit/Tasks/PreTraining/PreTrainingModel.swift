@@ -100,8 +100,7 @@ public final class PreTrainingModel {
         GELU.forward(dense, activated, count: predictions * h)
         transformNorm.forward(activated, normalised, saved: normStatistics, rows: predictions)
         Gemm.multiply(.none, .transposed, m: predictions, n: v, k: h, a: normalised, lda: h,
-                      b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v, precision: precision)
-        Elementwise.addBias(mlmLogits, decoderBias.value, rows: predictions, width: v)
+                      b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v, bias: decoderBias.value, precision: precision)
         seqRelationship.forward(encoder.pooledOutput, nspLogits, rows: batchSize)
     }
 
