@@ -16,11 +16,14 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
   pass; the toolkit's time is a new process's, once its weights are packed (and quantised), with its first-call
   costs.
   This machine's speed moves between runs, so the inference systems take turns for several rounds, and each
-  ratio is taken within a round: the table gives the median over rounds and the range.
+  ratio is taken within a round: the table gives the median over rounds and the range. With --training-rounds N
+  the toolkit and PyTorch eager train the same way N times in turn (torch.compile once), and their ratio is
+  likewise taken per round.
 
     swift build -c release
     ~/bertkit-venv/bin/python scripts/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
         [--data ../shared/data] [--output benchmarks/anchors.md] [--keep-models DIR | --models DIR]
+        [--training-rounds N] [--inference-rounds N]
 """
 import argparse
 import json
@@ -252,6 +255,10 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="Python with torch and transformers (for the reference scripts)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "anchors.md")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 4 training steps, one inference pass")
+    parser.add_argument("--training-rounds", type=int, default=1, metavar="N",
+                        help="train with the toolkit and PyTorch eager N times each, in turn (default 1)")
+    parser.add_argument("--inference-rounds", type=int, metavar="N",
+                        help="inference rounds per task (default: 3, SQuAD 1)")
     models = parser.add_mutually_exclusive_group()
     models.add_argument("--keep-models", type=Path, metavar="DIR", help="copy each model the toolkit trains to DIR/TASK")
     models.add_argument("--models", type=Path, metavar="DIR",
@@ -263,26 +270,37 @@ def main():
         count, rows = measure_python_rows(task, model, warm_up == "1", args.data)
         print(json.dumps({"count": count, "rows": rows}))
         return
-    training = ["| task | system | steps | train samples/s | vs PyTorch eager | compile s | dev metric |", "|---|---|---:|---:|---:|---:|---:|"]
+    training = ["| task | system | steps | train samples/s (median, min–max) | vs PyTorch eager (range) | compile s | dev metric |",
+                "|---|---|---:|---|---:|---:|---:|"]
     inference = ["| task | system | dev examples/s (median, min–max) | vs best other fp32 (range) | vs best other int8 (range) | dev metric |",
                  "|---|---|---|---:|---:|---:|"]
-    started = time.time()
+    started, used_rounds = time.time(), {}
     with tempfile.TemporaryDirectory() as d:
         for task in args.tasks:
-            steps, rounds = (4, 1) if args.quick else (TASKS[task]["steps"], TASKS[task]["rounds"])
+            steps, rounds = (4, 1) if args.quick else (TASKS[task]["steps"], args.inference_rounds or TASKS[task]["rounds"])
+            used_rounds[task] = rounds
             if args.models:
-                model, rows = args.models / task, ()
+                model, systems = args.models / task, ()
             else:
-                ours, model = train_toolkit(task, steps, args.data, Path(d) / task)
+                # Per round, the toolkit then PyTorch eager (the same seed: the same model every round).
+                ours, eager = [], []
+                for round_ in range(args.training_rounds):
+                    row, model = train_toolkit(task, steps, args.data, Path(d) / task / str(round_))
+                    ours.append(row)
+                    eager.append(train_reference(task, steps, args.data, args.python, compiled=False))
                 if args.keep_models:
                     shutil.copytree(model, args.keep_models / task, dirs_exist_ok=True)
-                eager = train_reference(task, steps, args.data, args.python, compiled=False)
                 compiled = train_reference(task, steps, args.data, args.python, compiled=True)
-                rows = (ours, eager, compiled)
-            for row in rows:
-                compile_seconds = f"{row['compile_seconds']:.0f}" if row.get("compile_seconds") is not None else "–"
-                training.append(f"| {task} | {row['system']} | {steps} | {row['rate']:.1f} | {row['rate'] / eager['rate']:.2f}x | "
-                                f"{compile_seconds} | {row['metric']:.4f} |")
+                # torch.compile ran once: its ratio is to the median eager rate.
+                eager_median = statistics.median(r["rate"] for r in eager)
+                systems = ((ours, [o["rate"] / e["rate"] for o, e in zip(ours, eager)]),
+                           (eager, [1.0] * len(eager)), ([compiled], [compiled["rate"] / eager_median]))
+            for runs, ratios in systems:
+                own = [r["rate"] for r in runs]
+                rate = f"{statistics.median(own):.1f}" + (f" ({min(own):.1f}–{max(own):.1f})" if len(own) > 1 else "")
+                ratio = f"{statistics.median(ratios):.2f}x" + (f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
+                compile_seconds = f"{runs[0]['compile_seconds']:.0f}" if runs[0].get("compile_seconds") is not None else "–"
+                training.append(f"| {task} | {runs[0]['system']} | {steps} | {rate} | {ratio} | {compile_seconds} | {runs[-1]['metric']:.4f} |")
 
             count, measured = inference_rounds(task, model, rounds, args.data)
             rates = [{name: count / seconds for name, (seconds, _) in round_.items()} for round_ in measured]
@@ -297,15 +315,18 @@ def main():
                                               for k in ("fp32", "int8"))
                                  + f" | {measured[-1][name][1]:.4f} |")
             lines = [f"# The toolkit against PyTorch and ONNX Runtime ({cpu_name()}, 2 threads)", "",
-                     f"Command: `python scripts/benchmark_anchors.py --tasks {' '.join(args.tasks)}{' --models ' + str(args.models) if args.models else ''}` (after `swift build -c release`); "
+                     f"Command: `python scripts/benchmark_anchors.py {' '.join(sys.argv[1:])}` (after `swift build -c release`); "
                      f"{(time.time() - started) / 60:.0f} min so far. Seed {SEED}; metrics: MRPC F1, SST-2 accuracy, CoNLL-2003 "
                      "entity F1 (valid), SQuAD F1 (percent). Training rates count every step; torch.compile's rate leaves out "
-                     "the steps that compiled (over three times the median step), whose extra time is the compile column.", "",
+                     "the steps that compiled (over three times the median step), whose extra time is the compile column. "
+                     f"Training rounds: {args.training_rounds} (the toolkit and PyTorch eager in turn, each ratio taken within "
+                     "a round; torch.compile once, against the median eager rate).", "",
                      "## Training", ""] + (training if not args.models else [f"Not measured: inference only, on the models in {args.models}."]) + ["", "## Inference (the toolkit's trained model, dev split)", "",
                      "Examples are pairs, sentences, sentences and questions. The toolkit's time is what `finetune evaluate` "
                      "reports in a new process (its forward passes and scoring once the weights are packed, and quantised for "
                      "int8, as the others' sessions are built untimed; with a new process's first-call costs; it tokenises "
-                     "before); the others' is one pass of forward passes over batches tokenised beforehand, after a warm-up pass. Three rounds (SQuAD: one, and no warm-up): the systems take turns, "
+                     "before); the others' is one pass of forward passes over batches tokenised beforehand, after a warm-up pass "
+                     "(none when a task has one round). Rounds: " + ", ".join(f"{t} {n}" for t, n in used_rounds.items()) + "; the systems take turns, "
                      "each ratio is taken within a round, and the table gives the median and range over rounds.", ""] + inference
             write_table("\n".join(lines) + "\n", args.output)  # after each task, so a long run keeps what it measured
 
