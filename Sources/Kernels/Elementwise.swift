@@ -8,7 +8,7 @@ public enum Elementwise {
     }
 
     /// `x[r, c] += bias[c]` for `rows` rows, `stride` apart, on the calling thread: the products' epilogue
-    /// (`Gemm.multiply(bias:)`), run by the thread that wrote each block while the block is in its cache.
+    /// (`Gemm.multiply(bias:)`), run by the thread that computed each block, right after it.
     @inline(__always)
     static func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, width: Int,
                         stride: Int) {

@@ -11,13 +11,15 @@ public enum Transpose: Sendable {
 /// Row-major matrix multiplication over oneDNN.
 ///
 /// `c[m×n] = alpha · op(a) · op(b) + beta · c`, where `op(a)` is `m×k` and `op(b)` is `k×n`; leading
-/// dimensions are the row strides of the matrices as stored. With `bias` (`n` values), each row of the
-/// result then gets `bias` added, `torch.nn.Linear`'s `+ b`: by the thread that computed the row, right after
-/// its block, while the block is in that core's cache (the same additions as a pass of their own). Large products are split into one block of rows
+/// dimensions are the row strides of the matrices as stored. Large products are split into one block of rows
 /// (or columns) of C per core, or, when C is the smallest of the three matrices, into one block of the sum
 /// over `k` per core, whose partial products are then added up (see `splitsSum`); oneDNN itself runs on one
 /// thread per call so that `Parallel` is the only thread pool (idle OpenMP threads spinning after a GEMM
 /// would slow the next parallel kernel down).
+///
+/// With `bias` (`n` values), every row of the result then gets `bias` added, `torch.nn.Linear`'s `+ b`: by the
+/// thread that computed each block, right after it, instead of in a parallel loop of its own (the same
+/// additions, so the same numbers).
 ///
 /// With `.bfloat16` the operands are first rounded into bf16 scratch (round to nearest even) and multiplied by
 /// oneDNN's bf16×bf16→fp32 kernel. On a CPU without bf16 dot-product instructions (AVX512_BF16), where oneDNN

@@ -78,7 +78,8 @@ public enum Int8Gemm {
     /// `reduce_range` does the same on such CPUs).
     public static let weightLimit: Int32 = hasVNNI ? 127 : 63
 
-    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ, without bias.
+    /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ (+ `bias`, as
+    /// `Gemm.multiply(bias:)` adds it).
     public static func multiply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, weights: QuantizedWeights,
                                 _ y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>? = nil) {
         guard rows > 0 else { return }
