@@ -82,6 +82,15 @@ struct PassResults {
     let logits: [Float]
     let loss: Double
     let gradients: [[Float]]
+
+    /// A pass's results from its logits and loss: `backward` runs on cleared gradients, which are then read.
+    init(logits: [Float], loss: Double, parameters: ParameterStore, backward: () -> Void) {
+        self.logits = logits
+        self.loss = loss
+        parameters.zeroGradients()
+        backward()
+        gradients = parameters.parameters.map { Array($0.gradients) }
+    }
 }
 
 /// Expects two passes over the same model and batch to agree to within fp32 rounding. The key biases'

@@ -166,10 +166,7 @@ import Testing
             let logits = scored.indices.flatMap { i in
                 Array(UnsafeBufferPointer(start: model.logits + rows[scoringAll ? scored[i] : i] * 5, count: 5))
             }
-            let loss = model.loss(labels)
-            model.parameters.zeroGradients()
-            model.backward()
-            return PassResults(logits: logits, loss: loss, gradients: model.parameters.parameters.map { Array($0.gradients) })
+            return PassResults(logits: logits, loss: model.loss(labels), parameters: model.parameters, backward: model.backward)
         }
         let all = pass(scoringAll: true)
         let some = pass(scoringAll: false)
