@@ -41,19 +41,23 @@ struct Benchmark: ParsableCommand {
         let withBFloat16 = bf16 == "on" || (bf16 == "auto" && Gemm.hasNativeBFloat16)
         let gemm = measureGemm(try config(), precision: .float32)
         let gemm16 = withBFloat16 ? measureGemm(try config(), precision: .bfloat16) : nil
-        lines.append("| GEMM (m × k × n) | fp32 GFLOP/s | bf16 GFLOP/s |")
-        lines.append("|---|---:|---:|")
-        for (i, (shape, rate)) in gemm.enumerated() {
-            let rate16 = gemm16.map { String(format: "%.0f", $0[i].1) } ?? "–"
-            lines.append("| \(shape) | \(String(format: "%.0f", rate)) | \(rate16) |")
+        let multiplyAddPeak = MultiplyAddPeak.measure(seconds: seconds)
+        lines.append("| GEMM (m × k × n) | fp32 x·Wᵀ | fp32 dY·W | fp32 dYᵀ·X | fp32 x·Wᵀ, packed W | bf16 x·Wᵀ |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for (i, rates) in gemm.enumerated() {
+            let rate16 = gemm16.map { String(format: "%.0f", $0[i].forward) } ?? "–"
+            lines.append(String(format: "| %@ | %.0f | %.0f | %.0f | %.0f | %@ |", rates.shape, rates.forward,
+                                rates.inputGradient, rates.weightGradient, rates.packed, rate16))
         }
+        lines.append("")
+        lines.append(String(format: "GFLOP/s. x·Wᵀ is a linear layer's forward product (training's, through sgemm), dY·W and dYᵀ·X its backward products, \"packed W\" the forward product of evaluation and prediction (weights packed once, `PackedWeights`). Multiply-add peak of the same %d cores, each running independent 16-lane multiply-adds and nothing else (`MultiplyAddPeak`): %.0f GFLOP/s.", Parallel.workers, multiplyAddPeak))
         lines.append("")
 
         let ours = try measureEncoder(precision: .float32)
         let ours16 = withBFloat16 ? try measureEncoder(precision: .bfloat16) : nil
         let reference = runPyTorch(withBFloat16: withBFloat16)
         let tokens = Double(batch * length)
-        let peak = gemm.map(\.1).max() ?? 1
+        let peak = gemm.map(\.forward).max() ?? 1
         let flops = flopsPerToken(try config())
         lines.append("| encoder | forward tokens/s | forward+backward tokens/s | forward ms/batch | forward+backward ms/batch | MFU forward | MFU forward+backward | peak RSS MB |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -113,18 +117,45 @@ struct Benchmark: ParsableCommand {
         shape == "base" ? BertConfig() : try BertCheckpoint(directory: model).config
     }
 
-    /// The encoder's GEMM shapes: hidden to hidden, hidden to intermediate and back, over all tokens.
-    func measureGemm(_ c: BertConfig, precision: Precision) -> [(String, Double)] {
+    /// A linear layer's products at one shape, GFLOP/s.
+    struct GemmRates {
+        let shape: String
+        let forward, inputGradient, weightGradient, packed: Double
+    }
+
+    /// The encoder's GEMM shapes (hidden to hidden, hidden to intermediate and back, over all tokens), each as a
+    /// linear layer's three products and as the packed product of evaluation (fp32 only).
+    func measureGemm(_ c: BertConfig, precision: Precision) -> [GemmRates] {
         let m = batch * length
         let (h, i) = (c.hiddenSize, c.intermediateSize)
         return [(h, h), (h, i), (i, h)].map { (k, n) in
-            let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
-            var c = [Float](repeating: 0, count: m * n)
-            let t = timed {
-                Gemm.multiply(.none, .transposed, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n,
+            let x = [Float](repeating: 0.5, count: m * k), w = [Float](repeating: 0.25, count: k * n)
+            let dy = [Float](repeating: 0.125, count: m * n)
+            var y = [Float](repeating: 0, count: m * n), dx = [Float](repeating: 0, count: m * k)
+            var dw = [Float](repeating: 0, count: n * k)
+            let flops = 2 * Double(m * n * k) / 1e9
+            let forward = timed {
+                Gemm.multiply(.none, .transposed, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n,
                               precision: precision)
             }
-            return ("\(m) × \(k) × \(n)", 2 * Double(m * n * k) / t / 1e9)
+            guard precision == .float32 else {
+                return GemmRates(shape: "\(m) × \(k) × \(n)", forward: flops / forward, inputGradient: 0,
+                                 weightGradient: 0, packed: 0)
+            }
+            let inputGradient = timed {
+                Gemm.multiply(.none, .none, m: m, n: k, k: n, a: dy, lda: n, b: w, ldb: k, c: &dx, ldc: k)
+            }
+            let weightGradient = timed {
+                Gemm.multiply(.transposed, .none, m: n, n: k, k: m, a: dy, lda: n, b: x, ldb: k, c: &dw, ldc: k)
+            }
+            let packedWeights = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
+            let storage = UnsafeMutableRawPointer.allocate(byteCount: packedWeights.byteCount, alignment: 64)
+            defer { packedWeights.unpack(); storage.deallocate() }
+            w.withUnsafeBytes { packedWeights.pack($0.baseAddress!, into: storage) }
+            let packed = timed { packedWeights.multiply(x, rows: m, ldx: k, &y, ldy: n) }
+            return GemmRates(shape: "\(m) × \(k) × \(n)", forward: flops / forward,
+                             inputGradient: flops / inputGradient, weightGradient: flops / weightGradient,
+                             packed: flops / packed)
         }
     }
 
