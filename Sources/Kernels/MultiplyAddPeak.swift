@@ -5,9 +5,10 @@ import Foundation
 /// machine's cores is not what the CPU's name says.
 public enum MultiplyAddPeak {
     /// GFLOP/s (a multiply-add counts two) of every pool thread running independent 16-lane multiply-add
-    /// chains at once, for about `seconds`.
+    /// chains at once, for about `seconds` (each thread's share is long enough that the pool's sleeping workers
+    /// have woken and taken theirs well before the calling thread could take a second one).
     public static func measure(seconds: Double) -> Double {
-        let rounds = calibratedRounds(seconds: seconds / 4)
+        let rounds = calibratedRounds(seconds: seconds)
         let started = DispatchTime.now().uptimeNanoseconds
         Parallel.forEach(Parallel.workers, Chains(rounds: rounds))
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -46,8 +46,9 @@ struct Benchmark: ParsableCommand {
         lines.append("|---|---:|---:|---:|---:|---:|")
         for (i, rates) in gemm.enumerated() {
             let rate16 = gemm16.map { String(format: "%.0f", $0[i].forward) } ?? "–"
-            lines.append(String(format: "| %@ | %.0f | %.0f | %.0f | %.0f | %@ |", rates.shape, rates.forward,
-                                rates.inputGradient, rates.weightGradient, rates.packed, rate16))
+            let others = [rates.inputGradient, rates.weightGradient, rates.packed]
+                .map { $0.map { String(format: "%.0f", $0) } ?? "–" }.joined(separator: " | ")
+            lines.append(String(format: "| %@ | %.0f | %@ | %@ |", rates.shape, rates.forward, others, rate16))
         }
         lines.append("")
         lines.append(String(format: "GFLOP/s. x·Wᵀ is a linear layer's forward product (training's, through sgemm), dY·W and dYᵀ·X its backward products, \"packed W\" the forward product of evaluation and prediction (weights packed once, `PackedWeights`). Multiply-add peak of the same %d cores, each running independent 16-lane multiply-adds and nothing else (`MultiplyAddPeak`): %.0f GFLOP/s.", Parallel.workers, multiplyAddPeak))
@@ -117,14 +118,16 @@ struct Benchmark: ParsableCommand {
         shape == "base" ? BertConfig() : try BertCheckpoint(directory: model).config
     }
 
-    /// A linear layer's products at one shape, GFLOP/s.
+    /// A linear layer's products at one shape, GFLOP/s: the forward one, and in fp32 the backward ones and
+    /// evaluation's packed forward product.
     struct GemmRates {
         let shape: String
-        let forward, inputGradient, weightGradient, packed: Double
+        let forward: Double
+        var inputGradient, weightGradient, packed: Double?
     }
 
     /// The encoder's GEMM shapes (hidden to hidden, hidden to intermediate and back, over all tokens), each as a
-    /// linear layer's three products and as the packed product of evaluation (fp32 only).
+    /// linear layer's forward product and, in fp32, its two backward products and the packed product.
     func measureGemm(_ c: BertConfig, precision: Precision) -> [GemmRates] {
         let m = batch * length
         let (h, i) = (c.hiddenSize, c.intermediateSize)
@@ -138,10 +141,8 @@ struct Benchmark: ParsableCommand {
                 Gemm.multiply(.none, .transposed, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n,
                               precision: precision)
             }
-            guard precision == .float32 else {
-                return GemmRates(shape: "\(m) × \(k) × \(n)", forward: flops / forward, inputGradient: 0,
-                                 weightGradient: 0, packed: 0)
-            }
+            var rates = GemmRates(shape: "\(m) × \(k) × \(n)", forward: flops / forward)
+            guard precision == .float32 else { return rates }
             let inputGradient = timed {
                 Gemm.multiply(.none, .none, m: m, n: k, k: n, a: dy, lda: n, b: w, ldb: k, c: &dx, ldc: k)
             }
@@ -153,9 +154,9 @@ struct Benchmark: ParsableCommand {
             defer { packedWeights.unpack(); storage.deallocate() }
             w.withUnsafeBytes { packedWeights.pack($0.baseAddress!, into: storage) }
             let packed = timed { packedWeights.multiply(x, rows: m, ldx: k, &y, ldy: n) }
-            return GemmRates(shape: "\(m) × \(k) × \(n)", forward: flops / forward,
-                             inputGradient: flops / inputGradient, weightGradient: flops / weightGradient,
-                             packed: flops / packed)
+            (rates.inputGradient, rates.weightGradient, rates.packed) = (flops / inputGradient, flops / weightGradient,
+                                                                         flops / packed)
+            return rates
         }
     }
 
