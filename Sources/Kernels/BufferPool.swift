@@ -36,10 +36,12 @@ public final class BufferPool {
 
     deinit { buffers.forEach { munmap($0.address, $0.bytes) } }
 
-    /// Sets `count` floats from `start`, inside a buffer of a pool, to zero by handing their whole pages back
-    /// to the kernel (the partial pages at either end are written): the region reads as zeros and costs no
-    /// memory until it is written again, when only the written pages return. The pages are mapped to the
-    /// kernel's shared zero page straight away, so that reading the region costs no page faults.
+    /// Sets `count` floats from `start`, inside a buffer of a pool, to zero by handing back to the kernel the
+    /// whole pages that hold anything but +0 (the partial pages at either end are written): the region reads as
+    /// zeros and costs no memory until it is written again, when only the written pages return. The pages given
+    /// back are mapped to the kernel's shared zero page straight away, so that reading the region costs no page
+    /// faults. A page that holds only +0 is left as it is: for a region that each step writes in a few places
+    /// (a lookup table's gradient), looking at every page costs less than remapping all of them.
     public static func clear(_ start: UnsafeMutablePointer<Float>, count: Int) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let begin = UInt(bitPattern: start), end = begin + UInt(count * MemoryLayout<Float>.stride)
@@ -48,10 +50,23 @@ public final class BufferPool {
         let head = Int(first - begin) / MemoryLayout<Float>.stride, tail = Int(end - last) / MemoryLayout<Float>.stride
         start.update(repeating: 0, count: head)
         (start + count - tail).update(repeating: 0, count: tail)
-        let status = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_DONTNEED)
+        // Runs of consecutive written pages, each handed back in one pair of calls.
+        var run: UInt?
+        for address in stride(from: first, to: last, by: page) {
+            let written = isNonzero(UnsafePointer(bitPattern: address)!, count: page / MemoryLayout<Float>.stride)
+            if written, run == nil { run = address }
+            if !written, let start = run { giveBack(start..<address); run = nil }
+        }
+        if let start = run { giveBack(start..<last) }
+    }
+
+    /// Hands whole pages back and maps the zero page over them.
+    private static func giveBack(_ pages: Range<UInt>) {
+        let address = UnsafeMutableRawPointer(bitPattern: pages.lowerBound), bytes = Int(pages.upperBound - pages.lowerBound)
+        let status = madvise(address, bytes, MADV_DONTNEED)
         precondition(status == 0, "madvise(MADV_DONTNEED) failed (errno \(errno))")
-        // Map the shared zero page over the region now, in one call: the optimizer reads all of it, and a read
-        // fault per page cost more than the whole call. (Before Linux 5.14 the call fails, and the reads fault.)
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), 22 /* MADV_POPULATE_READ */)
+        // Map the shared zero page over the pages now: the optimizer reads them all, and a read fault per page
+        // cost more than the call. (Before Linux 5.14 the call fails, and the reads fault.)
+        _ = madvise(address, bytes, 22 /* MADV_POPULATE_READ */)
     }
 }

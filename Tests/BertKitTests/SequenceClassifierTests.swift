@@ -244,7 +244,7 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
 
     @Test func embeddingTableGradientsAreClearedByGivingPagesBack() {
         // A table between two ordinary parameters, neither end on a page boundary: clearing it zeroes exactly
-        // its span, the optimizer's update gives the same result either way, and its pages leave memory.
+        // its span, the optimizer's update gives the same result either way, and its written pages leave memory.
         let rows = 3000, width = 384
         let store = ParameterStore([.init("a.weight", [7]), .init("embeddings.word_embeddings.weight", [rows, width]),
                                     .init("b.bias", [5])])
@@ -272,6 +272,13 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
         #expect(resident(table) <= 2, "only the partial pages at the ends stay")
         #expect(table.gradients.allSatisfy { $0 == 0 })
         #expect(store["a.weight"].gradients.allSatisfy { $0 == 1 } && store["b.bias"].gradients.allSatisfy { $0 == 1 })
+        // Only pages holding something other than +0 are given back: a lone tiny value, and a −0, are found and
+        // cleared; the clean pages around them are left alone.
+        table.gradient[1234] = 1e-30
+        table.gradient[rows * width / 2] = -0.0
+        store.clearGradient(table)
+        #expect(table.gradients.allSatisfy { $0.bitPattern == 0 })
+        #expect(resident(table) <= 2)
 
         // An update with two rows of the table touched, against plain AdamW over the same numbers.
         var random = SeededRandom(seed: 9)
