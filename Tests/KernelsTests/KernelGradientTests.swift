@@ -96,6 +96,29 @@ import Kernels
         }
     }
 
+    @Test func softmaxRowsOfEveryWidthAreTheScalarDefinitionBitForBit() {
+        // However the row loops are vectorised (whole vectors, then narrower ones and scalars for the rest), every
+        // value is the scalar `FastMath.exp`'s divided by the sum that `sum` gives, at widths on both sides of the
+        // vectors' multiples: a faster softmax must give the same numbers.
+        var random = TestRandom(seed: 5)
+        for width in 1...50 {
+            let (rows, stride) = (3, width + 3)
+            let x = random.array(rows * stride, -30...30)
+            var y = x
+            Softmax.forwardRows(&y, rows: rows, width: width, stride: stride)
+            for r in 0..<rows {
+                let scores = Array(x[(r * stride)..<(r * stride + width)])
+                let maximum = scores.max()!
+                let exponentials = scores.map { FastMath.exp($0 - maximum) }
+                let inverse = 1 / sum(exponentials, count: width)
+                #expect(y[(r * stride)..<(r * stride + width)].map(\.bitPattern) == exponentials.map { ($0 * inverse).bitPattern },
+                        "width \(width), row \(r)")
+                #expect(y[(r * stride + width)..<((r + 1) * stride)] == x[(r * stride + width)..<((r + 1) * stride)],
+                        "columns past width are not written")
+            }
+        }
+    }
+
     @Test func dropoutIsLinearInItsInputAndSeeded() {
         let count = 1 << 16
         var random = TestRandom(seed: 4)
