@@ -65,7 +65,8 @@ public final class Optimizer {
                          secondMoment: secondMoment.baseAddress! + offset, count: count, step: step,
                          learningRate: learningRate, weightDecay: decay, gradientScale: clip,
                          clearing: !lookupTable, settings: settings)
-            // Embedding tables: the loop only read their gradients (mostly zero pages); the store gives the pages back.
+            // Embedding tables: the loop only read their gradients (mostly zero pages); the store gives back the pages
+            // that the step wrote.
             if lookupTable { parameters.clearGradients(offset: offset, count: count, lookupTables: true) }
         }
         return norm
