@@ -11,9 +11,8 @@ public final class QuantizedWeights: @unchecked Sendable {
     let values: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Int32>
-    /// The quantised weights in the integer GEMM's packed layout (in `packedStorage`), made by `quantize`.
+    /// The quantised weights in the integer GEMM's packed layout, made by `quantize`.
     let packed: PackedWeights
-    private let packedStorage: UnsafeMutableRawPointer
     /// Whether `quantize` has run (the weights are loaded after the layer is built).
     public var isQuantized: Bool { packed.isPacked }
 
@@ -24,15 +23,12 @@ public final class QuantizedWeights: @unchecked Sendable {
         scales = .allocate(capacity: outFeatures)
         sums = .allocate(capacity: outFeatures)
         packed = PackedWeights(kind: .int8, outFeatures: outFeatures, inFeatures: inFeatures)
-        packedStorage = .allocate(byteCount: packed.byteCount, alignment: 64)
     }
 
     deinit {
         values.deallocate()
         scales.deallocate()
         sums.deallocate()
-        packed.unpack()
-        packedStorage.deallocate()
     }
 
     /// `quantize(weights)` unless that has run: the weights of an int8 model do not change once loaded.
@@ -57,7 +53,7 @@ public final class QuantizedWeights: @unchecked Sendable {
             scales[j] = scale
             sums[j] = sum
         }
-        packed.pack(values, into: packedStorage)
+        packed.pack(values)
     }
 }
 

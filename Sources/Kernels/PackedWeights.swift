@@ -11,7 +11,8 @@ import Synchronization
 /// and fp32 products differ from the unpacked call's only where that call picks another kernel for the shape
 /// (a single row, some splits), in the order of the sums (`PackedWeightsTests`). The number of rows is a
 /// run-time dimension: one primitive serves every batch, and blocks of rows run at the same time on the pool's
-/// threads, each with its own stream and scratchpad. The copy lives in storage the caller gives (`pack`).
+/// threads, each with its own stream and scratchpad. The copy lives in storage the caller gives, or in its own
+/// (`pack`).
 /// Creating the small memory objects of a call allocates: fine for evaluation and prediction, which is one
 /// reason a training step, whose weights change every step anyway, does not use this.
 public final class PackedWeights: @unchecked Sendable {
@@ -39,6 +40,8 @@ public final class PackedWeights: @unchecked Sendable {
     public var byteCount: Int { plan.byteCount }
     /// The packed copy, while there is one.
     private var packedMemory: dnnl_memory_t?
+    /// The copy's storage when `pack` was given none.
+    private var ownedStorage: UnsafeMutableRawPointer?
 
     /// The product for weights `[out, in]` of `kind`'s weight format, and the packed layout it reads; `pack`
     /// then fills a copy.
@@ -50,7 +53,7 @@ public final class PackedWeights: @unchecked Sendable {
     }
 
     deinit {
-        dnnl_memory_destroy(packedMemory)
+        unpack()
     }
 
     /// A matmul primitive over packed weights of one kind and shape, with the reorder that packs them. Made once
@@ -119,11 +122,16 @@ public final class PackedWeights: @unchecked Sendable {
     /// Whether `pack` has made a copy that `unpack` has not let go.
     public var isPacked: Bool { packedMemory != nil }
 
-    /// Copies `weights` (`[out, in]`, row-major) into `storage` (`byteCount` bytes, 64-byte aligned), in the packed
-    /// layout; products read it there until `unpack`, so it must stay as long.
-    public func pack(_ weights: UnsafeRawPointer, into storage: UnsafeMutableRawPointer) {
-        precondition(Int(bitPattern: storage) % 64 == 0, "packed weights need 64-byte aligned storage")
+    /// Copies `weights` (`[out, in]`, row-major) into the packed layout: in `storage` (`byteCount` bytes, 64-byte
+    /// aligned), which products read until `unpack` and which must stay as long, or, without it, in storage of
+    /// this object's own, freed by `unpack`.
+    public func pack(_ weights: UnsafeRawPointer, into storage: UnsafeMutableRawPointer? = nil) {
         unpack()
+        let storage = storage ?? {
+            ownedStorage = .allocate(byteCount: byteCount, alignment: 64)
+            return ownedStorage!
+        }()
+        precondition(Int(bitPattern: storage) % 64 == 0, "packed weights need 64-byte aligned storage")
         let engine = OneDNN.engine
         var storedMemory: dnnl_memory_t?
         OneDNN.check(dnnl_memory_create(&packedMemory, &plan.layout, engine, storage), "packed weights")
@@ -137,10 +145,12 @@ public final class PackedWeights: @unchecked Sendable {
         OneDNN.check(dnnl_stream_wait(stream.stream), "reorder of the weights")
     }
 
-    /// Lets the packed copy go (its storage is the caller's).
+    /// Lets the packed copy go, and its storage when `pack` allocated it.
     public func unpack() {
         dnnl_memory_destroy(packedMemory)
         packedMemory = nil
+        ownedStorage?.deallocate()
+        ownedStorage = nil
     }
 
     /// `y[rows, out]` (rows `ldy` apart) = `x[rows, in]` (rows `ldx` apart) · Wᵀ (+ `bias`, as

@@ -150,9 +150,7 @@ struct Benchmark: ParsableCommand {
                 Gemm.multiply(.transposed, .none, m: n, n: k, k: m, a: dy, lda: n, b: x, ldb: k, c: &dw, ldc: k)
             }
             let packedWeights = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
-            let storage = UnsafeMutableRawPointer.allocate(byteCount: packedWeights.byteCount, alignment: 64)
-            defer { packedWeights.unpack(); storage.deallocate() }
-            w.withUnsafeBytes { packedWeights.pack($0.baseAddress!, into: storage) }
+            w.withUnsafeBytes { packedWeights.pack($0.baseAddress!) }
             let packed = timed { packedWeights.multiply(x, rows: m, ldx: k, &y, ldy: n) }
             (rates.inputGradient, rates.weightGradient, rates.packed) = (flops / inputGradient, flops / weightGradient,
                                                                          flops / packed)

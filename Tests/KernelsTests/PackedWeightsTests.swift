@@ -23,10 +23,8 @@ import Testing
         let x = values(rows * ldx, seed: 1), w = values(n * k, seed: 2)
         var y = [Float](repeating: .nan, count: rows * n)
         let packed = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
-        defer { packed.unpack(); storage.deallocate() }
         w.withUnsafeBufferPointer { wp in
-            packed.pack(wp.baseAddress!, into: storage)
+            packed.pack(wp.baseAddress!)
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { packed.multiply(xp.baseAddress!, rows: rows, ldx: ldx, $0.baseAddress!, ldy: n) }
             }
@@ -54,9 +52,7 @@ import Testing
         let x = values(rows * k, seed: 5), w = values(n * k, seed: 6), bias = values(n, seed: 7)
         var plain = [Float](repeating: .nan, count: rows * n), biased = plain
         let packed = PackedWeights(kind: .float32, outFeatures: n, inFeatures: k)
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
-        defer { packed.unpack(); storage.deallocate() }
-        w.withUnsafeBufferPointer { packed.pack($0.baseAddress!, into: storage) }
+        w.withUnsafeBufferPointer { packed.pack($0.baseAddress!) }
         packed.multiply(x, rows: rows, ldx: k, &plain, ldy: n)
         packed.multiply(x, rows: rows, ldx: k, &biased, ldy: n, bias: bias)
         #expect(biased == (0..<rows * n).map { plain[$0] + bias[$0 % n] })
@@ -74,9 +70,7 @@ import Testing
                                        &expected, Int64(n), &offset)
         #expect(status == dnnl_success)
         let packed = PackedWeights(kind: .int8, outFeatures: n, inFeatures: k)
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: packed.byteCount, alignment: 64)
-        defer { packed.unpack(); storage.deallocate() }
-        w.withUnsafeBytes { packed.pack($0.baseAddress!, into: storage) }
+        w.withUnsafeBytes { packed.pack($0.baseAddress!) }
         x.withUnsafeBytes { xp in
             packedResult.withUnsafeMutableBytes { packed.multiplyOnThisThread(xp.baseAddress!, rows: rows, ldx: k, $0.baseAddress!, ldy: n) }
         }

@@ -179,16 +179,9 @@ final class PackableWeight: @unchecked Sendable {
     let quantized: QuantizedWeights?
     /// The product over the packed copy, made when the weights are first fixed (creating it compiles kernels).
     private(set) lazy var product = PackedWeights(kind: .float32, outFeatures: weight.shape[0], inFeatures: weight.shape[1])
-    /// Storage of its own, when the gradient buffer had no room left.
-    private var ownStorage: UnsafeMutableRawPointer?
-
     init(_ weight: Parameter, quantized: QuantizedWeights?) {
         self.weight = weight
         self.quantized = quantized
-    }
-
-    deinit {
-        ownStorage?.deallocate()
     }
 
     /// Whether the packed copy exists (read by every forward pass, so it does not make `product`).
@@ -197,12 +190,9 @@ final class PackableWeight: @unchecked Sendable {
     /// The product, while the weights are fixed.
     var packed: PackedWeights? { isPacked ? product : nil }
 
+    /// Packs into `storage`, or into the product's own storage when the gradient buffer had no room left.
     func pack(into storage: UnsafeMutableRawPointer?) {
         if let quantized { return quantized.quantizeOnce(weight.value) }
-        let storage = storage ?? {
-            ownStorage = .allocate(byteCount: product.byteCount, alignment: 64)
-            return ownStorage!
-        }()
         product.pack(weight.value, into: storage)
         isPacked = true
     }
@@ -211,7 +201,5 @@ final class PackableWeight: @unchecked Sendable {
         guard isPacked else { return }
         isPacked = false
         product.unpack()
-        ownStorage?.deallocate()
-        ownStorage = nil
     }
 }
