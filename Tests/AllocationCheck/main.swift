@@ -65,6 +65,19 @@ for precision in Precision.training {
         _ = reader.loss(starts: starts, ends: ends)
         reader.backward()
     }
+
+    // Every fourth real token masked (none a [CLS]), pairs alternately random.
+    let masked = (0..<batch.tokenCount).filter { $0 % batch.sequenceLength != 0 && attentionMask[$0] == 1 && $0 % 4 == 1 }
+    let maskedTokens = masked.map { batch.tokenIds[$0] }
+    let isRandomNext = (0..<batch.batchSize).map { $0 % 2 == 1 }
+    let pretrainer = PreTrainingModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
+                                      maxPredictions: masked.count, precision: precision)
+    _ = try checkpoint.loadWeights(into: pretrainer.parameters, mayBeNew: PreTrainingModel.isHeadParameter)
+    measure("pre-training", precision, parameters: pretrainer.parameters) { seed in
+        pretrainer.forward(batch, maskedPositions: masked, dropout: .training(seed: seed))
+        _ = pretrainer.loss(maskedTokens: maskedTokens, isRandomNext: isRandomNext)
+        pretrainer.backward()
+    }
 }
 
 let probe = [Int](repeating: 0, count: CommandLine.arguments.count + 16)

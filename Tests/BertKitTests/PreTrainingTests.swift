@@ -33,6 +33,44 @@ import Testing
         }
     }
 
+    /// The encoder's last layer computes the masked tokens and each `[CLS]` alone, and no layer the padding:
+    /// the heads' logits, the loss and every gradient are a pass over every position's, with dropout on (the
+    /// same masks) and off, in each training precision.
+    @Test(arguments: Precision.training, [false, true])
+    func theMaskedRowsAloneGiveTheFullPassesResults(_ precision: Precision, training: Bool) throws {
+        let golden = try SafeTensorsFile(path: Fixture.path("tiny-pretraining.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
+        let batch = try EncoderBatch(fixture: golden)
+        #expect(batch.lengths.contains { $0 < batch.sequenceLength }, "the fixture's batch has padding")
+        let positions = try golden.integers("masked_positions")
+        let model = PreTrainingModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
+                                     maxPredictions: positions.count, precision: precision)
+        for p in model.parameters.parameters {
+            try golden.readFloats("weight." + Self.checkpointName(p.name), into: p.value)
+        }
+        let maskedTokens = try golden.integers("masked_tokens").map(Int32.init)
+        let isRandomNext = try golden.integers("next_sentence_label").map { $0 == 1 }
+        let dropout = training ? DropoutMode.training(seed: 3) : .evaluation
+        let v = checkpoint.config.vocabSize
+
+        func pass(everyRow: Bool) -> PassResults {
+            model.forward(batch, maskedPositions: positions, dropout: dropout, everyRow: everyRow)
+            let logits = Array(UnsafeBufferPointer(start: model.mlmLogits, count: positions.count * v))
+                + Array(UnsafeBufferPointer(start: model.nspLogits, count: batch.batchSize * 2))
+            let loss = model.loss(maskedTokens: maskedTokens, isRandomNext: isRandomNext)
+            return PassResults(logits: logits, loss: loss.mlm + loss.nsp, parameters: model.parameters,
+                               backward: model.backward)
+        }
+        let all = pass(everyRow: true)
+        let masked = pass(everyRow: false)
+        expectSameResults(masked, all, model.parameters, "\(precision) training \(training)")
+        if training {
+            model.forward(batch, maskedPositions: positions)
+            let evaluation = Array(UnsafeBufferPointer(start: model.mlmLogits, count: positions.count * v))
+            #expect(relativeError(evaluation, Array(masked.logits.prefix(positions.count * v))) > 1e-3, "dropout was on")
+        }
+    }
+
     static func checkpointName(_ name: String) -> String {
         PreTrainingModel.isHeadParameter(name) ? name : "bert." + name
     }

@@ -312,7 +312,7 @@ import BertKit
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
         let heads = output.split(separator: "\n").filter { $0.contains("warm steps") }
-        #expect(heads.count == 6, "three heads in two precisions:\n\(output)")
+        #expect(heads.count == 8, "four heads in two precisions:\n\(output)")
         for line in heads {
             // "<head> <precision>: 5 warm steps: <toolkit> allocations by the toolkit, <library> by the GEMM library, <loops> parallel loops"
             let numbers = line.split(separator: ":").last!.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }

@@ -28,8 +28,22 @@ public final class BertEncoder {
     public private(set) var layout = TokenLayout.padded(lengths: [], length: 0)
     /// The rows the last forward pass computed in the last layer, when not every token's.
     public private(set) var lastLayerRows: SelectedRows?
-    /// Whether the last forward pass was `forwardPooledOnly`.
-    private var pooledOnly = false
+    /// Where the pooler read each sequence's `[CLS]` row in the last forward pass.
+    private var poolerRows = PoolerRows.none
+    /// `[batch, hidden]`: the `[CLS]` rows copied out of a selection of last-layer rows that holds others too (the
+    /// pooler's input then), and in the backward pass their gradient.
+    private let firstRows, dFirstRows: UnsafeMutablePointer<Float>
+
+    private enum PoolerRows {
+        /// No pooled output.
+        case none
+        /// Rows `T · hidden` floats apart in the padded output (`forward(_:dropout:)`).
+        case padded
+        /// The last layer computed the `[CLS]` rows alone, `hidden` apart (`forwardPooledOnly`).
+        case alone
+        /// Copied into `firstRows` from a selection with other rows (`forward(_:lastLayerRowsWhere:pooled:dropout:)`).
+        case copied
+    }
 
     /// Declarations of every encoder parameter, in checkpoint order.
     public static func parameters(_ config: BertConfig, pooler: Bool = true) -> [ParameterDeclaration] {
@@ -63,6 +77,7 @@ public final class BertEncoder {
                                                  pool.int32s(maxBatch * maxLength))
         packing = TokenLayout.Storage(maxBatch: maxBatch, pool: pool)
         selection = SelectedRows.Storage(maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        (firstRows, dFirstRows) = (pool.floats(maxBatch * config.hiddenSize), pool.floats(maxBatch * config.hiddenSize))
     }
 
     /// Bytes of activation and gradient buffers held by this encoder.
@@ -82,19 +97,35 @@ public final class BertEncoder {
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {
         run(batch, layout: .padded(lengths: batch.lengths, length: batch.sequenceLength), lastLayerRows: nil,
             dropout: dropout)
-        pooler?.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
+        guard let pooler else { return }
+        pooler.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
+        poolerRows = .padded
     }
 
     /// The forward pass of the real tokens `include(b · T + t)` accepts alone in the last layer, for heads
-    /// that read nothing else (a tagger's scored tokens), in training or evaluation: every layer computes the
-    /// real tokens only (`TokenLayout` packed: no padding), the last one keys and values for all of them and
-    /// the rest for the accepted rows, each row with the result a pass over every token gives it (dropout
-    /// masks included). `sequenceOutput` then holds those rows (`lastLayerRows`), compactly; the backward pass
-    /// takes their gradient. No pooled output.
-    public func forward(_ batch: EncoderBatch, lastLayerRowsWhere include: (Int) -> Bool,
+    /// that read nothing else (a tagger's scored tokens, pre-training's masked ones), in training or
+    /// evaluation: every layer computes the real tokens only (`TokenLayout` packed: no padding), the last one
+    /// keys and values for all of them and the rest for the accepted rows, each row with the result a pass
+    /// over every token gives it (dropout masks included). `sequenceOutput` then holds those rows
+    /// (`lastLayerRows`), compactly; the backward pass takes their gradient. With `pooled` (for a head that
+    /// reads the pooled output too: next-sentence prediction), `include` must accept each sequence's first
+    /// token, whose row the pooler reads.
+    public func forward(_ batch: EncoderBatch, lastLayerRowsWhere include: (Int) -> Bool, pooled: Bool = false,
                         dropout: DropoutMode = .evaluation) {
         let layout = packing.packed(lengths: batch.lengths, length: batch.sequenceLength)
-        run(batch, layout: layout, lastLayerRows: selection.select(layout, where: include), dropout: dropout)
+        let rows = selection.select(layout, where: include)
+        run(batch, layout: layout, lastLayerRows: rows, dropout: dropout)
+        guard pooled else { return }
+        guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
+        let (h, T) = (config.hiddenSize, batch.sequenceLength)
+        for b in 0..<batch.batchSize {
+            let first = rows.rows(ofSequence: b).lowerBound
+            precondition(first < rows.count && Int(rows.positions[first]) == b * T,
+                         "a pooled pass must select each sequence's first token (sequence \(b) has none)")
+            (firstRows + b * h).update(from: output + first * h, count: h)
+        }
+        pooler.forward(firstRows, batch: batch.batchSize, length: 1)
+        poolerRows = .copied
     }
 
     /// The forward pass of the pooled output alone, for heads that read nothing else (sequence
@@ -105,8 +136,8 @@ public final class BertEncoder {
         guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
         let layout = packing.packed(lengths: batch.lengths, length: batch.sequenceLength)
         run(batch, layout: layout, lastLayerRows: selection.firstTokens(layout), dropout: dropout)
-        pooledOnly = true
         pooler.forward(output, batch: batch.batchSize, length: 1)
+        poolerRows = .alone
     }
 
     /// The embeddings and every layer over `layout`'s rows, the last over `lastLayerRows` (nil: all of them),
@@ -116,7 +147,7 @@ public final class BertEncoder {
         self.layout = layout
         self.dropout = dropout
         self.lastLayerRows = lastLayerRows
-        pooledOnly = false
+        poolerRows = .none
         var x = embed(batch, dropout: dropout)
         for l in layers.indices {
             let result = result(of: l)
@@ -158,10 +189,12 @@ public final class BertEncoder {
     /// (which accumulate). Either gradient may be absent when the loss does not depend on that output.
     public func backward(dSequenceOutput: UnsafePointer<Float>?, dPooledOutput: UnsafePointer<Float>?) {
         guard let batch else { preconditionFailure("backward called before forward") }
-        precondition(!pooledOnly || dSequenceOutput == nil,
-                     "after forwardPooledOnly the loss depends on the pooled output only")
-        precondition(lastLayerRows == nil || pooledOnly || dPooledOutput == nil,
-                     "after a forward pass over selected rows there is no pooled output")
+        if case .alone = poolerRows {
+            precondition(dSequenceOutput == nil, "after forwardPooledOnly the loss depends on the pooled output only")
+        }
+        if case .none = poolerRows {
+            precondition(dPooledOutput == nil, "the last forward pass made no pooled output")
+        }
         let T = batch.sequenceLength
         let tokens = layout.rows
         // dL/d(hidden states) is carried down through the layers in one buffer, which each layer updates in
@@ -174,8 +207,23 @@ public final class BertEncoder {
             dHidden.update(repeating: 0, count: lastRows * config.hiddenSize)
         }
         if let dPooledOutput, let pooler {
-            pooler.backward(UnsafePointer(output), dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize,
-                            length: pooledOnly ? 1 : T)
+            switch poolerRows {
+            case .padded, .alone:
+                pooler.backward(UnsafePointer(output), dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize,
+                                length: poolerRows == .alone ? 1 : T)
+            case .copied:
+                // The [CLS] rows' gradient from the pooler, added into their rows of the selection.
+                let (h, rows) = (config.hiddenSize, lastLayerRows!)
+                dFirstRows.update(repeating: 0, count: batch.batchSize * h)
+                pooler.backward(UnsafePointer(firstRows), dPooled: dPooledOutput, dSequence: dFirstRows,
+                                batch: batch.batchSize, length: 1)
+                for b in 0..<batch.batchSize {
+                    let (row, gradient) = (dHidden + rows.rows(ofSequence: b).lowerBound * h, dFirstRows + b * h)
+                    for c in 0..<h { row[c] += gradient[c] }
+                }
+            case .none:
+                break
+            }
         }
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
             // A layer's input is the previous layer's output, which was not kept: recompute it.

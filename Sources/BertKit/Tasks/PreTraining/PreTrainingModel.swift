@@ -5,8 +5,10 @@
 ///
 /// `E` is the word embedding table itself (the decoder is tied to it, as in the checkpoint), so its gradient
 /// gathers both uses. The masked-LM head runs only on the masked positions: every other position has no label,
-/// and the vocabulary-wide product is the head's whole cost. Loss = mean masked-LM cross-entropy + mean NSP
-/// cross-entropy, as the paper sums them; without NSP, the masked-LM term alone.
+/// and the vocabulary-wide product is the head's whole cost. Neither head reads any other row of the last
+/// layer, so the encoder computes the masked tokens and each `[CLS]` alone there (and no padding anywhere):
+/// the same rows as a pass over every token. Loss = mean masked-LM cross-entropy + mean NSP cross-entropy, as
+/// the paper sums them; without NSP, the masked-LM term alone.
 public final class PreTrainingModel {
     public let config: BertConfig
     public let parameters: ParameterStore
@@ -29,9 +31,14 @@ public final class PreTrainingModel {
     private let dMLMLogits, dNSPLogits, dNormalised, dActivated, dDense, dGathered: UnsafeMutablePointer<Float>
     private let dSequence, dPooled: UnsafeMutablePointer<Float>
     private let positions, targets: UnsafeMutablePointer<Int32>
+    /// Per token of the batch (`b · T + t`): whether it is masked (set for a forward pass, cleared after), and
+    /// for a masked one its row among the last layer's selected rows.
+    private let isMasked: UnsafeMutablePointer<Bool>
+    private let selectedRow: UnsafeMutablePointer<Int32>
     private let pool = BufferPool()
     private var batchSize = 0
-    private var tokens = 0
+    /// Rows of the last layer in the last forward pass (the masked tokens and `[CLS]`, or every position).
+    private var lastLayerRowCount = 0
     /// Masked positions of the last forward pass.
     public private(set) var predictions = 0
 
@@ -80,21 +87,45 @@ public final class PreTrainingModel {
         dPooled = pool.floats(maxBatch * h)
         positions = pool.int32s(p)
         targets = pool.int32s(maxBatch + p)
+        isMasked = pool.allocate(maxBatch * maxLength, of: Bool.self)
+        isMasked.initialize(repeating: false, count: maxBatch * maxLength)
+        selectedRow = pool.int32s(maxBatch * maxLength)
     }
 
     private var wordEmbeddings: Parameter { encoder.embeddings.word }
 
     /// Runs the encoder and both heads. `maskedPositions` index the batch's tokens (`b · T + t`).
     public func forward(_ batch: EncoderBatch, maskedPositions: [Int], dropout: DropoutMode = .evaluation) {
+        forward(batch, maskedPositions: maskedPositions, dropout: dropout, everyRow: false)
+    }
+
+    /// The same; with `everyRow`, over every position of the padded batch in every layer (the pass the heads'
+    /// rows are checked against).
+    func forward(_ batch: EncoderBatch, maskedPositions: [Int], dropout: DropoutMode, everyRow: Bool) {
         batchSize = batch.batchSize
-        tokens = batch.tokenCount
         predictions = maskedPositions.count
-        encoder.forward(batch, dropout: dropout)
+        let T = batch.sequenceLength
+        if everyRow {
+            encoder.forward(batch, dropout: dropout)
+            lastLayerRowCount = batch.tokenCount
+            for p in maskedPositions { selectedRow[p] = Int32(p) }
+        } else {
+            for p in maskedPositions { isMasked[p] = true }
+            encoder.forward(batch, lastLayerRowsWhere: { [isMasked] p in p % T == 0 || isMasked[p] }, pooled: true,
+                            dropout: dropout)
+            for p in maskedPositions { isMasked[p] = false }
+            let rows = encoder.lastLayerRows!
+            lastLayerRowCount = rows.count
+            for p in maskedPositions { selectedRow[p] = -1 }
+            for i in 0..<rows.count { selectedRow[Int(rows.positions[i])] = Int32(i) }
+        }
         let (h, v) = (config.hiddenSize, config.vocabSize)
         let sequence = encoder.sequenceOutput
         for i in 0..<predictions {
+            let row = Int(selectedRow[maskedPositions[i]])
+            precondition(row >= 0, "masked position \(maskedPositions[i]) is padding, past its sequence's tokens")
             positions[i] = Int32(maskedPositions[i])
-            (gathered + i * h).update(from: sequence + maskedPositions[i] * h, count: h)
+            (gathered + i * h).update(from: sequence + row * h, count: h)
         }
         transform.forward(gathered, dense, rows: predictions)
         GELU.forward(dense, activated, count: predictions * h)
@@ -125,7 +156,8 @@ public final class PreTrainingModel {
     /// Back-propagates the loss prepared by `loss(maskedTokens:isRandomNext:scale:)` into every gradient.
     public func backward() {
         let (h, v) = (config.hiddenSize, config.vocabSize)
-        dSequence.update(repeating: 0, count: tokens * h)
+        // dL/d(sequence output): one row per row of the last layer.
+        dSequence.update(repeating: 0, count: lastLayerRowCount * h)
         if predictions > 0 {
             Elementwise.accumulateColumnSums(dMLMLogits, into: decoderBias.gradient, rows: predictions, width: v)
             Gemm.multiply(.transposed, .none, m: v, n: h, k: predictions, a: dMLMLogits, lda: v, b: normalised, ldb: h,
@@ -137,7 +169,7 @@ public final class PreTrainingModel {
             GELU.backward(dense, dActivated, dDense, count: predictions * h)
             transform.backward(input: gathered, dOutput: dDense, rows: predictions, dInput: dGathered)
             for i in 0..<predictions {
-                let row = dSequence + Int(positions[i]) * h
+                let row = dSequence + Int(selectedRow[Int(positions[i])]) * h
                 let gradient = dGathered + i * h
                 for c in 0..<h { row[c] += gradient[c] }
             }
