@@ -18,7 +18,8 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
   This machine's speed moves between runs, so the inference systems take turns for several rounds, and each
   ratio is taken within a round: the table gives the median over rounds and the range. With --training-rounds N
   the toolkit and PyTorch eager train the same way N times in turn (torch.compile once), and their ratio is
-  likewise taken per round.
+  likewise taken per round. Every round's rates also go to a JSON file beside the table (benchmarks/anchors.json
+  for benchmarks/anchors.md), so that several runs can be pooled.
 
     swift build -c release
     ~/bertkit-venv/bin/python scripts/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
@@ -274,7 +275,8 @@ def main():
                 "|---|---|---:|---|---:|---:|---:|"]
     inference = ["| task | system | dev examples/s (median, min–max) | vs best other fp32 (range) | vs best other int8 (range) | dev metric |",
                  "|---|---|---|---:|---:|---:|"]
-    started, used_rounds = time.time(), {}
+    # Every round's rates, written next to the table (same name, .json): a statistic over several runs needs them.
+    started, used_rounds, every_round = time.time(), {}, {}
     with tempfile.TemporaryDirectory() as d:
         for task in args.tasks:
             steps, rounds = (4, 1) if args.quick else (TASKS[task]["steps"], args.inference_rounds or TASKS[task]["rounds"])
@@ -295,6 +297,7 @@ def main():
                 eager_median = statistics.median(r["rate"] for r in eager)
                 systems = ((ours, [o["rate"] / e["rate"] for o, e in zip(ours, eager)]),
                            (eager, [1.0] * len(eager)), ([compiled], [compiled["rate"] / eager_median]))
+            every_round[task] = {"training samples/s": {runs[0]["system"]: [r["rate"] for r in runs] for runs, _ in systems}}
             for runs, ratios in systems:
                 own = [r["rate"] for r in runs]
                 rate = f"{statistics.median(own):.1f}" + (f" ({min(own):.1f}–{max(own):.1f})" if len(own) > 1 else "")
@@ -304,6 +307,7 @@ def main():
 
             count, measured = inference_rounds(task, model, rounds, args.data)
             rates = [{name: count / seconds for name, (seconds, _) in round_.items()} for round_ in measured]
+            every_round[task]["inference examples/s, per round"] = rates
             # Per round, the fastest system that is not the toolkit, among the int8 ones and among the others.
             best = [{kind: max(r for name, r in round_.items() if not name.startswith("bertkit") and ("int8" in name) == (kind == "int8"))
                      for kind in ("fp32", "int8")} for round_ in rates]
@@ -329,6 +333,7 @@ def main():
                      "(none when a task has one round). Rounds: " + ", ".join(f"{t} {n}" for t, n in used_rounds.items()) + "; the systems take turns, "
                      "each ratio is taken within a round, and the table gives the median and range over rounds.", ""] + inference
             write_table("\n".join(lines) + "\n", args.output)  # after each task, so a long run keeps what it measured
+            args.output.with_suffix(".json").write_text(json.dumps(every_round, indent=1) + "\n")
 
 
 if __name__ == "__main__":
