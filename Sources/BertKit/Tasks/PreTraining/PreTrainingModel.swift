@@ -30,7 +30,9 @@ public final class PreTrainingModel {
     public let nspLogits: UnsafeMutablePointer<Float>
     private let dMLMLogits, dNSPLogits, dNormalised, dActivated, dDense, dGathered: UnsafeMutablePointer<Float>
     private let dSequence, dPooled: UnsafeMutablePointer<Float>
-    private let positions, targets: UnsafeMutablePointer<Int32>
+    /// Each masked position's row of the last forward pass's sequence output (`[predictions]`).
+    private let predictionRows: UnsafeMutablePointer<Int32>
+    private let targets: UnsafeMutablePointer<Int32>
     /// Per token of the batch (`b · T + t`): whether it is masked (set for a forward pass, cleared after), and
     /// for a masked one its row among the last layer's selected rows.
     private let isMasked: UnsafeMutablePointer<Bool>
@@ -85,7 +87,7 @@ public final class PreTrainingModel {
         dNSPLogits = pool.floats(maxBatch * 2)
         dSequence = pool.floats(maxBatch * maxLength * h)
         dPooled = pool.floats(maxBatch * h)
-        positions = pool.int32s(p)
+        predictionRows = pool.int32s(p)
         targets = pool.int32s(maxBatch + p)
         isMasked = pool.allocate(maxBatch * maxLength, of: Bool.self)
         isMasked.initialize(repeating: false, count: maxBatch * maxLength)
@@ -108,7 +110,6 @@ public final class PreTrainingModel {
         if everyRow {
             encoder.forward(batch, dropout: dropout)
             lastLayerRowCount = batch.tokenCount
-            for p in maskedPositions { selectedRow[p] = Int32(p) }
         } else {
             for p in maskedPositions { isMasked[p] = true }
             encoder.forward(batch, lastLayerRowsWhere: { [isMasked] p in p % T == 0 || isMasked[p] }, pooled: true,
@@ -121,10 +122,10 @@ public final class PreTrainingModel {
         }
         let (h, v) = (config.hiddenSize, config.vocabSize)
         let sequence = encoder.sequenceOutput
-        for i in 0..<predictions {
-            let row = Int(selectedRow[maskedPositions[i]])
-            precondition(row >= 0, "masked position \(maskedPositions[i]) is padding, past its sequence's tokens")
-            positions[i] = Int32(maskedPositions[i])
+        for (i, p) in maskedPositions.enumerated() {
+            let row = everyRow ? p : Int(selectedRow[p])
+            precondition(row >= 0, "masked position \(p) is padding, past its sequence's tokens")
+            predictionRows[i] = Int32(row)
             (gathered + i * h).update(from: sequence + row * h, count: h)
         }
         transform.forward(gathered, dense, rows: predictions)
@@ -169,7 +170,7 @@ public final class PreTrainingModel {
             GELU.backward(dense, dActivated, dDense, count: predictions * h)
             transform.backward(input: gathered, dOutput: dDense, rows: predictions, dInput: dGathered)
             for i in 0..<predictions {
-                let row = dSequence + Int(selectedRow[Int(positions[i])]) * h
+                let row = dSequence + Int(predictionRows[i]) * h
                 let gradient = dGathered + i * h
                 for c in 0..<h { row[c] += gradient[c] }
             }
