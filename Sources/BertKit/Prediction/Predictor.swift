@@ -60,25 +60,16 @@ extension Predictor {
             sequences += windows
             owners += windows.indices.map { (e, $0) }
         }
-        let batches = Batches.byLength(sequences.map(\.ids.count), batchSize: batchSize)
-        // Each batch's outputs, row after row, each row its length then its values; timed once the weights are
-        // packed (as `finetune evaluate` times).
+        let loop = EvaluationLoop(batchSize: batchSize, processes: processes)
+        // Timed once the weights are packed (as `finetune evaluate` times).
         var started = ContinuousClock.now
         let results = try parameters.withFixedWeights {
             started = ContinuousClock.now
-            return try processes.gather(batches.count) { b in
-                forward(batches[b].map { sequences[$0] }).flatMap { [Double($0.count)] + $0.map(Double.init) }
+            return try loop.outputs(lengths: sequences.map(\.ids.count)) { batch in
+                forward(batch.map { sequences[$0] }).map { $0.map(Double.init) }
             }
         }
-        for (indices, flat) in zip(batches, results) {
-            var at = 0
-            for i in indices {
-                let n = Int(flat[at])
-                let owner = owners[i]
-                outputs[owner.example][owner.window] = flat[(at + 1)..<(at + 1 + n)].map { Float($0) }
-                at += 1 + n
-            }
-        }
+        for (owner, result) in zip(owners, results) { outputs[owner.example][owner.window] = result.map { Float($0) } }
         let seconds = started.seconds
         guard processes.isMain else { return PredictionReport(examples: examples.count, seconds: seconds) }
         let lines = try zip(examples, outputs).map { try result(of: $0, outputs: $1) }

@@ -154,6 +154,21 @@ public final class PreTrainingModel {
         return (mlm, nsp)
     }
 
+    /// One pair's terms of the last forward pass's losses, summed rather than averaged, for evaluation: the
+    /// masked-LM cross-entropy of masked positions `predictions` (its share of the positions, in order) against
+    /// their original tokens, and sequence `b`'s next-sentence cross-entropy. Leaves the gradients undefined.
+    public func losses(sequence b: Int, predictions rows: Range<Int>, maskedTokens: [Int32], isRandomNext: Bool) -> (mlm: Double, nsp: Double) {
+        precondition(rows.count == maskedTokens.count && rows.upperBound <= predictions && b < batchSize)
+        let v = config.vocabSize
+        for (i, token) in maskedTokens.enumerated() { targets[i] = token }
+        let mlm = CrossEntropy.forwardBackward(logits: mlmLogits + rows.lowerBound * v, targets: targets, rows: rows.count,
+                                               classes: v, normalizer: 1, scale: 0, dLogits: dMLMLogits)
+        targets[0] = isRandomNext ? 1 : 0
+        let nsp = CrossEntropy.forwardBackward(logits: nspLogits + b * 2, targets: targets, rows: 1, classes: 2, normalizer: 1,
+                                               scale: 0, dLogits: dNSPLogits)
+        return (mlm, nsp)
+    }
+
     /// Back-propagates the loss prepared by `loss(maskedTokens:isRandomNext:scale:)` into every gradient.
     public func backward() {
         let (h, v) = (config.hiddenSize, config.vocabSize)

@@ -48,6 +48,7 @@ public final class PreTrainingTask: TaskPlugin {
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
+    public var evaluationSize: Int? { evaluation.count }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
     public var dataWarnings: [DataError] { problems }
     public var dataSummary: String {
@@ -163,50 +164,50 @@ public final class PreTrainingTask: TaskPlugin {
             var random = SeededRandom(seed: seed, stream: UInt64(round) << 32 | UInt64(i))
             return masker.mask(training[i].ids, random: &random)
         }
-        let mine = Array(masked[share.positions])
-        let loss = forward(mine, share.examples.map { training[$0] }, dropout: dropout, scale: gradientScale,
-                           length: share.paddedLength { training[$0].ids.count },
-                           batch: (masked.reduce(0) { $0 + $1.labels.count }, share.batch.count))
+        let mine = Array(masked[share.positions]), pairs = share.examples.map { training[$0] }
+        forward(mine, pairs, dropout: dropout, length: share.paddedLength { training[$0].ids.count })
+        let loss = model.loss(maskedTokens: mine.flatMap(\.labels), isRandomNext: pairs.map(\.isRandomNext), scale: gradientScale,
+                              batch: (masked.reduce(0) { $0 + $1.labels.count }, share.batch.count))
         model.backward()
         return loss.mlm + (nextSentencePrediction ? loss.nsp : 0)
     }
 
-    /// Runs the model on masked pairs and prepares the gradients of the loss; returns its two terms.
-    /// `length` and `batch` as `BatchShare` says, when these pairs are a share of a larger batch.
-    private func forward(_ masked: [MaskedSequence], _ pairs: [SegmentPair], dropout: DropoutMode, scale: Float,
-                         length: Int? = nil, batch whole: (maskedPositions: Int, pairs: Int)? = nil) -> (mlm: Double, nsp: Double) {
+    /// Runs the model on masked pairs, padded to `length` (when these pairs are a share of a larger batch, as
+    /// `BatchShare` says) or to the longest of them.
+    private func forward(_ masked: [MaskedSequence], _ pairs: [SegmentPair], dropout: DropoutMode, length: Int? = nil) {
         let batch = EncoderBatch(padding: masked.map(\.ids), typeIds: pairs.map(\.typeIds), padId: tokenizer.padId,
                                  length: length)
         let T = batch.sequenceLength
-        let positions = masked.indices.flatMap { b in masked[b].positions.map { b * T + $0 } }
-        model.forward(batch, maskedPositions: positions, dropout: dropout)
-        return model.loss(maskedTokens: masked.flatMap(\.labels), isRandomNext: pairs.map(\.isRandomNext), scale: scale,
-                          batch: whole)
+        model.forward(batch, maskedPositions: masked.indices.flatMap { b in masked[b].positions.map { b * T + $0 } }, dropout: dropout)
     }
 
     /// Masked-LM loss, accuracy and perplexity over every held-out prediction; NSP loss and accuracy over the
     /// held-out pairs (when NSP is trained).
     public func evaluate() throws -> [String: Double] {
-        let batches = Batches.byLength(evaluation.map(\.pair.ids.count), batchSize: evaluationBatchSize)
-        // Each batch's sums, in this order: MLM loss, masked positions, correct ones, NSP loss, correct NSP.
-        let sums = try processes.gather(batches.count) { b in
-            let chosen = batches[b].map { evaluation[$0] }
-            let masked = chosen.map(\.masked)
-            let loss = forward(masked, chosen.map(\.pair), dropout: .evaluation, scale: 1)
-            let labels = masked.flatMap(\.labels)
-            return [loss.mlm * Double(labels.count), Double(labels.count),
-                    Double(labels.indices.filter { model.predictedToken($0) == labels[$0] }.count),
-                    loss.nsp * Double(chosen.count),
-                    Double(chosen.indices.filter { model.predictsRandomNext($0) == chosen[$0].pair.isRandomNext }.count)]
+        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+        // Each pair's masked-LM loss summed over its masked positions, their count, how many are predicted right,
+        // its NSP loss and whether NSP is right.
+        let outputs = try loop.outputs(lengths: evaluation.map(\.pair.ids.count)) { batch in
+            let chosen = batch.map { evaluation[$0] }
+            forward(chosen.map(\.masked), chosen.map(\.pair), dropout: .evaluation)
+            var first = 0
+            return chosen.enumerated().map { b, example in
+                let labels = example.masked.labels, rows = first..<(first + labels.count)
+                first += labels.count
+                let loss = model.losses(sequence: b, predictions: rows, maskedTokens: labels, isRandomNext: example.pair.isRandomNext)
+                let correct = zip(rows, labels).filter { model.predictedToken($0) == $1 }.count
+                return [loss.mlm, Double(labels.count), Double(correct), loss.nsp,
+                        model.predictsRandomNext(b) == example.pair.isRandomNext ? 1 : 0]
+            }
         }
         var mlmLoss = 0.0, nspLoss = 0.0
         var predictions = 0, correct = 0, nspCorrect = 0
-        for s in sums {
-            mlmLoss += s[0]
-            predictions += Int(s[1])
-            correct += Int(s[2])
-            nspLoss += s[3]
-            nspCorrect += Int(s[4])
+        for o in outputs {
+            mlmLoss += o[0]
+            predictions += Int(o[1])
+            correct += Int(o[2])
+            nspLoss += o[3]
+            nspCorrect += Int(o[4])
         }
         let meanLoss = mlmLoss / Double(max(1, predictions))
         var metrics = ["mlm_loss": meanLoss, "mlm_accuracy": Double(correct) / Double(max(1, predictions)),

@@ -27,6 +27,7 @@ public final class SpanQATask: TaskPlugin {
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
+    public var evaluationSize: Int? { evaluationExamples.count }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
     public var dataSummary: String {
         "\(trainingExamples.count) training and \(evaluationExamples.count) evaluation questions (\(training.count) and \(evaluation.count) windows)"
@@ -83,25 +84,16 @@ public final class SpanQATask: TaskPlugin {
 
     /// Answers (and n-best lists) for the evaluation questions, the batches shared among `processes`.
     public func predict(processes: ProcessGroup = .single) throws -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
-        let batches = Batches.byLength(evaluation.map(\.ids.count), batchSize: evaluationBatchSize)
-        // Each batch's windows' start logits then end logits, window after window.
-        let results = try processes.gather(batches.count) { b in
-            model.forward(Self.batch(evaluation, batches[b], padId: tokenizer.padId))
-            return batches[b].enumerated().flatMap { row, w in
+        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+        // Each window's start logits, then its end logits.
+        let logits = try loop.outputs(lengths: evaluation.map(\.ids.count)) { batch in
+            model.forward(Self.batch(evaluation, batch, padId: tokenizer.padId))
+            return batch.enumerated().map { row, w in
                 let n = evaluation[w].ids.count
                 return (0..<n).map { Double(model.startLogit(sequence: row, token: $0)) }
                     + (0..<n).map { Double(model.endLogit(sequence: row, token: $0)) }
             }
-        }
-        var logits = [[Float]](repeating: [], count: evaluation.count)
-        for (indices, row) in zip(batches, results) {
-            var at = 0
-            for w in indices {
-                let n = 2 * evaluation[w].ids.count
-                logits[w] = row[at..<(at + n)].map { Float($0) }
-                at += n
-            }
-        }
+        }.map { $0.map { Float($0) } }
         var windowsOf = [[Int]](repeating: [], count: evaluationExamples.count)
         for (w, window) in evaluation.enumerated() { windowsOf[window.example].append(w) }
         var answers: [String: String] = [:], best: [String: [AnswerExtractor.Candidate]] = [:]

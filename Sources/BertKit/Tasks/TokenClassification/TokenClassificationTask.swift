@@ -52,6 +52,7 @@ public final class TokenClassificationTask: TaskPlugin {
     }
     private let setup: TaskSetup
     private let windower: Windower
+    public var evaluationSize: Int? { evaluationSentences.count }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
     public init(_ setup: TaskSetup) throws {
@@ -124,28 +125,25 @@ public final class TokenClassificationTask: TaskPlugin {
     /// normaliser removes) cannot be tagged by the model and is predicted `O`.
     /// The batches are shared among `processes`.
     public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence], processes: ProcessGroup = .single) throws -> [[String]] {
-        let batches = Batches.byLength(windows.map(\.ids.count), batchSize: evaluationBatchSize)
-        // Each batch's label indices, window after window, word after word.
-        let results = try processes.gather(batches.count) { n in
-            let (batch, _) = Self.batch(windows, batches[n], padId: tokenizer.padId)
+        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+        // Each window's label index for each of its words.
+        let outputs = try loop.outputs(lengths: windows.map(\.ids.count)) { indices in
+            let (batch, _) = Self.batch(windows, indices, padId: tokenizer.padId)
             // Each word's tag is its first token's: only those are scored.
             let T = batch.sequenceLength
             var wordStarts = [Bool](repeating: false, count: batch.tokenCount)
-            for (row, w) in batches[n].enumerated() {
+            for (row, w) in indices.enumerated() {
                 for (_, token) in windows[w].wordTokens { wordStarts[row * T + token] = true }
             }
             model.forward(batch, scoring: { wordStarts[$0] })
-            return batches[n].enumerated().flatMap { row, w in
+            return indices.enumerated().map { row, w in
                 windows[w].wordTokens.map { _, token in Double(model.prediction(token: row * T + token)) }
             }
         }
-        // In batch order, so that a word two windows share keeps the later window's tag, as one process gives it.
+        // Windows cover disjoint words of their sentence.
         var tags = sentences.map { Array(repeating: "O", count: $0.words.count) }
-        for (indices, row) in zip(batches, results) {
-            var next = row.makeIterator()
-            for w in indices {
-                for (word, _) in windows[w].wordTokens { tags[windows[w].sentence][word] = labels[Int(next.next()!)] }
-            }
+        for (window, predicted) in zip(windows, outputs) {
+            for ((word, _), label) in zip(window.wordTokens, predicted) { tags[window.sentence][word] = labels[Int(label)] }
         }
         return tags
     }
