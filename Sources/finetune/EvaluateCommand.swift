@@ -12,7 +12,8 @@ struct Evaluate: ParsableCommand {
 
             The task is built as training builds it (its data read, its hyper-parameters from the task file and from \
             options such as --max-length 256, which should be the run's), with the model's own head; its evaluation \
-            split is scored with the task's metrics, as after each training evaluation. The seconds shown count \
+            split is scored with the task's metrics, as after each training evaluation (--eval-batch-size sequences a \
+            batch; --precision fp32, bf16 or int8). The seconds shown count \
             the forward passes and the scoring, from when the weights are packed for inference (quantised first \
             with int8) to the metrics.
             """)
@@ -21,20 +22,23 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Task name (a file Tasks/NAME.json) or a path to a task file.") var task: String
     @Option(help: "Score this file instead of the task's dev split (same layout).") var evalFile: String?
     @Option(help: "Folder with the data of tasks the repository does not carry (or set BERTKIT_DATA_DIR).") var dataDir: String?
-    @Option(help: "Number format of matrix products: fp32, bf16 or int8 (weights' products in int8, dynamic quantisation).")
-    var precision = Precision.float32
-    @Option(help: "Sequences per batch.") var batchSize = 32
-    /// Hyper-parameters that shape the evaluation (`--max-length 256`), parsed by the library's table of them.
+    /// Hyper-parameters that shape the evaluation (`--max-length 256`, `--eval-batch-size 64`, `--precision int8`),
+    /// parsed by the library's table of them.
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
+
+    /// Training's hyper-parameters, with the precisions prediction has (int8 too) in place of training's.
+    static var declarations: [HyperparameterDeclaration] {
+        Hyperparameters.table().map(\.declaration).filter { $0.name != PredictionOptions.precision.name }
+            + [PredictionOptions.precision.declaration]
+    }
 
     func run() throws {
         do {
             let spec = try TaskSpec.load(task)
-            var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
-                .applying(arguments: hyperparameterOptions, otherOptions: ["--model", "--task", "--eval-file", "--data-dir",
-                                                                           "--precision", "--batch-size"])
-            h[.precision] = precision
-            h[.evalBatchSize] = batchSize
+            let h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+                .applying(arguments: hyperparameterOptions, declarations: Self.declarations,
+                          otherOptions: ["--model", "--task", "--eval-file", "--data-dir"])
+            let precision = h[PredictionOptions.precision]
             let setup = TaskSetup(spec: spec, checkpoint: try BertCheckpoint(directory: model), hyperparameters: h,
                                   data: DataSources(evalFile: evalFile, dataDirectory: dataDir))
             let task = try spec.plugin.init(setup)
@@ -48,9 +52,11 @@ struct Evaluate: ParsableCommand {
                 let started = Date()
                 return (try task.evaluate(), Date().timeIntervalSince(started))
             }
-            say("\(spec.name) dev, \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
+            let scored = evalFile ?? "\(spec.name) dev"
+            let rate = task.evaluationSize.map { String(format: ", %.1f examples/s", Double($0) / max(seconds, 1e-9)) } ?? ""
+            say("\(scored), \(precision.rawValue): " + metrics.sorted { $0.key < $1.key }
                 .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-                + String(format: " (%.3f s)", seconds))
+                + String(format: " (%.3f s", seconds) + rate + ")")
         } catch { fail(error) }
     }
 }

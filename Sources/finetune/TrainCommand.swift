@@ -6,10 +6,11 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a model on a task (the default command).",
+        usage: "finetune [train] --task <task> [--experiment <name>] [--model <dir>] [--<hyper-parameter> <value> ...]",
         discussion: """
             Hyper-parameters come from the defaults, then the task file, then --experiment, then these options:
 
-            \(hyperparameterHelp)
+            \(OptionHelp.hyperparameters)
 
             The best model (by the task's main metric on dev) is exported to runs/<id>-<task>/best, training \
             checkpoints go to runs/<id>-<task>/checkpoints, and `finetune resume <id>` continues an interrupted run.
@@ -40,14 +41,6 @@ struct Train: ParsableCommand {
 
     /// Every hyper-parameter's option (`--learning-rate 5e-5`), parsed by the library's table of them.
     @Argument(parsing: .allUnrecognized, help: .hidden) var hyperparameterOptions: [String] = []
-
-    /// One entry per hyper-parameter: its option, value type and default, then its help.
-    static var hyperparameterHelp: String {
-        Hyperparameters.table().map { declaration, _ in
-            let fallback = declaration.defaultText.isEmpty ? "" : " (default: \(declaration.defaultText))"
-            return "  \(declaration.flag) <\(declaration.placeholder)>\(fallback)\n      \(declaration.help)"
-        }.joined(separator: "\n")
-    }
 
     /// The command's options that are not hyper-parameters, for suggestions when an option is misspelt.
     static let ownOptions = ["--task", "--experiment", "--model", "--db", "--output-dir", "--train-file", "--eval-file", "--data-dir",
@@ -128,7 +121,12 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: Process
         switch outcome.status {
         case .completed:
             let result = outcome.result!
-            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s: best \(progress.describe(result.bestMetrics)) at step \(result.bestStep); model in \(outcome.outputDirectory)/best")
+            let best = outcome.outputDirectory + "/best"
+            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s\(job.resumption != nil ? " (since it was resumed)" : ""): best \(progress.describe(result.bestMetrics)) at step \(result.bestStep); model in \(best)")
+            let me = invocation
+            say("next: \(me) runs show \(outcome.run)   (hyper-parameters, metrics, files)\n"
+                + "      \(me) export \(outcome.run) --to exported/\(job.spec.name)   (a Hugging Face folder)\n"
+                + "      \(me) predict --model \(best) --input FILE   (a prediction per line of FILE)")
         case .interrupted:
             var resumable: String? = nil
             if case .interrupted(_, let checkpoint)? = outcome.error as? TrainingError { resumable = checkpoint }

@@ -88,7 +88,7 @@ import Testing
                                             output: directory + "/predictions.tsv")
         request.task = task.spec
         request.split = "dev"
-        request.maxLength = 40
+        request.options[PredictionOptions.maxLength] = 40
         #expect(try request.plugin() == MultiLabelClassificationTask.self, "a multi-label model is predicted by its own plugin")
         let report = try MultiLabelClassificationTask.predict(request)
         #expect(report.examples == 32)

@@ -28,11 +28,28 @@ import Testing
         return abs(x - y) <= 1e-4
     }
 
+    /// A head's options are the common ones and those its plugin declares; another head's is refused by name.
+    @Test func predictionOptionsAreDeclaredByTheirPlugin() throws {
+        func message(_ arguments: [String], _ plugin: any TaskPlugin.Type) -> String {
+            do { _ = try PredictionOptions.parse(arguments, for: plugin); return "no error" } catch { return "\(error)" }
+        }
+        let options = try PredictionOptions.parse(["--top-k", "3", "--allow-no-answer", "--batch-size=8"], for: SpanQATask.self)
+        #expect(options[SpanQATask.PredictionOption.topK] == 3 && options[SpanQATask.PredictionOption.allowNoAnswer])
+        #expect(options[PredictionOptions.batchSize] == 8 && options[PredictionOptions.maxLength] == nil)
+        #expect(try PredictionOptions.parse([], for: PreTrainingTask.self)[PreTrainingTask.PredictionOption.topK] == 5, "fill-mask's own default")
+        #expect(message(["--threshold", "0.3"], SpanQATask.self)
+                == "--threshold is an option of multi-label-classification models, not of this span-qa model")
+        #expect(message(["--top-k", "0"], SpanQATask.self) == "--top-k must be positive, found '0'")
+        #expect(message(["--tpo-k", "3"], SpanQATask.self) == "unknown option '--tpo-k'; did you mean '--top-k'?")
+        #expect(message(["--threshold", "1.5"], MultiLabelClassificationTask.self) == "--threshold must be in (0, 1), found '1.5'")
+        #expect(message(["--precision", "int8"], SequenceClassificationTask.self) == "no error", "int8 is a prediction precision")
+    }
+
     @Test(arguments: ["simple", "first", "average", "max"])
     func entitiesEqualTheTokenClassificationPipeline(aggregation: String) throws {
         let results = try predict("token-classifier", "texts.jsonl") {
-            $0.aggregation = EntityAggregation(rawValue: aggregation)!
-            $0.windowOverlap = 8
+            $0.options[TokenClassificationTask.PredictionOption.aggregation] = EntityAggregation(rawValue: aggregation)!
+            $0.options[PredictionOptions.windowOverlap] = 8
         }
         let reference = (Self.expected["token-classification"] as! [String: Any])[aggregation] as! [[[String: Any]]]
         let texts = try JSONLines.read(path: Fixture.path("pipelines/texts.jsonl")).map { $0.object["text"] as! String }
@@ -64,9 +81,9 @@ import Testing
     }
 
     @Test func answersEqualTheQuestionAnsweringPipeline() throws {
-        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.topK = 3 },
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.options[SpanQATask.PredictionOption.topK] = 3 },
                      Self.expected["question-answering"] as! [[[String: Any]]])
-        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.topK = 3; $0.allowNoAnswer = true },
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.options[SpanQATask.PredictionOption.topK] = 3; $0.options[SpanQATask.PredictionOption.allowNoAnswer] = true },
                      Self.expected["question-answering-no-answer"] as! [[[String: Any]]])
     }
 
@@ -97,8 +114,8 @@ import Testing
     }
 
     @Test func bf16PredictsTheSameEntities() throws {
-        let fp32 = try predict("token-classifier", "texts.jsonl") { $0.windowOverlap = 8 }
-        let bf16 = try predict("token-classifier", "texts.jsonl") { $0.windowOverlap = 8; $0.precision = .bfloat16 }
+        let fp32 = try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.windowOverlap] = 8 }
+        let bf16 = try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.windowOverlap] = 8; $0.options[PredictionOptions.precision] = .bfloat16 }
         let same = zip(fp32, bf16).filter { ($0["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" }
             == ($1["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" } }.count
         #expect(same >= fp32.count - 1, "bf16 agrees with fp32 on \(same) of \(fp32.count) texts")
@@ -108,19 +125,19 @@ import Testing
     /// nearly the same entities (a random tiny model has near-ties that 8 bits can tip).
     @Test func int8PredictsAsFP32Does() throws {
         func answers(_ precision: Precision) throws -> [String] {
-            try predict("question-answering", "questions.jsonl") { $0.precision = precision }.map { $0["answer"] as! String }
+            try predict("question-answering", "questions.jsonl") { $0.options[PredictionOptions.precision] = precision }.map { $0["answer"] as! String }
         }
         #expect(try answers(.int8) == answers(.float32))
         func fillers(_ precision: Precision) throws -> [Int] {
-            try predict("masked-lm", "masked.jsonl") { $0.precision = precision }.flatMap { ($0["masks"] as! [[[String: Any]]]).map { $0[0]["token"] as! Int } }
+            try predict("masked-lm", "masked.jsonl") { $0.options[PredictionOptions.precision] = precision }.flatMap { ($0["masks"] as! [[[String: Any]]]).map { $0[0]["token"] as! Int } }
         }
         #expect(try fillers(.int8) == fillers(.float32))
-        let (fp32, int8) = (try predict("text-classifier", "pairs.jsonl"), try predict("text-classifier", "pairs.jsonl") { $0.precision = .int8 })
+        let (fp32, int8) = (try predict("text-classifier", "pairs.jsonl"), try predict("text-classifier", "pairs.jsonl") { $0.options[PredictionOptions.precision] = .int8 })
         for (a, b) in zip(fp32, int8) {
             #expect(a["label"] as? String == b["label"] as? String && abs((a["score"] as! Double) - (b["score"] as! Double)) < 0.01)
         }
         func entities(_ precision: Precision) throws -> [Set<String>] {
-            try predict("token-classifier", "texts.jsonl") { $0.precision = precision; $0.windowOverlap = 8 }.map {
+            try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.precision] = precision; $0.options[PredictionOptions.windowOverlap] = 8 }.map {
                 Set(($0["entities"] as! [[String: Any]]).map { "\($0["entity_group"]!) \($0["start"]!) \($0["end"]!)" })
             }
         }

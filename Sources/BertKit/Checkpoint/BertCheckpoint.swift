@@ -13,7 +13,7 @@ public struct BertCheckpoint: Sendable {
     public init(directory: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CheckpointError(file: directory, "model folder not found (run scripts/setup for the default encoder)")
+            throw CheckpointError(file: directory, "model folder not found")
         }
         self.directory = directory
         config = try BertConfig.load(path: directory + "/config.json")
@@ -50,6 +50,17 @@ public struct BertCheckpoint: Sendable {
                 throw CheckpointError(file: vocabularyPath, "has \(lines) tokens but config.json's vocab_size is \(config.vocabSize): ids past it have no embedding")
             }
         }
+    }
+
+    /// The longest input its tokenizer is meant for (`model_max_length` in tokenizer_config.json, which
+    /// transformers' pipelines read), never more than the position embeddings; those alone without the file.
+    public var modelMaxLength: Int {
+        let positions = config.maxPositionEmbeddings
+        guard let data = FileManager.default.contents(atPath: tokenizerConfigPath),
+              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let limit = (json["model_max_length"] as? NSNumber)?.doubleValue, limit >= 1
+        else { return positions }
+        return limit < Double(positions) ? Int(limit) : positions  // transformers writes 1e30 for "no limit"
     }
 
     /// `config.json` as a JSON object, with every field kept (exports extend it).

@@ -1,7 +1,7 @@
 import Foundation
 
-/// What `finetune predict` asks of the plugin whose architecture a fine-tuned model folder names. The options
-/// that only some heads read say which; each keeps the default of transformers' pipeline for that head.
+/// What `finetune predict` asks of the plugin whose architecture a fine-tuned model folder names: the model,
+/// the input and output, and the options the plugin declares.
 public struct PredictionRequest: Sendable {
     /// The model folder (an export, or a run's `best/`), loaded.
     public let model: String
@@ -16,26 +16,9 @@ public struct PredictionRequest: Sendable {
     /// A task whose split describes the columns of a TSV input.
     public var task: TaskSpec?
     public var split = "test"
-    /// Tokens per sequence, special tokens included (nil: 384 for span QA, 128 otherwise); never more than the
-    /// model's `max_position_embeddings`.
-    public var maxLength: Int?
-    /// Tokens that consecutive windows of a long text share (nil: half the window, at most 128, as the
-    /// question-answering pipeline's `doc_stride`).
-    public var windowOverlap: Int?
-    public var batchSize = 32
-    public var precision = Precision.float32
-    /// Multi-label: the probability at which a label is predicted (nil: the model's own, else 0.5).
-    public var threshold: Double?
-    /// Token classification: how sub-token scores become word labels.
-    public var aggregation = EntityAggregation.first
-    /// Span QA: answers listed (default 1); fill-mask: fillers per mask (default 5).
-    public var topK: Int?
-    /// Span QA: the longest answer, in tokens.
-    public var maxAnswerLength = 15
-    /// Span QA (SQuAD 2.0-style models): the empty answer competes with the spans, and wins when its score
-    /// beats the best span's by more than `nullThreshold`.
-    public var allowNoAnswer = false
-    public var nullThreshold = 0.0
+    /// What the user set: `PredictionOptions.common` and the options of the model's plugin
+    /// (`PredictionOptions.parse`); an option not set has its declared default.
+    public var options = Hyperparameters()
     /// The processes that share the batches of a file's prediction (`mpirun ... finetune predict`); process 0
     /// writes the results.
     public var processes = ProcessGroup.single
@@ -58,14 +41,19 @@ public struct PredictionRequest: Sendable {
             """)
     }
 
-    /// The window length: the request's, else `standard`, capped by the model's position embeddings.
-    func sequenceLength(standard: Int = 128) -> Int {
-        min(maxLength ?? standard, checkpoint.config.maxPositionEmbeddings)
+    /// Sequences per forward pass.
+    var batchSize: Int { options[PredictionOptions.batchSize] }
+    var precision: Precision { options[PredictionOptions.precision] }
+
+    /// The window length: the request's, else `standard`, else the model's own limit (as transformers'
+    /// pipelines default), capped by the model's position embeddings.
+    func sequenceLength(standard: Int? = nil) -> Int {
+        min(options[PredictionOptions.maxLength] ?? standard ?? checkpoint.modelMaxLength, checkpoint.config.maxPositionEmbeddings)
     }
 
     /// The overlap of consecutive windows of `length` tokens, checked to leave each window new tokens.
     func overlap(length: Int, budget: Int) throws -> Int {
-        let overlap = windowOverlap ?? min(length / 2, 128)
+        let overlap = options[PredictionOptions.windowOverlap] ?? min(length / 2, 128)
         guard overlap >= 0 && overlap < budget else {
             throw UsageError("--window-overlap \(overlap) must be at least 0 and less than the \(budget) text tokens of a window")
         }

@@ -35,6 +35,8 @@ public protocol TaskPlugin: TrainableTask, SendableMetatype {
     static var metrics: Set<String> { get }
     /// Hyper-parameters that only this kind of task reads (declared in its file).
     static var hyperparameters: [HyperparameterDeclaration] { get }
+    /// What its models' predictions let a user set beyond `PredictionOptions.common` (declared in its files).
+    static var predictionOptions: [HyperparameterDeclaration] { get }
 
     /// Checks what this kind of task needs of its file beyond the common fields (say, labels).
     static func validate(_ spec: TaskSpec) throws
@@ -51,6 +53,7 @@ public protocol TaskPlugin: TrainableTask, SendableMetatype {
 
 extension TaskPlugin {
     public static var hyperparameters: [HyperparameterDeclaration] { [] }
+    public static var predictionOptions: [HyperparameterDeclaration] { [] }
     public static func validate(_ spec: TaskSpec) throws {}
     public static func predicts(_ config: [String: Any]) -> Bool {
         (config["architectures"] as? [String])?.contains(architecture) == true
@@ -151,6 +154,8 @@ public protocol TrainableTask: AnyObject {
     var dataSummary: String { get }
     /// Problems in the data that were skipped rather than fatal (file, line and what was wrong), for the log.
     var dataWarnings: [DataError] { get }
+    /// How many examples the evaluation scores (texts, sentences, questions, pairs), for rates; nil if unknown.
+    var evaluationSize: Int? { get }
     /// Token count of each training example, for length-grouped batching.
     var trainingLengths: [Int] { get }
     /// The metric that picks the best checkpoint (higher is better).
@@ -189,6 +194,7 @@ public struct ExamplePrediction: Sendable, Equatable {
 
 extension TrainableTask {
     public var evaluationPredictions: [ExamplePrediction] { [] }
+    public var evaluationSize: Int? { nil }
     public func finish(outputDirectory: String) throws -> FinishReport { FinishReport() }
     public var dataWarnings: [DataError] { [] }
     public var trainingState: Data? { nil }

@@ -13,15 +13,18 @@ public struct Hyperparameter<Value: HyperparameterValue>: Sendable {
     /// Whether a different value can give different weights. One that cannot (the evaluation batch, how often
     /// checkpoints are saved) may change when a run is resumed.
     public let changesResult: Bool
+    /// What a value looks like in help (`fp32|bf16`): the type's, unless the range narrows it.
+    public let placeholder: String
     /// What is wrong with a value, or nil when it is fine.
     let problem: @Sendable (Value) -> String?
 
-    public init(_ name: String, default defaultValue: Value, help: String, changesResult: Bool = true,
+    public init(_ name: String, default defaultValue: Value, help: String, changesResult: Bool = true, placeholder: String? = nil,
                 problem: @escaping @Sendable (Value) -> String? = { _ in nil }) {
         self.name = name
         self.defaultValue = defaultValue
         self.help = help
         self.changesResult = changesResult
+        self.placeholder = placeholder ?? Value.placeholder
         self.problem = problem
     }
 
@@ -29,7 +32,7 @@ public struct Hyperparameter<Value: HyperparameterValue>: Sendable {
     public var declaration: HyperparameterDeclaration {
         let problem = self.problem
         return HyperparameterDeclaration(
-            name: name, help: help, placeholder: Value.placeholder, defaultText: defaultValue.text,
+            name: name, help: help, placeholder: placeholder, defaultText: defaultValue.text,
             sqlType: Value.sqlType, changesResult: changesResult,
             parseText: { text in Value(text: text).map { (value: $0.text, problem: problem($0)) } },
             parseJSON: { json in Value(json: json).map { (value: $0.text, problem: problem($0)) } })

@@ -48,6 +48,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
+    public var evaluationSize: Int? { evaluation.count }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
     public var dataSummary: String {
         let perText = Double(training.reduce(0) { $0 + $1.labels.count }) / Double(max(1, training.count))
@@ -93,19 +94,13 @@ public final class MultiLabelClassificationTask: TaskPlugin {
 
     /// Every label's probability for each feature, in their order, the batches shared among `processes`.
     public func probabilities(_ features: [Feature], processes: ProcessGroup = .single) throws -> [[Double]] {
-        let batches = Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize)
         let k = labels.count
-        let results = try processes.gather(batches.count) { n in
-            let indices = batches[n]
-            model.forward(EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds },
+        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+        return try loop.outputs(lengths: features.map(\.ids.count)) { batch in
+            model.forward(EncoderBatch(padding: batch.map { features[$0].ids }, typeIds: batch.map { features[$0].typeIds },
                                        padId: tokenizer.padId))
-            return (0..<(indices.count * k)).map { Self.sigmoid(model.logits[$0]) }
+            return (0..<batch.count).map { r in (0..<k).map { Self.sigmoid(model.logits[r * k + $0]) } }
         }
-        var probabilities = [[Double]](repeating: [], count: features.count)
-        for (indices, row) in zip(batches, results) {
-            for (r, i) in indices.enumerated() { probabilities[i] = Array(row[(r * k)..<((r + 1) * k)]) }
-        }
-        return probabilities
     }
 
     /// Micro and macro F1, micro precision and recall, subset accuracy and every label's F1 (`f1_LABEL`) at the
@@ -131,9 +126,10 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     }
 
     public func export(to directory: String) throws {
+        let names = spec.labelNames ?? labels
         let config: [String: Any] = [
-            "id2label": Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), $1) }),
-            "label2id": Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) }),
+            "id2label": Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) }),
+            "label2id": Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) }),
             "problem_type": Self.problemType, "threshold": threshold,
         ]
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters,
@@ -147,7 +143,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     /// (`threshold` in config.json, tuned or set when it was trained), else 0.5.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         let labels = try SequenceClassificationTask.classLabels(request)
-        let threshold = try request.threshold ?? (request.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
+        let threshold = try request.options[PredictionOption.threshold] ?? (request.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
         let columns = { (task: TaskSpec, split: String) in try task.layout(of: split, as: MultiLabelLayout.self).columns }
         func chosen(_ p: [Double]) -> [String] { p.indices.filter { p[$0] >= threshold }.map { labels[$0] } }
         if request.output.hasSuffix(".tsv") {
@@ -209,6 +205,17 @@ public struct MultiLabelLayout: TaskFileSection {
             }
             return (row.textA, row.textB, Array(Set(indices)).sorted())
         }
+    }
+}
+
+extension MultiLabelClassificationTask {
+    public static var predictionOptions: [HyperparameterDeclaration] { [PredictionOption.threshold.declaration] }
+
+    /// What its models' predictions let a user set (`PredictionOptions`).
+    public enum PredictionOption {
+        public static let threshold = Hyperparameter<Double?>(
+            "threshold", default: nil, help: "Multi-label: predict a label when its probability reaches this (default: the model's own, else 0.5).",
+            problem: { $0.map { $0 > 0 && $0 < 1 ? nil : "must be in (0, 1)" } ?? nil })
     }
 }
 

@@ -30,8 +30,7 @@ struct FillMaskPredictor: Predictor {
         tokenizer = try BertTokenizer(directory: request.model)
         batchSize = request.batchSize
         maxLength = request.sequenceLength()
-        topK = request.topK ?? 5
-        guard topK >= 1 else { throw UsageError("--top-k must be at least 1") }
+        topK = request.options[PreTrainingTask.PredictionOption.topK]
         maxPredictions = Swift.max(maxLength, 4 * batchSize)
         model = PreTrainingModel(config: request.checkpoint.config, maxBatch: batchSize, maxLength: maxLength,
                                  maxPredictions: maxPredictions, nextSentencePrediction: false, precision: request.precision)
@@ -89,5 +88,15 @@ struct FillMaskPredictor: Predictor {
             }
         }
         return JSONOutput.line(["masks": masks])
+    }
+}
+
+extension PreTrainingTask {
+    public static var predictionOptions: [HyperparameterDeclaration] { [PredictionOption.topK.declaration] }
+
+    /// What its models' predictions (fill-mask) let a user set (`PredictionOptions`), with the fill-mask
+    /// pipeline's defaults.
+    public enum PredictionOption {
+        public static let topK = Hyperparameter<Int>("top_k", default: 5, help: "Fill-mask: fillers listed per [MASK].", problem: positive)
     }
 }

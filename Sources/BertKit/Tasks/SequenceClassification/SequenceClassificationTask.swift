@@ -49,6 +49,7 @@ public final class SequenceClassificationTask: TaskPlugin {
         "\(training.count) training and \(evaluation.count) evaluation examples"
             + (classWeights.map { "; class weights " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? "")
     }
+    public var evaluationSize: Int? { evaluation.count }
     public var trainingLengths: [Int] { training.map(\.ids.count) }
 
     /// Tokenises the task's `train` and `dev` splits (truncated to `max_length` tokens) and loads the encoder,
@@ -128,26 +129,21 @@ public final class SequenceClassificationTask: TaskPlugin {
 
     /// Predictions for `features`, in their order, the batches shared among `processes`.
     public func predict(_ features: [SequenceFeature], processes: ProcessGroup = .single) throws -> [Target] {
-        let batches = Batches.byLength(features.map(\.ids.count), batchSize: evaluationBatchSize)
-        let results = try processes.gather(batches.count) { n in
-            model.forward(Self.batch(features, batches[n], padId: tokenizer.padId))
+        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+        return try loop.outputs(lengths: features.map(\.ids.count)) { batch in
+            model.forward(Self.batch(features, batch, padId: tokenizer.padId))
             return model.predictions().map { target in
                 switch target {
-                case .label(let y): Double(y)
-                case .value(let v): Double(v)
+                case .label(let y): [Double(y)]
+                case .value(let v): [Double(v)]
                 }
             }
-        }
-        var predicted = [Target](repeating: .label(0), count: features.count)
-        for (indices, row) in zip(batches, results) {
-            for (i, x) in zip(indices, row) { predicted[i] = model.isRegression ? .value(Float(x)) : .label(Int(x)) }
-        }
-        return predicted
+        }.map { model.isRegression ? .value(Float($0[0])) : .label(Int($0[0])) }
     }
 
     public func export(to directory: String) throws {
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer,
-                                    parameters: model.parameters, head: Self.exportHead(labels: spec.labels))
+                                    parameters: model.parameters, head: Self.exportHead(labels: spec.labelNames))
     }
 
     static func exportHead(labels: [String]?) -> HuggingFaceExport.Head {

@@ -41,12 +41,10 @@ struct AnswerPredictor: Predictor {
         tokenizer = try BertTokenizer(directory: request.model)
         batchSize = request.batchSize
         maxLength = request.sequenceLength(standard: 384)
-        topK = request.topK ?? 1
-        guard topK >= 1 else { throw UsageError("--top-k must be at least 1") }
-        maxAnswerLength = request.maxAnswerLength
-        guard maxAnswerLength >= 1 else { throw UsageError("--max-answer-length must be at least 1") }
-        allowNoAnswer = request.allowNoAnswer
-        nullThreshold = request.nullThreshold
+        topK = request.options[SpanQATask.PredictionOption.topK]
+        maxAnswerLength = request.options[SpanQATask.PredictionOption.maxAnswerLength]
+        allowNoAnswer = request.options[SpanQATask.PredictionOption.allowNoAnswer]
+        nullThreshold = request.options[SpanQATask.PredictionOption.nullThreshold]
         // The whole question goes into every window, as the pipeline does; the overlap is checked per question.
         let overlap = try request.overlap(length: maxLength, budget: maxLength)
         windower = SpanWindower(tokenizer: tokenizer, maxLength: maxLength, windowOverlap: overlap, maxQuestionTokens: .max)
@@ -124,5 +122,26 @@ struct AnswerPredictor: Predictor {
         var line = (ranked.first ?? Answer(text: "", score: 0, offsets: 0..<0)).json
         line["answers"] = ranked.map(\.json)
         return JSONOutput.line(line)
+    }
+}
+
+extension SpanQATask {
+    public static var predictionOptions: [HyperparameterDeclaration] {
+        [PredictionOptions.windowOverlap.declaration, PredictionOption.topK.declaration, PredictionOption.maxAnswerLength.declaration,
+         PredictionOption.allowNoAnswer.declaration, PredictionOption.nullThreshold.declaration]
+    }
+
+    /// What its models' predictions let a user set (`PredictionOptions`), with the question-answering
+    /// pipeline's defaults; its window is 384 tokens unless `max_length` says otherwise.
+    public enum PredictionOption {
+        public static let topK = Hyperparameter<Int>("top_k", default: 1, help: "Question answering: answers listed per question.",
+                                                     problem: positive)
+        public static let maxAnswerLength = Hyperparameter<Int>("max_answer_length", default: 15,
+                                                                help: "Question answering: the longest answer, in tokens.", problem: positive)
+        public static let allowNoAnswer = Hyperparameter<Bool>(
+            "allow_no_answer", default: false, help: "Question answering (SQuAD 2.0-style models): the empty answer competes with the spans.")
+        public static let nullThreshold = Hyperparameter<Double>(
+            "null_threshold", default: 0,
+            help: "Question answering: the empty answer wins only when its score beats the best span's by more than this.")
     }
 }

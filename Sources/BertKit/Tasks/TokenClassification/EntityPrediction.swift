@@ -50,7 +50,7 @@ struct EntityPredictor: Predictor {
             throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned token classification model?")
         }
         self.labels = labels
-        aggregation = request.aggregation
+        aggregation = request.options[TokenClassificationTask.PredictionOption.aggregation]
         batchSize = request.batchSize
         maxLength = request.sequenceLength()
         overlap = try request.overlap(length: maxLength, budget: maxLength - 2)
@@ -207,5 +207,20 @@ struct EntityPredictor: Predictor {
         }
         kept.append(previous)
         return kept
+    }
+}
+
+extension EntityAggregation: HyperparameterValue {}
+
+extension TokenClassificationTask {
+    public static var predictionOptions: [HyperparameterDeclaration] {
+        [PredictionOptions.windowOverlap.declaration, PredictionOption.aggregation.declaration]
+    }
+
+    /// What its models' predictions let a user set (`PredictionOptions`), with the token-classification
+    /// pipeline's defaults.
+    public enum PredictionOption {
+        public static let aggregation = Hyperparameter<EntityAggregation>(
+            "aggregation", default: .first, help: "Token classification: how sub-tokens make words: simple, first, average or max.")
     }
 }
