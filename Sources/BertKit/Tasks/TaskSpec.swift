@@ -24,8 +24,11 @@ public struct TaskSpec: Sendable {
     public let hyperparameters: [String: JSONValue]
     /// The file of each split: `train` and `dev` are used for training and evaluation, `test` for prediction.
     public let splits: [String: String]
-    /// Class names in label-id order; absent for a regression task.
+    /// Class names in label-id order, as the data files write them; absent for a regression task.
     public let labels: [String]?
+    /// The names predictions and exports give the classes (`labelNames`, in the order of `labels`: MRPC's data
+    /// writes "0" and "1" for "not_equivalent" and "equivalent"); the labels themselves when the file gives none.
+    public let labelNames: [String]?
     public let metrics: [String]
     /// The metric that picks the best checkpoint.
     public let mainMetric: String
@@ -47,12 +50,13 @@ public struct TaskSpec: Sendable {
         var hyperparameters: [String: JSONValue]?
         let splits: [String: SplitFile]
         var labels: [String]?
+        var labelNames: [String]?
         let metrics: [String]
         let mainMetric: String
     }
     static let commonKeys: Set<String> = [
         "name", "plugin", "description", "dataDirectory", "externalData", "obtain", "hyperparameters", "splits",
-        "labels", "metrics", "mainMetric",
+        "labels", "labelNames", "metrics", "mainMetric",
     ]
 
     /// Reads `Tasks/NAME.json` (or a path to a task file) and checks it: its keys, its plugin's layout of every
@@ -73,7 +77,8 @@ public struct TaskSpec: Sendable {
         let spec = TaskSpec(
             name: common.name, plugin: plugin, description: common.description, dataDirectory: common.dataDirectory,
             externalData: common.externalData ?? false, obtain: common.obtain, hyperparameters: common.hyperparameters ?? [:],
-            splits: common.splits.mapValues(\.file), labels: common.labels, metrics: common.metrics,
+            splits: common.splits.mapValues(\.file), labels: common.labels,
+            labelNames: common.labelNames ?? common.labels, metrics: common.metrics,
             mainMetric: common.mainMetric, path: path, source: data)
         try spec.validate(plugins: plugins)
         return spec
@@ -83,8 +88,16 @@ public struct TaskSpec: Sendable {
         guard metrics.contains(mainMetric) else {
             throw DataError(file: path, "mainMetric '\(mainMetric)' is not one of metrics \(metrics)")
         }
-        if let labels, labels.count < 2 || Set(labels).count != labels.count {
-            throw DataError(file: path, "labels must be at least two distinct names")
+        for (key, names) in [("labels", labels), ("labelNames", labelNames)] {
+            guard let names else { continue }
+            if names.count < 2 { throw DataError(file: path, "\(key) must name at least two classes") }
+            var seen: Set<String> = []
+            for name in names where !seen.insert(name).inserted {
+                throw DataError(file: path, "\(key) repeats '\(name)'; each class is named once")
+            }
+        }
+        if let labelNames, labelNames.count != labels?.count {
+            throw DataError(file: path, "labelNames has \(labelNames.count) names for \(labels?.count ?? 0) labels; one name per label, in their order")
         }
         _ = try Hyperparameters().applying(hyperparameters, from: path, plugins: plugins)
         try plugin.checkTaskFile(self)
