@@ -12,10 +12,10 @@ struct Export: ParsableCommand {
     @OptionGroup var databaseOptions: DatabaseOptions
 
     func run() throws {
-        guard let run = try open(databaseOptions).run(id) else { throw ValidationError("no run \(id) in \(databaseOptions.db)") }
+        guard let run = try open(databaseOptions).run(id) else { throw UsageError("no run \(id) in \(databaseOptions.db)") }
         let source = (run.outputDirectory ?? "") + "/best"
         guard FileManager.default.fileExists(atPath: source + "/model.safetensors") else {
-            throw ValidationError("run \(id) (\(run.status)) has no saved model at \(source)")
+            throw UsageError("run \(id) (\(run.status)) has no saved model at \(source)")
         }
         try ModelFolder.copy(from: source, to: to)
         print("exported run \(id) to \(to)")

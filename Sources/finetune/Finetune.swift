@@ -10,6 +10,34 @@ struct Finetune: ParsableCommand {
         subcommands: [Train.self, Resume.self, Sweep.self, Sweeps.self, Runs.self, Export.self, Predict.self, Evaluate.self, Encode.self],
         defaultSubcommand: Train.self
     )
+
+    /// Errors in one style, `error: …`: a usage error (an option misspelt or missing) is followed by the usage
+    /// of its command, any other error (a missing run, a broken file) by nothing else.
+    static func main() {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exitAsUsageError(error)
+        }
+        do {
+            try command.run()
+        } catch let error as ValidationError {
+            exitAsUsageError(error)
+        } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            exit(withError: error)  // `finetune help train`, --version, exit codes
+        } catch {
+            fail(error)
+        }
+    }
+
+    private static func exitAsUsageError(_ error: Error) -> Never {
+        guard exitCode(for: error) != .success else { exit(withError: error) }  // --help
+        var message = fullMessage(for: error)
+        if message.hasPrefix("Error: ") { message = "error: " + message.dropFirst("Error: ".count) }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        Foundation.exit(exitCode(for: error).rawValue)
+    }
 }
 
 /// Options shared by commands that load a model.
@@ -46,7 +74,13 @@ struct DatabaseOptions: ParsableArguments {
 /// names the process.
 func fail(_ error: Error, code: Int32 = 1, processes: ProcessGroup = .single) -> Never {
     let which = processes.isDistributed ? "process \(processes.rank): " : ""
-    FileHandle.standardError.write(Data("error: \(which)\(error.localizedDescription)\n".utf8))
+    var message = error.localizedDescription
+    // The default encoder is the one folder that a fresh checkout lacks until it is set up.
+    if let missing = error as? CheckpointError, missing.file == ModelOptions.defaultModelDirectory,
+       !FileManager.default.fileExists(atPath: missing.file) {
+        message += " (scripts/setup installs the default encoder there)"
+    }
+    FileHandle.standardError.write(Data("error: \(which)\(message)\n".utf8))
     Foundation.exit(code)
 }
 
@@ -54,4 +88,13 @@ func fail(_ error: Error, code: Int32 = 1, processes: ProcessGroup = .single) ->
 /// (`tail -f`) as it happens; `print` holds output back when it is not a terminal.
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// How to run this program again from the current folder, for commands a message suggests: its path as
+/// started (`swift run` starts `.build/release/finetune`), relative to here when it lies below.
+var invocation: String {
+    let path = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    let here = FileManager.default.currentDirectoryPath + "/"
+    if !CommandLine.arguments[0].contains("/") { return CommandLine.arguments[0] }  // found on PATH
+    return path.hasPrefix(here) ? String(path.dropFirst(here.count)) : path
 }

@@ -17,11 +17,12 @@ struct Runs: ParsableCommand {
 
         func run() throws {
             let runs = try open(databaseOptions).runs(task: task, limit: limit)
-            printTable(["id", "task", "status", "experiment", "seed", "lr", "batch", "epochs", "metric", "final", "best", "seconds", "started"],
+            printTable(["id", "task", "status", "experiment", "seed", "lr", "batch", "length", "metric", "final", "best", "seconds", "started"],
                        runs.map { r in
-                           ["\(r.id)", r.task, r.status, r.experiment ?? "", r.seed.map(String.init) ?? "", format(r.learningRate),
-                            r.batchSize.map(String.init) ?? "", format(r.epochs), r.mainMetric ?? "", format(r.finalMain),
-                            format(r.bestMain), format(r.seconds), r.startedAt]
+                           let length = r.maxSteps.map { "\($0) steps" } ?? r.epochs.map { "\(format($0, digits: 3)) epochs" } ?? ""
+                           return ["\(r.id)", r.task, r.status, r.experiment ?? "", r.seed.map(String.init) ?? "", format(r.learningRate),
+                                   r.batchSize.map(String.init) ?? "", length, r.mainMetric ?? "", format(r.finalMain),
+                                   format(r.bestMain), r.seconds.map { String(format: "%.0f", $0) } ?? "", r.startedAt]
                        })
         }
     }
@@ -33,13 +34,16 @@ struct Runs: ParsableCommand {
 
         func run() throws {
             let db = try open(databaseOptions)
-            guard let run = try db.run(id) else { throw ValidationError("no run \(id) in \(databaseOptions.db)") }
+            guard let run = try db.run(id) else { throw UsageError("no run \(id) in \(databaseOptions.db)") }
             for (name, value) in run.fields { print("\(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(value)") }
             print("\nhyper-parameters")
             for p in try db.parameters(of: id) { print("  \(p.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(p.value)") }
-            print("\nmetrics (final and best)")
+            // Only evaluations have a best (by the main metric); training's figures are the last step's.
+            print("\nmetrics (final; and at the best evaluation)")
             printTable(["split", "metric", "final", "best", "last step"],
-                       try db.metricSummaries(of: id).map { [$0.split, $0.name, format($0.final), format($0.best), "\($0.lastStep)"] })
+                       try db.metricSummaries(of: id).map { m in
+                           [m.split, m.name, format(m.final), m.split == "train" ? "" : format(m.best), "\(m.lastStep)"]
+                       })
             let artifacts = try db.artifacts(of: id)
             if !artifacts.isEmpty {
                 print("\nartifacts")
@@ -62,7 +66,7 @@ struct Runs: ParsableCommand {
                 rows[key]![column] = value
             }
             for (column, id) in ids.enumerated() {
-                guard let run = try db.run(id) else { throw ValidationError("no run \(id) in \(databaseOptions.db)") }
+                guard let run = try db.run(id) else { throw UsageError("no run \(id) in \(databaseOptions.db)") }
                 for (key, value) in [("task", run.task), ("model", run.model), ("experiment", run.experiment ?? ""),
                                      ("status", run.status), ("seed", run.seed.map(String.init) ?? "")] {
                     put(key, column, value)
@@ -73,7 +77,12 @@ struct Runs: ParsableCommand {
                     put("\(m.split) \(m.name) best", column, format(m.best))
                 }
             }
-            printTable(["run"] + ids.map(String.init), order.map { [$0] + rows[$0]! })
+            // A row whose runs differ is marked, so that what sets them apart stands out.
+            printTable(["", "run"] + ids.map(String.init), order.map { key in
+                let values = rows[key]!
+                return [Set(values).count > 1 ? "*" : "", key] + values
+            })
+            print("(* the runs differ)")
             if ids.count == 2 {
                 do {
                     let (metric, examples, c) = try db.pairedBootstrap(ids[0], ids[1])
@@ -97,7 +106,7 @@ struct Runs: ParsableCommand {
 
         func run() throws {
             let db = try open(databaseOptions)
-            guard let first = ids.first, let run = try db.run(first) else { throw ValidationError("name runs that exist") }
+            guard let first = ids.first, let run = try db.run(first) else { throw UsageError("name runs that exist") }
             let metric = self.metric ?? run.mainMetric ?? "f1"
             try AtomicFile.write(Data(try db.learningCurves(runs: ids, metric: metric).svg().utf8), to: output)
             print("wrote \(output)")
@@ -107,23 +116,26 @@ struct Runs: ParsableCommand {
 
 func open(_ options: DatabaseOptions) throws -> ResultsDatabase {
     guard FileManager.default.fileExists(atPath: options.db) else {
-        throw ValidationError("\(options.db) does not exist yet: it is made by the first `finetune --task ...` run")
+        throw UsageError("\(options.db) does not exist yet: it is made by the first `finetune --task ...` run")
     }
     return try ResultsDatabase(path: options.db)
 }
 
-/// A recorded number as a table shows it: whole numbers with one decimal, small ones in 3 significant digits.
-func format(_ value: Double?) -> String {
+/// A recorded number as a table shows it: whole numbers as they are, small ones in 3 significant digits,
+/// others with `digits` decimals.
+func format(_ value: Double?, digits: Int = 4) -> String {
     guard let v = value else { return "" }
-    return v == v.rounded() && abs(v) < 1e6 ? String(format: "%.1f", v) : String(format: abs(v) < 1e-2 ? "%.3g" : "%.4f", v)
+    if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+    return abs(v) < 1e-2 ? String(format: "%.3g", v) : String(format: "%.\(digits)f", v)
 }
 
 /// Prints rows under a header, columns padded to their widest cell.
 func printTable(_ header: [String], _ rows: [[String]]) {
     let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
     func line(_ cells: [String]) -> String {
-        zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-            .trimmingCharacters(in: .whitespaces)
+        var text = zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        while text.last == " " { text.removeLast() }
+        return text
     }
     print(line(header))
     print(line(widths.map { String(repeating: "-", count: $0) }))

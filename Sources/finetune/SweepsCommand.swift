@@ -33,7 +33,7 @@ struct Sweeps: ParsableCommand {
         func run() throws { try Self.printSummary(id, database: try open(databaseOptions)) }
 
         static func printSummary(_ id: Int64, database: ResultsDatabase) throws {
-            guard let sweep = try database.sweep(id) else { throw ValidationError("no sweep \(id) in \(database.path)") }
+            guard let sweep = try database.sweep(id) else { throw UsageError("no sweep \(id) in \(database.path)") }
             let summaries = try database.summary(ofSweep: id)
             let metric = summaries.first?.mainMetric ?? "main metric"
             print("sweep \(id): \(sweep.task), \(sweep.status); \(metric) is each run's best on dev; * marks the best mean")

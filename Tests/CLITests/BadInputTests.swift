@@ -39,7 +39,7 @@ import BertKit
     @Test func aCheckpointOfAnotherRunIsRefused() throws {
         let cli = CommandLineTests()
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }
-        let arguments = cli.trainArguments(steps: 6) + ["--save-strategy", "steps", "--save-steps", "3"]
+        let arguments = cli.trainArguments(steps: 6) + ["--save-strategy", "steps", "--save-steps", "3", "--keep-checkpoints"]
         #expect(try cli.finetune(arguments).status == 0)
         #expect(try cli.finetune(arguments).status == 0)
         let first = cli.directory + "/runs/1-mrpc-slice/checkpoints", second = cli.directory + "/runs/2-mrpc-slice/checkpoints"

@@ -86,6 +86,8 @@ import BertKit
         let first = try finetune(trainArguments())
         #expect(first.status == 0, "\(first.error)")
         #expect(first.output.contains("run 1 completed"))
+        #expect(first.output.contains("next: ") && first.output.contains(" runs show 1") && first.output.contains(" export 1 --to exported/mrpc-slice"),
+                "the end of a run says what to do next: \(first.output)")
         let second = try finetune(trainArguments(extra: ["--seed", "7", "--learning-rate", "5e-4", "--precision", "bf16"]))
         #expect(second.status == 0, "\(second.error)")
 
@@ -109,10 +111,14 @@ import BertKit
 
         let list = try finetune(["runs", "--db", db])
         #expect(list.status == 0 && list.output.contains("mrpc-slice") && list.output.contains("completed"))
+        #expect(list.output.contains("4 steps") && !list.output.contains("epochs"), "a max-steps run shows its steps: \(list.output)")
         let show = try finetune(["runs", "show", "1", "--db", db])
         #expect(show.output.contains("learning_rate") && show.output.contains("best-model"))
         let compare = try finetune(["runs", "compare", "1", "2", "--db", db])
         #expect(compare.output.contains("learning_rate") && compare.output.contains("dev f1 best"))
+        let compared = compare.output.split(separator: "\n")
+        #expect(compared.contains { $0.hasPrefix("*") && $0.contains("precision") }, "the setting that differs is marked: \(compare.output)")
+        #expect(compared.contains { $0.hasPrefix(" ") && $0.contains("batch_size") }, "one that does not is not")
 
         let export = directory + "/exported"
         #expect(try finetune(["export", "1", "--to", export, "--db", db]).status == 0)
@@ -122,7 +128,10 @@ import BertKit
                                     "--max-length", "40"])
         #expect(predict.status == 0, "\(predict.error)")
         let lines = try String(contentsOfFile: predictions, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 33 && lines[0] == "index\tprediction\t0\t1")
+        #expect(lines.count == 33 && lines[0] == "index\tprediction\tnot_equivalent\tequivalent", "the task's label names: \(lines[0])")
+        #expect(lines.dropFirst().allSatisfy { ["not_equivalent", "equivalent"].contains($0.split(separator: "\t")[1]) })
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: export + "/config.json"))) as! [String: Any]
+        #expect(config["id2label"] as? [String: String] == ["0": "not_equivalent", "1": "equivalent"])
     }
 
     @Test func classWeightsAreAnOptionAndRecorded() throws {
@@ -172,7 +181,8 @@ import BertKit
         let run = try runs()[0]
         #expect(run["status"] == .text("failed") && run["error"]?.description.contains("bad-label.tsv:4") == true)
 
-        let missing = try finetune(["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", directory + "/no-model", "--db", db])
+        let missing = try finetune(["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", directory + "/no-model", "--db", db,
+                                    "--output-dir", directory + "/runs"])
         #expect(missing.status == 1 && missing.error.contains("model folder not found"))
         #expect(try runs()[1]["status"] == .text("failed"))
     }

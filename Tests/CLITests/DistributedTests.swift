@@ -51,7 +51,7 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
         ["--task", CommandLineTests.fixtures + "/tasks/\(task).json", "--model", CommandLineTests.fixtures + "/tiny-bert",
          "--db", directory + "/results.db", "--output-dir", directory + "/runs", "--max-steps", "\(Self.steps)",
          "--eval-steps", "10", "--batch-size", "8", "--max-length", "40", "--learning-rate", "1e-3",
-         "--save-strategy", "steps", "--save-steps", "5", "--save-total-limit", "0"]
+         "--save-strategy", "steps", "--save-steps", "5", "--save-total-limit", "0", "--keep-checkpoints"]
     }
 
     func losses(_ directory: String) throws -> [Double] {

@@ -22,7 +22,7 @@ import BertKit
         ["--task", CommandLineTests.fixtures + "/tasks/\(c.task).json", "--model", CommandLineTests.fixtures + "/tiny-bert",
          "--db", directory + "/results.db", "--output-dir", directory + "/runs", "--max-steps", "\(Self.steps)",
          "--eval-steps", "10", "--batch-size", "4", "--max-length", "40", "--learning-rate", "1e-3",
-         "--save-strategy", "steps", "--save-steps", "3", "--save-total-limit", "0"] + c.extra
+         "--save-strategy", "steps", "--save-steps", "3", "--save-total-limit", "0", "--keep-checkpoints"] + c.extra
     }
 
     /// The files a run leaves that must not depend on an interruption.
@@ -103,6 +103,16 @@ import BertKit
         #expect(!FileManager.default.fileExists(atPath: partial), "the half-written checkpoint is removed")
         #expect(!FileManager.default.fileExists(atPath: partialBest), "so is a half-written best model")
         #expect(try outputs(killed, c) == outputs(straight, c))
+    }
+
+    @Test func aCompletedRunKeepsItsBestModelOnly() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let result = try cli.finetune(cli.trainArguments(steps: 6) + ["--save-strategy", "steps", "--save-steps", "3"])
+        #expect(result.status == 0, "\(result.error)")
+        let folder = cli.directory + "/runs/1-mrpc-slice"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["best"], "no checkpoints are left")
+        #expect(try cli.runs()[0]["checkpoint"] == .null, "results.db no longer names a checkpoint")
     }
 
     @Test func theOldestCheckpointsGoAndTheBestStays() throws {

@@ -273,9 +273,11 @@ public final class ResultsDatabase {
     }
 
     /// Records the run's latest checkpoint.
-    func setCheckpoint(_ run: Int64, _ path: String) throws {
+    /// Records the run's latest training checkpoint; nil once its checkpoints are gone.
+    func setCheckpoint(_ run: Int64, _ path: String?) throws {
         try database.writeTransaction {
-            try database.query("UPDATE runs SET checkpoint = ?, last_seen = ? WHERE id = ?", [.text(path), .text(Self.now()), .integer(run)])
+            try database.query("UPDATE runs SET checkpoint = ?, last_seen = ? WHERE id = ?",
+                               [path.map { .text($0) } ?? .null, .text(Self.now()), .integer(run)])
         }
     }
 

@@ -10,6 +10,8 @@ public struct RunSummary: Sendable {
     public let learningRate: Double?
     public let batchSize: Int64?
     public let epochs: Double?
+    /// Optimizer steps, when the run was set to train for a number of steps rather than epochs.
+    public let maxSteps: Int64?
     public let mainMetric: String?
     public let finalMain: Double?
     public let bestMain: Double?
@@ -67,7 +69,7 @@ extension ResultsDatabase {
     /// Runs, newest first, optionally of one task only.
     public func runs(task: String? = nil, limit: Int = 50) throws -> [RunSummary] {
         var sql = """
-            SELECT s.run_id, s.task, s.status, s.experiment, s.seed, p.learning_rate, p.batch_size, p.epochs,
+            SELECT s.run_id, s.task, s.status, s.experiment, s.seed, p.learning_rate, p.batch_size, p.epochs, p.max_steps,
                    s.main_metric, s.final_main, s.best_main, s.seconds, s.started_at
               FROM run_summary s LEFT JOIN run_params p ON p.run_id = s.run_id
             """
@@ -78,7 +80,7 @@ extension ResultsDatabase {
         return try database.query(sql, values).map { r in
             RunSummary(id: r.integer("run_id") ?? 0, task: r.text("task") ?? "", status: r.text("status") ?? "",
                        experiment: r.text("experiment"), seed: r.integer("seed"), learningRate: r.real("learning_rate"),
-                       batchSize: r.integer("batch_size"), epochs: r.real("epochs"), mainMetric: r.text("main_metric"),
+                       batchSize: r.integer("batch_size"), epochs: r.real("epochs"), maxSteps: r.integer("max_steps"), mainMetric: r.text("main_metric"),
                        finalMain: r.real("final_main"), bestMain: r.real("best_main"), seconds: r.real("seconds"),
                        startedAt: r.text("started_at") ?? "")
         }

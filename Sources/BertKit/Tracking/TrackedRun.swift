@@ -33,6 +33,13 @@ public final class TrackedRun: TrainingObserver {
     /// Records a file, or a folder (its bytes are the sum of its files'), with its sha256.
     public func logArtifact(path: String, kind: String) throws { try database.logArtifact(id, path: path, kind: kind) }
 
+    /// Deletes the run's training checkpoints (a completed run needs only its best model) and its record of
+    /// the latest one.
+    public func discardCheckpoints(in directory: String) throws {
+        if FileManager.default.fileExists(atPath: directory) { try FileManager.default.removeItem(atPath: directory) }
+        try database.setCheckpoint(id, nil)
+    }
+
     /// Marks how the run ended: completed when `error` is nil, interrupted when it is an interruption, failed
     /// otherwise (with the error's text). Returns the status recorded.
     @discardableResult

@@ -173,7 +173,11 @@ public struct FineTuningRun {
             try Self.checkWritable(output)
             ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
             let (task, hosts) = try makeTask(processes)
-            log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            if let resumption {
+                log("  parameters, optimizer state and position in the epoch from \(resumption.checkpoint.directory)")
+            } else {
+                log(task.loadReport.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            }
             if processes.isDistributed {
                 let distinct = hosts.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
                 log("  \(processes.size) processes on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", "))), \(Parallel.workers) thread\(Parallel.workers == 1 ? "" : "s") each")
@@ -198,9 +202,11 @@ public struct FineTuningRun {
                 log("  \(split) (final model): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
             }
             for file in finish.files { try record.logArtifact(path: file.path, kind: file.kind) }
+            if !h[.keepCheckpoints] { try record.discardCheckpoints(in: output + "/checkpoints") }
             return Outcome(run: record.id, status: record.finish(stopReason: result.stopReason), error: nil, result: result,
                            outputDirectory: output)
         } catch {
+            rmdir(output)  // a run that failed before writing anything leaves no empty folder behind
             return Outcome(run: record.id, status: record.finish(error: error), error: error, result: nil, outputDirectory: output)
         }
     }

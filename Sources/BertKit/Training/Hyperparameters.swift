@@ -121,14 +121,20 @@ extension Hyperparameter where Value == Precision {
     public static var precision: Self {
         .init("precision", default: .float32, help: """
             Number format of matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation; fp32 master weights, \
-            optimizer state and all other arithmetic). (int8 is for prediction: finetune predict --precision int8.)
-            """, problem: { $0 == .int8 ? "int8 is for prediction only (finetune predict --precision int8)" : nil })
+            optimizer state and all other arithmetic).
+            """, placeholder: "fp32|bf16", problem: { $0 == .int8 ? "int8 is for prediction only (finetune predict --precision int8)" : nil })
     }
 }
 
 extension Hyperparameter where Value == Bool {
     public static var groupByLength: Self {
         .init("group_by_length", default: true, help: "Form batches of similar-length sequences (less padding).")
+    }
+    public static var keepCheckpoints: Self {
+        .init("keep_checkpoints", default: false, help: """
+            Keep a completed run's training checkpoints; by default it keeps its best model only (an interrupted or \
+            failed run always keeps them, to resume).
+            """, changesResult: false)
     }
 }
 
@@ -147,7 +153,7 @@ extension Hyperparameters {
         Hyperparameter.evalSteps.declaration, Hyperparameter.evalBatchSize.declaration,
         Hyperparameter.groupByLength.declaration, Hyperparameter.earlyStoppingPatience.declaration,
         Hyperparameter.earlyStoppingThreshold.declaration, Hyperparameter.saveStrategy.declaration,
-        Hyperparameter.saveSteps.declaration, Hyperparameter.saveTotalLimit.declaration,
+        Hyperparameter.saveSteps.declaration, Hyperparameter.saveTotalLimit.declaration, Hyperparameter.keepCheckpoints.declaration,
     ]
 
     /// Every declared hyper-parameter, with the plugin that alone reads it (nil: every run reads it).
@@ -198,7 +204,12 @@ extension Hyperparameters {
     /// hyper-parameters' and `otherOptions`.
     public func applying(arguments: [String], otherOptions: [String] = [],
                          plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws -> Hyperparameters {
-        let table = Self.table(plugins: plugins).map(\.declaration)
+        try applying(arguments: arguments, declarations: Self.table(plugins: plugins).map(\.declaration), otherOptions: otherOptions)
+    }
+
+    /// The same over any table of declarations (a model's prediction options, say): `--NAME VALUE` for each.
+    public func applying(arguments: [String], declarations table: [HyperparameterDeclaration],
+                         otherOptions: [String] = []) throws -> Hyperparameters {
         var result = self
         var rest = arguments[...]
         while let argument = rest.popFirst() {
