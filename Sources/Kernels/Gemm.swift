@@ -106,7 +106,7 @@ public enum Gemm {
     /// (384 × 1536 over 1700–3136 tokens) ran at 75–90 GFLOP/s on two cores split by C and at 117–131 split by
     /// the sum (oneDNN 2.6); a product over tokens (`m` the longest side) was slower split by the sum.
     /// The order of the additions depends on the number of cores, so the last bits of such a product do too.
-    static func splitsSum(m: Int, n: Int, k: Int) -> Bool {
+    package static func splitsSum(m: Int, n: Int, k: Int) -> Bool {
         k >= max(m, n) && k >= 2 * minimumSumChunk
     }
 
@@ -203,7 +203,7 @@ extension BFloat16: GemmInput {
     }
 
     /// The same product where oneDNN has no bf16 kernel: both operands widened to fp32 (exactly), then sgemm.
-    static func multiplyWidened(
+    package static func multiplyWidened(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<BFloat16>, lda: Int, b: UnsafePointer<BFloat16>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

@@ -8,9 +8,9 @@ import Foundation
 public final class QuantizedWeights: @unchecked Sendable {
     public let outFeatures: Int
     public let inFeatures: Int
-    let values: UnsafeMutablePointer<Int8>
-    let scales: UnsafeMutablePointer<Float>
-    let sums: UnsafeMutablePointer<Int32>
+    package let values: UnsafeMutablePointer<Int8>
+    package let scales: UnsafeMutablePointer<Float>
+    package let sums: UnsafeMutablePointer<Int32>
     /// The quantised weights in the integer GEMM's packed layout, made by `quantize`.
     let packed: PackedWeights
     /// Whether `quantize` has run (the weights are loaded after the layer is built).

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The rules that let processes share a batch (`BatchShare`): shares split the batch, and a share computed
 /// alone, padded to the batch's length with dropout drawn from its position, gives exactly the batch's rows.

@@ -1,4 +1,4 @@
-@testable import BertKit
+import BertKit
 import Foundation
 import Testing
 

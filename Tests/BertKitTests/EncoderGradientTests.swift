@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The encoder's backward pass against central differences of its forward pass, in training mode: with
 /// dropout on (its masks are fixed by the seed), which the PyTorch fixture, made in evaluation mode, does not cover.

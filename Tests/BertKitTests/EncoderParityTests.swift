@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The encoder against PyTorch + transformers on the same checkpoints and inputs.
 @Suite struct EncoderParityTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The runner end to end on the tiny model and real slices of MRPC and STS-B.
 @Suite struct FineTuningTests {

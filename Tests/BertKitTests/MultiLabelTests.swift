@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The multi-label plugin: its head against transformers' multi-label `BertForSequenceClassification`, its
 /// metrics against scikit-learn's, and a run on real GoEmotions comments.

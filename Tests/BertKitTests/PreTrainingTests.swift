@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 @Suite struct PreTrainingHeadTests {
     /// The masked-LM head (decoder tied to the word embeddings) and the NSP head against `BertForPreTraining`.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 @Suite struct SafeTensorsTests {
     /// F16 and BF16 tensors (zeros, subnormals, overflow to infinity) convert to the exact float32 values

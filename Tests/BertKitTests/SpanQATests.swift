@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The span QA plugin: windows, answer extraction, SQuAD's official metrics, the head.
 @Suite struct SpanQATests {

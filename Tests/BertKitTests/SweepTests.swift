@@ -1,4 +1,4 @@
-@testable import BertKit
+import BertKit
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML  // XMLParser, which checks the SVG (libxml2, a Swift prerequisite; scripts/setup installs it)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The token classification plugin: CoNLL reading, word-label alignment, windows, entity metrics, the head.
 @Suite struct TokenClassificationTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The tokenizer against Hugging Face's on real texts (MRPC, SST-2, CoNLL-2003, SQuAD) and hard cases.
 @Suite struct TokenizerTests {

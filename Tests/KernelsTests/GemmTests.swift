@@ -1,5 +1,5 @@
 import Testing
-@testable import Kernels
+import Kernels
 
 /// `Gemm` against a naive product in Double, in both precisions, every transpose, padded leading dimensions,
 /// and sizes that are and are not split across cores.

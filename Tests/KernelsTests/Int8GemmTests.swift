@@ -1,4 +1,4 @@
-@testable import Kernels
+import Kernels
 import Foundation
 import Testing
 

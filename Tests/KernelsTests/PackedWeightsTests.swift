@@ -1,4 +1,4 @@
-@testable import Kernels
+import Kernels
 import CDNNL
 import Foundation
 import Testing

@@ -9,6 +9,8 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     /// Parameters absent from the file and initialised afresh (a new task head).
     public var initialised: [String] = []
 
+    public init() {}
+
     public var description: String {
         var lines = ["loaded \(loaded.count) tensors"]
         if !ignored.isEmpty { lines.append("ignored \(ignored.count): \(ignored.joined(separator: ", "))") }

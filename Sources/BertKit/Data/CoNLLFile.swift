@@ -5,6 +5,10 @@ public struct TaggedSentence: Sendable, Equatable {
     public var words: [String]
     public var tags: [String]
     public let line: Int
+
+    package init(words: [String], tags: [String], line: Int) {
+        (self.words, self.tags, self.line) = (words, tags, line)
+    }
 }
 
 /// How chunk tags mark where an entity starts.

@@ -6,6 +6,11 @@ public struct SQuADExample: Sendable {
         public let text: String
         /// Offset of the answer in `context`, in Unicode scalars (code points), as SQuAD counts it.
         public let start: Int
+
+        package init(text: String, start: Int) {
+            self.text = text
+            self.start = start
+        }
     }
 
     public let id: String
@@ -16,6 +21,10 @@ public struct SQuADExample: Sendable {
     public let isImpossible: Bool
     /// Index of the article (the Wikipedia page) the paragraph belongs to.
     public let article: Int
+
+    package init(id: String, question: String, context: String, answers: [Answer], isImpossible: Bool, article: Int) {
+        (self.id, self.question, self.context, self.answers, self.isImpossible, self.article) = (id, question, context, answers, isImpossible, article)
+    }
 }
 
 /// SQuAD JSON files, v1.1 and v2.0: `{"version", "data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`.

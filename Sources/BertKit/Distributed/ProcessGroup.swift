@@ -94,7 +94,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Whether a launcher started this process as one of several, from the variables that Open MPI
     /// (`OMPI_COMM_WORLD_SIZE`), MPICH-style launchers (`PMI_SIZE`) and PMIx (`srun --mpi=pmix`; it does not
     /// always give the size, then Slurm's `SLURM_NTASKS` does) give their processes.
-    static func isOneOfSeveral(_ environment: [String: String]) -> Bool {
+    package static func isOneOfSeveral(_ environment: [String: String]) -> Bool {
         for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"] {
             if let size = environment[name].flatMap(Int.init) { return size > 1 }
         }

@@ -51,7 +51,7 @@ public struct HyperparameterDeclaration: Sendable {
     public let sqlType: String
     public let changesResult: Bool
     /// A value's canonical text and what is wrong with it, or nil when it is not of this type.
-    let parseText: @Sendable (String) -> (value: String, problem: String?)?
+    package let parseText: @Sendable (String) -> (value: String, problem: String?)?
     let parseJSON: @Sendable (JSONValue) -> (value: String, problem: String?)?
 
     /// The command-line option: `learning_rate` is `--learning-rate`.

@@ -103,7 +103,7 @@ public final class PreTrainingModel {
 
     /// The same; with `everyRow`, over every position of the padded batch in every layer (the pass the heads'
     /// rows are checked against).
-    func forward(_ batch: EncoderBatch, maskedPositions: [Int], dropout: DropoutMode, everyRow: Bool) {
+    package func forward(_ batch: EncoderBatch, maskedPositions: [Int], dropout: DropoutMode, everyRow: Bool) {
         batchSize = batch.batchSize
         predictions = maskedPositions.count
         let T = batch.sequenceLength

@@ -161,7 +161,7 @@ public final class SequenceClassificationTask: TaskPlugin {
     }
 
     /// The chosen features, padded on the right to the longest of them.
-    static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
+    package static func batch(_ features: [SequenceFeature], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
         EncoderBatch(padding: indices.map { features[$0].ids }, typeIds: indices.map { features[$0].typeIds }, padId: padId,
                      length: length)
     }

@@ -23,7 +23,7 @@ public final class SequenceClassifier {
 
     /// Whether the encoder's last layer computes the `[CLS]` rows only (`BertEncoder.forwardPooledOnly`), the
     /// only rows the head reads: the same logits and gradients for less work. Off only to check exactly that.
-    var lastLayerFirstTokensOnly = true
+    package var lastLayerFirstTokensOnly = true
 
     public static func parameters(_ config: BertConfig, outputs: Int) -> [ParameterDeclaration] {
         BertEncoder.parameters(config, pooler: true) + Linear.declare("classifier", in: config.hiddenSize, out: outputs)

@@ -134,7 +134,7 @@ public final class SpanQATask: TaskPlugin {
                                                 isHeadParameter: QuestionAnsweringModel.isHeadParameter))
     }
 
-    static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
+    package static func batch(_ windows: [SpanWindow], _ indices: ArraySlice<Int>, padId: Int32, length: Int? = nil) -> EncoderBatch {
         EncoderBatch(padding: indices.map { windows[$0].ids }, typeIds: indices.map { windows[$0].typeIds }, padId: padId,
                      length: length)
     }

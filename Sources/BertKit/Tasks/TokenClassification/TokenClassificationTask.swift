@@ -187,7 +187,7 @@ public final class TokenClassificationTask: TaskPlugin {
     }
 
     /// The chosen windows, padded on the right, and their token labels (`ignored` on padding).
-    static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32,
+    package static func batch(_ windows: [TokenWindow], _ indices: ArraySlice<Int>, padId: Int32,
                       length: Int? = nil) -> (EncoderBatch, [Int32]) {
         let batch = EncoderBatch(padding: indices.map { windows[$0].ids }, padId: padId, length: length)
         var tokenLabels = [Int32](repeating: TokenClassifier.ignored, count: batch.tokenCount)
@@ -200,13 +200,17 @@ public final class TokenClassificationTask: TaskPlugin {
 
 /// Turns tagged sentences into encoder windows with aligned labels (a sentence without tags, read for
 /// prediction, gets none).
-struct Windower {
+package struct Windower {
     let tokenizer: BertTokenizer
     let labels: [String]
     let maxLength: Int
     let labelAllSubtokens: Bool
 
-    func windows(_ sentences: [TaggedSentence]) -> [TokenWindow] {
+    package init(tokenizer: BertTokenizer, labels: [String], maxLength: Int, labelAllSubtokens: Bool) {
+        (self.tokenizer, self.labels, self.maxLength, self.labelAllSubtokens) = (tokenizer, labels, maxLength, labelAllSubtokens)
+    }
+
+    package func windows(_ sentences: [TaggedSentence]) -> [TokenWindow] {
         let labelIds = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, Int32($0)) })
         let budget = maxLength - 2
         var windows: [TokenWindow] = []
