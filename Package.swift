@@ -66,7 +66,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        // BadInputs/ is a corpus of broken models and data files that the command-line tests run (scripts/make_bad_inputs.py).
+        // BadInputs/ is a corpus of broken models and data files that the command-line tests run (scripts/fixtures/make_bad_inputs.py).
         .testTarget(name: "CLITests", dependencies: ["finetune", "allocation-check", "sum-check", "BertKit"], exclude: ["BadInputs"]),
         // Counts heap allocations, to show that a warm training step makes none (run by CLITests).
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),

@@ -209,7 +209,7 @@ struct Benchmark: ParsableCommand {
 
     func runPyTorch(withBFloat16: Bool) -> Reference? {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/bench_pytorch.py").path
+            .deletingLastPathComponent().appendingPathComponent("scripts/bench/bench_pytorch.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, script, "--model", model, "--shape", shape, "--batch", "\(batch)",

@@ -4,7 +4,7 @@ import Foundation
 /// Whole training steps of a sequence classifier (the default encoder, two labels) at a fixed batch and several
 /// sequence lengths, every sequence full: forward, loss and backward, and AdamW's update, timed apart. Tokens
 /// per second should not fall as sequences get shorter (attention gets cheaper); where it does, something per
-/// step or per kernel call costs more than the work. `scripts/profile_steps` adds a profile per kernel.
+/// step or per kernel call costs more than the work. `scripts/bench/profile_steps` adds a profile per kernel.
 struct StepCost {
     let model: String
     let batch: Int

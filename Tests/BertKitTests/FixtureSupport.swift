@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
-/// Files under Tests/BertKitTests/Fixtures, made by scripts/make_fixtures.py.
+/// Files under Tests/BertKitTests/Fixtures, made by scripts/fixtures/make_fixtures.py.
 enum Fixture {
     static let directory: String = Bundle.module.path(forResource: "Fixtures", ofType: nil)!
 

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `finetune predict` for every head against transformers' pipelines on the same tiny model folders
-/// (scripts/make_pipeline_fixtures.py): the same entities at the same offsets, the same answers and fillers,
+/// (scripts/fixtures/make_pipeline_fixtures.py): the same entities at the same offsets, the same answers and fillers,
 /// scores within 1e-4.
 @Suite struct PredictionTests {
     nonisolated(unsafe) static let expected: [String: Any] = {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BertKit
+import BertKit
 
 /// The sequence classification head against transformers' `BertForSequenceClassification`.
 @Suite struct SequenceClassifierTests {
@@ -106,7 +106,7 @@ func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Pre
 }
 
 /// `--precision bf16` against the same model in float64 whose every matmul (each `nn.Linear` and BERT's eager
-/// attention) multiplies bf16-rounded operands (scripts/make_fixtures.py, `BF16MatMul`): the rounding, not just
+/// attention) multiplies bf16-rounded operands (scripts/fixtures/make_fixtures.py, `BF16MatMul`): the rounding, not just
 /// the speed, is the reference's.
 @Suite struct MixedPrecisionTests {
     /// Runs the fixture's batch through the classifier in `precision`; returns logits, loss and gradients.

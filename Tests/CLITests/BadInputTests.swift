@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import BertKit
 
-/// The corpus of bad inputs (Tests/CLITests/BadInputs, made by scripts/make_bad_inputs.py): broken model folders
+/// The corpus of bad inputs (Tests/CLITests/BadInputs, made by scripts/fixtures/make_bad_inputs.py): broken model folders
 /// and data files. Each must end the run with exit status 1 and an error naming the file (and the line or the
 /// tensor), mark the run `failed` in results.db, and leave no partial artifact in the run's folder.
 @Suite struct BadInputTests {

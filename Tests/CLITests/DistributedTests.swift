@@ -4,7 +4,7 @@ import BertKit
 
 /// Open MPI's launcher, which scripts/setup installs.
 let mpirunPath = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-/// Whether this process may make network namespaces (scripts/mpi_two_hosts).
+/// Whether this process may make network namespaces (scripts/mpi/two_hosts).
 let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/bin/ip"].contains { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Data parallelism as a user runs it: `mpirun -np 2 finetune ...` makes the run one process makes at the same
@@ -39,10 +39,10 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
                      error: String(decoding: error, as: UTF8.self))
     }
 
-    /// scripts/mpi_two_hosts with `arguments`, not started yet.
+    /// scripts/mpi/two_hosts with `arguments`, not started yet.
     func twoHostsProcess(_ arguments: [String]) -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi_two_hosts")
+        process.executableURL = URL(fileURLWithPath: CommandLineTests.root + "/scripts/mpi/two_hosts")
         process.arguments = arguments
         return process
     }
@@ -130,7 +130,7 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
     }
 
     /// Two hosts joined by a network: two network namespaces on this machine and Open MPI over TCP between
-    /// them (scripts/mpi_two_hosts sets them up and tears them down; it needs root, as CI runs).
+    /// them (scripts/mpi/two_hosts sets them up and tears them down; it needs root, as CI runs).
     @Test(.enabled(if: mpirunPath != nil && canMakeNetworkNamespaces, "needs root, and ip (iproute2) and mpirun, which scripts/setup installs"))
     func twoHostsOverTCPTrainAsOneProcessDoes() throws {
         let cli = CommandLineTests()
@@ -159,7 +159,7 @@ let canMakeNetworkNamespaces = getuid() == 0 && ["/usr/sbin/ip", "/sbin/ip", "/b
     }
 
     /// Sums over two hosts of two processes each, exactly: each host's two through shared memory, and each slice
-    /// across the hosts over TCP (scripts/mpi_two_hosts; processes alternate between the hosts).
+    /// across the hosts over TCP (scripts/mpi/two_hosts; processes alternate between the hosts).
     @Test(.enabled(if: mpirunPath != nil && canMakeNetworkNamespaces, "needs root, and ip (iproute2) and mpirun, which scripts/setup installs"))
     func sumsOverTwoHostsOfTwoProcessesAreExact() throws {
         let result = try runToEnd(twoHostsProcess(["--binary", Self.sumCheck, "--per-host", "2"]))

@@ -2,8 +2,8 @@
 """PyTorch + transformers side of `swift run -c release benchmark`: encoder throughput on the same machine.
 
 Prints one JSON object. Run in a venv outside the repository:
-    ~/bertkit-venv/bin/python scripts/bench_pytorch.py --model models/all-MiniLM-L6-v2 --batch 32 --length 128
-    ~/bertkit-venv/bin/python scripts/bench_pytorch.py --shape base --batch 8 --length 512
+    ~/bertkit-venv/bin/python scripts/bench/bench_pytorch.py --model models/all-MiniLM-L6-v2 --batch 32 --length 128
+    ~/bertkit-venv/bin/python scripts/bench/bench_pytorch.py --shape base --batch 8 --length 512
 
 Measures fp32, then the same steps under bf16 autocast (torch.autocast("cpu", torch.bfloat16)), PyTorch's
 mixed-precision mode on CPUs.

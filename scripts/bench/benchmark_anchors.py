@@ -6,7 +6,7 @@ squad-articles split). Every row reports the task's dev metric next to its speed
 Training, the same recipe and number of optimizer steps on each side (batch 32, the task's learning rate and
 length, warm-up 10 %, seed 42):
   - `finetune --task T --max-steps N`;
-  - PyTorch eager: the Hugging Face Trainer (scripts/reference_*.py: dynamic padding, length-grouped batches);
+  - PyTorch eager: the Hugging Face Trainer (scripts/reference/reference_*.py: dynamic padding, length-grouped batches);
   - PyTorch with torch.compile (the Trainer's torch_compile, inductor): compile seconds apart from the rate.
 Inference, on the dev split, with the model the toolkit trained (its best/ folder, Hugging Face layout):
   - `finetune evaluate --precision fp32|int8` (timed as it reports: the forward passes and scoring);
@@ -22,7 +22,7 @@ Inference, on the dev split, with the model the toolkit trained (its best/ folde
   for benchmarks/anchors.md), so that several runs can be pooled.
 
     swift build -c release
-    ~/bertkit-venv/bin/python scripts/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
+    ~/bertkit-venv/bin/python scripts/bench/benchmark_anchors.py [--tasks mrpc sst2 conll2003 squad-articles]
         [--data ../shared/data] [--output benchmarks/anchors.md] [--keep-models DIR | --models DIR]
         [--training-rounds N] [--inference-rounds N]
 """
@@ -83,7 +83,7 @@ def train_toolkit(task, steps, data, work):
 def train_reference(task, steps, data, python, compiled):
     """A reference script for `steps` steps: its rate (compilation apart), compile seconds and dev metric."""
     script = TASKS[task]["reference"]
-    command = [python, str(ROOT / "scripts" / script), "--seeds", str(SEED), "--max-steps", str(steps)]
+    command = [python, str(ROOT / "scripts" / "reference" / script), "--seeds", str(SEED), "--max-steps", str(steps)]
     command += ["--task", task] if script != "reference_ner.py" else ["--data-dir", str(data)]
     command += ["--compile"] if compiled else []
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -319,7 +319,7 @@ def main():
                                               for k in ("fp32", "int8"))
                                  + f" | {measured[-1][name][1]:.4f} |")
             lines = [f"# The toolkit against PyTorch and ONNX Runtime ({cpu_name()}, 2 threads)", "",
-                     f"Command: `python scripts/benchmark_anchors.py {' '.join(sys.argv[1:])}` (after `swift build -c release`); "
+                     f"Command: `python scripts/bench/benchmark_anchors.py {' '.join(sys.argv[1:])}` (after `swift build -c release`); "
                      f"{(time.time() - started) / 60:.0f} min so far. Seed {SEED}; metrics: MRPC F1, SST-2 accuracy, CoNLL-2003 "
                      "entity F1 (valid), SQuAD F1 (percent). Training rates count every step; torch.compile's rate leaves out "
                      "the steps that compiled (over three times the median step), whose extra time is the compile column. "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MRPC (or another GLUE task) with the toolkit and with PyTorch + transformers, same recipe, same machine.
 
-Runs `finetune` (release build) and scripts/reference_glue.py for each seed, interleaved, then prints and writes
+Runs `finetune` (release build) and scripts/reference/reference_glue.py for each seed, interleaved, then prints and writes
 a markdown table: dev metrics, training samples/s and tokens/s (real tokens, padding excluded), seconds per
 epoch of training, inference samples/s on dev (the toolkit's `finetune predict`, PyTorch's `Trainer.predict`),
 peak resident memory. With --with-bf16, the toolkit also runs with `--precision bf16` (training and inference) and
@@ -9,8 +9,8 @@ PyTorch under bf16 autocast (its mixed-precision mode). --toolkit-only leaves Py
 Arguments it does not know (say `--epochs 1`) go to both sides.
 
     swift build -c release
-    ~/bertkit-venv/bin/python scripts/benchmark_glue.py --task mrpc --seeds 1 2 3
-    ~/bertkit-venv/bin/python scripts/benchmark_glue.py --task mrpc --seeds 42 --with-bf16 --epochs 1
+    ~/bertkit-venv/bin/python scripts/bench/benchmark_glue.py --task mrpc --seeds 1 2 3
+    ~/bertkit-venv/bin/python scripts/bench/benchmark_glue.py --task mrpc --seeds 42 --with-bf16 --epochs 1
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def peak_rss_mb(stderr):
@@ -60,7 +60,7 @@ def run_toolkit(task, seed, extra, out, precision="fp32"):
 
 
 def run_reference(task, seed, python, extra, bf16=False):
-    command = ["/usr/bin/time", "-v", python, str(ROOT / "scripts/reference_glue.py"), "--task", task,
+    command = ["/usr/bin/time", "-v", python, str(ROOT / "scripts/reference/reference_glue.py"), "--task", task,
                "--seeds", str(seed)] + extra + (["--bf16"] if bf16 else [])
     start = time.time()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)

@@ -8,7 +8,7 @@ Every row reports dev F1 and accuracy next to examples per second (median of --r
 warm-up; the spread is min-max), and int8 rows their agreement with the same system's fp32 predictions.
 
     ~/bertkit-venv/bin/pip install onnxruntime onnx onnxscript seqeval
-    ~/bertkit-venv/bin/python scripts/benchmark_inference.py --model runs/1-mrpc/best [--output benchmarks/inference.md]
+    ~/bertkit-venv/bin/python scripts/bench/benchmark_inference.py --model runs/1-mrpc/best [--output benchmarks/inference.md]
 
 With --conll MODEL (a CoNLL-2003 token classifier) and --data DIR (the folder holding conll2003/), the toolkit's
 fp32 and int8 predictions of the CoNLL-2003 test words are also scored (seqeval entity F1) and compared.

@@ -7,7 +7,7 @@ from results.db (seconds between logged steps, first steps left out); the gradie
 changes between runs (the same run's step time has varied by a third), and a ratio is taken within a round.
 Prints a table and writes benchmarks/mpi.md.
 
-    python3 scripts/benchmark_mpi.py [--steps 40] [--base-steps 10] [--rounds 3] [--workloads mrpc bert-base]
+    python3 scripts/bench/benchmark_mpi.py [--steps 40] [--base-steps 10] [--rounds 3] [--workloads mrpc bert-base]
 """
 import argparse
 import json
@@ -125,7 +125,7 @@ def main():
               ("mpirun -np 2, 1 thread each", MPIRUN, None),
               ("mpirun -np 2, 1 thread each, MPI_Allreduce alone", ["BERTKIT_MPI_SHARED_MEMORY=0"] + MPIRUN, None)]
     lines = [f"# Data-parallel training on one machine ({cpu_name()}, 2 cores)", "",
-             f"Command: `python3 scripts/benchmark_mpi.py --rounds {args.rounds} --workloads {' '.join(args.workloads)}` (after `swift build -c release`); step "
+             f"Command: `python3 scripts/bench/benchmark_mpi.py --rounds {args.rounds} --workloads {' '.join(args.workloads)}` (after `swift build -c release`); step "
              "times from results.db, the first three steps left out. The setups take turns, "
              f"{args.rounds} rounds; each figure is the median over the rounds of a round's mean step, with the "
              "rounds' range; a ratio is taken within each round against that round's one-thread run, then its median.", "",

@@ -12,7 +12,7 @@ Speed is examples per second over the whole command (loading included) and, for 
 
 transformers 5 has no question-answering pipeline; run in the environment of make_pipeline_fixtures.py:
 
-    ~/bertkit-venv-tf4/bin/python scripts/compare_pipelines.py --conll DIR --squad DIR --pretrain DIR \\
+    ~/bertkit-venv-tf4/bin/python scripts/bench/compare_pipelines.py --conll DIR --squad DIR --pretrain DIR \\
         [--data ../shared/data] [--output benchmarks/pipelines.md]
 """
 import argparse

@@ -4,15 +4,18 @@ tasks benchmark_inference.py does not cover: SST-2 dev (accuracy) and SQuAD v1.1
 36-47: exact match and F1, scored as the official script does); with each, how many predictions int8 and fp32
 share, and the whole command's seconds. Prints a table and writes benchmarks/int8-accuracy.md.
 
-    ~/bertkit-venv/bin/python scripts/int8_accuracy.py --sst2 runs/N-sst2/best --squad runs/M-squad-articles/best
+    ~/bertkit-venv/bin/python scripts/bench/int8_accuracy.py --sst2 runs/N-sst2/best --squad runs/M-squad-articles/best
 """
 import argparse
+import sys
 import csv
 import json
 from pathlib import Path
 
 from bench_common import ROOT, cpu_name, finetune_predict, write_table
-from reference_common import squad_evaluate
+
+sys.path.insert(0, str(ROOT / "scripts" / "reference"))
+from reference_common import squad_evaluate  # noqa: E402
 
 
 def sst2(model):

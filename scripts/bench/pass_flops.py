@@ -14,7 +14,7 @@ With --seconds (the pass's time, as benchmark_anchors.py reports it: examples / 
 of the peak. The toolkit's pass counted, other passes measured: how close a system's time is to the time its
 arithmetic needs at the peak.
 
-    ~/bertkit-venv/bin/python scripts/pass_flops.py --task conll2003 --model DIR [--data ../shared/data]
+    ~/bertkit-venv/bin/python scripts/bench/pass_flops.py --task conll2003 --model DIR [--data ../shared/data]
         [--seconds toolkit=7.4 onnxruntime=8.8] [--peak 231]
 """
 import argparse
@@ -70,7 +70,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", required=True, choices=["conll2003", "mrpc", "sst2"])
     parser.add_argument("--model", required=True, type=Path, help="a fine-tuned model folder (Hugging Face layout)")
-    parser.add_argument("--data", default=Path(__file__).resolve().parent.parent.parent / "shared" / "data", type=Path)
+    parser.add_argument("--data", default=Path(__file__).resolve().parent.parent.parent.parent / "shared" / "data", type=Path)
     parser.add_argument("--seconds", nargs="*", default=[], help="NAME=SECONDS: a pass's time (toolkit=… counts as the "
                         "toolkit's pass, any other name as a padded one)")
     parser.add_argument("--peak", type=float, help="multiply-add peak of the cores used, GFLOP/s")

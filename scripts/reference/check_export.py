@@ -3,7 +3,7 @@
 
     finetune export 3 --to /tmp/mrpc-export
     finetune predict --model /tmp/mrpc-export --task mrpc --split dev --input Tasks/data/glue/MRPC/dev.tsv --output /tmp/pred.tsv
-    ~/bertkit-venv/bin/python scripts/check_export.py --model /tmp/mrpc-export --task mrpc --split dev --predictions /tmp/pred.tsv
+    ~/bertkit-venv/bin/python scripts/reference/check_export.py --model /tmp/mrpc-export --task mrpc --split dev --predictions /tmp/pred.tsv
 
 Exits non-zero when a logit differs by more than --tolerance (relative to the largest logit).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def main():

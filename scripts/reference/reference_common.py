@@ -8,7 +8,7 @@ import torch
 from transformers import TrainerCallback
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def fine_tuning_arguments(parser, task=None, max_length=128, epochs=3):

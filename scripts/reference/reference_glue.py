@@ -5,7 +5,7 @@ Reads the task file under Tasks/, tokenizes with the model's tokenizer, fine-tun
 with the Hugging Face Trainer (AdamW, linear warm-up and decay, dynamic padding, length-grouped batches) and
 prints one JSON line per run: dev metrics, training samples/s, wall time per epoch, peak resident memory.
 
-    ~/bertkit-venv/bin/python scripts/reference_glue.py --task mrpc --seeds 1 2 3
+    ~/bertkit-venv/bin/python scripts/reference/reference_glue.py --task mrpc --seeds 1 2 3
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_argu
 from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def read_split(spec, split):

@@ -7,7 +7,7 @@ Face Trainer (AdamW, linear warm-up and decay, dynamic padding, length-grouped b
 sigmoid reaches --threshold, and prints one JSON line per run: dev micro/macro F1 and subset accuracy as
 scikit-learn computes them, training samples/s, wall time.
 
-    ~/bertkit-venv/bin/python scripts/reference_multilabel.py --data-dir ../shared/data --train-limit 8000 --epochs 1
+    ~/bertkit-venv/bin/python scripts/reference/reference_multilabel.py --data-dir ../shared/data --train-limit 8000 --epochs 1
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ from reference_common import EpochTimer, ListDataset, fine_tuning_arguments
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from transformers import AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def read_split(spec, split, data_dir, limit=None):

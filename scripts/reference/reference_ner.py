@@ -5,7 +5,7 @@ Labels on each word's first sub-token (-100 elsewhere), BertForTokenClassificati
 (AdamW, linear warm-up and decay, dynamic padding, length-grouped batches), seqeval entity F1 on valid and test.
 Prints one JSON line per seed.
 
-    ~/bertkit-venv/bin/python scripts/reference_ner.py --data-dir ../shared/data --seeds 42
+    ~/bertkit-venv/bin/python scripts/reference/reference_ner.py --data-dir ../shared/data --seeds 42
 """
 import argparse
 import json
@@ -20,7 +20,7 @@ from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_argu
 from transformers import (AutoTokenizer, BertForTokenClassification, DataCollatorForTokenClassification, Trainer,
                           TrainingArguments)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def read_conll(path, tag_column):

@@ -8,7 +8,7 @@ unchanged), and scores the run's own held-out masks (`masked-heldout.jsonl`) bef
 masking scheme and hyper-parameters on both sides.
 
     swift run -c release finetune --task pretrain --db benchmarks/pretrain.db --output-dir benchmarks/runs
-    ~/bertkit-venv/bin/python scripts/reference_pretraining.py --run-dir benchmarks/runs/1-pretrain
+    ~/bertkit-venv/bin/python scripts/reference/reference_pretraining.py --run-dir benchmarks/runs/1-pretrain
 
 With --check-export, it instead loads bertkit's exported model (the run's `best` folder) into
 BertForPreTraining and prints its held-out scores, to compare with the run's own final evaluation.
@@ -26,7 +26,7 @@ import torch
 from reference_common import EpochTimer, ListDataset
 from transformers import BertForPreTraining, Trainer, TrainingArguments
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def read_jsonl(path):

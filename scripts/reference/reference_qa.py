@@ -6,7 +6,7 @@ BertForQuestionAnswering trained with the Hugging Face Trainer, answers post-pro
 question (n-best 20, at most 30 tokens), scored with SQuAD v1.1's official exact match and F1. Uses the task file's
 split (squad-articles: train on the first 36 articles of dev-v1.1.json, evaluate on the last 12).
 
-    ~/bertkit-venv/bin/python scripts/reference_qa.py --task squad-articles --seeds 42
+    ~/bertkit-venv/bin/python scripts/reference/reference_qa.py --task squad-articles --seeds 42
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ import torch
 from reference_common import schedule, EpochTimer, ListDataset, fine_tuning_arguments, squad_evaluate
 from transformers import AutoTokenizer, BertForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def read_split(spec, split):

@@ -220,7 +220,7 @@ public final class PreTrainingTask: TaskPlugin {
     }
 
     /// Writes the examples of the run, one JSON object per line, so that another implementation can train on
-    /// the same pairs and score the same held-out masks (scripts/reference_pretraining.py does):
+    /// the same pairs and score the same held-out masks (scripts/reference/reference_pretraining.py does):
     /// `pairs-train.jsonl` (`input_ids`, `token_type_ids`, `next_sentence_label`: 1 for NotNext) and
     /// `masked-heldout.jsonl` (the same, with the masked `input_ids`, `masked_positions` and `masked_labels`).
     public func finish(outputDirectory: String) throws -> FinishReport {
