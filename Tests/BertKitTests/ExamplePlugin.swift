@@ -1,5 +1,5 @@
-// The worked example of README's "Adding a task and a head": everything below this comment stands there
-// verbatim (ExamplePluginTests checks it), and ExamplePluginTests trains it.
+// The worked example of the guide "Adding a task, a head or a hyper-parameter" (Sources/BertKit/BertKit.docc/Extending.md):
+// everything below this comment stands there verbatim (ExamplePluginTests checks it), and ExamplePluginTests trains it.
 import BertKit
 import Foundation
 
@@ -71,13 +71,15 @@ final class BinaryClassificationTask: TaskPlugin {
         return loss / Double(n)
     }
 
-    func evaluate() -> [String: Double] {
-        var correct = 0
-        for batch in Batches.byLength(evaluation.map(\.ids.count), batchSize: setup.hyperparameters[.evalBatchSize]) {
-            let rows = batch.map { evaluation[$0] }
-            forward(rows, dropout: .evaluation)
-            correct += rows.indices.filter { (logits[$0] > 0) == (rows[$0].label == 1) }.count
+    /// The evaluation loop batches the examples by length (and shares the batches among processes); this head
+    /// gives each example's logit, then scores them.
+    func evaluate() throws -> [String: Double] {
+        let loop = EvaluationLoop(batchSize: setup.hyperparameters[.evalBatchSize], processes: setup.processes)
+        let outputs = try loop.outputs(lengths: evaluation.map(\.ids.count)) { batch in
+            forward(batch.map { evaluation[$0] }, dropout: .evaluation)
+            return (0..<batch.count).map { [Double(logits[$0])] }
         }
+        let correct = zip(outputs, evaluation).filter { ($0[0] > 0) == ($1.label == 1) }.count
         return ["accuracy": Double(correct) / Double(evaluation.count)]
     }
 

@@ -286,11 +286,11 @@ import BertKit
     }
 }
 
-/// The SQL shown in README.md runs against a real results.db.
-@Suite struct ReadmeQueryTests {
-    @Test func everySQLBlockInTheReadmeRuns() throws {
-        let readme = try String(contentsOfFile: CommandLineTests.root + "/README.md", encoding: .utf8)
-        let blocks = readme.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+/// The SQL shown in the guide "Comparing runs" runs against a real results.db.
+@Suite struct GuideQueryTests {
+    @Test func everySQLBlockInTheGuideRuns() throws {
+        let guide = try String(contentsOfFile: CommandLineTests.root + "/Sources/BertKit/BertKit.docc/ComparingRuns.md", encoding: .utf8)
+        let blocks = guide.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
         #expect(blocks.count >= 3)
         let tests = CommandLineTests()
         defer { try? FileManager.default.removeItem(atPath: tests.directory) }
