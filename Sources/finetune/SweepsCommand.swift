@@ -15,10 +15,10 @@ struct Sweeps: ParsableCommand {
         func run() throws {
             let db = try open(databaseOptions)
             let rows = try db.sweeps().map { s -> [String] in
-                let done = try db.runs(ofSweep: s.id).filter { $0.status == "completed" }.count
+                let done = try db.runs(ofSweep: s.id).filter { $0.status == .completed }.count
                 let planned = s.grid.reduce(1) { $0 * $1.values.count } * s.seeds.count
                 return [String(s.id), s.task, s.grid.map { "\($0.name)=\($0.values.joined(separator: ","))" }.joined(separator: " "),
-                        s.seeds.map(String.init).joined(separator: ","), s.status, "\(done)/\(planned)", s.startedAt]
+                        s.seeds.map(String.init).joined(separator: ","), s.status.rawValue, "\(done)/\(planned)", s.startedAt]
             }
             printTable(["sweep", "task", "grid", "seeds", "status", "completed", "started"], rows)
         }
@@ -36,7 +36,7 @@ struct Sweeps: ParsableCommand {
             guard let sweep = try database.sweep(id) else { throw UsageError("no sweep \(id) in \(database.path)") }
             let summaries = try database.summary(ofSweep: id)
             let metric = summaries.first?.mainMetric ?? "main metric"
-            print("sweep \(id): \(sweep.task), \(sweep.status); \(metric) is each run's best on dev; * marks the best mean")
+            print("sweep \(id): \(sweep.task), \(sweep.status.rawValue); \(metric) is each run's best on dev; * marks the best mean")
             guard let best = summaries.first else { print("no completed runs yet"); return }
             let rows = try summaries.map { s -> [String] in
                 var against = ["", "", ""]

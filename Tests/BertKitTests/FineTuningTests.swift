@@ -254,4 +254,40 @@ import BertKit
             #expect("\(error)" == "/nonexistent/model: model folder not found")
         }
     }
+
+    /// A write of the record that fails (here: the run's connection made read-only after step 3) stops the run
+    /// at that step, with an error naming the database, the run and how to go on; nothing after it is recorded.
+    @Test func aRunStopsAtTheFirstStepItCannotRecord() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = try ResultsDatabase(path: directory + "/results.db")
+        var run = try FineTuningRun(spec: TaskSpec.load(Fixture.path("tasks/mrpc-slice.json")), experiment: nil,
+                                    arguments: ["--max-steps", "8", "--eval-steps", "100", "--batch-size", "8", "--max-length", "40"],
+                                    model: Fixture.path("tiny-bert"))
+        run.outputRoot = directory + "/runs"
+        var lines: [String] = []
+        do {
+            _ = try run.run(database: database, progress: ReadOnlyAfterStep(3, database)) { lines.append($0) }
+            Issue.record("expected the run to stop")
+        } catch let error as RecordError {
+            // The step's write failed, then so did the write of how the run ended; both are said.
+            #expect("\(error)".hasPrefix(directory + "/results.db: could not record run 1's end ("), "\(error)")
+            #expect("\(error)".hasSuffix("`finetune resume 1` goes on from it"))
+        }
+        #expect(lines.contains { $0.contains("the run ended with: " + directory + "/results.db: could not record run 1's step 4 (") },
+                "the first failure is said before the last: \(lines)")
+        let steps = try SQLiteDatabase(path: directory + "/results.db").query(
+            "SELECT step FROM metrics WHERE run_id = 1 AND split = 'train' AND name = 'loss' ORDER BY step").map { $0["step"] }
+        #expect(steps == [.integer(1), .integer(2), .integer(3)])
+    }
+}
+
+/// Makes the run's own connection to results.db read-only once a step is recorded: every later write fails.
+final class ReadOnlyAfterStep: TrainingObserver {
+    let step: Int
+    let database: ResultsDatabase
+    init(_ step: Int, _ database: ResultsDatabase) { (self.step, self.database) = (step, database) }
+    func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {}
+    func stepFinished(_ s: TrainingStep) throws { if s.step == step { try database.database.execute("PRAGMA query_only = ON") } }
+    func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {}
 }

@@ -9,9 +9,14 @@ import Foundation
 /// each run), `run_summary` (one row per run with its main metric), `run_params` (every declared
 /// hyper-parameter as a column, typed).
 public final class ResultsDatabase {
-    public enum Status: String, Sendable { case running, completed, failed, interrupted }
+    public enum Status: String, Sendable {
+        case running, completed, failed, interrupted
 
-    let database: SQLiteDatabase
+        /// A status as a row records it; a row that records none that this version knows counts as failed.
+        init(recorded text: String?) { self = text.flatMap(Status.init(rawValue:)) ?? .failed }
+    }
+
+    package let database: SQLiteDatabase
     /// The file.
     public let path: String
 
@@ -25,7 +30,7 @@ public final class ResultsDatabase {
     public init(path: String, parameterColumns: [HyperparameterDeclaration] = Hyperparameters.table().map(\.declaration)) throws {
         self.path = path
         let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         database = try SQLiteDatabase(path: path)
         // Switching a new database to WAL takes a lock that SQLite's busy timeout does not wait for, so two
         // runs creating results.db at the same moment retry here instead of failing.

@@ -10,7 +10,7 @@ public struct SweepRecord: Sendable {
     /// The hyper-parameter options every run of the sweep gets.
     public let arguments: [String]
     public let jobs: Int
-    public let status: String
+    public let status: ResultsDatabase.Status
     public let startedAt: String
     public let endedAt: String?
     public let error: String?
@@ -21,7 +21,7 @@ public struct SweepRun: Sendable {
     public let configuration: String
     public let seed: UInt64
     public let run: Int64
-    public let status: String
+    public let status: ResultsDatabase.Status
     public let checkpoint: String?
 }
 
@@ -93,7 +93,7 @@ extension ResultsDatabase {
         let arguments = (try? JSONSerialization.jsonObject(with: Data((r.text("arguments") ?? "[]").utf8))) as? [String] ?? []
         return SweepRecord(id: r.integer("id") ?? 0, task: r.text("task") ?? "", grid: grid.compactMap { $0.first.map { ($0.key, $0.value) } },
                            seeds: seeds.map(\.uint64Value), arguments: arguments, jobs: Int(r.integer("jobs") ?? 1),
-                           status: r.text("status") ?? "", startedAt: r.text("started_at") ?? "", endedAt: r.text("ended_at"),
+                           status: Status(recorded: r.text("status")), startedAt: r.text("started_at") ?? "", endedAt: r.text("ended_at"),
                            error: r.text("error"))
     }
 
@@ -104,7 +104,7 @@ extension ResultsDatabase {
              WHERE w.sweep_id = ? ORDER BY w.run_id
             """, [.integer(id)]).map { r in
             SweepRun(configuration: r.text("configuration") ?? "", seed: UInt64(bitPattern: r.integer("seed") ?? 0),
-                     run: r.integer("run_id") ?? 0, status: r.text("status") ?? "", checkpoint: r.text("checkpoint"))
+                     run: r.integer("run_id") ?? 0, status: Status(recorded: r.text("status")), checkpoint: r.text("checkpoint"))
         }
     }
 

@@ -43,14 +43,23 @@ public final class TrackedRun: TrainingObserver {
     /// Marks how the run ended: completed when `error` is nil, interrupted when it is an interruption, failed
     /// otherwise (with the error's text). Returns the status recorded.
     @discardableResult
-    public func finish(error: Error? = nil, stopReason: String? = nil) -> ResultsDatabase.Status {
+    public func finish(error: Error? = nil, stopReason: String? = nil) throws -> ResultsDatabase.Status {
         let status: ResultsDatabase.Status = switch error {
         case nil: .completed
         case TrainingError.interrupted?, TrainingError.quit?: .interrupted
         case _?: .failed
         }
-        try? database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" }, stopReason: stopReason)
+        try recording("end") {
+            try database.finishRun(id, status: status, error: error.map { "\($0.localizedDescription)" }, stopReason: stopReason)
+        }
         return status
+    }
+
+    /// Runs a write of the record; its failure becomes an error that says what was lost and what to do.
+    private func recording(_ what: String, _ write: () throws -> Void) throws {
+        do { try write() } catch {
+            throw RecordError(database: database.path, run: id, what: what, underlying: "\(error)")
+        }
     }
 
     /// Marks the run interrupted, if it is still running, over a connection of its own: for a process that quits
@@ -66,24 +75,41 @@ public final class TrackedRun: TrainingObserver {
 
     /// A run on several processes also logs each step's time, its wait for the slowest process and its gradient
     /// sum's, under `timing`.
-    public func stepFinished(_ s: TrainingStep) {
-        try? log(split: "train", step: s.step, epoch: s.epoch,
-                 ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
-        if let wait = s.waitSeconds, let allreduce = s.allreduceSeconds {
-            try? log(split: "timing", step: s.step, epoch: s.epoch,
-                     ["step_seconds": s.seconds, "wait_seconds": wait, "allreduce_seconds": allreduce])
+    public func stepFinished(_ s: TrainingStep) throws {
+        try recording("step \(s.step)") {
+            try log(split: "train", step: s.step, epoch: s.epoch,
+                    ["loss": s.loss, "learning_rate": s.learningRate, "grad_norm": Double(s.gradientNorm)])
+            if let wait = s.waitSeconds, let allreduce = s.allreduceSeconds {
+                try log(split: "timing", step: s.step, epoch: s.epoch,
+                        ["step_seconds": s.seconds, "wait_seconds": wait, "allreduce_seconds": allreduce])
+            }
         }
     }
 
-    public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) {
-        try? log(split: "dev", step: step, epoch: epoch, metrics)
+    public func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) throws {
+        try recording("evaluation at step \(step)") { try log(split: "dev", step: step, epoch: epoch, metrics) }
     }
 
-    public func predicted(step: Int, _ predictions: [ExamplePrediction]) {
-        try? database.logPredictions(id, split: "dev", step: step, predictions)
+    public func predicted(step: Int, _ predictions: [ExamplePrediction]) throws {
+        try recording("predictions at step \(step)") { try database.logPredictions(id, split: "dev", step: step, predictions) }
     }
 
-    public func checkpointSaved(_ checkpoint: TrainingCheckpoint) {
-        try? database.setCheckpoint(id, checkpoint.directory)
+    public func checkpointSaved(_ checkpoint: TrainingCheckpoint) throws {
+        try recording("checkpoint \(checkpoint.directory)") { try database.setCheckpoint(id, checkpoint.directory) }
     }
+}
+
+/// A write of a run's record that failed (a full disk, a database deleted or locked): the run stops at once, so
+/// that what results.db holds is what happened up to a step it recorded.
+public struct RecordError: Error, CustomStringConvertible, LocalizedError {
+    public let database: String
+    public let run: Int64
+    public let what: String
+    public let underlying: String
+
+    public var description: String {
+        "\(database): could not record run \(run)'s \(what) (\(underlying)); the run stopped. Its latest checkpoint is kept: "
+            + "once \(database) can be written again, `finetune resume \(run)` goes on from it"
+    }
+    public var errorDescription: String? { description }
 }

@@ -203,11 +203,16 @@ public struct FineTuningRun {
             }
             for file in finish.files { try record.logArtifact(path: file.path, kind: file.kind) }
             if !h[.keepCheckpoints] { try record.discardCheckpoints(in: output + "/checkpoints") }
-            return Outcome(run: record.id, status: record.finish(stopReason: result.stopReason), error: nil, result: result,
+            return Outcome(run: record.id, status: try record.finish(stopReason: result.stopReason), error: nil, result: result,
                            outputDirectory: output)
         } catch {
             rmdir(output)  // a run that failed before writing anything leaves no empty folder behind
-            return Outcome(run: record.id, status: record.finish(error: error), error: error, result: nil, outputDirectory: output)
+            let failure = error, status: ResultsDatabase.Status
+            do { status = try record.finish(error: failure) } catch {
+                log("  the run ended with: \(failure)")  // what results.db could not take, before its own error
+                throw error
+            }
+            return Outcome(run: record.id, status: status, error: failure, result: nil, outputDirectory: output)
         }
     }
 }

@@ -21,13 +21,15 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
 }
 
 /// What the trainer reports as it goes; progress display and results.db are observers.
+/// An observer that records the run throws when it cannot: the trainer then stops at once, so that no step
+/// goes unrecorded.
 public protocol TrainingObserver: AnyObject {
-    func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int)
-    func stepFinished(_ step: TrainingStep)
-    func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool)
-    func checkpointSaved(_ checkpoint: TrainingCheckpoint)
+    func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) throws
+    func stepFinished(_ step: TrainingStep) throws
+    func evaluated(step: Int, epoch: Double, metrics: [String: Double], isBest: Bool) throws
+    func checkpointSaved(_ checkpoint: TrainingCheckpoint) throws
     /// Every evaluation's per-example predictions, for tasks that give them (`TrainableTask.evaluationPredictions`).
-    func predicted(step: Int, _ predictions: [ExamplePrediction])
+    func predicted(step: Int, _ predictions: [ExamplePrediction]) throws
 }
 
 extension TrainingObserver {
@@ -117,7 +119,7 @@ public final class Trainer {
             state.hyperparameters = h.values
             state.job = job
         }
-        for o in observers { o.trainingStarted(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, examples: lengths.count) }
+        for o in observers { try o.trainingStarted(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, examples: lengths.count) }
 
         let start = Date()
         var stopReason: String?
@@ -139,9 +141,9 @@ public final class Trainer {
                 state.bestStep = state.step
                 if let bestModelDirectory, processes.isMain { try task.export(to: bestModelDirectory) }
             }
-            for o in observers { o.evaluated(step: state.step, epoch: epoch, metrics: metrics, isBest: isBest) }
+            for o in observers { try o.evaluated(step: state.step, epoch: epoch, metrics: metrics, isBest: isBest) }
             let predictions = task.evaluationPredictions
-            if !predictions.isEmpty { for o in observers { o.predicted(step: state.step, predictions) } }
+            if !predictions.isEmpty { for o in observers { try o.predicted(step: state.step, predictions) } }
             if let patience, state.evaluationsWithoutImprovement >= patience {
                 stopReason = "early stopping: \(task.mainMetric) did not improve by more than \(threshold.text) in \(patience) evaluations "
                     + "(best \(String(format: "%.4f", state.bestMetrics[task.mainMetric] ?? .nan)) at step \(state.bestStep))"
@@ -154,7 +156,7 @@ public final class Trainer {
             state.taskState = task.trainingState
             let checkpoint = try TrainingCheckpoint.save(to: checkpointDirectory, parameters: task.parameters, optimizer: optimizer, state: state)
             if h[.saveTotalLimit] > 0 { try TrainingCheckpoint.prune(checkpointDirectory, keep: h[.saveTotalLimit], protectedStep: state.bestStep) }
-            for o in observers { o.checkpointSaved(checkpoint) }
+            for o in observers { try o.checkpointSaved(checkpoint) }
             return checkpoint
         }
 
@@ -197,7 +199,7 @@ public final class Trainer {
             let figures = TrainingStep(step: state.step, epoch: epochProgress, loss: loss, learningRate: rate, gradientNorm: norm,
                                        samples: group.reduce(0) { $0 + $1.count }, seconds: Date().timeIntervalSince(stepStart),
                                        waitSeconds: waitSeconds, allreduceSeconds: allreduceSeconds)
-            for o in observers { o.stepFinished(figures) }
+            for o in observers { try o.stepFinished(figures) }
             if let every = h[.evalSteps], state.step % every == 0 { try evaluate(epoch: epochProgress) }
             if state.step == totalSteps { break }
             if epochEnded {
