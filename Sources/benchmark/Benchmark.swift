@@ -174,7 +174,7 @@ struct Benchmark: ParsableCommand {
         } else {
             _ = try BertCheckpoint(directory: model).loadWeights(into: store)
         }
-        let encoder = BertEncoder(config: c, store: store, maxBatch: batch, maxLength: length, precision: precision)
+        let encoder = BertEncoder(config: c, store: store, context: BuildContext(maxBatch: batch, maxLength: length, precision: precision))
         var generator = SeededRandom(seed: 0)
         let ids = (0..<(batch * length)).map { _ in Int32(1000 + generator.nextBits() % UInt64(c.vocabSize - 1000)) }
         let input = EncoderBatch(batchSize: batch, sequenceLength: length, tokenIds: ids,

@@ -14,7 +14,7 @@ struct CheckpointCost {
                      "machine: \(machineDescription()), \(Parallel.workers) cores; \(Date()); \(repeats) saves and loads each, into runs/ on this disk",
                      "", "| model | parameters | size MB | save s (median, min–max) | save MB/s | load s (median) |", "|---|---:|---:|---:|---:|---:|"]
         for (name, config) in [((model as NSString).lastPathComponent, try BertCheckpoint(directory: model).config), ("BERT-base shape", BertConfig())] {
-            let classifier = SequenceClassifier(config: config, outputs: 2, maxBatch: 1, maxLength: 8)
+            let classifier = SequenceClassifier(config: config, outputs: 2, context: BuildContext(maxBatch: 1, maxLength: 8))
             classifier.parameters.initialiseRandomly(seed: 1)
             let optimizer = Optimizer(parameters: classifier.parameters, weightDecay: 0.01, maxGradNorm: 1, settings: .init())
             let root = "runs/.checkpoint-benchmark-\(ProcessInfo.processInfo.processIdentifier)"

@@ -18,7 +18,7 @@ struct StepCost {
                      "machine: \(machineDescription()), \(Parallel.workers) threads; \(Date()); medians over \(Int(seconds)) s per length", "",
                      "| length | step ms | forward + backward ms | AdamW ms | tokens/s | sequences/s |", "|---:|---:|---:|---:|---:|---:|"]
         for length in lengths {
-            let classifier = SequenceClassifier(config: config, outputs: 2, maxBatch: batch, maxLength: length)
+            let classifier = SequenceClassifier(config: config, outputs: 2, context: BuildContext(maxBatch: batch, maxLength: length))
             _ = try BertCheckpoint(directory: model).loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: 1)
             let optimizer = Optimizer(parameters: classifier.parameters, weightDecay: 0.01, maxGradNorm: 1, settings: .init())
             var random = SeededRandom(seed: 0)

@@ -22,7 +22,7 @@ struct Encode: ParsableCommand {
 
         let store = ParameterStore(BertEncoder.parameters(checkpoint.config))
         let report = try checkpoint.loadWeights(into: store)
-        let encoder = BertEncoder(config: checkpoint.config, store: store, maxBatch: 1, maxLength: encoding.count)
+        let encoder = BertEncoder(config: checkpoint.config, store: store, context: BuildContext(maxBatch: 1, maxLength: encoding.count))
         let batch = EncoderBatch(batchSize: 1, sequenceLength: encoding.count, tokenIds: encoding.ids,
                                  tokenTypeIds: encoding.typeIds, lengths: [encoding.count])
         let start = Date()

@@ -35,8 +35,7 @@ func measure(_ head: String, _ precision: Precision, parameters: ParameterStore,
 }
 
 for precision in Precision.training {
-    let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
-                                        maxLength: batch.sequenceLength, precision: precision)
+    let classifier = SequenceClassifier(config: checkpoint.config, outputs: 3, context: BuildContext(for: batch, precision: precision))
     _ = try checkpoint.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
     let labels: [Target] = try golden.integers("classification.labels").map { .label($0) }
     measure("sequence classification", precision, parameters: classifier.parameters) { seed in
@@ -45,8 +44,7 @@ for precision in Precision.training {
         classifier.backward()
     }
 
-    let tagger = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
-                                 maxLength: batch.sequenceLength, precision: precision)
+    let tagger = TokenClassifier(config: checkpoint.config, labels: 5, context: BuildContext(for: batch, precision: precision))
     _ = try checkpoint.loadWeights(into: tagger.parameters, mayBeNew: TokenClassifier.isHeadParameter)
     let tags: [Int32] = attentionMask.enumerated().map { $1 == 0 ? TokenClassifier.ignored : Int32($0 % 5) }
     measure("token classification", precision, parameters: tagger.parameters) { seed in
@@ -55,8 +53,7 @@ for precision in Precision.training {
         tagger.backward()
     }
 
-    let reader = QuestionAnsweringModel(config: checkpoint.config, maxBatch: batch.batchSize,
-                                        maxLength: batch.sequenceLength, precision: precision)
+    let reader = QuestionAnsweringModel(config: checkpoint.config, context: BuildContext(for: batch, precision: precision))
     _ = try checkpoint.loadWeights(into: reader.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter)
     let starts = (0..<batch.batchSize).map { $0 % batch.sequenceLength }
     let ends = starts.map { min($0 + 1, batch.sequenceLength - 1) }
@@ -70,8 +67,8 @@ for precision in Precision.training {
     let masked = (0..<batch.tokenCount).filter { $0 % batch.sequenceLength != 0 && attentionMask[$0] == 1 && $0 % 4 == 1 }
     let maskedTokens = masked.map { batch.tokenIds[$0] }
     let isRandomNext = (0..<batch.batchSize).map { $0 % 2 == 1 }
-    let pretrainer = PreTrainingModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
-                                      maxPredictions: masked.count, precision: precision)
+    let pretrainer = PreTrainingModel(config: checkpoint.config, context: BuildContext(for: batch, precision: precision),
+                                      maxPredictions: masked.count)
     _ = try checkpoint.loadWeights(into: pretrainer.parameters, mayBeNew: PreTrainingModel.isHeadParameter)
     measure("pre-training", precision, parameters: pretrainer.parameters) { seed in
         pretrainer.forward(batch, maskedPositions: masked, dropout: .training(seed: seed))

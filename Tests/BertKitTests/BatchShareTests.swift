@@ -36,7 +36,7 @@ struct BatchShareTests {
     /// whole batch. Another mask would change them by O(1).
     @Test func aShareGetsTheMasksItsSequencesHaveInTheWholeBatch() throws {
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
-        let model = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: 4, maxLength: 16)
+        let model = TokenClassifier(config: checkpoint.config, labels: 5, context: BuildContext(maxBatch: 4, maxLength: 16))
         _ = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: 3)
         let all = Self.sequences(), T = Self.lengths.max()!
         let dropout = DropoutMode.training(seed: 12345)
@@ -59,7 +59,7 @@ struct BatchShareTests {
     /// drawing the masks of the rows they stand for) and its head's dropout.
     @Test func aShareOfASequenceClassifierGetsTheWholeBatchsMasks() throws {
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
-        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: 4, maxLength: 16)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: 3, context: BuildContext(maxBatch: 4, maxLength: 16))
         _ = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: 3)
         let all = Self.sequences(), T = Self.lengths.max()!
         model.forward(EncoderBatch(padding: all, padId: 0), dropout: .training(seed: 99))

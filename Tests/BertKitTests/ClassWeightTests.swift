@@ -10,7 +10,7 @@ import Testing
 
     @Test func sequenceClassificationLossAndEveryGradient() throws {
         let batch = try EncoderBatch(fixture: golden, prefix: "sequence.")
-        let model = SequenceClassifier(config: config, outputs: 3, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
+        let model = SequenceClassifier(config: config, outputs: 3, context: BuildContext(for: batch),
                                        classWeights: try golden.floats("sequence.class_weights"))
         for p in model.parameters.parameters { try golden.readFloats("sequence.weight." + fixtureName(p.name), into: p.value) }
         model.forward(batch)
@@ -27,7 +27,7 @@ import Testing
 
     @Test func tokenClassificationLossAndEveryGradient() throws {
         let batch = try EncoderBatch(fixture: golden, prefix: "token.")
-        let model = TokenClassifier(config: config, labels: 5, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
+        let model = TokenClassifier(config: config, labels: 5, context: BuildContext(for: batch),
                                     classWeights: try golden.floats("token.class_weights"))
         func name(_ p: Parameter) -> String { TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name }
         for p in model.parameters.parameters { try golden.readFloats("token.weight." + name(p), into: p.value) }

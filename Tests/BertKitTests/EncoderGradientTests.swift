@@ -12,8 +12,7 @@ import BertKit
         _ = try checkpoint.loadWeights(into: store)
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-bert-forward.safetensors"))
         let batch = try EncoderBatch(fixture: golden)
-        let encoder = BertEncoder(config: checkpoint.config, store: store, maxBatch: batch.batchSize,
-                                  maxLength: batch.sequenceLength)
+        let encoder = BertEncoder(config: checkpoint.config, store: store, context: BuildContext(for: batch))
         let dHidden = try golden.floats("loss_weight.last_hidden_state")
         let dPooled = try golden.floats("loss_weight.pooler_output")
         let dropout = DropoutMode.training(seed: 1234)

@@ -14,8 +14,7 @@ import BertKit
 
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-bert-forward.safetensors"))
         let batch = try EncoderBatch(fixture: golden)
-        let encoder = BertEncoder(config: checkpoint.config, store: store, maxBatch: batch.batchSize,
-                                  maxLength: batch.sequenceLength)
+        let encoder = BertEncoder(config: checkpoint.config, store: store, context: BuildContext(for: batch))
         encoder.forward(batch)
 
         let hidden = UnsafeBufferPointer(start: encoder.sequenceOutput, count: batch.tokenCount * checkpoint.config.hiddenSize)
@@ -49,8 +48,7 @@ import BertKit
 
         let golden = try SafeTensorsFile(path: Fixture.path("minilm-forward.safetensors"))
         let batch = try EncoderBatch(fixture: golden)
-        let encoder = BertEncoder(config: checkpoint.config, store: store, maxBatch: batch.batchSize,
-                                  maxLength: batch.sequenceLength)
+        let encoder = BertEncoder(config: checkpoint.config, store: store, context: BuildContext(for: batch))
         encoder.forward(batch)
         let hidden = UnsafeBufferPointer(start: encoder.sequenceOutput, count: batch.tokenCount * checkpoint.config.hiddenSize)
         let pooled = UnsafeBufferPointer(start: encoder.pooledOutput, count: batch.batchSize * checkpoint.config.hiddenSize)

@@ -22,8 +22,9 @@ final class BinaryClassificationTask: TaskPlugin {
     private let tokenizer: BertTokenizer
     private let encoder: BertEncoder
     private let classifier: OutputLayer
-    /// Owns the buffers of the encoder, the output layer and the logits: they live as long as the task.
-    private let pool = BufferPool()
+    /// What the model is built for: its largest batch and precision, and the pool that owns the buffers of the
+    /// encoder, the output layer and the logits for as long as the task lives.
+    private let context: BuildContext
     private let logits, dLogits: UnsafeMutablePointer<Float>
 
     init(_ setup: TaskSetup) throws {
@@ -39,11 +40,11 @@ final class BinaryClassificationTask: TaskPlugin {
         (training, evaluation) = (try examples("train"), try examples("dev"))
         (self.setup, self.tokenizer, mainMetric) = (setup, tokenizer, setup.spec.mainMetric)
         parameters = ParameterStore(BertEncoder.parameters(config) + Linear.declare("classifier", in: config.hiddenSize, out: 1))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: setup.maxBatch, maxLength: h[.maxLength],
-                              precision: h[.precision])
+        context = setup.buildContext(maxLength: h[.maxLength])
+        encoder = BertEncoder(config: config, store: parameters, context: context)
         classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
-                                 maxRows: setup.maxBatch, precision: h[.precision], pool: pool)
-        (logits, dLogits) = (pool.floats(setup.maxBatch), pool.floats(setup.maxBatch))
+                                 maxRows: setup.maxBatch, context: context)
+        (logits, dLogits) = (context.pool.floats(setup.maxBatch), context.pool.floats(setup.maxBatch))
         loadReport = try setup.checkpoint.loadWeights(into: parameters, mayBeNew: { $0.hasPrefix("classifier.") }, seed: h[.seed])
     }
 
@@ -74,8 +75,7 @@ final class BinaryClassificationTask: TaskPlugin {
     /// The evaluation loop batches the examples by length (and shares the batches among processes); this head
     /// gives each example's logit, then scores them.
     func evaluate() throws -> [String: Double] {
-        let loop = EvaluationLoop(batchSize: setup.hyperparameters[.evalBatchSize], processes: setup.processes)
-        let outputs = try loop.outputs(lengths: evaluation.map(\.ids.count)) { batch in
+        let outputs = try setup.evaluationLoop.outputs(lengths: evaluation.map(\.ids.count)) { batch in
             forward(batch.map { evaluation[$0] }, dropout: .evaluation)
             return (0..<batch.count).map { [Double(logits[$0])] }
         }

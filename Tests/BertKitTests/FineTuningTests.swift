@@ -83,7 +83,8 @@ import BertKit
             let batch = SequenceClassificationTask.batch(task.evaluation, ArraySlice(Array(0..<8)), padId: 0)
             task.model.forward(batch)
             let before = Array(UnsafeBufferPointer(start: task.model.logits, count: 8 * task.model.outputs))
-            let reloaded = SequenceClassifier(config: checkpoint.config, outputs: task.model.outputs, maxBatch: 8, maxLength: 40)
+            let reloaded = SequenceClassifier(config: checkpoint.config, outputs: task.model.outputs,
+                                              context: BuildContext(maxBatch: 8, maxLength: 40))
             let report = try checkpoint.loadWeights(into: reloaded.parameters)
             #expect(report.initialised.isEmpty && report.ignored.isEmpty)
             reloaded.forward(batch)
@@ -258,7 +259,7 @@ import BertKit
     /// A write of the record that fails (here: the run's connection made read-only after step 3) stops the run
     /// at that step, with an error naming the database, the run and how to go on; nothing after it is recorded.
     @Test func aRunStopsAtTheFirstStepItCannotRecord() throws {
-        let directory = try Self.temporaryDirectory()
+        let directory = try FineTuningTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let database = try ResultsDatabase(path: directory + "/results.db")
         var run = try FineTuningRun(spec: TaskSpec.load(Fixture.path("tasks/mrpc-slice.json")), experiment: nil,
@@ -276,7 +277,7 @@ import BertKit
         }
         #expect(lines.contains { $0.contains("the run ended with: " + directory + "/results.db: could not record run 1's step 4 (") },
                 "the first failure is said before the last: \(lines)")
-        let steps = try SQLiteDatabase(path: directory + "/results.db").query(
+        let steps: [SQLValue?] = try SQLiteDatabase(path: directory + "/results.db").query(
             "SELECT step FROM metrics WHERE run_id = 1 AND split = 'train' AND name = 'loss' ORDER BY step").map { $0["step"] }
         #expect(steps == [.integer(1), .integer(2), .integer(3)])
     }

@@ -9,7 +9,7 @@ import BertKit
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-multilabel.safetensors"))
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let batch = try EncoderBatch(fixture: golden)
-        let model = SequenceClassifier(config: checkpoint.config, outputs: 5, maxBatch: batch.batchSize, maxLength: batch.sequenceLength)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: 5, context: BuildContext(for: batch))
         for p in model.parameters.parameters { try golden.readFloats("weight." + fixtureName(p.name), into: p.value) }
         model.forward(batch)
         #expect(relativeError(Array(UnsafeBufferPointer(start: model.logits, count: batch.batchSize * 5)), try golden.floats("logits")) < 1e-5)

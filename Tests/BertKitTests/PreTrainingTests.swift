@@ -9,7 +9,7 @@ import BertKit
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let batch = try EncoderBatch(fixture: golden)
         let positions = try golden.integers("masked_positions")
-        let model = PreTrainingModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
+        let model = PreTrainingModel(config: checkpoint.config, context: BuildContext(for: batch),
                                      maxPredictions: positions.count)
         for p in model.parameters.parameters {
             try golden.readFloats("weight." + Self.checkpointName(p.name), into: p.value)
@@ -43,8 +43,8 @@ import BertKit
         let batch = try EncoderBatch(fixture: golden)
         #expect(batch.lengths.contains { $0 < batch.sequenceLength }, "the fixture's batch has padding")
         let positions = try golden.integers("masked_positions")
-        let model = PreTrainingModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength,
-                                     maxPredictions: positions.count, precision: precision)
+        let model = PreTrainingModel(config: checkpoint.config, context: BuildContext(for: batch, precision: precision),
+                                     maxPredictions: positions.count)
         for p in model.parameters.parameters {
             try golden.readFloats("weight." + Self.checkpointName(p.name), into: p.value)
         }
@@ -285,13 +285,13 @@ import BertKit
 
         let exported = try BertCheckpoint(directory: directory)
         #expect(try exported.rawConfig()["architectures"] as? [String] == ["BertForPreTraining"])
-        let reloaded = PreTrainingModel(config: exported.config, maxBatch: 1, maxLength: 8, maxPredictions: 1)
+        let reloaded = PreTrainingModel(config: exported.config, context: BuildContext(maxBatch: 1, maxLength: 8), maxPredictions: 1)
         let report = try exported.loadWeights(into: reloaded.parameters, mayBeNew: { _ in false })
         #expect(report.initialised.isEmpty && report.ignored.isEmpty)
         for p in task.parameters.parameters {
             #expect(Array(reloaded.parameters[p.name].values) == Array(p.values), "\(p.name) differs after export and load")
         }
-        let classifier = SequenceClassifier(config: exported.config, outputs: 2, maxBatch: 1, maxLength: 8)
+        let classifier = SequenceClassifier(config: exported.config, outputs: 2, context: BuildContext(maxBatch: 1, maxLength: 8))
         let fineTuning = try exported.loadWeights(into: classifier.parameters, mayBeNew: SequenceClassifier.isHeadParameter)
         #expect(fineTuning.initialised == ["classifier.weight", "classifier.bias"])
         #expect(Set(fineTuning.ignored) == Set(report.loaded.filter(PreTrainingModel.isHeadParameter)))

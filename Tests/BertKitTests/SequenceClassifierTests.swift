@@ -9,8 +9,7 @@ import BertKit
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-classifier.safetensors"))
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let batch = try EncoderBatch(fixture: golden)
-        let model = SequenceClassifier(config: checkpoint.config, outputs: outputs, maxBatch: batch.batchSize,
-                                       maxLength: batch.sequenceLength)
+        let model = SequenceClassifier(config: checkpoint.config, outputs: outputs, context: BuildContext(for: batch))
         // The fixture's own initial weights, head included (transformers initialised the head at random).
         for p in model.parameters.parameters { try golden.readFloats("\(kind).weight." + fixtureName(p.name), into: p.value) }
 
@@ -69,8 +68,7 @@ func fixtureName(_ name: String) -> String { name.hasPrefix("classifier.") ? nam
 func fixtureClassifier(_ golden: SafeTensorsFile, prefix: String, precision: Precision) throws -> (SequenceClassifier, EncoderBatch) {
     let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
     let batch = try EncoderBatch(fixture: golden)
-    let model = SequenceClassifier(config: checkpoint.config, outputs: 3, maxBatch: batch.batchSize,
-                                   maxLength: batch.sequenceLength, precision: precision)
+    let model = SequenceClassifier(config: checkpoint.config, outputs: 3, context: BuildContext(for: batch, precision: precision))
     for p in model.parameters.parameters { try golden.readFloats(prefix + "weight." + fixtureName(p.name), into: p.value) }
     return (model, batch)
 }

@@ -131,7 +131,7 @@ import BertKit
         let golden = try SafeTensorsFile(path: Fixture.path("tiny-qa.safetensors"))
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let batch = try EncoderBatch(fixture: golden)
-        let model = QuestionAnsweringModel(config: checkpoint.config, maxBatch: batch.batchSize, maxLength: batch.sequenceLength)
+        let model = QuestionAnsweringModel(config: checkpoint.config, context: BuildContext(for: batch))
         for p in model.parameters.parameters {
             try golden.readFloats("weight." + (QuestionAnsweringModel.isHeadParameter(p.name) ? p.name : "bert." + p.name), into: p.value)
         }

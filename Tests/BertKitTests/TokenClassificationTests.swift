@@ -12,8 +12,7 @@ import BertKit
     static func fixtureTagger(_ golden: SafeTensorsFile, precision: Precision = .float32) throws -> (TokenClassifier, EncoderBatch) {
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let batch = try EncoderBatch(fixture: golden)
-        let model = TokenClassifier(config: checkpoint.config, labels: 5, maxBatch: batch.batchSize,
-                                    maxLength: batch.sequenceLength, precision: precision)
+        let model = TokenClassifier(config: checkpoint.config, labels: 5, context: BuildContext(for: batch, precision: precision))
         for p in model.parameters.parameters {
             try golden.readFloats("weight." + (TokenClassifier.isHeadParameter(p.name) ? p.name : "bert." + p.name), into: p.value)
         }

@@ -53,25 +53,23 @@ public final class BertEncoder {
     }
 
     /// Builds the encoder over parameters declared by `parameters(_:pooler:)` in `store`, with activation
-    /// buffers for batches of up to `maxBatch` sequences of up to `maxLength` tokens. `precision` is the number
+    /// buffers from the context's pool for its largest batch. The context's `precision` is the number
     /// format of every matrix product's inputs: the dense layers' and attention's (scores and context, and their
     /// gradients). Accumulation, softmax, LayerNorm, GELU and the parameters stay fp32.
-    public init(config: BertConfig, store: ParameterStore, maxBatch: Int, maxLength: Int, pooler: Bool = true,
-                precision: Precision = .float32) {
+    public init(config: BertConfig, store: ParameterStore, pooler: Bool = true, context: BuildContext) {
+        let (maxBatch, maxLength, pool) = (context.maxBatch, context.maxLength, context.pool)
         precondition(maxLength <= config.maxPositionEmbeddings,
                      "maxLength \(maxLength) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
         self.config = config
         self.maxBatch = maxBatch
         self.maxLength = maxLength
-        let pool = BufferPool()
         self.pool = pool
-        embeddings = BertEmbeddings(config, store: store, maxTokens: maxBatch * maxLength, pool: pool)
+        embeddings = BertEmbeddings(config, store: store, context: context)
         layers = (0..<config.numHiddenLayers).map {
-            BertLayer(config, index: $0, store: store, maxBatch: maxBatch, maxLength: maxLength, precision: precision,
-                      pool: pool)
+            BertLayer(config, index: $0, store: store, context: context)
         }
-        self.pooler = pooler ? BertPooler(store: store, maxBatch: maxBatch, precision: precision, pool: pool) : nil
-        scratch = LayerScratch(config, maxBatch: maxBatch, maxLength: maxLength, pool: pool)
+        self.pooler = pooler ? BertPooler(store: store, context: context) : nil
+        scratch = LayerScratch(config, context: context)
         output = pool.floats(maxBatch * maxLength * config.hiddenSize)
         (tokenIds, tokenTypeIds, positionIds) = (pool.int32s(maxBatch * maxLength), pool.int32s(maxBatch * maxLength),
                                                  pool.int32s(maxBatch * maxLength))

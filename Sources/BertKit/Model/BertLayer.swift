@@ -42,8 +42,8 @@ struct BertLayer {
             + LayerNormalization.declare(p + "output.LayerNorm", width: h)
     }
 
-    init(_ c: BertConfig, index: Int, store: ParameterStore, maxBatch: Int, maxLength: Int, precision: Precision,
-         pool: BufferPool) {
+    init(_ c: BertConfig, index: Int, store: ParameterStore, context build: BuildContext) {
+        let (maxBatch, maxLength, precision, pool) = (build.maxBatch, build.maxLength, build.precision, build.pool)
         let p = "encoder.layer.\(index)."
         self.index = index
         query = Linear(p + "attention.self.query", in: store, precision: precision)
@@ -257,7 +257,8 @@ struct LayerScratch {
     /// and their dL/d(input) from the skip connection and the query until it joins the other rows'.
     let selectedInput, selectedGradient: UnsafeMutablePointer<Float>
 
-    init(_ c: BertConfig, maxBatch: Int, maxLength: Int, pool: BufferPool) {
+    init(_ c: BertConfig, context: BuildContext) {
+        let (maxBatch, maxLength, pool) = (context.maxBatch, context.maxLength, context.pool)
         let n = maxBatch * maxLength * c.hiddenSize
         dHidden = pool.floats(n)
         states = (pool.floats(n), pool.floats(n))

@@ -22,7 +22,8 @@ struct BertEmbeddings {
         ] + LayerNormalization.declare("embeddings.LayerNorm", width: c.hiddenSize)
     }
 
-    init(_ c: BertConfig, store: ParameterStore, maxTokens: Int, pool: BufferPool) {
+    init(_ c: BertConfig, store: ParameterStore, context: BuildContext) {
+        let (maxTokens, pool) = (context.maxTokens, context.pool)
         word = store["embeddings.word_embeddings.weight"]
         position = store["embeddings.position_embeddings.weight"]
         tokenType = store["embeddings.token_type_embeddings.weight"]

@@ -9,10 +9,10 @@ struct BertPooler {
         Linear.declare("pooler.dense", in: c.hiddenSize, out: c.hiddenSize)
     }
 
-    init(store: ParameterStore, maxBatch: Int, precision: Precision, pool: BufferPool) {
-        dense = Linear("pooler.dense", in: store, precision: precision)
-        output = pool.floats(maxBatch * dense.outFeatures)
-        dPreActivation = pool.floats(maxBatch * dense.outFeatures)
+    init(store: ParameterStore, context: BuildContext) {
+        dense = Linear("pooler.dense", in: store, precision: context.precision)
+        output = context.pool.floats(context.maxBatch * dense.outFeatures)
+        dPreActivation = context.pool.floats(context.maxBatch * dense.outFeatures)
     }
 
     /// The `[CLS]` token is the first of each sequence: rows `T · hidden` floats apart, or `hidden` apart when

@@ -45,6 +45,12 @@ public struct PredictionRequest: Sendable {
     var batchSize: Int { options[PredictionOptions.batchSize] }
     var precision: Precision { options[PredictionOptions.precision] }
 
+    /// What the predicting model is built for: a batch of sequences of up to `maxLength` tokens, in the
+    /// request's precision.
+    func buildContext(maxLength: Int) -> BuildContext {
+        BuildContext(maxBatch: batchSize, maxLength: maxLength, precision: precision)
+    }
+
     /// The window length: the request's, else `standard`, else the model's own limit (as transformers'
     /// pipelines default), capped by the model's position embeddings.
     func sequenceLength(standard: Int? = nil) -> Int {

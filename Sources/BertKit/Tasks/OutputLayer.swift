@@ -7,14 +7,13 @@ public struct OutputLayer {
     /// dL/d(input) after `backward`.
     public let dInput: UnsafeMutablePointer<Float>
 
-    /// The layer named `prefix` in `store`, with buffers for up to `maxRows` input rows.
-    public init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int,
-                precision: Precision = .float32, pool: BufferPool) {
-        linear = Linear(prefix, in: store, precision: precision)
+    /// The layer named `prefix` in `store`, with buffers from the context's pool for up to `maxRows` input rows.
+    public init(_ prefix: String, in store: ParameterStore, dropoutProbability: Float, maxRows: Int, context: BuildContext) {
+        linear = Linear(prefix, in: store, precision: context.precision)
         self.dropoutProbability = dropoutProbability
         let count = maxRows * linear.inFeatures
-        dropped = pool.floats(count)
-        dInput = pool.floats(count)
+        dropped = context.pool.floats(count)
+        dInput = context.pool.floats(count)
     }
 
     /// `rowsPerSequence` input rows belong to each sequence of the batch: 1 for pooled vectors, the padded

@@ -123,6 +123,15 @@ public struct TaskSetup: Sendable {
 
     /// Sequences the model's buffers must hold: the larger of the training and evaluation batches.
     public var maxBatch: Int { max(hyperparameters[.batchSize], hyperparameters[.evalBatchSize]) }
+
+    /// What the task's model is built for: its largest batch, of sequences of up to `maxLength` tokens, in the
+    /// run's precision.
+    public func buildContext(maxLength: Int) -> BuildContext {
+        BuildContext(maxBatch: maxBatch, maxLength: maxLength, precision: hyperparameters[.precision])
+    }
+
+    /// The loop the task's evaluation runs in: its batches, shared among the run's processes.
+    public var evaluationLoop: EvaluationLoop { EvaluationLoop(batchSize: hyperparameters[.evalBatchSize], processes: processes) }
 }
 
 /// Where a run's data comes from besides its task file.

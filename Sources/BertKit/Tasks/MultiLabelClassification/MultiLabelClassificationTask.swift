@@ -76,8 +76,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         training = try features("train")
         evaluation = try features("dev")
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
-        model = SequenceClassifier(config: checkpoint.config, outputs: labels.count, maxBatch: setup.maxBatch, maxLength: longest,
-                                   precision: h[.precision])
+        model = SequenceClassifier(config: checkpoint.config, outputs: labels.count, context: setup.buildContext(maxLength: longest))
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 

@@ -37,7 +37,6 @@ public final class PreTrainingModel {
     /// for a masked one its row among the last layer's selected rows.
     private let isMasked: UnsafeMutablePointer<Bool>
     private let selectedRow: UnsafeMutablePointer<Int32>
-    private let pool = BufferPool()
     private var batchSize = 0
     /// Rows of the last layer in the last forward pass (the masked tokens and `[CLS]`, or every position).
     private var lastLayerRowCount = 0
@@ -56,17 +55,15 @@ public final class PreTrainingModel {
     /// The heads' parameters: loaded when the checkpoint has them, initialised when it does not.
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") }
 
-    /// Buffers for batches of up to `maxBatch` sequences of `maxLength` tokens with up to `maxPredictions`
-    /// masked positions in all. `precision` is the number format of every matrix product's inputs, the tied
-    /// decoder's included (see `BertEncoder`).
-    public init(config: BertConfig, maxBatch: Int, maxLength: Int, maxPredictions: Int, nextSentencePrediction: Bool = true,
-                precision: Precision = .float32) {
+    /// Buffers for the context's batches with up to `maxPredictions` masked positions in all; the context's
+    /// precision is every matrix product's, the tied decoder's included (see `BertEncoder`).
+    public init(config: BertConfig, context: BuildContext, maxPredictions: Int, nextSentencePrediction: Bool = true) {
+        let (maxBatch, maxLength, precision, pool) = (context.maxBatch, context.maxLength, context.precision, context.pool)
         self.config = config
         self.precision = precision
         self.nextSentencePrediction = nextSentencePrediction
         parameters = ParameterStore(Self.parameters(config))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: true,
-                              precision: precision)
+        encoder = BertEncoder(config: config, store: parameters, pooler: true, context: context)
         transform = Linear("cls.predictions.transform.dense", in: parameters, precision: precision)
         transformNorm = LayerNormalization("cls.predictions.transform.LayerNorm", in: parameters, eps: config.layerNormEps)
         decoderBias = parameters["cls.predictions.bias"]

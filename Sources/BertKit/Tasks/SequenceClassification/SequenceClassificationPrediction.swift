@@ -49,8 +49,8 @@ struct ClassificationPredictor: Predictor {
         tokenizer = try BertTokenizer(directory: request.model)
         maxLength = request.sequenceLength()
         batchSize = request.batchSize
-        classifier = SequenceClassifier(config: request.checkpoint.config, outputs: outputs, maxBatch: batchSize,
-                                        maxLength: maxLength, precision: request.precision)
+        classifier = SequenceClassifier(config: request.checkpoint.config, outputs: outputs,
+                                        context: request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: classifier.parameters)
         self.outputs = outputs
         self.header = header

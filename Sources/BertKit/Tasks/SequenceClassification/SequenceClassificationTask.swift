@@ -78,8 +78,8 @@ public final class SequenceClassificationTask: TaskPlugin {
         })
         classWeights = weights
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
-        model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1, maxBatch: setup.maxBatch,
-                                   maxLength: longest, precision: h[.precision], classWeights: weights)
+        model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1,
+                                   context: setup.buildContext(maxLength: longest), classWeights: weights)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 

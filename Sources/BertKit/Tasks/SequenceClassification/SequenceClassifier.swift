@@ -15,7 +15,6 @@ public final class SequenceClassifier {
     private let targetValues: UnsafeMutablePointer<Float>
     /// Each class's weight in the cross-entropy (nil: all 1).
     private let classWeights: UnsafeMutablePointer<Float>?
-    private let pool = BufferPool()
     private var batchSize = 0
     private var dropout = DropoutMode.evaluation
 
@@ -32,17 +31,16 @@ public final class SequenceClassifier {
     /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder.
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`); `classWeights`, one
-    /// per output, weigh the classes in the cross-entropy (`ClassWeights`).
-    public init(config: BertConfig, outputs: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32,
-                classWeights: [Float]? = nil) {
+    /// Built for the context's batches and precision; `classWeights`, one per output, weigh the classes in the
+    /// cross-entropy (`ClassWeights`).
+    public init(config: BertConfig, outputs: Int, context: BuildContext, classWeights: [Float]? = nil) {
+        let (maxBatch, pool) = (context.maxBatch, context.pool)
         self.config = config
         self.outputs = outputs
         parameters = ParameterStore(Self.parameters(config, outputs: outputs))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength,
-                              precision: precision)
+        encoder = BertEncoder(config: config, store: parameters, context: context)
         classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
-                                 maxRows: maxBatch, precision: precision, pool: pool)
+                                 maxRows: maxBatch, context: context)
         logits = pool.floats(maxBatch * outputs)
         dLogits = pool.floats(maxBatch * outputs)
         targetLabels = pool.int32s(maxBatch)

@@ -48,8 +48,7 @@ struct AnswerPredictor: Predictor {
         // The whole question goes into every window, as the pipeline does; the overlap is checked per question.
         let overlap = try request.overlap(length: maxLength, budget: maxLength)
         windower = SpanWindower(tokenizer: tokenizer, maxLength: maxLength, windowOverlap: overlap, maxQuestionTokens: .max)
-        model = QuestionAnsweringModel(config: request.checkpoint.config, maxBatch: batchSize, maxLength: maxLength,
-                                       precision: request.precision)
+        model = QuestionAnsweringModel(config: request.checkpoint.config, context: request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: model.parameters)
     }
 

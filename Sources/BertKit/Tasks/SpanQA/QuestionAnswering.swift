@@ -15,7 +15,6 @@ public final class QuestionAnsweringModel {
     private let positionLogits: UnsafeMutablePointer<Float>
     private let dPositionLogits: UnsafeMutablePointer<Float>
     private let positions: UnsafeMutablePointer<Int32>
-    private let pool = BufferPool()
     private var batchSize = 0
     private var length = 0
 
@@ -25,20 +24,20 @@ public final class QuestionAnsweringModel {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("qa_outputs.") }
 
-    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`).
-    public init(config: BertConfig, maxBatch: Int, maxLength: Int, precision: Precision = .float32) {
+    /// Built for the context's batches and precision.
+    public init(config: BertConfig, context: BuildContext) {
+        let pool = context.pool
         self.config = config
         parameters = ParameterStore(Self.parameters(config))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false,
-                              precision: precision)
-        outputs = Linear("qa_outputs", in: parameters, precision: precision)
-        let n = maxBatch * maxLength
+        encoder = BertEncoder(config: config, store: parameters, pooler: false, context: context)
+        outputs = Linear("qa_outputs", in: parameters, precision: context.precision)
+        let n = context.maxTokens
         logits = pool.floats(n * 2)
         dLogits = pool.floats(n * 2)
         dSequence = pool.floats(n * config.hiddenSize)
         positionLogits = pool.floats(n)
         dPositionLogits = pool.floats(n)
-        positions = pool.int32s(maxBatch)
+        positions = pool.int32s(context.maxBatch)
     }
 
     public func forward(_ batch: EncoderBatch, dropout: DropoutMode = .evaluation) {

@@ -54,8 +54,7 @@ struct EntityPredictor: Predictor {
         batchSize = request.batchSize
         maxLength = request.sequenceLength()
         overlap = try request.overlap(length: maxLength, budget: maxLength - 2)
-        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, maxBatch: batchSize, maxLength: maxLength,
-                                precision: request.precision)
+        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, context: request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: model.parameters)
     }
 

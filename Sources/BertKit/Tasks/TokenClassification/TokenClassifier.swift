@@ -20,7 +20,6 @@ public final class TokenClassifier {
     private let targets: UnsafeMutablePointer<Int32>
     /// Each label's weight in the cross-entropy (nil: all 1).
     private let classWeights: UnsafeMutablePointer<Float>?
-    private let pool = BufferPool()
     private var tokens = 0
     /// The padded length of the last forward pass's sequences.
     private var length = 0
@@ -35,18 +34,17 @@ public final class TokenClassifier {
 
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
-    /// `precision` is the number format of every matrix product's inputs (see `BertEncoder`); `classWeights`, one
-    /// per label, weigh the labels in the cross-entropy (`ClassWeights`).
-    public init(config: BertConfig, labels: Int, maxBatch: Int, maxLength: Int, precision: Precision = .float32,
-                classWeights: [Float]? = nil) {
+    /// Built for the context's batches and precision; `classWeights`, one per label, weigh the labels in the
+    /// cross-entropy (`ClassWeights`).
+    public init(config: BertConfig, labels: Int, context: BuildContext, classWeights: [Float]? = nil) {
+        let pool = context.pool
         self.config = config
         self.labels = labels
         parameters = ParameterStore(Self.parameters(config, labels: labels))
-        encoder = BertEncoder(config: config, store: parameters, maxBatch: maxBatch, maxLength: maxLength, pooler: false,
-                              precision: precision)
-        let n = maxBatch * maxLength
+        encoder = BertEncoder(config: config, store: parameters, pooler: false, context: context)
+        let n = context.maxTokens
         classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb, maxRows: n,
-                                 precision: precision, pool: pool)
+                                 context: context)
         logits = pool.floats(n * labels)
         dLogits = pool.floats(n * labels)
         tokenRows = pool.int32s(n)
