@@ -40,7 +40,7 @@ final class BinaryClassificationTask: TaskPlugin {
         (training, evaluation) = (try examples("train"), try examples("dev"))
         (self.setup, self.tokenizer, mainMetric) = (setup, tokenizer, setup.spec.mainMetric)
         parameters = ParameterStore(BertEncoder.parameters(config) + Linear.declare("classifier", in: config.hiddenSize, out: 1))
-        context = setup.buildContext(maxLength: h[.maxLength])
+        context = try setup.buildContext(maxLength: h[.maxLength])
         encoder = BertEncoder(config: config, store: parameters, context: context)
         classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
                                  maxRows: setup.maxBatch, context: context)

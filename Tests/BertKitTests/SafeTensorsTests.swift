@@ -44,6 +44,27 @@ import BertKit
         #expect(store["classifier.bias"].values.allSatisfy { $0 == 0 })
     }
 
+    /// A weight that is NaN or infinite is refused when the model loads, naming the file, the tensor and the index.
+    @Test func nonFiniteWeightsAreRefusedAtLoad() throws {
+        let folder = NSTemporaryDirectory() + "bertkit-nan-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny-bert"), toPath: folder)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"))
+        let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let entry = header["encoder.layer.1.output.dense.weight"] as! [String: Any]
+        let start = 8 + headerLength + (entry["data_offsets"] as! [Int])[0] + 4 * 3
+        for (k, byte) in withUnsafeBytes(of: Float.nan.bitPattern.littleEndian, Array.init).enumerated() { bytes[start + k] = byte }
+        try bytes.write(to: URL(fileURLWithPath: folder + "/model.safetensors"))
+        let checkpoint = try BertCheckpoint(directory: folder)
+        do {
+            _ = try checkpoint.loadWeights(into: ParameterStore(BertEncoder.parameters(checkpoint.config)))
+            Issue.record("expected the NaN to be refused")
+        } catch {
+            #expect("\(error)" == folder + "/model.safetensors: tensor 'encoder.layer.1.output.dense.weight' holds nan at index 3: every weight must be a finite number")
+        }
+    }
+
     @Test func missingTensorIsAnError() throws {
         let checkpoint = try BertCheckpoint(directory: Fixture.path("tiny-bert"))
         let store = ParameterStore(BertEncoder.parameters(checkpoint.config) + Linear.declare("classifier", in: 32, out: 2))

@@ -187,6 +187,60 @@ import BertKit
         #expect(try runs()[1]["status"] == .text("failed"))
     }
 
+    /// A run never writes into a folder it did not create: a results.db started afresh over the same output
+    /// folder numbers its run 1 again, and a link where run 1's folder would go points elsewhere.
+    @Test func aRunFolderIsAlwaysTheRunsOwn() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try finetune(trainArguments(steps: 2)).status == 0)
+        let first = directory + "/runs/1-mrpc-slice/best/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: first))
+        try FileManager.default.removeItem(atPath: db)
+        let elsewhere = directory + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/runs/1-mrpc-slice-2", withDestinationPath: elsewhere)
+        let again = try finetune(trainArguments(steps: 2, extra: ["--seed", "7"]))
+        #expect(again.status == 0, "\(again.error)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: first)) == before, "the first run's model is untouched")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere).isEmpty, "nothing is written through the link")
+        let run = try runs()[0]
+        #expect(run["output_dir"] == .text(directory + "/runs/1-mrpc-slice-3"), "\(run)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/runs/1-mrpc-slice-3/best/model.safetensors"))
+    }
+
+    @Test func predictRefusesToWriteOverItsInput() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let input = directory + "/in.txt", link = directory + "/link.txt"
+        try Data("A sentence.\n".utf8).write(to: URL(fileURLWithPath: input))
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: input)
+        for output in [input, link] {
+            let result = try finetune(["predict", "--model", Self.fixtures + "/pipelines/text-classifier", "--input", input, "--output", output])
+            #expect(result.status == 1 && result.error.contains("is the input file"), "\(result.error)")
+        }
+        #expect(try String(contentsOfFile: input, encoding: .utf8) == "A sentence.\n")
+    }
+
+    @Test func aBatchThatCannotFitIsRefusedBeforeAnythingIsAllocated() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for size in ["100000000", "9223372036854775807"] {
+            for option in ["--batch-size", "--eval-batch-size"] {
+                let result = try finetune(trainArguments(steps: 2, extra: [option, size]))
+                #expect(result.status == 1, "\(option) \(size): \(result.output) \(result.error)")
+                #expect(result.error.contains("a batch of \(size) sequences of ") && result.error.contains("lower the batch size"),
+                        "\(result.error)")
+            }
+        }
+    }
+
+    @Test func aMaxLengthBeyondTheModelNamesTheSettingAndTheModel() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try finetune(trainArguments(steps: 2).map { $0 == "40" ? "100000" : $0 })
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.error.contains("max_length 100000 must be between 3 and ") && result.error.contains("tiny-bert/config.json"),
+                "\(result.error)")
+        #expect(!result.error.contains("mrpc-slice.json"), "the task file did not set it")
+    }
+
     @Test func ctrlCMarksTheRunInterrupted() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (process, out, _) = try launch(trainArguments(steps: 100_000))

@@ -68,6 +68,11 @@ public enum CheckpointLoader {
                 throw CheckpointError(file: file.path, "tensor '\(name)' has shape \(entry.shape); expected \(parameter.shape)")
             }
             try file.readFloats(name, into: parameter.value)
+            // A NaN or infinity in the weights would surface steps later as a diverging loss, or as scores of 0.
+            if let bad = parameter.values.firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError(file: file.path, "tensor '\(name)' holds \(parameter.values[bad]) at index \(bad): "
+                    + "every weight must be a finite number")
+            }
             report.loaded.append(parameter.name)
         }
         return report

@@ -24,10 +24,20 @@ public struct PredictionRequest: Sendable {
     public var processes = ProcessGroup.single
 
     public init(model: String, input: String, output: String) throws {
+        if input != "-" && output != "-" && Self.sameFile(input, output) {
+            throw UsageError("--output \(output) is the input file \(input): the predictions would replace it; name another output")
+        }
         self.model = model
         checkpoint = try BertCheckpoint(directory: model)
         self.input = input
         self.output = output
+    }
+
+    /// Whether two paths name one file (through links too): both exist, with the same device and inode.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        guard stat(a, &x) == 0, stat(b, &y) == 0 else { return false }
+        return x.st_dev == y.st_dev && x.st_ino == y.st_ino
     }
 
     /// The plugin that predicts with this model: the one whose architecture its config.json names.
@@ -47,8 +57,10 @@ public struct PredictionRequest: Sendable {
 
     /// What the predicting model is built for: a batch of sequences of up to `maxLength` tokens, in the
     /// request's precision.
-    func buildContext(maxLength: Int) -> BuildContext {
-        BuildContext(maxBatch: batchSize, maxLength: maxLength, precision: precision)
+    func buildContext(maxLength: Int) throws -> BuildContext {
+        let context = BuildContext(maxBatch: batchSize, maxLength: maxLength, precision: precision)
+        try context.checkFits(checkpoint.config)
+        return context
     }
 
     /// The window length: the request's, else `standard`, else the model's own limit (as transformers'

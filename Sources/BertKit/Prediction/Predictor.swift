@@ -70,6 +70,9 @@ extension Predictor {
             }
         }
         for (owner, result) in zip(owners, results) { outputs[owner.example][owner.window] = result.map { Float($0) } }
+        if let bad = outputs.firstIndex(where: { !Self.isFinite($0) }) {
+            throw DataError(file: request.input, "the model's outputs for record \(bad + 1) are not finite numbers (NaN or infinity)")
+        }
         let seconds = started.seconds
         guard processes.isMain else { return PredictionReport(examples: examples.count, seconds: seconds) }
         let lines = try zip(examples, outputs).map { try result(of: $0, outputs: $1) }
@@ -105,6 +108,7 @@ extension Predictor {
                         outputs += forward(Array(windows[first..<min(first + batchSize, windows.count)]))
                     }
                     seconds += started.seconds
+                    guard Self.isFinite(outputs) else { throw DataError(file: "<stdin>", line: line, "the model's outputs are not finite numbers (NaN or infinity)") }
                     result = try self.result(of: example, outputs: outputs)
                     count += 1
                 } catch {
@@ -116,6 +120,11 @@ extension Predictor {
         }
         return PredictionReport(examples: count, seconds: seconds)
     }
+}
+
+extension Predictor {
+    /// Whether every output of an example is a finite number: JSON has no NaN, and a score of NaN answers nothing.
+    static func isFinite(_ outputs: [[Float]]) -> Bool { outputs.allSatisfy { $0.allSatisfy(\.isFinite) } }
 }
 
 /// Probabilities from logits (softmax), in double precision: what every head's prediction reports as scores.

@@ -116,7 +116,9 @@ public struct TaskSetup: Sendable {
     public func tokenizer(minimumLength: Int = 3) throws -> BertTokenizer {
         let maxLength = hyperparameters[.maxLength], limit = checkpoint.config.maxPositionEmbeddings
         guard maxLength >= minimumLength, maxLength <= limit else {
-            throw DataError(file: spec.path, "max length \(maxLength) must be between \(minimumLength) and the model's \(limit)")
+            // The value may come from the task file, an experiment or the command line: name the setting.
+            throw UsageError("max_length \(maxLength) must be between \(minimumLength) and \(limit), the model's max_position_embeddings "
+                + "(\(checkpoint.directory)/config.json)")
         }
         return try BertTokenizer(directory: checkpoint.directory)
     }
@@ -125,9 +127,11 @@ public struct TaskSetup: Sendable {
     public var maxBatch: Int { max(hyperparameters[.batchSize], hyperparameters[.evalBatchSize]) }
 
     /// What the task's model is built for: its largest batch, of sequences of up to `maxLength` tokens, in the
-    /// run's precision.
-    public func buildContext(maxLength: Int) -> BuildContext {
-        BuildContext(maxBatch: maxBatch, maxLength: maxLength, precision: hyperparameters[.precision])
+    /// run's precision; refused when it could not fit in memory.
+    public func buildContext(maxLength: Int) throws -> BuildContext {
+        let context = BuildContext(maxBatch: maxBatch, maxLength: maxLength, precision: hyperparameters[.precision])
+        try context.checkFits(checkpoint.config)
+        return context
     }
 
     /// The loop the task's evaluation runs in: its batches, shared among the run's processes.

@@ -85,6 +85,11 @@ public struct TaskSpec: Sendable {
     }
 
     private func validate(plugins: [any TaskPlugin.Type]) throws {
+        // The name makes the run's folder: no separators, nothing that climbs out of the output folder.
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, !name.hasPrefix("."), name.allSatisfy(allowed.contains) else {
+            throw DataError(file: path, "name '\(name)' must be letters, digits, '.', '_' and '-', not starting with '.' (it names the run's folder)")
+        }
         guard metrics.contains(mainMetric) else {
             throw DataError(file: path, "mainMetric '\(mainMetric)' is not one of metrics \(metrics)")
         }

@@ -100,6 +100,25 @@ public struct FineTuningRun {
         _ = try trainer.run(resumingFrom: resumption?.checkpoint)
     }
 
+    /// Creates a folder of this run's own at `path`, or at `path-2`, `path-3`, … when that name is taken (say, by a
+    /// run of an earlier results.db over the same output folder, or by a link): a run never writes into a folder
+    /// it did not create. Returns the folder.
+    static func makeRunFolder(_ path: String) throws -> String {
+        func unwritable(_ folder: String, _ reason: String) -> DataError {
+            DataError(file: folder, "the run's output folder cannot be written (\(reason)); choose another with --output-dir")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+            throw unwritable(path, error.localizedDescription)
+        }
+        for n in 1...1000 {
+            let folder = n == 1 ? path : "\(path)-\(n)"
+            if mkdir(folder, 0o755) == 0 { return folder }
+            guard errno == EEXIST else { throw unwritable(folder, String(cString: strerror(errno))) }
+        }
+        throw unwritable(path, "it and 999 numbered folders of that name exist already")
+    }
+
     /// Fails now, naming the folder, if the run could not write its outputs there after training.
     static func checkWritable(_ directory: String) throws {
         do {
@@ -144,7 +163,8 @@ public struct FineTuningRun {
         precondition(processes.isMain, "process 0 records the run; the others call runAsWorker")
         let h = hyperparameters
         let experimentName = experiment.map { "\($0.name)@v\($0.version)" }
-        let record: TrackedRun, output: String
+        let record: TrackedRun
+        var output: String, created = false
         if let resumption {
             record = try TrackedRun(resuming: resumption.run, in: database, fromStep: resumption.checkpoint.state.step)
             output = resumption.outputDirectory
@@ -169,6 +189,10 @@ public struct FineTuningRun {
             }
         }
         do {
+            if resumption == nil {
+                output = try Self.makeRunFolder(output)
+                created = true
+            }
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)
             ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
@@ -206,7 +230,7 @@ public struct FineTuningRun {
             return Outcome(run: record.id, status: try record.finish(stopReason: result.stopReason), error: nil, result: result,
                            outputDirectory: output)
         } catch {
-            rmdir(output)  // a run that failed before writing anything leaves no empty folder behind
+            if created { rmdir(output) }  // a run that failed before writing anything leaves no empty folder behind
             let failure = error, status: ResultsDatabase.Status
             do { status = try record.finish(error: failure) } catch {
                 log("  the run ended with: \(failure)")  // what results.db could not take, before its own error

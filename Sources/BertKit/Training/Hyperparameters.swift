@@ -114,7 +114,9 @@ public enum SaveStrategy: String, Sendable, CaseIterable, HyperparameterValue {
 }
 
 extension Hyperparameter where Value == UInt64 {
-    public static var seed: Self { .init("seed", default: 42, help: "Seed of the data order, dropout and the head's initialisation.") }
+    public static var seed: Self {
+        .init("seed", default: 42, help: "Seed of the data order, dropout and the head's initialisation.", placeholder: "integer >= 0")
+    }
 }
 
 extension Hyperparameter where Value == Precision {

@@ -76,7 +76,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         training = try features("train")
         evaluation = try features("dev")
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
-        model = SequenceClassifier(config: checkpoint.config, outputs: labels.count, context: setup.buildContext(maxLength: longest))
+        model = SequenceClassifier(config: checkpoint.config, outputs: labels.count, context: try setup.buildContext(maxLength: longest))
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 

@@ -32,7 +32,7 @@ struct FillMaskPredictor: Predictor {
         maxLength = request.sequenceLength()
         topK = request.options[PreTrainingTask.PredictionOption.topK]
         maxPredictions = Swift.max(maxLength, 4 * batchSize)
-        model = PreTrainingModel(config: request.checkpoint.config, context: request.buildContext(maxLength: maxLength),
+        model = PreTrainingModel(config: request.checkpoint.config, context: try request.buildContext(maxLength: maxLength),
                                  maxPredictions: maxPredictions, nextSentencePrediction: false)
         // A BertForMaskedLM checkpoint has no pooler and no next-sentence head; neither is read here.
         _ = try request.checkpoint.loadWeights(into: model.parameters,

@@ -106,7 +106,7 @@ public final class PreTrainingTask: TaskPlugin {
             var random = SeededRandom(seed: heldOutSeed, stream: UInt64(i))
             return HeldOutExample(pair: pair, masked: masker.mask(pair.ids, random: &random))
         }
-        model = PreTrainingModel(config: checkpoint.config, context: setup.buildContext(maxLength: h[.maxLength]),
+        model = PreTrainingModel(config: checkpoint.config, context: try setup.buildContext(maxLength: h[.maxLength]),
                                  maxPredictions: setup.maxBatch * h[.maxPredictions], nextSentencePrediction: nextSentencePrediction)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: PreTrainingModel.isHeadParameter, seed: seed)
     }

@@ -50,7 +50,7 @@ struct ClassificationPredictor: Predictor {
         maxLength = request.sequenceLength()
         batchSize = request.batchSize
         classifier = SequenceClassifier(config: request.checkpoint.config, outputs: outputs,
-                                        context: request.buildContext(maxLength: maxLength))
+                                        context: try request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: classifier.parameters)
         self.outputs = outputs
         self.header = header

@@ -79,7 +79,7 @@ public final class SequenceClassificationTask: TaskPlugin {
         classWeights = weights
         let longest = max(training.map(\.ids.count).max() ?? 0, evaluation.map(\.ids.count).max() ?? 0)
         model = SequenceClassifier(config: checkpoint.config, outputs: spec.labels?.count ?? 1,
-                                   context: setup.buildContext(maxLength: longest), classWeights: weights)
+                                   context: try setup.buildContext(maxLength: longest), classWeights: weights)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: SequenceClassifier.isHeadParameter, seed: h[.seed])
     }
 

@@ -48,7 +48,7 @@ struct AnswerPredictor: Predictor {
         // The whole question goes into every window, as the pipeline does; the overlap is checked per question.
         let overlap = try request.overlap(length: maxLength, budget: maxLength)
         windower = SpanWindower(tokenizer: tokenizer, maxLength: maxLength, windowOverlap: overlap, maxQuestionTokens: .max)
-        model = QuestionAnsweringModel(config: request.checkpoint.config, context: request.buildContext(maxLength: maxLength))
+        model = QuestionAnsweringModel(config: request.checkpoint.config, context: try request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: model.parameters)
     }
 

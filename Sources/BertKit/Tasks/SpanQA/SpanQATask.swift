@@ -53,7 +53,7 @@ public final class SpanQATask: TaskPlugin {
         training = windower.windows(trainingExamples)
         evaluation = windower.windows(evaluationExamples)
         extractor = AnswerExtractor(nullScoreThreshold: trainingExamples.contains { $0.isImpossible } ? 0 : nil)
-        model = QuestionAnsweringModel(config: checkpoint.config, context: setup.buildContext(maxLength: maxLength))
+        model = QuestionAnsweringModel(config: checkpoint.config, context: try setup.buildContext(maxLength: maxLength))
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: QuestionAnsweringModel.isHeadParameter, seed: h[.seed])
     }
 

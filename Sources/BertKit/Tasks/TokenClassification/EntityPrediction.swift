@@ -54,7 +54,7 @@ struct EntityPredictor: Predictor {
         batchSize = request.batchSize
         maxLength = request.sequenceLength()
         overlap = try request.overlap(length: maxLength, budget: maxLength - 2)
-        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, context: request.buildContext(maxLength: maxLength))
+        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, context: try request.buildContext(maxLength: maxLength))
         _ = try request.checkpoint.loadWeights(into: model.parameters)
     }
 

@@ -75,7 +75,7 @@ public final class TokenClassificationTask: TaskPlugin {
             $0.labels.filter { $0 != TokenClassifier.ignored }.map(Int.init)
         })
         classWeights = weights
-        model = TokenClassifier(config: checkpoint.config, labels: labels.count, context: setup.buildContext(maxLength: h[.maxLength]),
+        model = TokenClassifier(config: checkpoint.config, labels: labels.count, context: try setup.buildContext(maxLength: h[.maxLength]),
                                 classWeights: weights)
         loadReport = try checkpoint.loadWeights(into: model.parameters, mayBeNew: TokenClassifier.isHeadParameter, seed: h[.seed])
     }
