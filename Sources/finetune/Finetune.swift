@@ -14,6 +14,9 @@ struct Finetune: ParsableCommand {
     /// Errors in one style, `error: …`: a usage error (an option misspelt or missing) is followed by the usage
     /// of its command, any other error (a missing run, a broken file) by nothing else.
     static func main() {
+        // A file size limit (`ulimit -f`) reached while writing a checkpoint or a model is then a write error
+        // (EFBIG) that ends the run with a message and a record, not a death by SIGXFSZ that leaves neither.
+        signal(SIGXFSZ, SIG_IGN)
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

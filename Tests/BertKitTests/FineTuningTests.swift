@@ -283,6 +283,31 @@ import BertKit
     }
 }
 
+/// results.db deleted, or replaced, under a run: the next write of the record says so, instead of writing into a
+/// file no one will read.
+@Suite struct RecordInPlaceTests {
+    @Test(arguments: [false, true]) func aDeletedOrReplacedDatabaseStopsTheRecord(_ replaced: Bool) throws {
+        let directory = try FineTuningTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/results.db"
+        let database = try ResultsDatabase(path: path)
+        let record = try TrackedRun(database: database, task: "t", plugin: "sequence-classification", model: "m", experiment: nil,
+                                    mainMetric: "f1", seed: 1, gitCommit: nil, parameters: [])
+        let step = TrainingStep(step: 1, epoch: 0.1, loss: 0.5, learningRate: 1e-4, gradientNorm: 1, samples: 8, seconds: 0.1,
+                                waitSeconds: nil, allreduceSeconds: nil)
+        try record.stepFinished(step)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        if replaced { _ = try ResultsDatabase(path: path) }
+        do {
+            try record.stepFinished(step)
+            Issue.record("expected the write to be refused")
+        } catch {
+            #expect("\(error)".contains("could not record run 1's step 1 (\(path) was \(replaced ? "replaced by another file" : "deleted") while"),
+                    "\(error)")
+        }
+    }
+}
+
 /// Makes the run's own connection to results.db read-only once a step is recorded: every later write fails.
 final class ReadOnlyAfterStep: TrainingObserver {
     let step: Int

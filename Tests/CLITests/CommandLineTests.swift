@@ -220,6 +220,32 @@ import BertKit
         #expect(try String(contentsOfFile: input, encoding: .utf8) == "A sentence.\n")
     }
 
+    /// A file size limit reached in the middle of writing a checkpoint is a write error: the run ends with a
+    /// message, is marked failed, and leaves no partial checkpoint.
+    @Test func aFileSizeLimitIsAWriteErrorNotADeath() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The default encoder's checkpoint holds files of 90 MB and more, results.db a few hundred KB: a limit of
+        // 20 MB is reached by the checkpoint.
+        let model = Self.root + "/models/all-MiniLM-L6-v2"
+        let arguments = trainArguments(steps: 3, extra: ["--save-strategy", "steps", "--save-steps", "1", "--model", model])
+        let quoted = ([Self.binary] + arguments).map { "'" + $0 + "'" }.joined(separator: " ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ulimit -f 20000 && exec " + quoted]
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.root)
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(process.terminationReason) \(error)")
+        #expect(error.contains("checkpoint of step 1 not saved") && error.contains("File too large"), "\(error)")
+        #expect(try runs().first?["status"] == .text("failed"))
+        let checkpoints = directory + "/runs/1-mrpc-slice/checkpoints"
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: checkpoints))?.isEmpty ?? true, "no partial checkpoint is left")
+    }
+
     @Test func aBatchThatCannotFitIsRefusedBeforeAnythingIsAllocated() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for size in ["100000000", "9223372036854775807"] {

@@ -105,6 +105,66 @@ import BertKit
         #expect(try outputs(killed, c) == outputs(straight, c))
     }
 
+    /// A newest checkpoint damaged after it was written (a flipped low bit, a flipped exponent bit, a truncated
+    /// file) is found by its checksum and skipped, with a line naming it and why; the run resumes from the newest
+    /// intact one and ends as the run that was never stopped.
+    @Test(arguments: ["low bit", "exponent bit", "truncated"]) func aDamagedCheckpointIsSkippedForTheNewestIntactOne(_ damage: String) throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let c = Case(task: "mrpc-slice"), straight = cli.directory + "/straight", stopped = cli.directory + "/stopped"
+        #expect(try cli.finetune(arguments(c, in: straight)).status == 0)
+        #expect(try cli.finetune(arguments(c, in: stopped)).status == 0)
+        // As the run stands when stopped after step 12, then its newest checkpoint damaged on disk.
+        let checkpoints = stopped + "/runs/1-mrpc-slice/checkpoints"
+        for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) where Int(name.dropFirst(11))! > 12 {
+            try FileManager.default.removeItem(atPath: checkpoints + "/" + name)
+        }
+        let file = checkpoints + "/checkpoint-12/model.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        switch damage {
+        case "low bit": bytes[bytes.count - 4001] ^= 0x01
+        case "exponent bit": bytes[bytes.count - 4001 + 3 - (bytes.count - 4001) % 4] ^= 0x40
+        default: bytes.removeLast(100)
+        }
+        try bytes.write(to: URL(fileURLWithPath: file))
+        try SQLiteDatabase(path: stopped + "/results.db").execute("UPDATE runs SET status = 'interrupted'")
+
+        let resumed = try cli.finetune(["resume", "1", "--db", stopped + "/results.db"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        let said = damage == "truncated" ? "has \(bytes.count) bytes, \(bytes.count + 100) were saved" : "does not hold the bytes that were saved"
+        #expect(resumed.output.contains("skipped a damaged checkpoint: \(file): \(said)"), "\(resumed.output)")
+        #expect(resumed.output.contains("checkpoint-9 (step 9)"), "\(resumed.output)")
+        #expect(try outputs(stopped, c) == outputs(straight, c))
+    }
+
+    /// One run, one writer: of two `finetune resume` started at the same moment, one resumes and the other
+    /// refuses, naming the process that has the run; nothing is logged twice.
+    @Test func twoResumesOfOneRunAtOnceLeaveOneWriter() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        let c = Case(task: "mrpc-slice"), directory = cli.directory + "/run"
+        #expect(try cli.finetune(arguments(c, in: directory)).status == 0)
+        let checkpoints = directory + "/runs/1-mrpc-slice/checkpoints"
+        for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) where Int(name.dropFirst(11))! > 12 {
+            try FileManager.default.removeItem(atPath: checkpoints + "/" + name)
+        }
+        try SQLiteDatabase(path: directory + "/results.db").execute("UPDATE runs SET status = 'interrupted'")
+        let both = try (0..<2).map { _ in try cli.launch(["resume", "1", "--db", directory + "/results.db"]) }
+        let results: [(status: Int32, output: String)] = both.map { process, out, err in
+            let (output, error) = (out.fileHandleForReading.readDataToEndOfFile(), err.fileHandleForReading.readDataToEndOfFile())
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: output, as: UTF8.self) + String(decoding: error, as: UTF8.self))
+        }
+        #expect(results.filter { $0.status == 0 }.count == 1, "\(results)")
+        let refusal: String = results.first(where: { $0.status != 0 }).map { $0.output } ?? ""
+        #expect(refusal.contains("is running already (process ") || refusal.contains("is still running") || refusal.contains("is completed"),
+                "\(refusal)")
+        let database = try SQLiteDatabase(path: directory + "/results.db")
+        #expect(try database.query("SELECT COUNT(*) AS n FROM resumes").first?["n"] == .integer(1))
+        #expect(try database.query("SELECT COUNT(*) AS n FROM metrics WHERE split = 'train' AND name = 'loss'").first?["n"]
+                == .integer(Int64(Self.steps)), "each step logged once")
+    }
+
     @Test func aCompletedRunKeepsItsBestModelOnly() throws {
         let cli = CommandLineTests()
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }

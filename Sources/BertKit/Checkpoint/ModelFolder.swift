@@ -6,11 +6,15 @@ public enum ModelFolder {
     /// A fresh temporary folder beside `destination`, for assembling its replacement.
     static func staging(for destination: URL) throws -> URL {
         let parent = destination.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-        removeAbandonedStaging(in: parent.path)
         let staging = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
-        try? FileManager.default.removeItem(at: staging)
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+            removeAbandonedStaging(in: parent.path)
+            try? FileManager.default.removeItem(at: staging)
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError(file: destination.path, "cannot be written (\(SystemError.reason(error)))")
+        }
         return staging
     }
 
@@ -23,11 +27,11 @@ public enum ModelFolder {
                 .appendingPathComponent(".\(destination.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
             try? fm.removeItem(at: old!)
             guard rename(destination.path, old!.path) == 0 else {
-                throw CheckpointError(file: destination.path, "cannot move the previous folder aside (errno \(errno))")
+                throw CheckpointError(file: destination.path, "cannot move the previous folder aside (\(SystemError.text(errno)))")
             }
         }
         guard rename(staging.path, destination.path) == 0 else {
-            throw CheckpointError(file: destination.path, "cannot move the new folder into place (errno \(errno))")
+            throw CheckpointError(file: destination.path, "cannot move the new folder into place (\(SystemError.text(errno)))")
         }
         syncDirectory(staging.deletingLastPathComponent().path)
         if let old { try? fm.removeItem(at: old) }
@@ -36,6 +40,9 @@ public enum ModelFolder {
     /// A folder is replaced only by its own kind: never a file, nor a folder of other things (no config.json,
     /// no trainer_state.json), which replacing would delete.
     static func checkReplaceable(_ path: String) throws {
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path), !FileManager.default.fileExists(atPath: path) {
+            throw CheckpointError(file: path, "is a link to \(target), which does not exist; not replaced by a model folder")
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
         guard isDirectory.boolValue else { throw CheckpointError(file: path, "is a file; not replaced by a model folder") }
@@ -82,7 +89,7 @@ public enum ModelFolder {
                 let descriptor = open(staging.appendingPathComponent(name).path, O_RDONLY)
                 guard descriptor >= 0, fsync(descriptor) == 0 else {
                     if descriptor >= 0 { close(descriptor) }
-                    throw CheckpointError(file: destination.path, "cannot sync \(name) to disk (errno \(errno))")
+                    throw CheckpointError(file: destination.path, "cannot sync \(name) to disk (\(SystemError.text(errno)))")
                 }
                 close(descriptor)
             }
@@ -98,7 +105,9 @@ public enum ModelFolder {
     public static func copy(from source: String, to destination: String) throws {
         try write(to: destination) { staging in
             for name in try FileManager.default.contentsOfDirectory(atPath: source) {
-                try FileManager.default.copyItem(atPath: source + "/" + name, toPath: staging.appendingPathComponent(name).path)
+                do { try FileManager.default.copyItem(atPath: source + "/" + name, toPath: staging.appendingPathComponent(name).path) } catch {
+                    throw CheckpointError(file: destination, "cannot copy \(name) there (\(SystemError.reason(error)))")
+                }
             }
         }
     }

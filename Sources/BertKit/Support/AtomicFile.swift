@@ -14,17 +14,17 @@ public enum AtomicFile {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else { throw CheckpointError(file: path, "cannot create \(temporary) (errno \(errno))") }
+        guard descriptor >= 0 else { throw CheckpointError(file: path, "cannot create \(temporary) (\(SystemError.text(errno)))") }
         var open = true
         do {
             try body(Writer(descriptor: descriptor, path: path))
             let synced = fsync(descriptor) == 0
             open = false
             guard close(descriptor) == 0, synced else {
-                throw CheckpointError(file: path, "cannot finish writing \(temporary) (errno \(errno))")
+                throw CheckpointError(file: path, "cannot finish writing \(temporary) (\(SystemError.text(errno)))")
             }
             if rename(temporary, path) != 0 {
-                throw CheckpointError(file: path, "cannot move the finished file into place (errno \(errno))")
+                throw CheckpointError(file: path, "cannot move the finished file into place (\(SystemError.text(errno)))")
             }
         } catch {
             if open { close(descriptor) }
@@ -45,10 +45,27 @@ public enum AtomicFile {
                 let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw CheckpointError(file: path, "cannot write (errno \(errno))")
+                    throw CheckpointError(file: path, "cannot write (\(SystemError.text(errno)))")
                 }
                 offset += written
             }
         }
+    }
+}
+
+/// What the system said, as a person reads it.
+enum SystemError {
+    /// `strerror`'s text for an errno: "No space left on device", "File too large".
+    static func text(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+    /// The reason inside a Foundation error about a file (its POSIX error's text), instead of the error's
+    /// domain and code.
+    static func reason(_ error: Error) -> String {
+        let error = error as NSError
+        if error.domain == NSPOSIXErrorDomain { return text(Int32(error.code)) }
+        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return text(Int32(underlying.code))
+        }
+        return error.localizedDescription
     }
 }

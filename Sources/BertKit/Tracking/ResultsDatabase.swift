@@ -25,6 +25,25 @@ public final class ResultsDatabase {
     /// abandoned run's end is taken to be), `stop_reason` and `checkpoint` (the latest); a `resumes` table.
     static let schemaVersion = 4
 
+    /// The device and inode of the file when it was opened: SQLite goes on writing a file that was deleted or
+    /// replaced, where no one will read it again.
+    private var identity: (device: UInt64, inode: UInt64)?
+
+    private static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Throws when the file at `path` is no longer the one this connection writes (deleted, or replaced by
+    /// another), so that a run never reports success with a record no one can read.
+    public func checkStillInPlace() throws {
+        let now = Self.identity(of: path)
+        guard let opened = identity, let now, now == opened else {
+            throw UsageError("\(path) was \(now == nil ? "deleted" : "replaced by another file") while this process was writing it")
+        }
+    }
+
     /// Opens (or creates) the database; `parameterColumns` are the columns of `run_params`, by default every
     /// declared hyper-parameter.
     public init(path: String, parameterColumns: [HyperparameterDeclaration] = Hyperparameters.table().map(\.declaration)) throws {
@@ -32,6 +51,7 @@ public final class ResultsDatabase {
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         database = try SQLiteDatabase(path: path)
+        identity = Self.identity(of: path)
         // Switching a new database to WAL takes a lock that SQLite's busy timeout does not wait for, so two
         // runs creating results.db at the same moment retry here instead of failing.
         try database.retryingWhileBusy { try database.execute("PRAGMA journal_mode = WAL") }
@@ -291,6 +311,12 @@ public final class ResultsDatabase {
     func resumeRun(_ run: Int64, fromStep step: Int) throws {
         let time = Self.now(), host = ProcessInfo.processInfo.hostName, pid = Int64(ProcessInfo.processInfo.processIdentifier)
         try database.writeTransaction {
+            // One run, one writer: of two resumptions started at once, the second finds the run running and stops.
+            let current = try database.query("SELECT status, host, pid FROM runs WHERE id = ?", [.integer(run)]).first
+            if current?.text("status") == Status.running.rawValue {
+                throw UsageError("run \(run) is running already (process \(current?.integer("pid").map(String.init) ?? "?") on "
+                    + "\(current?.text("host") ?? "?")); one process at a time writes a run")
+            }
             try database.query("""
                 UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, stop_reason = NULL, host = ?, pid = ?, last_seen = ?
                  WHERE id = ?

@@ -134,7 +134,11 @@ public final class SQLiteDatabase {
     }
 
     private func error(_ sql: String) -> SQLiteError {
-        SQLiteError(path: path, message: String(cString: sqlite3_errmsg(handle)) + " in: \(sql.prefix(120))",
-                    code: sqlite3_errcode(handle))
+        // An I/O error says little by itself ("disk I/O error"); the system's errno says why (a full disk, a
+        // file size limit).
+        let system = sqlite3_system_errno(handle)
+        let why = sqlite3_errcode(handle) & 0xff == SQLITE_IOERR && system != 0 ? " (\(String(cString: strerror(system))))" : ""
+        return SQLiteError(path: path, message: String(cString: sqlite3_errmsg(handle)) + why + " in: \(sql.prefix(120))",
+                           code: sqlite3_errcode(handle))
     }
 }

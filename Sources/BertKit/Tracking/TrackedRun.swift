@@ -57,7 +57,10 @@ public final class TrackedRun: TrainingObserver {
 
     /// Runs a write of the record; its failure becomes an error that says what was lost and what to do.
     private func recording(_ what: String, _ write: () throws -> Void) throws {
-        do { try write() } catch {
+        do {
+            try database.checkStillInPlace()
+            try write()
+        } catch {
             throw RecordError(database: database.path, run: id, what: what, underlying: "\(error)")
         }
     }

@@ -17,6 +17,8 @@ public struct FineTuningRun {
     public var outputRoot = "runs"
     /// The sweep this run belongs to, and its configuration's label (`finetune sweep` sets it).
     public var sweep: (id: Int64, configuration: String)?
+    /// Newer checkpoints that `resuming` passed over (damaged or incomplete), each with why: said when the run starts.
+    public private(set) var skippedCheckpoints: [String] = []
     /// When set, the run goes on from this checkpoint of an earlier run (`resuming(_:in:arguments:)`).
     public private(set) var resumption: (run: Int64, checkpoint: TrainingCheckpoint, outputDirectory: String)?
 
@@ -62,9 +64,13 @@ public struct FineTuningRun {
         guard let record = try database.run(id) else { throw UsageError("no run \(id) in \(database.path)") }
         guard record.status != "completed" else { throw UsageError("run \(id) is completed; there is nothing to resume") }
         guard record.status != "running" else { throw UsageError("run \(id) is still running (process \(record.host ?? "?"))") }
-        guard let output = record.outputDirectory,
-              let checkpoint = try TrainingCheckpoint.all(in: output + "/checkpoints").last else {
-            throw UsageError("run \(id) has no training checkpoint to resume from (it stopped before its first one, or save_strategy was no)")
+        guard let output = record.outputDirectory else {
+            throw UsageError("run \(id) has no output folder recorded, so no checkpoint to resume from")
+        }
+        let (latest, skipped) = TrainingCheckpoint.latestIntact(in: output + "/checkpoints")
+        guard let checkpoint = latest else {
+            throw UsageError("run \(id) has no intact training checkpoint to resume from"
+                + (skipped.isEmpty ? " (it stopped before its first one, or save_strategy was no)" : ": " + skipped.joined(separator: "; ")))
         }
         let job = checkpoint.state.job
         if let owner = job["run"], owner != String(id) {
@@ -87,6 +93,7 @@ public struct FineTuningRun {
         run.data = DataSources(trainFile: job["train_file"], evalFile: job["eval_file"], dataDirectory: job["data_dir"],
                                textFile: job["text_file"])
         run.resumption = (id, checkpoint, output)
+        run.skippedCheckpoints = skipped
         return run
     }
 
@@ -168,6 +175,7 @@ public struct FineTuningRun {
         if let resumption {
             record = try TrackedRun(resuming: resumption.run, in: database, fromStep: resumption.checkpoint.state.step)
             output = resumption.outputDirectory
+            for reason in skippedCheckpoints { log("  skipped a damaged checkpoint: \(reason)") }
             log("run \(record.id): \(spec.name) resumed from \(resumption.checkpoint.directory) (step \(resumption.checkpoint.state.step)), results in \(database.path)")
         } else {
             record = try TrackedRun(database: database, task: spec.name, plugin: spec.plugin.name, model: model, experiment: experimentName,

@@ -50,6 +50,12 @@ public struct TrainingStep: Sendable {
     public let waitSeconds: Double?
     /// Of `seconds`, the time spent summing gradients across processes once all had finished (nil for one process).
     public let allreduceSeconds: Double?
+
+    package init(step: Int, epoch: Double, loss: Double, learningRate: Double, gradientNorm: Float, samples: Int, seconds: Double,
+                 waitSeconds: Double?, allreduceSeconds: Double?) {
+        (self.step, self.epoch, self.loss, self.learningRate, self.gradientNorm) = (step, epoch, loss, learningRate, gradientNorm)
+        (self.samples, self.seconds, self.waitSeconds, self.allreduceSeconds) = (samples, seconds, waitSeconds, allreduceSeconds)
+    }
 }
 
 /// What a finished run achieved.
@@ -154,7 +160,15 @@ public final class Trainer {
         func saveCheckpoint() throws -> TrainingCheckpoint? {
             guard let checkpointDirectory, h[.saveStrategy] != .no, processes.isMain else { return nil }
             state.taskState = task.trainingState
-            let checkpoint = try TrainingCheckpoint.save(to: checkpointDirectory, parameters: task.parameters, optimizer: optimizer, state: state)
+            let checkpoint: TrainingCheckpoint
+            do {
+                checkpoint = try TrainingCheckpoint.save(to: checkpointDirectory, parameters: task.parameters, optimizer: optimizer, state: state)
+            } catch {
+                // Nothing of the new checkpoint stands; the previous one does, and the run can go on from it.
+                let resume = job["run"].map { "`finetune resume \($0)` goes on from the latest checkpoint once it can be written" }
+                throw CheckpointError(file: checkpointDirectory, "checkpoint of step \(state.step) not saved: \(error); the run stopped"
+                    + (resume.map { ", and " + $0 } ?? ""))
+            }
             if h[.saveTotalLimit] > 0 { try TrainingCheckpoint.prune(checkpointDirectory, keep: h[.saveTotalLimit], protectedStep: state.bestStep) }
             for o in observers { try o.checkpointSaved(checkpoint) }
             return checkpoint

@@ -9,9 +9,11 @@ import Foundation
 ///   the seed and the epoch, so nothing is replayed), the best and last metrics, the early-stopping count,
 ///   the task's own state (pre-training's masking rounds), the hyper-parameters and the code version.
 ///
+/// - `checksums.json`: each of those files' `FileChecksum`, written last; `verify()` checks them before a resume.
+///
 /// Dropout masks and data order are functions of the seed and the step, so they need no saving. A checkpoint is
 /// written under a temporary name, synced and renamed (`ModelFolder.write`): a crash at any moment leaves
-/// either the previous checkpoint or the new one.
+/// either the previous checkpoint or the new one; a file damaged later is found by its checksum.
 public struct TrainingCheckpoint {
     /// `trainer_state.json`.
     public struct State: Codable, Sendable, Equatable {
@@ -59,8 +61,61 @@ public struct TrainingCheckpoint {
                                         metadata: ["step": String(optimizer.step)],
                                         to: staging.appendingPathComponent("optimizer.safetensors").path)
             try AtomicFile.write(try encoder.encode(state), to: staging.appendingPathComponent("trainer_state.json").path)
+            var sums: [String: String] = [:]
+            for name in checkedFiles { sums[name] = try FileChecksum.of(staging.appendingPathComponent(name).path) }
+            try AtomicFile.write(try encoder.encode(sums), to: staging.appendingPathComponent("checksums.json").path)
         }
         return TrainingCheckpoint(directory: directory, state: state)
+    }
+
+    /// The files whose checksums a checkpoint keeps.
+    static let checkedFiles = ["model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+
+    /// Checks every file against the checksum saved with it: an error names the first file that is missing, has
+    /// another length or other bytes. A checkpoint written before checksums were kept has nothing to check.
+    public func verify() throws {
+        let path = directory + "/checksums.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        guard let sums = try? Self.decoder.decode([String: String].self, from: data) else {
+            throw CheckpointError(file: path, "is not a valid list of checksums")
+        }
+        for name in Self.checkedFiles {
+            let file = directory + "/" + name
+            guard let saved = sums[name] else { throw CheckpointError(file: path, "has no checksum for \(name)") }
+            guard FileManager.default.fileExists(atPath: file) else { throw CheckpointError(file: file, "is missing") }
+            let now = try FileChecksum.of(file)
+            guard now == saved else {
+                let (was, is_) = (saved.split(separator: ":").first ?? "?", now.split(separator: ":").first ?? "?")
+                throw CheckpointError(file: file, was == is_ ? "does not hold the bytes that were saved (its checksum differs)"
+                                                             : "has \(is_) bytes, \(was) were saved (truncated or replaced)")
+            }
+        }
+    }
+
+    /// The checkpoint folders under `root`, by step, oldest first, whether or not they are intact. Folders left
+    /// half-written by a process that died are removed.
+    public static func folders(in root: String) -> [(step: Int, directory: String)] {
+        ModelFolder.removeAbandonedStaging(in: root)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix(prefix), let step = Int(name.dropFirst(prefix.count)) else { return nil }
+            return (step, root + "/" + name)
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// The newest checkpoint under `root` that is whole and verifies, and what was skipped on the way to it.
+    public static func latestIntact(in root: String) -> (checkpoint: TrainingCheckpoint?, skipped: [String]) {
+        var skipped: [String] = []
+        for (_, directory) in folders(in: root).reversed() {
+            do {
+                let checkpoint = try TrainingCheckpoint(directory: directory)
+                try checkpoint.verify()
+                return (checkpoint, skipped)
+            } catch {
+                skipped.append("\(error)")
+            }
+        }
+        return (nil, skipped)
     }
 
     /// Reads the state of the checkpoint in `directory`.
@@ -78,16 +133,6 @@ public struct TrainingCheckpoint {
     private init(directory: String, state: State) {
         self.directory = directory
         self.state = state
-    }
-
-    /// The checkpoints under `root`, oldest first. Folders left half-written by a process that died are removed.
-    public static func all(in root: String) throws -> [TrainingCheckpoint] {
-        ModelFolder.removeAbandonedStaging(in: root)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return try names.compactMap { name -> (Int, String)? in
-            guard name.hasPrefix(prefix), let step = Int(name.dropFirst(prefix.count)) else { return nil }
-            return (step, root + "/" + name)
-        }.sorted { $0.0 < $1.0 }.map { try TrainingCheckpoint(directory: $0.1) }
     }
 
     /// Writes the saved parameters and AdamW state into `parameters` and `optimizer`, checking that they are the
@@ -120,9 +165,8 @@ public struct TrainingCheckpoint {
 
     /// Deletes all but the newest `keep` checkpoints under `root`, never the one at `protectedStep` (the best).
     static func prune(_ root: String, keep: Int, protectedStep: Int) throws {
-        let all = try all(in: root)
-        for checkpoint in all.dropLast(keep) where checkpoint.state.step != protectedStep {
-            try FileManager.default.removeItem(atPath: checkpoint.directory)
+        for (step, directory) in folders(in: root).dropLast(keep) where step != protectedStep {
+            try FileManager.default.removeItem(atPath: directory)
         }
     }
 
