@@ -65,6 +65,14 @@ import BertKit
         let onFolder = try cli.finetune(["export", "1", "--to", folder, "--db", cli.db])
         #expect(onFolder.status != 0 && onFolder.error.contains("is a folder of other files"), "\(onFolder.error)")
         #expect(FileManager.default.fileExists(atPath: folder + "/thesis.tex"))
+        let link = cli.directory + "/dangling"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: cli.directory + "/gone")
+        let onLink = try cli.finetune(["export", "1", "--to", link, "--db", cli.db])
+        #expect(onLink.status != 0 && onLink.error.contains("dangling: is a link to \(cli.directory)/gone, which does not exist"),
+                "\(onLink.error)")
+        let unwritable = try cli.finetune(["export", "1", "--to", "/proc/bertkit-export", "--db", cli.db])
+        #expect(unwritable.status != 0 && unwritable.error.contains("/proc/bertkit-export: cannot be written (")
+                && !unwritable.error.contains("Domain="), "the system's reason, not Foundation's error code: \(unwritable.error)")
     }
 
     @Test func anUnwritableOutputFolderFailsBeforeTraining() throws {
