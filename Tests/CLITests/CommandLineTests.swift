@@ -19,10 +19,11 @@ import BertKit
     }()
     var db: String { directory + "/results.db" }
 
-    func launch(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    func launch(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = URL(fileURLWithPath: Self.root)
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
@@ -32,8 +33,8 @@ import BertKit
     }
 
     @discardableResult
-    func finetune(_ arguments: [String]) throws -> Result {
-        let (process, out, err) = try launch(arguments)
+    func finetune(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let (process, out, err) = try launch(arguments, environment: environment)
         let output = out.fileHandleForReading.readDataToEndOfFile()
         let error = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

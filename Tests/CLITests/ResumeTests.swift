@@ -165,6 +165,52 @@ import BertKit
                 == .integer(Int64(Self.steps)), "each step logged once")
     }
 
+    /// Every write of a run fails once, in turn (`BERTKIT_FAIL_WRITE=N`: the N-th write, sync, rename or record):
+    /// each time the run ends with an error that says what failed, results.db stays intact with the run marked,
+    /// no partial file or folder is left, and `finetune resume` finishes the run as the run that never failed,
+    /// byte for byte, from its latest checkpoint (a run that failed before its first checkpoint has none, and says
+    /// so). Until N passes the last write, when the run completes.
+    @Test func everyWriteOfARunFailingInTurnLosesNothing() throws {
+        let cli = CommandLineTests()
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        func arguments(in directory: String) -> [String] {
+            ["--task", CommandLineTests.fixtures + "/tasks/mrpc-slice.json", "--model", CommandLineTests.fixtures + "/tiny-bert",
+             "--db", directory + "/results.db", "--output-dir", directory + "/runs", "--max-steps", "4", "--eval-steps", "2",
+             "--batch-size", "8", "--max-length", "40", "--learning-rate", "1e-3", "--save-strategy", "steps", "--save-steps", "2"]
+        }
+        let straight = cli.directory + "/straight"
+        #expect(try cli.finetune(arguments(in: straight)).status == 0)
+        let expected = try Data(contentsOf: URL(fileURLWithPath: straight + "/runs/1-mrpc-slice/best/model.safetensors"))
+        var injected = 0, resumed = 0, beforeFirstCheckpoint = 0
+        for n in 1...200 {
+            let directory = cli.directory + "/fault-\(n)"
+            let failed = try cli.finetune(arguments(in: directory), environment: ["BERTKIT_FAIL_WRITE": String(n)])
+            if failed.status == 0 { break }
+            injected = n
+            #expect(failed.status == 1 && failed.error.contains("fault \(n) injected by BERTKIT_FAIL_WRITE"), "fault \(n): \(failed.error)")
+            let database = try SQLiteDatabase(path: directory + "/results.db")
+            #expect(try database.query("PRAGMA integrity_check").first?["integrity_check"] == .text("ok"), "fault \(n)")
+            #expect(try database.query("SELECT status FROM runs").map { $0["status"] } == [.text("failed")], "fault \(n)")
+            let debris = (FileManager.default.subpaths(atPath: directory + "/runs") ?? []).filter { $0.contains(".partial-") || $0.hasSuffix(".tmp") }
+            #expect(debris.isEmpty, "fault \(n) left \(debris)")
+            let resume = try cli.finetune(["resume", "1", "--db", directory + "/results.db"])
+            if resume.error.contains("has no intact training checkpoint") {
+                // Only a run that failed before its first checkpoint was saved may have none.
+                let checkpoints = directory + "/runs/1-mrpc-slice/checkpoints"
+                #expect((try? FileManager.default.contentsOfDirectory(atPath: checkpoints))?.isEmpty ?? true, "fault \(n)")
+                beforeFirstCheckpoint += 1
+                continue
+            }
+            #expect(resume.status == 0, "fault \(n): \(resume.error)")
+            let best = try Data(contentsOf: URL(fileURLWithPath: directory + "/runs/1-mrpc-slice/best/model.safetensors"))
+            #expect(best == expected, "fault \(n): the resumed run's model differs")
+            resumed += 1
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        #expect(injected >= 20 && resumed > 0 && resumed + beforeFirstCheckpoint == injected,
+                "\(injected) faults injected: \(resumed) resumed, \(beforeFirstCheckpoint) before the first checkpoint")
+    }
+
     @Test func aCompletedRunKeepsItsBestModelOnly() throws {
         let cli = CommandLineTests()
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }

@@ -86,6 +86,7 @@ public enum ModelFolder {
             try fill(staging)
             // On disk before the rename: a crash never leaves a complete-looking folder with empty files.
             for name in try FileManager.default.contentsOfDirectory(atPath: staging.path) {
+                try FaultInjection.point("sync \(name) to disk", destination.path)
                 let descriptor = open(staging.appendingPathComponent(name).path, O_RDONLY)
                 guard descriptor >= 0, fsync(descriptor) == 0 else {
                     if descriptor >= 0 { close(descriptor) }
@@ -94,6 +95,7 @@ public enum ModelFolder {
                 close(descriptor)
             }
             syncDirectory(staging.path)
+            try FaultInjection.point("move the new folder into place", destination.path)
             try replace(destination, with: staging)
         } catch {
             try? FileManager.default.removeItem(at: staging)

@@ -17,12 +17,15 @@ public enum AtomicFile {
         guard descriptor >= 0 else { throw CheckpointError(file: path, "cannot create \(temporary) (\(SystemError.text(errno)))") }
         var open = true
         do {
+            try FaultInjection.point("write \(temporary)", path)
             try body(Writer(descriptor: descriptor, path: path))
+            try FaultInjection.point("sync \(temporary)", path)
             let synced = fsync(descriptor) == 0
             open = false
             guard close(descriptor) == 0, synced else {
                 throw CheckpointError(file: path, "cannot finish writing \(temporary) (\(SystemError.text(errno)))")
             }
+            try FaultInjection.point("move \(temporary) into place", path)
             if rename(temporary, path) != 0 {
                 throw CheckpointError(file: path, "cannot move the finished file into place (\(SystemError.text(errno)))")
             }

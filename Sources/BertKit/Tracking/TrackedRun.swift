@@ -59,6 +59,7 @@ public final class TrackedRun: TrainingObserver {
     private func recording(_ what: String, _ write: () throws -> Void) throws {
         do {
             try database.checkStillInPlace()
+            try FaultInjection.point("write", database.path)
             try write()
         } catch {
             throw RecordError(database: database.path, run: id, what: what, underlying: "\(error)")
@@ -111,8 +112,8 @@ public struct RecordError: Error, CustomStringConvertible, LocalizedError {
     public let underlying: String
 
     public var description: String {
-        "\(database): could not record run \(run)'s \(what) (\(underlying)); the run stopped. Its latest checkpoint is kept: "
-            + "once \(database) can be written again, `finetune resume \(run)` goes on from it"
+        "\(database): could not record run \(run)'s \(what) (\(underlying)); the run stopped. Its latest checkpoint, if it has one, "
+            + "is kept: once \(database) can be written again, `finetune resume \(run)` goes on from it"
     }
     public var errorDescription: String? { description }
 }
