@@ -17,6 +17,9 @@ struct Finetune: ParsableCommand {
         // A file size limit (`ulimit -f`) reached while writing a checkpoint or a model is then a write error
         // (EFBIG) that ends the run with a message and a record, not a death by SIGXFSZ that leaves neither.
         signal(SIGXFSZ, SIG_IGN)
+        // Before any other thread exists: Ctrl-C and SIGTERM are then waited for by one thread, never handled
+        // inside another's work.
+        SignalWatcher.takeSignals()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -111,6 +111,7 @@ struct Resume: ParsableCommand {
 /// Runs a fine-tuning job with a progress display, Ctrl-C handling and a closing line; exits 130 when it was
 /// interrupted and 1 when it failed.
 func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: ProcessGroup = .single) {
+    let started = Date()
     let stop = StopFlag()
     let signals = SignalWatcher(flag: stop)
     let progress = ProgressDisplay(mainMetric: job.spec.mainMetric, metrics: job.spec.metrics)
@@ -122,7 +123,9 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: Process
         case .completed:
             let result = outcome.result!
             let best = outcome.outputDirectory + "/best"
-            say("run \(outcome.run) completed in \(String(format: "%.0f", result.seconds)) s\(job.resumption != nil ? " (since it was resumed)" : ""): best \(progress.describe(result.bestMetrics)) at step \(result.bestStep); model in \(best)")
+            // The whole command's time (reading and tokenising the data included), and the training loop's.
+            let seconds = String(format: "%.0f s (training %.0f s)", Date().timeIntervalSince(started), result.seconds)
+            say("run \(outcome.run) completed in \(seconds)\(job.resumption != nil ? " since it was resumed" : ""): best \(progress.describe(result.bestMetrics)) at step \(result.bestStep); model in \(best)")
             let me = invocation
             say("next: \(me) runs show \(outcome.run)   (hyper-parameters, metrics, files)\n"
                 + "      \(me) export \(outcome.run) --to exported/\(job.spec.name)   (a Hugging Face folder)\n"
@@ -132,7 +135,7 @@ func execute(_ job: FineTuningRun, database: ResultsDatabase, processes: Process
             if case .interrupted(_, let checkpoint)? = outcome.error as? TrainingError { resumable = checkpoint }
             say("\nrun \(outcome.run) interrupted; marked so in \(database.path)"
                 + (resumable.map { "; `finetune resume \(outcome.run)` goes on from \($0)" } ?? ""))
-            Foundation.exit(130)
+            stop.exit(130)
         case .failed, .running:
             processes.parting()
             fail(outcome.error!)

@@ -46,6 +46,18 @@ import BertKit
         #expect(mismatches == 0, "\(mismatches) of \(cases.count) encodings differ from Hugging Face's")
     }
 
+    /// do_lower_case false over a vocabulary without a capital letter would make every capitalised word [UNK]:
+    /// the tokenizer says so; the model's own casing says nothing.
+    @Test func aCasedReadingOfAnUncasedVocabularyIsSaid() throws {
+        let folder = NSTemporaryDirectory() + "bertkit-casing-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny-bert"), toPath: folder)
+        #expect(try BertTokenizer(directory: folder).warning == nil)
+        try Data(#"{"do_lower_case": false}"#.utf8).write(to: URL(fileURLWithPath: folder + "/tokenizer_config.json"))
+        let warning = try BertTokenizer(directory: folder).warning
+        #expect(warning?.contains("sets do_lower_case false, but \(folder)/vocab.txt has no capital letter") == true, "\(warning ?? "none")")
+    }
+
     @Test func uncasedMatchesHuggingFace() throws {
         let cases = try Self.cases("tokenizer-uncased.jsonl")
         #expect(cases.count >= 2000)

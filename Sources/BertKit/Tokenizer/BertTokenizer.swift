@@ -46,7 +46,17 @@ public struct BertTokenizer: Sendable {
             normalizer.handleChineseCharacters = json["tokenize_chinese_chars"] as? Bool ?? true
         }
         try self.init(vocabulary: vocabulary, normalizer: normalizer)
+        // A cased reading of an uncased vocabulary makes every capitalised word [UNK], silently otherwise.
+        let letters = vocabulary.tokens.filter { !$0.hasPrefix("[") }.flatMap(\.unicodeScalars).filter(\.properties.isAlphabetic)
+        if !normalizer.lowercase, !letters.isEmpty, !letters.contains(where: \.properties.isUppercase) {
+            warning = "\(configPath) sets do_lower_case false, but \(directory)/vocab.txt has no capital letter: "
+                + "capitalised words will all be [UNK] (set do_lower_case true for an uncased model)"
+        }
     }
+
+    /// Something about the tokenizer's files worth saying before it is used (a casing that contradicts its
+    /// vocabulary), or nil.
+    public private(set) var warning: String?
 
     /// WordPiece tokens of `text`, without special tokens around it.
     public func tokenize(_ text: String) -> [Token] {
