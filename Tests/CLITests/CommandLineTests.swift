@@ -32,6 +32,18 @@ import BertKit
         return (process, out, err)
     }
 
+    /// Starts a training run and returns once it has begun its steps (its log says how many).
+    func launchTraining(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let (process, out, err) = try launch(arguments)
+        var seen = ""
+        while !seen.contains("optimizer steps") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        return (process, out, err)
+    }
+
     @discardableResult
     func finetune(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let (process, out, err) = try launch(arguments, environment: environment)
@@ -270,14 +282,8 @@ import BertKit
 
     @Test func ctrlCMarksTheRunInterrupted() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (process, out, _) = try launch(trainArguments(steps: 100_000))
-        // Wait until training has started, then interrupt as a terminal's Ctrl-C would.
-        var seen = ""
-        while !seen.contains("optimizer steps") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
+        // Once training has started, interrupt as a terminal's Ctrl-C would.
+        let (process, _, _) = try launchTraining(trainArguments(steps: 100_000))
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         #expect(process.terminationStatus == 130)
@@ -307,13 +313,7 @@ import BertKit
             let db = directory + "/results-\(attempt).db"
             let arguments = ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", model, "--db", db,
                              "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "32", "--max-length", "128"]
-            let (process, out, _) = try launch(arguments)
-            var seen = ""
-            while !seen.contains("optimizer steps") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                seen += String(decoding: chunk, as: UTF8.self)
-            }
+            let (process, _, _) = try launchTraining(arguments)
             usleep(UInt32(attempt) * 100_000)
             kill(process.processIdentifier, SIGINT)
             usleep(50_000)  // separate signals: the kernel merges a SIGINT into one still pending
@@ -337,13 +337,7 @@ import BertKit
             let arguments = ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", model, "--db", db,
                              "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "16", "--max-length", "64",
                              "--save-strategy", attempt % 2 == 0 ? "no" : "epoch"]
-            let (process, out, err) = try launch(arguments)
-            var seen = ""
-            while !seen.contains("optimizer steps") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                seen += String(decoding: chunk, as: UTF8.self)
-            }
+            let (process, _, err) = try launchTraining(arguments)
             usleep(UInt32.random(in: 50_000...300_000))
             kill(process.processIdentifier, SIGINT)
             usleep(UInt32.random(in: 0...60_000))
