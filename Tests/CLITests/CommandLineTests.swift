@@ -350,6 +350,21 @@ import BertKit
         }
     }
 
+    /// A run that crashes (a fatal signal) leaves a marker in its folder; the next command records the run as
+    /// failed, with the signal, instead of merely interrupted.
+    @Test func aCrashedRunIsRecordedAsFailedWithItsSignal() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, _, _) = try launchTraining(trainArguments(steps: 100_000))
+        kill(process.processIdentifier, SIGSEGV)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGSEGV)
+        #expect(try finetune(["runs", "--db", db]).status == 0)
+        let run = try runs()[0]
+        #expect(run["status"] == .text("failed"), "\(run)")
+        #expect(run["error"]?.description.contains("crashed (signal 11, Segmentation fault)") == true, "\(run)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/runs/1-mrpc-slice/" + CrashMarker.fileName), "the marker is taken")
+    }
+
     @Test func twoRunsWriteTheSameDatabaseAtOnce() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let a = try launch(trainArguments(steps: 8, extra: ["--eval-steps", "1", "--seed", "1"]))

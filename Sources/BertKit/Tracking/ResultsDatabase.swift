@@ -332,17 +332,24 @@ public final class ResultsDatabase {
     /// are marked interrupted, so that nothing claims to be running forever.
     func reapAbandonedRuns() throws {
         let host = ProcessInfo.processInfo.hostName
-        let running = try database.query("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", [.text(host)])
+        let running = try database.query("SELECT id, pid, output_dir FROM runs WHERE status = 'running' AND host = ?", [.text(host)])
         for row in running {
             guard case .integer(let id) = row["id"], case .integer(let pid) = row["pid"] else { continue }
             if kill(pid_t(pid), 0) != 0 && errno == ESRCH {
+                // A crash leaves a marker in the run's folder (CrashMarker): then the run failed, and why is known.
+                let folder = row.text("output_dir")
+                let crash = folder.flatMap { CrashMarker.recordedSignal(in: $0) }
+                let (status, error) = crash.map { signal in
+                    (Status.failed, "process \(pid) crashed (signal \(signal), \(String(cString: strsignal(signal))))")
+                } ?? (Status.interrupted, "process \(pid) ended without finishing the run")
                 try database.writeTransaction {
                     // It ended when it was last seen alive, not now.
                     try database.query("""
-                        UPDATE runs SET status = 'interrupted', ended_at = COALESCE(last_seen, started_at), error = ?
+                        UPDATE runs SET status = ?, ended_at = COALESCE(last_seen, started_at), error = ?
                          WHERE id = ? AND status = 'running'
-                        """, [.text("process \(pid) ended without finishing the run"), .integer(id)])
+                        """, [.text(status.rawValue), .text(error), .integer(id)])
                 }
+                if crash != nil, let folder { unlink(folder + "/" + CrashMarker.fileName) }
             }
         }
     }

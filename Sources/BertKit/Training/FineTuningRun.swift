@@ -203,6 +203,8 @@ public struct FineTuningRun {
             }
             try record.setOutputDirectory(output)
             try Self.checkWritable(output)
+            CrashMarker.arm(folder: output)
+            defer { CrashMarker.disarm() }
             ModelFolder.removeAbandonedStaging(in: output)  // a best/ half-written when the process was killed
             let (task, hosts) = try makeTask(processes)
             if let resumption {
