@@ -60,6 +60,12 @@ import BertKit
          "--max-length", "40", "--learning-rate", "1e-3"] + extra
     }
 
+    /// A long run of the default encoder on the MRPC slice, for tests that interrupt it.
+    func defaultEncoderArguments(db: String, batchSize: Int, maxLength: Int, extra: [String] = []) -> [String] {
+        ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", Self.root + "/models/all-MiniLM-L6-v2", "--db", db,
+         "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "\(batchSize)", "--max-length", "\(maxLength)"] + extra
+    }
+
     func runs() throws -> [[String: SQLValue]] {
         try SQLiteDatabase(path: db).query("SELECT * FROM runs ORDER BY id")
     }
@@ -308,11 +314,9 @@ import BertKit
     /// default encoder's steps (about a second at batch 32) leave time to press it before the step ends.
     @Test func ctrlCTwiceQuitsAtOnceAndMarksTheRun() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let model = Self.root + "/models/all-MiniLM-L6-v2"
         for attempt in 1...4 {
             let db = directory + "/results-\(attempt).db"
-            let arguments = ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", model, "--db", db,
-                             "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "32", "--max-length", "128"]
+            let arguments = defaultEncoderArguments(db: db, batchSize: 32, maxLength: 128)
             let (process, _, _) = try launchTraining(arguments)
             usleep(UInt32(attempt) * 100_000)
             kill(process.processIdentifier, SIGINT)
@@ -331,12 +335,10 @@ import BertKit
     /// `free` once corrupted the heap in about one run of ten).
     @Test func twoCtrlCAtAnyMomentFiftyTimes() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let model = Self.root + "/models/all-MiniLM-L6-v2"
         for attempt in 1...50 {
             let db = directory + "/results-\(attempt).db"
-            let arguments = ["--task", Self.fixtures + "/tasks/mrpc-slice.json", "--model", model, "--db", db,
-                             "--output-dir", directory + "/runs", "--max-steps", "1000", "--batch-size", "16", "--max-length", "64",
-                             "--save-strategy", attempt % 2 == 0 ? "no" : "epoch"]
+            let arguments = defaultEncoderArguments(db: db, batchSize: 16, maxLength: 64,
+                                                    extra: ["--save-strategy", attempt % 2 == 0 ? "no" : "epoch"])
             let (process, _, err) = try launchTraining(arguments)
             usleep(UInt32.random(in: 50_000...300_000))
             kill(process.processIdentifier, SIGINT)

@@ -17,6 +17,9 @@ public struct EvaluationLoop: Sendable {
         self.processes = processes
     }
 
+    /// The same batches on this process alone (files that process 0 writes by itself after training).
+    public var alone: EvaluationLoop { EvaluationLoop(batchSize: batchSize) }
+
     /// Each sequence's outputs, in input order. `lengths` are the sequences' token counts; `forward` runs one
     /// batch (indices into `lengths`, of similar length) and returns the outputs of each of its sequences, in
     /// the batch's order. Values travel between processes as `Double`, so `Float` outputs arrive unchanged.

@@ -39,9 +39,8 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     public let loadReport: LoadReport
     public let training: [Feature]
     public let evaluation: [Feature]
-    public let evaluationBatchSize: Int
-    /// The processes that share the evaluation batches.
-    public let processes: ProcessGroup
+    /// The loop its evaluation runs in: the evaluation batch, shared among the run's processes.
+    public let evaluationLoop: EvaluationLoop
     /// The decision threshold: the hyper-parameter's, or after an evaluation with `tune_threshold` the best one.
     public private(set) var threshold: Double
     private let tunesThreshold: Bool
@@ -63,8 +62,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         tokenizer = try setup.tokenizer()
         threshold = h[.threshold]
         tunesThreshold = h[.tuneThreshold]
-        evaluationBatchSize = h[.evalBatchSize]
-        processes = setup.processes
+        evaluationLoop = setup.evaluationLoop
         let (tokenizer, labels) = (self.tokenizer, self.labels)
         func features(_ split: String) throws -> [Feature] {
             let (layout, file, _) = try setup.split(split, as: MultiLabelLayout.self)
@@ -91,11 +89,10 @@ public final class MultiLabelClassificationTask: TaskPlugin {
         return loss
     }
 
-    /// Every label's probability for each feature, in their order, the batches shared among `processes`.
-    public func probabilities(_ features: [Feature], processes: ProcessGroup = .single) throws -> [[Double]] {
+    /// Every label's probability for each feature, in their order, run by `loop` (by default on this process alone).
+    public func probabilities(_ features: [Feature], in loop: EvaluationLoop? = nil) throws -> [[Double]] {
         let k = labels.count
-        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
-        return try loop.outputs(lengths: features.map(\.ids.count)) { batch in
+        return try (loop ?? evaluationLoop.alone).outputs(lengths: features.map(\.ids.count)) { batch in
             model.forward(EncoderBatch(padding: batch.map { features[$0].ids }, typeIds: batch.map { features[$0].typeIds },
                                        padId: tokenizer.padId))
             return (0..<batch.count).map { r in (0..<k).map { Self.sigmoid(model.logits[r * k + $0]) } }
@@ -106,7 +103,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     /// threshold; with `tune_threshold`, first the threshold (0.01 to 0.99) that maximises micro-F1, reported as
     /// `threshold` and kept for prediction and export.
     public func evaluate() throws -> [String: Double] {
-        let probabilities = try probabilities(evaluation, processes: processes)
+        let probabilities = try probabilities(evaluation, in: evaluationLoop)
         let gold = evaluation.map { Set($0.labels) }
         func predicted(at t: Double) -> [Set<Int>] { probabilities.map { p in Set(p.indices.filter { p[$0] >= t }) } }
         if tunesThreshold {

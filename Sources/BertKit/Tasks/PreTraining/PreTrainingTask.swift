@@ -38,9 +38,8 @@ public final class PreTrainingTask: TaskPlugin {
     public let evaluation: [HeldOutExample]
     /// Corpus lines and documents that were skipped, with file and line.
     public let problems: [DataError]
-    public let evaluationBatchSize: Int
-    /// The processes that share the evaluation batches.
-    public let processes: ProcessGroup
+    /// The loop its evaluation runs in: the evaluation batch, shared among the run's processes.
+    public let evaluationLoop: EvaluationLoop
     private let seed: UInt64
     private let documentCounts: (training: Int, evaluation: Int)
     /// How many times each training pair has been masked so far: the round of its next mask.
@@ -67,8 +66,7 @@ public final class PreTrainingTask: TaskPlugin {
         nextSentencePrediction = h[.nextSentencePrediction]
         dynamicMasking = h[.dynamicMasking]
         seed = h[.seed]
-        evaluationBatchSize = h[.evalBatchSize]
-        processes = setup.processes
+        evaluationLoop = setup.evaluationLoop
         tokenizer = try setup.tokenizer(minimumLength: 8)
         let (trainDocuments, heldOutDocuments, corpusProblems) = try Self.documents(setup)
         let tokenizer = self.tokenizer
@@ -183,10 +181,9 @@ public final class PreTrainingTask: TaskPlugin {
     /// Masked-LM loss, accuracy and perplexity over every held-out prediction; NSP loss and accuracy over the
     /// held-out pairs (when NSP is trained).
     public func evaluate() throws -> [String: Double] {
-        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
         // Each pair's masked-LM loss summed over its masked positions, their count, how many are predicted right,
         // its NSP loss and whether NSP is right.
-        let outputs = try loop.outputs(lengths: evaluation.map(\.pair.ids.count)) { batch in
+        let outputs = try evaluationLoop.outputs(lengths: evaluation.map(\.pair.ids.count)) { batch in
             let chosen = batch.map { evaluation[$0] }
             forward(chosen.map(\.masked), chosen.map(\.pair), dropout: .evaluation)
             var first = 0

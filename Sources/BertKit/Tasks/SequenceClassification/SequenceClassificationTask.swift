@@ -37,11 +37,10 @@ public final class SequenceClassificationTask: TaskPlugin {
     public let loadReport: LoadReport
     public let training: [SequenceFeature]
     public let evaluation: [SequenceFeature]
-    public let evaluationBatchSize: Int
+    /// The loop its evaluation runs in: the evaluation batch, shared among the run's processes.
+    public let evaluationLoop: EvaluationLoop
     /// Each class's weight in the loss, when `class_weights` sets them.
     public let classWeights: [Float]?
-    /// The processes that share the evaluation batches.
-    public let processes: ProcessGroup
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
@@ -70,8 +69,7 @@ public final class SequenceClassificationTask: TaskPlugin {
         }
         training = try features("train")
         evaluation = try features("dev")
-        evaluationBatchSize = h[.evalBatchSize]
-        processes = setup.processes
+        evaluationLoop = setup.evaluationLoop
         if spec.isRegression && h[.classWeights] != .none { throw UsageError("class_weights weigh classes; \(spec.name) is a regression task") }
         let weights = try h[.classWeights].resolve(labels: spec.labels ?? [], targets: training.compactMap {
             if case .label(let y) = $0.target { y } else { nil }
@@ -94,7 +92,7 @@ public final class SequenceClassificationTask: TaskPlugin {
     }
 
     public func evaluate() throws -> [String: Double] {
-        let predicted = try predict(evaluation, processes: processes), gold = evaluation.map { $0.target! }
+        let predicted = try predict(evaluation, in: evaluationLoop), gold = evaluation.map { $0.target! }
         evaluationPredictions = zip(predicted, gold).map { ExamplePrediction(predicted: Self.text($0), gold: Self.text($1)) }
         return Metrics.compute(spec.metrics, predicted: predicted, gold: gold)
     }
@@ -127,10 +125,9 @@ public final class SequenceClassificationTask: TaskPlugin {
         return Metrics.compute([metric], predicted: predicted, gold: gold)[metric]
     }
 
-    /// Predictions for `features`, in their order, the batches shared among `processes`.
-    public func predict(_ features: [SequenceFeature], processes: ProcessGroup = .single) throws -> [Target] {
-        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
-        return try loop.outputs(lengths: features.map(\.ids.count)) { batch in
+    /// Predictions for `features`, in their order, run by `loop` (by default on this process alone).
+    public func predict(_ features: [SequenceFeature], in loop: EvaluationLoop? = nil) throws -> [Target] {
+        try (loop ?? evaluationLoop.alone).outputs(lengths: features.map(\.ids.count)) { batch in
             model.forward(Self.batch(features, batch, padId: tokenizer.padId))
             return model.predictions().map { target in
                 switch target {

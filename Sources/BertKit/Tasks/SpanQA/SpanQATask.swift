@@ -21,9 +21,8 @@ public final class SpanQATask: TaskPlugin {
     public let training: [SpanWindow]
     public let evaluation: [SpanWindow]
     public let extractor: AnswerExtractor
-    public let evaluationBatchSize: Int
-    /// The processes that share the evaluation batches.
-    public let processes: ProcessGroup
+    /// The loop its evaluation runs in: the evaluation batch, shared among the run's processes.
+    public let evaluationLoop: EvaluationLoop
 
     public var parameters: ParameterStore { model.parameters }
     public var mainMetric: String { spec.mainMetric }
@@ -37,8 +36,7 @@ public final class SpanQATask: TaskPlugin {
         let h = setup.hyperparameters, maxLength = h[.maxLength], windowOverlap = h[.windowOverlap]
         spec = setup.spec
         checkpoint = setup.checkpoint
-        evaluationBatchSize = h[.evalBatchSize]
-        processes = setup.processes
+        evaluationLoop = setup.evaluationLoop
         tokenizer = try setup.tokenizer()
         guard windowOverlap >= 0 && windowOverlap < maxLength / 2 else {
             throw DataError(file: spec.path, "window overlap \(windowOverlap) must be at least 0 and less than half the max length \(maxLength)")
@@ -69,7 +67,7 @@ public final class SpanQATask: TaskPlugin {
     }
 
     public func evaluate() throws -> [String: Double] {
-        let prediction = try predict(processes: processes)
+        let prediction = try predict(in: evaluationLoop)
         lastPrediction = prediction
         let answers = prediction.answers
         // A file with unanswerable questions is SQuAD 2.0, which has its own official scoring.
@@ -82,11 +80,10 @@ public final class SpanQATask: TaskPlugin {
     /// (predicting SQuAD's dev set again takes minutes).
     private var lastPrediction: (answers: [String: String], best: [String: [AnswerExtractor.Candidate]])?
 
-    /// Answers (and n-best lists) for the evaluation questions, the batches shared among `processes`.
-    public func predict(processes: ProcessGroup = .single) throws -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
-        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+    /// Answers (and n-best lists) for the evaluation questions, run by `loop` (by default on this process alone).
+    public func predict(in loop: EvaluationLoop? = nil) throws -> (answers: [String: String], best: [String: [AnswerExtractor.Candidate]]) {
         // Each window's start logits, then its end logits.
-        let logits = try loop.outputs(lengths: evaluation.map(\.ids.count)) { batch in
+        let logits = try (loop ?? evaluationLoop.alone).outputs(lengths: evaluation.map(\.ids.count)) { batch in
             model.forward(Self.batch(evaluation, batch, padId: tokenizer.padId))
             return batch.enumerated().map { row, w in
                 let n = evaluation[w].ids.count

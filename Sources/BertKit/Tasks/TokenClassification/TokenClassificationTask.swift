@@ -38,9 +38,8 @@ public final class TokenClassificationTask: TaskPlugin {
     public let evaluationSentences: [TaggedSentence]
     public let training: [TokenWindow]
     public let evaluation: [TokenWindow]
-    public let evaluationBatchSize: Int
-    /// The processes that share the evaluation batches.
-    public let processes: ProcessGroup
+    /// The loop its evaluation runs in: the evaluation batch, shared among the run's processes.
+    public let evaluationLoop: EvaluationLoop
     /// Each label's weight in the loss, when `class_weights` sets them (`balanced` counts the labelled tokens).
     public let classWeights: [Float]?
 
@@ -61,8 +60,7 @@ public final class TokenClassificationTask: TaskPlugin {
         spec = setup.spec
         checkpoint = setup.checkpoint
         labels = spec.labels!
-        evaluationBatchSize = h[.evalBatchSize]
-        processes = setup.processes
+        evaluationLoop = setup.evaluationLoop
         tokenizer = try setup.tokenizer()
         trainingSentences = try setup.sentences("train")
         evaluationSentences = try setup.sentences("dev")
@@ -92,7 +90,7 @@ public final class TokenClassificationTask: TaskPlugin {
     }
 
     public func evaluate() throws -> [String: Double] {
-        let predicted = try predict(evaluation, sentences: evaluationSentences, processes: processes)
+        let predicted = try predict(evaluation, sentences: evaluationSentences, in: evaluationLoop)
         evaluationPredictions = zip(predicted, evaluationSentences).map {
             ExamplePrediction(predicted: $0.joined(separator: " "), gold: $1.tags.joined(separator: " "))
         }
@@ -123,11 +121,10 @@ public final class TokenClassificationTask: TaskPlugin {
 
     /// A tag for every word of every sentence. A word that tokenizes to nothing (only characters the
     /// normaliser removes) cannot be tagged by the model and is predicted `O`.
-    /// The batches are shared among `processes`.
-    public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence], processes: ProcessGroup = .single) throws -> [[String]] {
-        let loop = EvaluationLoop(batchSize: evaluationBatchSize, processes: processes)
+    /// `loop` runs the batches (by default on this process alone).
+    public func predict(_ windows: [TokenWindow], sentences: [TaggedSentence], in loop: EvaluationLoop? = nil) throws -> [[String]] {
         // Each window's label index for each of its words.
-        let outputs = try loop.outputs(lengths: windows.map(\.ids.count)) { indices in
+        let outputs = try (loop ?? evaluationLoop.alone).outputs(lengths: windows.map(\.ids.count)) { indices in
             let (batch, _) = Self.batch(windows, indices, padId: tokenizer.padId)
             // Each word's tag is its first token's: only those are scored.
             let T = batch.sequenceLength
