@@ -1,13 +1,13 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-/// The numeric kernels are compiled with optimisation and for this machine's CPU in every build
-/// configuration: users run `swift run finetune` without `-c release`, and an unoptimised GEMM
-/// epilogue or LayerNorm is 20-50x slower. Everything per-element lives in `Kernels` for that reason.
-let kernelFlags: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-target-cpu", "native"]),
-]
-
+/// No target of the `BertKit` product sets a compiler flag: a package that depends on this one by version may not,
+/// and a binary compiled for the build machine's CPU stops on an older one. The loops that need the CPU's vector
+/// width are compiled for several CPU levels and chosen at start-up instead (Sources/CKernels/cpu_levels.h), and
+/// oneDNN picks its own kernels at run time.
+///
+/// The benchmark's multiply-add peak keeps `-target-cpu native`: it measures this machine's widest fused
+/// multiply-add, which only code compiled for this machine issues. The benchmark is not part of the product.
 let package = Package(
     name: "bertkit",
     platforms: [.macOS(.v14)],
@@ -37,15 +37,12 @@ let package = Package(
             pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev"])]
         ),
-        // AdamW's loop, in C so that it vectorises (see its file); no fused multiply-adds, so it rounds as PyTorch does.
-        .target(
-            name: "COptimizer",
-            cSettings: [.unsafeFlags(["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off"])]
-        ),
+        // The element-wise loops compiled for each CPU level (AVX-512, AVX2, baseline) and the scalar formulas they
+        // share with the Swift kernels; no fused multiply-adds, so every operation rounds as PyTorch's do.
+        .target(name: "CKernels"),
         .target(
             name: "Kernels",
-            dependencies: ["CDNNL", "COptimizer"],
-            swiftSettings: kernelFlags
+            dependencies: ["CDNNL", "CKernels"]
         ),
         .target(
             name: "BertKit",
@@ -63,7 +60,8 @@ let package = Package(
             dependencies: [
                 "BertKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: [.unsafeFlags(["-target-cpu", "native"])]
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         // BadInputs/ is a corpus of broken models and data files that the command-line tests run (scripts/fixtures/make_bad_inputs.py).

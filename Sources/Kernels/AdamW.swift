@@ -1,4 +1,4 @@
-import COptimizer
+import CKernels
 import Foundation
 
 /// AdamW with decoupled weight decay, as `torch.optim.AdamW` computes it, over a span of a flat buffer.

@@ -1,4 +1,4 @@
-import Foundation
+import CKernels
 
 /// A bfloat16 number: the upper half of an fp32 bit pattern (sign, 8 exponent bits, 7 mantissa bits).
 public struct BFloat16: Equatable, Sendable, BitwiseCopyable {
@@ -6,14 +6,10 @@ public struct BFloat16: Equatable, Sendable, BitwiseCopyable {
 
     public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
 
-    /// Rounds to the nearest bf16, ties to even (as oneDNN and PyTorch do); NaN stays NaN.
+    /// Rounds to the nearest bf16, ties to even (as oneDNN and PyTorch do); NaN stays NaN
+    /// (`bertkit_bf16_bits` in CKernels/include/vector_math.h, which the C loops use too).
     @inline(__always)
-    public init(_ x: Float) {
-        let bits = x.bitPattern
-        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
-        bitPattern = isNaN ? UInt16(truncatingIfNeeded: bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
-    }
+    public init(_ x: Float) { bitPattern = bertkit_bf16_bits(x) }
 
     /// The exact fp32 value.
     public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }

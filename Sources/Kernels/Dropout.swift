@@ -1,3 +1,5 @@
+import CKernels
+
 /// Inverted dropout with a counter-based random stream.
 ///
 /// Whether element `i` is kept depends only on `(seed, i)`, through a 32-bit hash; the mask is the same
@@ -117,21 +119,13 @@ public enum Dropout {
         let threshold: UInt32
         let scale: Float
 
+        /// Each thread's share runs in C (CKernels/dropout.c), compiled for the CPU's vector width.
         func callAsFunction(_ range: Range<Int>) {
-            // In place through one pointer, which vectorises (see `GELU`).
-            if UnsafePointer(output) == input {
-                for i in range {
-                    output[i] *= randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0
-                }
-            } else {
-                for i in range {
-                    output[i] = input[i] * (randomBits(seed: seed, index: first &+ i) >= threshold ? scale : 0)
-                }
-            }
+            bertkit_dropout(input + range.lowerBound, output + range.lowerBound, range.count, seed,
+                            UInt64(truncatingIfNeeded: first &+ range.lowerBound), threshold, scale)
         }
     }
 
-    /// `Apply` over each sequence's rows of a packed layout, each from its padded position's draw.
     private struct ApplySequences: Parallel.RangeBody {
         let elements: Apply
         let layout: TokenLayout
@@ -166,27 +160,14 @@ public enum Dropout {
     public static let maximumStreamLength = 1 << 32
 
     /// 32 uniformly distributed bits for element `index` of the stream `seed`: two rounds of a 32-bit
-    /// integer mixer, keyed by the seed's two halves, so that each seed is its own bijection of the indices.
-    /// Only the low 32 bits of `index` count (see `maximumStreamLength`). 32-bit multiplies vectorise
+    /// integer mixer (Wellons' "lowbias32"), keyed by the seed's two halves, so that each seed is its own
+    /// bijection of the indices (`bertkit_dropout_bits` in CKernels/include/vector_math.h, which the C loop uses
+    /// too). Only the low 32 bits of `index` count (see `maximumStreamLength`). 32-bit multiplies vectorise
     /// (8 lanes on AVX2, 16 on AVX-512), where SplitMix64's 64-bit ones left the mask loops scalar and a bf16
     /// BERT-base training step (8 × 128, Zen 4) took 15 % longer.
     @inline(__always)
     public static func randomBits(seed: UInt64, index: Int) -> UInt32 {
-        let x = UInt32(truncatingIfNeeded: index) ^ UInt32(truncatingIfNeeded: seed)
-        return mix(mix(x) ^ UInt32(truncatingIfNeeded: seed >> 32))
-    }
-
-    /// A bijection of 32-bit integers that flips each output bit with probability close to one half for
-    /// each flipped input bit (the multiply–xorshift constants of Wellons' "lowbias32").
-    @inline(__always)
-    static func mix(_ value: UInt32) -> UInt32 {
-        var x = value
-        x ^= x >> 16
-        x &*= 0x7FEB_352D
-        x ^= x >> 15
-        x &*= 0x846C_A68B
-        x ^= x >> 16
-        return x
+        bertkit_dropout_bits(seed, UInt64(truncatingIfNeeded: index))
     }
 }
 

@@ -1,8 +1,9 @@
-/// GELU with the exact Gaussian CDF, `x · Φ(x)`, as BERT's `hidden_act: "gelu"` specifies.
-public enum GELU {
-    static let inverseSqrt2: Float = 0.707_106_781_186_547_6
-    static let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
+import CKernels
 
+/// GELU with the exact Gaussian CDF, `x · Φ(x)`, as BERT's `hidden_act: "gelu"` specifies.
+///
+/// Each thread's share runs in C (CKernels/gelu.c), compiled for the CPU's vector width.
+public enum GELU {
     /// `output[i] = gelu(input[i])`.
     public static func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forRanges(count, minimumChunk: 1 << 15, Forward(input: input, output: output))
@@ -14,12 +15,7 @@ public enum GELU {
         Parallel.forRanges(count, minimumChunk: 1 << 15, RoundedForward(input: input, output: output))
     }
 
-    @inline(__always)
-    static func value(_ x: Float) -> Float {
-        0.5 * x * (1 + FastMath.erf(x * inverseSqrt2))
-    }
-
-    /// `dInput[i] = dOutput[i] · gelu'(input[i])`, where gelu'(x) = Φ(x) + x·φ(x).
+    /// `dInput[i] = dOutput[i] · gelu'(input[i])`, where gelu'(x) = Φ(x) + x·φ(x); `dInput` may be `dOutput`.
     public static func backward(
         _ input: UnsafePointer<Float>, _ dOutput: UnsafePointer<Float>, _ dInput: UnsafeMutablePointer<Float>,
         count: Int
@@ -32,7 +28,7 @@ public enum GELU {
         let output: UnsafeMutablePointer<Float>
 
         func callAsFunction(_ range: Range<Int>) {
-            for i in range { output[i] = value(input[i]) }
+            bertkit_gelu_forward(input + range.lowerBound, output + range.lowerBound, range.count)
         }
     }
 
@@ -41,7 +37,9 @@ public enum GELU {
         let output: UnsafeMutablePointer<BFloat16>
 
         func callAsFunction(_ range: Range<Int>) {
-            for i in range { output[i] = BFloat16(value(input[i])) }
+            (output + range.lowerBound).withMemoryRebound(to: UInt16.self, capacity: range.count) {
+                bertkit_gelu_forward_bf16(input + range.lowerBound, $0, range.count)
+            }
         }
     }
 
@@ -51,22 +49,8 @@ public enum GELU {
         let dInput: UnsafeMutablePointer<Float>
 
         func callAsFunction(_ range: Range<Int>) {
-            // In place, through one pointer: the vectoriser's overlap check would send equal pointers to its
-            // scalar loop.
-            if UnsafePointer(dInput) == dOutput {
-                for i in range { dInput[i] *= derivative(input[i]) }
-            } else {
-                for i in range { dInput[i] = dOutput[i] * derivative(input[i]) }
-            }
-        }
-
-        @inline(__always)
-        private func derivative(_ x: Float) -> Float {
-            // One exponential for both terms: erf(x/√2) is built on e^(−x²/2), the density's own.
-            let gaussian = FastMath.exp(-0.5 * x * x)
-            let cdf = 0.5 * (1 + FastMath.erf(x * inverseSqrt2, expOfMinusSquare: gaussian))
-            let pdf = inverseSqrt2Pi * gaussian
-            return cdf + x * pdf
+            bertkit_gelu_backward(input + range.lowerBound, dOutput + range.lowerBound, dInput + range.lowerBound,
+                                  range.count)
         }
     }
 }

@@ -1,4 +1,5 @@
 import CDNNL
+import CKernels
 import Foundation
 
 /// A linear layer's weights quantised once for int8 products, as PyTorch's and ONNX Runtime's dynamic
@@ -65,8 +66,11 @@ public final class QuantizedWeights: @unchecked Sendable {
 public enum Int8Gemm {
     /// Whether the CPU multiplies u8 by s8 into int32 without intermediate int16 sums (VNNI).
     public static let hasVNNI: Bool = {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-        return info.contains(" avx512_vnni") || info.contains(" avx_vnni")
+        // oneDNN's own answer, from CPUID, rather than /proc/cpuinfo: that file describes the host, not the CPU an
+        // emulator or a restricted VM presents, and oneDNN picks its int8 kernels by what CPUID says.
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        return isa & dnnl_cpu_isa_avx512_core_vnni.rawValue == dnnl_cpu_isa_avx512_core_vnni.rawValue
+            || isa & dnnl_cpu_isa_avx2_vnni.rawValue == dnnl_cpu_isa_avx2_vnni.rawValue
     }()
 
     /// The largest quantised weight. Without VNNI, oneDNN adds pairs of u8·s8 products in int16 first, which
@@ -105,42 +109,18 @@ public enum Int8Gemm {
             if let bias { Elementwise.addBias(bias, to: y + range.lowerBound * ldy, rows: range.count, width: n, stride: ldy) }
         }
 
-        /// Row `i` of `x` to u8 with its own scale and zero point. The loops avoid checked conversions and
-        /// trapping integer arithmetic, which keep the compiler from vectorising them: with those, quantising and
-        /// scaling back took more time than the integer products themselves.
+        /// Row `i` of `x` to u8 with its own scale and zero point (CKernels/quantize.c, compiled for the CPU's
+        /// vector width).
         @inline(__always)
         private func quantizeRow(_ i: Int, _ k: Int) {
-            let source = x + i * ldx
-            // Eight lanes of running minima and maxima (a select per lane, which vectorises where min() does not).
-            var (low, high) = (SIMD8<Float>(repeating: 0), SIMD8<Float>(repeating: 0))
-            let width = k / 8 * 8
-            for c in stride(from: 0, to: width, by: 8) {
-                let v = UnsafeRawPointer(source + c).loadUnaligned(as: SIMD8<Float>.self)
-                low.replace(with: v, where: v .< low)
-                high.replace(with: v, where: v .> high)
-            }
-            var (lowest, highest) = (low.min(), high.max())
-            for c in width..<k { lowest = Swift.min(lowest, source[c]); highest = Swift.max(highest, source[c]) }
-            let scale = highest > lowest ? (highest - lowest) / 255 : 1
-            let zero = Swift.max(0, Swift.min(255, (-lowest / scale).rounded(.toNearestOrEven)))
-            // Adding 1.5 · 2^23 leaves a float's integer part, rounded to nearest even, in its low mantissa bits: a
-            // rounding and a conversion without checks, which the compiler vectorises (the checked forms it does not).
-            let magic: Float = 12_582_912
-            let q = quantized + i * k
-            for c in 0..<k {
-                let rounded = (source[c] / scale + magic) - magic
-                let clamped = Swift.max(0, Swift.min(255, rounded + zero))
-                q[c] = UInt8(truncatingIfNeeded: (clamped + magic).bitPattern)
-            }
-            rowScales[i] = scale
-            zeroPoints[i] = Int32(zero)
+            bertkit_quantize_row(x + i * ldx, k, quantized + i * k, rowScales + i, zeroPoints + i)
         }
 
         /// y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]); the integers stay far inside Int32.
         @inline(__always)
         private func dequantizeRow(_ i: Int, _ n: Int) {
-            let (s, z, out, acc) = (rowScales[i], zeroPoints[i], y + i * ldy, sums + i * n)
-            for j in 0..<n { out[j] = s * weights.scales[j] * Float(acc[j] &- z &* weights.sums[j]) }
+            bertkit_dequantize_row(sums + i * n, n, rowScales[i], zeroPoints[i], weights.scales, weights.sums,
+                                   y + i * ldy)
         }
     }
 }

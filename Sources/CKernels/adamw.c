@@ -1,8 +1,8 @@
-// AdamW's update in C, for one reason: `restrict` tells the compiler that the four buffers do not overlap, and
-// with -fno-math-errno the square root is an instruction, so the loop vectorises (Swift left it scalar, with a
-// square root and a division per parameter). Built with -ffp-contract=off: no multiply-add is fused, every
-// operation rounds as Swift's scalar code and PyTorch's do, in the same order.
-#include "adamw.h"
+// AdamW's update in C, for two reasons: `restrict` tells the compiler that the four buffers do not overlap, and the
+// square root is an instruction (`__builtin_elementwise_sqrt` never sets errno), so the loop vectorises (Swift left
+// it scalar, with a square root and a division per parameter).
+#include "ckernels.h"
+#include "cpu_levels.h"
 
 // One parameter's update; inlined into both loops below.
 static inline void update(float *restrict parameters, const float *restrict gradients, float *restrict m,
@@ -13,9 +13,10 @@ static inline void update(float *restrict parameters, const float *restrict grad
     float vi = beta2 * v[i] + (1 - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    parameters[i] = parameters[i] * shrink - step_size * mi / (__builtin_sqrtf(vi) / correction2 + epsilon);
+    parameters[i] = parameters[i] * shrink - step_size * mi / (__builtin_elementwise_sqrt(vi) / correction2 + epsilon);
 }
 
+BERTKIT_FOR_EACH_CPU_LEVEL
 void bertkit_adamw_update(float *restrict parameters, float *restrict gradients, float *restrict m, float *restrict v,
                           long count, float gradient_scale, float beta1, float beta2, float epsilon, float shrink,
                           float step_size, float correction2, int clearing) {

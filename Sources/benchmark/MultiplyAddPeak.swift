@@ -1,13 +1,14 @@
 import Foundation
+import Kernels
 
 /// The machine's fp32 multiply-add rate with nothing but multiply-adds to do: the ceiling that every matrix
 /// product's rate is a fraction of, measured rather than taken from a data sheet, since the clock of a virtual
 /// machine's cores is not what the CPU's name says.
-public enum MultiplyAddPeak {
+enum MultiplyAddPeak {
     /// GFLOP/s (a multiply-add counts two) of every pool thread running independent 16-lane multiply-add
     /// chains at once, for about `seconds` (each thread's share is long enough that the pool's sleeping workers
     /// have woken and taken theirs well before the calling thread could take a second one).
-    public static func measure(seconds: Double) -> Double {
+    static func measure(seconds: Double) -> Double {
         let rounds = calibratedRounds(seconds: seconds)
         var results = [Float](repeating: 0, count: Parallel.workers)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -22,7 +23,7 @@ public enum MultiplyAddPeak {
 
     /// Twelve chains: enough to cover the latency of a multiply-add on two vector units (4 cycles × 2).
     private static let chains = 12
-    private static let flopsPerRound = chains * Lanes.scalarCount * 2
+    private static let flopsPerRound = chains * SIMD16<Float>.scalarCount * 2
 
     /// Rounds that take one thread about `seconds`, from a short trial on the calling thread.
     private static func calibratedRounds(seconds: Double) -> Int {
@@ -47,10 +48,10 @@ public enum MultiplyAddPeak {
         /// cannot merge them, and a factor just below 1 keeps every value finite and normal.
         @inline(never)
         private static func run(_ rounds: Int, start s: Float) -> Float {
-            var (a0, a1, a2, a3) = (Lanes(repeating: s), Lanes(repeating: s + 1), Lanes(repeating: s + 2), Lanes(repeating: s + 3))
-            var (a4, a5, a6, a7) = (Lanes(repeating: s + 4), Lanes(repeating: s + 5), Lanes(repeating: s + 6), Lanes(repeating: s + 7))
-            var (a8, a9, a10, a11) = (Lanes(repeating: s + 8), Lanes(repeating: s + 9), Lanes(repeating: s + 10), Lanes(repeating: s + 11))
-            let f = Lanes(repeating: 0.999_999), t = Lanes(repeating: 1e-7)
+            var (a0, a1, a2, a3) = (SIMD16<Float>(repeating: s), SIMD16<Float>(repeating: s + 1), SIMD16<Float>(repeating: s + 2), SIMD16<Float>(repeating: s + 3))
+            var (a4, a5, a6, a7) = (SIMD16<Float>(repeating: s + 4), SIMD16<Float>(repeating: s + 5), SIMD16<Float>(repeating: s + 6), SIMD16<Float>(repeating: s + 7))
+            var (a8, a9, a10, a11) = (SIMD16<Float>(repeating: s + 8), SIMD16<Float>(repeating: s + 9), SIMD16<Float>(repeating: s + 10), SIMD16<Float>(repeating: s + 11))
+            let f = SIMD16<Float>(repeating: 0.999_999), t = SIMD16<Float>(repeating: 1e-7)
             for _ in 0..<rounds {
                 a0 = t.addingProduct(a0, f); a1 = t.addingProduct(a1, f); a2 = t.addingProduct(a2, f)
                 a3 = t.addingProduct(a3, f); a4 = t.addingProduct(a4, f); a5 = t.addingProduct(a5, f)
