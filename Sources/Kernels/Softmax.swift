@@ -1,14 +1,11 @@
+import CKernels
+
 /// Softmax along rows of a strided matrix: `rows` rows of `width` values, `stride` floats apart.
 public enum Softmax {
-    /// In place: each row becomes exp(x - max) / Σ exp(x - max).
+    /// In place: each row becomes exp(x - max) / Σ exp(x - max), the sum taken as `sum` takes it (CKernels/softmax.c,
+    /// compiled for the CPU's vector width).
     public static func forwardRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int) {
-        for r in 0..<rows {
-            let row = x + r * stride
-            let maximum = Kernels.maximum(row, count: width)
-            for c in 0..<width { row[c] = FastMath.exp(row[c] - maximum) }
-            let inverse = 1 / sum(row, count: width)
-            for c in 0..<width { row[c] *= inverse }
-        }
+        bertkit_softmax_rows(x, rows, width, stride)
     }
 
     /// One row's gradient: `dx = y ⊙ (dy − Σ dy ⊙ y)`, given the forward output `y`, written to `dInput`.

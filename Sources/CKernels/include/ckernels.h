@@ -28,6 +28,9 @@ void bertkit_gelu_backward(const float *input, const float *d_output, float *d_i
 void bertkit_dropout(const float *input, float *output, long count, uint64_t seed, uint64_t first, uint32_t threshold,
                      float scale);
 
+/// Each of `rows` rows of `width` values (`stride` apart) in place: exp(x − max) / Σ exp(x − max).
+void bertkit_softmax_rows(float *x, long rows, long width, long stride);
+
 /// One row of activations to u8: scale = (max − min) / 255 over the row and 0, zero point = round(−min / scale),
 /// q = clamp(round(x / scale) + zero, 0, 255).
 void bertkit_quantize_row(const float *restrict source, long count, uint8_t *restrict quantized, float *scale_out,
