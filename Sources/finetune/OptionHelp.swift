@@ -40,6 +40,7 @@ enum OptionHelp {
     /// Every prediction option: those every model reads, then each head's own.
     static var predictionOptions: String {
         sections([("Options of every model", PredictionOptions.common)]
-            + TaskPlugins.all.map { ("\($0.name) models (\($0.architecture))", $0.predictionOptions) })
+            + TaskPlugins.all.map { ("\($0.name) models (\($0.architecture))", $0.predictionOptions) }
+            + [("Encoders without a head (BertModel): sentence embeddings", [SentenceEncoder.PredictionOption.normalize.declaration])])
     }
 }

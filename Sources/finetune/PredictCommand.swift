@@ -19,6 +19,8 @@ struct Predict: ParsableCommand {
             "end" (characters), "text" and "word"; --format conll (words one per line) writes "word predicted" lines.
               BertForQuestionAnswering  JSONL "question" and "context": "answer", "score", "start", "end" and the --top-k "answers".
               BertForPreTraining, BertForMaskedLM  text with [MASK]: for each mask the --top-k fillers ("token", "token_str", "score").
+              BertModel (an encoder without a head, such as models/all-MiniLM-L6-v2)  text lines, or JSONL "text": its \
+            sentence "embedding", pooled and normalised as the folder's sentence-transformers files say (--normalize overrides).
             --input - reads standard input line by line (JSONL, or text with --format text) and writes each result to \
             standard output as soon as it is ready.
 
@@ -46,14 +48,17 @@ struct Predict: ParsableCommand {
         request.format = format
         request.task = try task.map { try TaskSpec.load($0) }
         request.split = split
-        request.processes = ProcessGroup.current
-        let plugin = try request.plugin()
-        request.options = try PredictionOptions.parse(optionArguments, for: plugin, otherOptions: Self.ownOptions)
-        let precision = request.options[PredictionOptions.precision]
+        request.setup.processes = ProcessGroup.current
+        // A bare encoder embeds; a model with a head predicts with its plugin.
+        let embeds = SentenceEncoder.embeds(try request.setup.checkpoint.rawConfig())
+        let plugin = embeds ? nil : try request.setup.plugin()
+        request.setup.options = try plugin.map { try PredictionOptions.parse(optionArguments, for: $0, otherOptions: Self.ownOptions) }
+            ?? Hyperparameters().applying(arguments: optionArguments, declarations: SentenceEncoder.predictionOptions, otherOptions: Self.ownOptions)
+        let precision = request.setup.options[PredictionOptions.precision]
         if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
         if let note = try BertTokenizer(directory: model).warning { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
-        let report = try plugin.predict(request)
-        guard request.processes.isMain else { return }
+        let report = try plugin?.predict(request) ?? SentenceEncoder.predict(request)
+        guard request.setup.processes.isMain else { return }
         let summary = "wrote \(report.examples) predictions to \(output == "-" ? "standard output" : output) (model: \(String(format: "%.2f", report.seconds)) s, \(String(format: "%.1f", Double(report.examples) / max(report.seconds, 1e-9))) examples/s)\n"
         // Standard output holds only the results when they go there.
         (output == "-" ? FileHandle.standardError : FileHandle.standardOutput).write(Data(summary.utf8))

@@ -88,8 +88,8 @@ import BertKit
                                             output: directory + "/predictions.tsv")
         request.task = task.spec
         request.split = "dev"
-        request.options[PredictionOptions.maxLength] = 40
-        #expect(try request.plugin() == MultiLabelClassificationTask.self, "a multi-label model is predicted by its own plugin")
+        request.setup.options[PredictionOptions.maxLength] = 40
+        #expect(try request.setup.plugin() == MultiLabelClassificationTask.self, "a multi-label model is predicted by its own plugin")
         let report = try MultiLabelClassificationTask.predict(request)
         #expect(report.examples == 32)
         let lines = try String(contentsOfFile: directory + "/predictions.tsv", encoding: .utf8).split(separator: "\n")

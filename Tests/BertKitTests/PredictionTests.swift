@@ -17,7 +17,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: output) }
         var request = try PredictionRequest(model: Fixture.path("pipelines/" + model), input: Fixture.path("pipelines/" + input), output: output)
         configure(&request)
-        let report = try request.plugin().predict(request)
+        let report = try request.setup.plugin().predict(request)
         let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         #expect(report.examples == lines.count)
         return lines.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
@@ -48,8 +48,8 @@ import Testing
     @Test(arguments: ["simple", "first", "average", "max"])
     func entitiesEqualTheTokenClassificationPipeline(aggregation: String) throws {
         let results = try predict("token-classifier", "texts.jsonl") {
-            $0.options[TokenClassificationTask.PredictionOption.aggregation] = EntityAggregation(rawValue: aggregation)!
-            $0.options[PredictionOptions.windowOverlap] = 8
+            $0.setup.options[TokenClassificationTask.PredictionOption.aggregation] = EntityAggregation(rawValue: aggregation)!
+            $0.setup.options[PredictionOptions.windowOverlap] = 8
         }
         let reference = (Self.expected["token-classification"] as! [String: Any])[aggregation] as! [[[String: Any]]]
         let texts = try JSONLines.read(path: Fixture.path("pipelines/texts.jsonl")).map { $0.object["text"] as! String }
@@ -81,9 +81,9 @@ import Testing
     }
 
     @Test func answersEqualTheQuestionAnsweringPipeline() throws {
-        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.options[SpanQATask.PredictionOption.topK] = 3 },
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.setup.options[SpanQATask.PredictionOption.topK] = 3 },
                      Self.expected["question-answering"] as! [[[String: Any]]])
-        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.options[SpanQATask.PredictionOption.topK] = 3; $0.options[SpanQATask.PredictionOption.allowNoAnswer] = true },
+        checkAnswers(try predict("question-answering", "questions.jsonl") { $0.setup.options[SpanQATask.PredictionOption.topK] = 3; $0.setup.options[SpanQATask.PredictionOption.allowNoAnswer] = true },
                      Self.expected["question-answering-no-answer"] as! [[[String: Any]]])
     }
 
@@ -114,8 +114,8 @@ import Testing
     }
 
     @Test func bf16PredictsTheSameEntities() throws {
-        let fp32 = try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.windowOverlap] = 8 }
-        let bf16 = try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.windowOverlap] = 8; $0.options[PredictionOptions.precision] = .bfloat16 }
+        let fp32 = try predict("token-classifier", "texts.jsonl") { $0.setup.options[PredictionOptions.windowOverlap] = 8 }
+        let bf16 = try predict("token-classifier", "texts.jsonl") { $0.setup.options[PredictionOptions.windowOverlap] = 8; $0.setup.options[PredictionOptions.precision] = .bfloat16 }
         let same = zip(fp32, bf16).filter { ($0["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" }
             == ($1["entities"] as! [[String: Any]]).map { "\($0["start"]!)-\($0["end"]!)-\($0["entity_group"]!)" } }.count
         #expect(same >= fp32.count - 1, "bf16 agrees with fp32 on \(same) of \(fp32.count) texts")
@@ -125,19 +125,19 @@ import Testing
     /// nearly the same entities (a random tiny model has near-ties that 8 bits can tip).
     @Test func int8PredictsAsFP32Does() throws {
         func answers(_ precision: Precision) throws -> [String] {
-            try predict("question-answering", "questions.jsonl") { $0.options[PredictionOptions.precision] = precision }.map { $0["answer"] as! String }
+            try predict("question-answering", "questions.jsonl") { $0.setup.options[PredictionOptions.precision] = precision }.map { $0["answer"] as! String }
         }
         #expect(try answers(.int8) == answers(.float32))
         func fillers(_ precision: Precision) throws -> [Int] {
-            try predict("masked-lm", "masked.jsonl") { $0.options[PredictionOptions.precision] = precision }.flatMap { ($0["masks"] as! [[[String: Any]]]).map { $0[0]["token"] as! Int } }
+            try predict("masked-lm", "masked.jsonl") { $0.setup.options[PredictionOptions.precision] = precision }.flatMap { ($0["masks"] as! [[[String: Any]]]).map { $0[0]["token"] as! Int } }
         }
         #expect(try fillers(.int8) == fillers(.float32))
-        let (fp32, int8) = (try predict("text-classifier", "pairs.jsonl"), try predict("text-classifier", "pairs.jsonl") { $0.options[PredictionOptions.precision] = .int8 })
+        let (fp32, int8) = (try predict("text-classifier", "pairs.jsonl"), try predict("text-classifier", "pairs.jsonl") { $0.setup.options[PredictionOptions.precision] = .int8 })
         for (a, b) in zip(fp32, int8) {
             #expect(a["label"] as? String == b["label"] as? String && abs((a["score"] as! Double) - (b["score"] as! Double)) < 0.01)
         }
         func entities(_ precision: Precision) throws -> [Set<String>] {
-            try predict("token-classifier", "texts.jsonl") { $0.options[PredictionOptions.precision] = precision; $0.options[PredictionOptions.windowOverlap] = 8 }.map {
+            try predict("token-classifier", "texts.jsonl") { $0.setup.options[PredictionOptions.precision] = precision; $0.setup.options[PredictionOptions.windowOverlap] = 8 }.map {
                 Set(($0["entities"] as! [[String: Any]]).map { "\($0["entity_group"]!) \($0["start"]!) \($0["end"]!)" })
             }
         }

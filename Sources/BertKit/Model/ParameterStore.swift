@@ -106,6 +106,13 @@ public final class ParameterStore: @unchecked Sendable {
         return try body()
     }
 
+    /// Fixes the weights for the rest of the store's life (packed, or quantised, once): a model loaded only to
+    /// predict (`FineTunedModel`), whose every call would otherwise pack them again.
+    public func fixWeightsForGood() {
+        if fixedDepth == 0 { fixWeights() }
+        fixedDepth += 1
+    }
+
     /// The bytes of the gradient buffer that hold packed copies while the weights are fixed.
     private var packedRange = 0..<0
 

@@ -90,7 +90,7 @@ extension PredictionRequest {
                 return InputRecord(file: input, line: number + 1, fields: ["text": text])
             }
         case .tsv:
-            guard let columns else { throw UsageError("\(model) does not read TSV input; give text lines or JSONL") }
+            guard let columns else { throw UsageError("\(setup.model) does not read TSV input; give text lines or JSONL") }
             guard let task else { throw UsageError("a TSV input needs --task to say which columns hold the texts") }
             records = try columns(task, split).rows(path: input).map { row in
                 var fields = ["text": row.textA]

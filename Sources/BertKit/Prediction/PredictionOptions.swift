@@ -1,5 +1,5 @@
 /// What a user may set when a fine-tuned model predicts, declared as hyper-parameters are (`Hyperparameter`:
-/// name, default, help, range) and read the same way: `request.options[PredictionOptions.batchSize]`. Each
+/// name, default, help, range) and read the same way: `setup.options[PredictionOptions.batchSize]`. Each
 /// declaration makes an option of `finetune predict` (`--batch-size`) and, in a JSON request, a field
 /// (`batch_size`).
 ///

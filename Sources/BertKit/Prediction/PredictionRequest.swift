@@ -1,21 +1,11 @@
 import Foundation
 
-/// What `finetune predict` asks of the plugin whose architecture a fine-tuned model folder names: the model,
-/// the input and output, and the options the plugin declares.
-public struct PredictionRequest: Sendable {
+/// A fine-tuned model folder made ready to predict: what every head's predictor is built from, whether its inputs
+/// come from a file (`PredictionRequest`, `finetune predict`) or from a program (`FineTunedModel`).
+public struct PredictionSetup: Sendable {
     /// The model folder (an export, or a run's `best/`), loaded.
     public let model: String
     public let checkpoint: BertCheckpoint
-    /// The input file, or `-` for standard input read line by line (each result written and flushed as soon
-    /// as it is ready).
-    public let input: String
-    /// The output file (written under a temporary name, then renamed), or `-` for standard output.
-    public let output: String
-    /// How the input is laid out; nil: from its name (`.jsonl`, `.tsv`, `.conll`; `-` is JSONL; else text lines).
-    public var format: InputFormat?
-    /// A task whose split describes the columns of a TSV input.
-    public var task: TaskSpec?
-    public var split = "test"
     /// What the user set: `PredictionOptions.common` and the options of the model's plugin
     /// (`PredictionOptions.parse`); an option not set has its declared default.
     public var options = Hyperparameters()
@@ -23,21 +13,10 @@ public struct PredictionRequest: Sendable {
     /// writes the results.
     public var processes = ProcessGroup.single
 
-    public init(model: String, input: String, output: String) throws {
-        if input != "-" && output != "-" && Self.sameFile(input, output) {
-            throw UsageError("--output \(output) is the input file \(input): the predictions would replace it; name another output")
-        }
+    public init(model: String, options: Hyperparameters = Hyperparameters()) throws {
         self.model = model
         checkpoint = try BertCheckpoint(directory: model)
-        self.input = input
-        self.output = output
-    }
-
-    /// Whether two paths name one file (through links too): both exist, with the same device and inode.
-    static func sameFile(_ a: String, _ b: String) -> Bool {
-        var x = stat(), y = stat()
-        guard stat(a, &x) == 0, stat(b, &y) == 0 else { return false }
-        return x.st_dev == y.st_dev && x.st_ino == y.st_ino
+        self.options = options
     }
 
     /// The plugin that predicts with this model: the one whose architecture its config.json names.
@@ -56,14 +35,14 @@ public struct PredictionRequest: Sendable {
     var precision: Precision { options[PredictionOptions.precision] }
 
     /// What the predicting model is built for: a batch of sequences of up to `maxLength` tokens, in the
-    /// request's precision.
+    /// setup's precision.
     func buildContext(maxLength: Int) throws -> BuildContext {
         let context = BuildContext(maxBatch: batchSize, maxLength: maxLength, precision: precision)
         try context.checkFits(checkpoint.config)
         return context
     }
 
-    /// The window length: the request's, else `standard`, else the model's own limit (as transformers'
+    /// The window length: the options', else `standard`, else the model's own limit (as transformers'
     /// pipelines default), capped by the model's position embeddings.
     func sequenceLength(standard: Int? = nil) -> Int {
         min(options[PredictionOptions.maxLength] ?? standard ?? checkpoint.modelMaxLength, checkpoint.config.maxPositionEmbeddings)
@@ -76,6 +55,46 @@ public struct PredictionRequest: Sendable {
             throw UsageError("--window-overlap \(overlap) must be at least 0 and less than the \(budget) text tokens of a window")
         }
         return overlap
+    }
+
+    /// The label names of a fine-tuned classification model, or an error naming its config.json.
+    func labels(of kind: String) throws -> [String] {
+        guard let labels = try checkpoint.labelNames(), !labels.isEmpty else {
+            throw DataError(file: model + "/config.json", "has no id2label: is this a fine-tuned \(kind) model?")
+        }
+        return labels
+    }
+}
+
+/// What `finetune predict` asks of the plugin whose architecture a fine-tuned model folder names: the model and
+/// its options, the input and the output.
+public struct PredictionRequest: Sendable {
+    public var setup: PredictionSetup
+    /// The input file, or `-` for standard input read line by line (each result written and flushed as soon
+    /// as it is ready).
+    public let input: String
+    /// The output file (written under a temporary name, then renamed), or `-` for standard output.
+    public let output: String
+    /// How the input is laid out; nil: from its name (`.jsonl`, `.tsv`, `.conll`; `-` is JSONL; else text lines).
+    public var format: InputFormat?
+    /// A task whose split describes the columns of a TSV input.
+    public var task: TaskSpec?
+    public var split = "test"
+
+    public init(model: String, input: String, output: String) throws {
+        if input != "-" && output != "-" && Self.sameFile(input, output) {
+            throw UsageError("--output \(output) is the input file \(input): the predictions would replace it; name another output")
+        }
+        setup = try PredictionSetup(model: model)
+        self.input = input
+        self.output = output
+    }
+
+    /// Whether two paths name one file (through links too): both exist, with the same device and inode.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        guard stat(a, &x) == 0, stat(b, &y) == 0 else { return false }
+        return x.st_dev == y.st_dev && x.st_ino == y.st_ino
     }
 }
 

@@ -11,12 +11,15 @@ public struct ModelInput: Sendable {
     }
 }
 
-/// One head's prediction, in the steps that `Predictor.run` drives for every head alike: each input record is
+/// One head's prediction, in the steps that `Predictor.predict` drives for every head alike: each input record is
 /// prepared (tokenised, cut into windows), the windows of all records go through the model in batches of
-/// similar length, and each record's result is made from its windows' outputs, in input order.
+/// similar length (`EvaluationLoop`), and each record's result is made from its windows' outputs, in input order.
+/// `finetune predict` writes each result as a line (`run`); `FineTunedModel` returns them as values.
 protocol Predictor {
     /// A record made ready for the model, with what its result needs (offsets, words, the text).
     associatedtype Example
+    /// An example's result, as a program receives it (`FineTunedModel`).
+    associatedtype Output
 
     /// Written once, before the results (a TSV file's column names).
     var header: String? { get }
@@ -34,24 +37,23 @@ protocol Predictor {
     func sequences(of example: Example) -> [ModelInput]
     /// The head's outputs for each sequence of a batch.
     func forward(_ batch: [ModelInput]) -> [[Float]]
-    /// An example's result, one line of the output (JSON, TSV, or a CoNLL sentence), from its sequences' outputs.
-    func result(of example: Example, outputs: [[Float]]) throws -> String
+    /// An example's result, from its sequences' outputs.
+    func result(of example: Example, outputs: [[Float]]) throws -> Output
+    /// The result as one output line (JSON, TSV, or a CoNLL sentence).
+    func line(_ output: Output, of example: Example) -> String
 }
 
 extension Predictor {
     var header: String? { nil }
     var tsvColumns: ((TaskSpec, String) throws -> TSVLayout)? { nil }
 
-    /// Predicts over the request's input and writes the results: for a file, all of them at once, batched by
-    /// length (the batches shared among the request's processes, process 0 writing), under a temporary name
-    /// then renamed; for standard input (`-`), each line's result as soon as it is ready, flushed.
-    func run(_ request: PredictionRequest) throws -> PredictionReport {
-        let processes = request.processes
-        if request.input == "-" {
-            guard !processes.isDistributed else { throw UsageError("--input - reads standard input in one process; run predict alone") }
-            return try stream(request)
-        }
-        let examples = try request.records(tsvColumns: tsvColumns).enumerated().map { try prepare($1, index: $0) }
+    /// Every record's example and result, in input order, and the seconds spent in the model (from when the
+    /// weights are packed). The batches are shared among `processes`; only process 0 gets the results (the others
+    /// get none).
+    func predict(_ records: [InputRecord], processes: ProcessGroup = .single)
+        throws -> (results: [(example: Example, output: Output)], seconds: Double)
+    {
+        let examples = try records.enumerated().map { try prepare($1, index: $0) }
         var sequences: [ModelInput] = [], owners: [(example: Int, window: Int)] = []
         var outputs = [[[Float]]](repeating: [], count: examples.count)
         for (e, example) in examples.enumerated() {
@@ -61,7 +63,6 @@ extension Predictor {
             owners += windows.indices.map { (e, $0) }
         }
         let loop = EvaluationLoop(batchSize: batchSize, processes: processes)
-        // Timed once the weights are packed (as `finetune evaluate` times).
         var started = ContinuousClock.now
         let results = try parameters.withFixedWeights {
             started = ContinuousClock.now
@@ -71,18 +72,34 @@ extension Predictor {
         }
         for (owner, result) in zip(owners, results) { outputs[owner.example][owner.window] = result.map { Float($0) } }
         if let bad = outputs.firstIndex(where: { !Self.isFinite($0) }) {
-            throw DataError(file: request.input, "the model's outputs for record \(bad + 1) are not finite numbers (NaN or infinity)")
+            let record = records[bad]
+            throw DataError(file: record.file, line: record.line, "the model's outputs are not finite numbers (NaN or infinity)")
         }
         let seconds = started.seconds
-        guard processes.isMain else { return PredictionReport(examples: examples.count, seconds: seconds) }
-        let lines = try zip(examples, outputs).map { try result(of: $0, outputs: $1) }
+        guard processes.isMain else { return ([], seconds) }
+        return (try zip(examples, outputs).map { ($0, try result(of: $0, outputs: $1)) }, seconds)
+    }
+
+    /// Predicts over the request's input and writes the results: for a file, all of them at once (`predict`),
+    /// process 0 writing them under a temporary name then renaming; for standard input (`-`), each line's result
+    /// as soon as it is ready, flushed.
+    func run(_ request: PredictionRequest) throws -> PredictionReport {
+        let processes = request.setup.processes
+        if request.input == "-" {
+            guard !processes.isDistributed else { throw UsageError("--input - reads standard input in one process; run predict alone") }
+            return try stream(request)
+        }
+        let records = try request.records(tsvColumns: tsvColumns)
+        let (results, seconds) = try predict(records, processes: processes)
+        guard processes.isMain else { return PredictionReport(examples: records.count, seconds: seconds) }
+        let lines = results.map { line($0.output, of: $0.example) }
         let text = ((header.map { [$0] } ?? []) + lines).map { $0 + "\n" }.joined()
         if request.output == "-" {
             FileHandle.standardOutput.write(Data(text.utf8))
         } else {
             try AtomicFile.write(Data(text.utf8), to: request.output)
         }
-        return PredictionReport(examples: examples.count, seconds: seconds)
+        return PredictionReport(examples: records.count, seconds: seconds)
     }
 
     /// Standard input, line by line: each line's result (or `{"error": …}` naming the line, so that the n-th
@@ -95,21 +112,16 @@ extension Predictor {
         let output = FileHandle.standardOutput
         if let header { output.write(Data((header + "\n").utf8)) }
         var count = 0, seconds = 0.0, line = 0
+        // The weights packed once for the whole stream, not once per line.
         parameters.withFixedWeights {
             while let text = readLine(strippingNewline: true) {
                 line += 1
                 let result: String
                 do {
-                    let example = try prepare(InputRecord.parse(text, format: format, file: "<stdin>", line: line), index: line - 1)
-                    let windows = sequences(of: example)
-                    let started = ContinuousClock.now
-                    var outputs: [[Float]] = []
-                    for first in stride(from: 0, to: windows.count, by: batchSize) {
-                        outputs += forward(Array(windows[first..<min(first + batchSize, windows.count)]))
-                    }
-                    seconds += started.seconds
-                    guard Self.isFinite(outputs) else { throw DataError(file: "<stdin>", line: line, "the model's outputs are not finite numbers (NaN or infinity)") }
-                    result = try self.result(of: example, outputs: outputs)
+                    let record = try InputRecord.parse(text, format: format, file: "<stdin>", line: line)
+                    let (results, time) = try predict([record])
+                    seconds += time
+                    result = self.line(results[0].output, of: results[0].example)
                     count += 1
                 } catch {
                     FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -60,7 +60,7 @@ extension TaskPlugin {
     }
     public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? { nil }
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        throw UsageError("\(request.model) is a \(architecture); predict does not run such models yet")
+        throw UsageError("\(request.setup.model) is a \(architecture); predict does not run such models yet")
     }
 
     /// Checks the plugin's own parts of a task file: its extra keys, and every split's layout.

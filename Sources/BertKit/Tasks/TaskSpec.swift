@@ -69,19 +69,50 @@ public struct TaskSpec: Sendable {
                 .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted() ?? []
             throw DataError(file: path, "task file not found" + (known.isEmpty ? "" : "; known tasks: \(known.joined(separator: ", "))"))
         }
+        return try TaskSpec(data: data, path: path, plugins: plugins)
+    }
+
+    /// A task described in code rather than in a file: the fields a task file has, as JSON values, checked as a
+    /// file is. A relative `dataDirectory` is taken from `directory`; errors name the task as "NAME (in code)".
+    ///
+    /// ```swift
+    /// let task = try TaskSpec([
+    ///     "name": "paraphrase", "plugin": "sequence-classification", "dataDirectory": "/data/glue/MRPC",
+    ///     "splits": ["train": ["file": "train.tsv", "textA": 3, "textB": 4, "label": 0],
+    ///                "dev": ["file": "dev.tsv", "textA": 3, "textB": 4, "label": 0]],
+    ///     "labels": ["0", "1"], "metrics": ["accuracy", "f1"], "mainMetric": "f1",
+    /// ])
+    /// ```
+    public init(_ fields: [String: JSONValue], directory: String = FileManager.default.currentDirectoryPath,
+                plugins: [any TaskPlugin.Type] = TaskPlugins.all) throws {
+        let name: String
+        if case .text(let text)? = fields["name"] { name = text } else { name = "task" }
+        let data = try JSONEncoder().encode(JSONValue.object(fields))
+        self = try TaskSpec(data: data, path: (directory as NSString).appendingPathComponent("\(name) (in code)"), plugins: plugins)
+    }
+
+    /// A task from a task file's bytes; `path` names it in errors, and its folder is where relative data paths start.
+    private init(data: Data, path: String, plugins: [any TaskPlugin.Type]) throws {
         let common: Common
         do { common = try JSONDecoder().decode(Common.self, from: data) } catch {
             throw DataError(file: path, "is not a valid task file: \(JSONKeys.explain(error))")
         }
         let plugin = try TaskPlugins.named(common.plugin, in: plugins, file: path)
-        let spec = TaskSpec(
-            name: common.name, plugin: plugin, description: common.description, dataDirectory: common.dataDirectory,
-            externalData: common.externalData ?? false, obtain: common.obtain, hyperparameters: common.hyperparameters ?? [:],
-            splits: common.splits.mapValues(\.file), labels: common.labels,
-            labelNames: common.labelNames ?? common.labels, metrics: common.metrics,
-            mainMetric: common.mainMetric, path: path, source: data)
-        try spec.validate(plugins: plugins)
-        return spec
+        name = common.name
+        self.plugin = plugin
+        description = common.description
+        dataDirectory = common.dataDirectory
+        externalData = common.externalData ?? false
+        obtain = common.obtain
+        hyperparameters = common.hyperparameters ?? [:]
+        splits = common.splits.mapValues(\.file)
+        labels = common.labels
+        labelNames = common.labelNames ?? common.labels
+        metrics = common.metrics
+        mainMetric = common.mainMetric
+        self.path = path
+        source = data
+        try validate(plugins: plugins)
     }
 
     private func validate(plugins: [any TaskPlugin.Type]) throws {

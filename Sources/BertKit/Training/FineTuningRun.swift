@@ -44,6 +44,15 @@ public struct FineTuningRun {
         self.init(spec: spec, experiment: experiment, hyperparameters: h, model: model)
     }
 
+    /// A run configured in code: the task's hyper-parameters with `hyperparameters` set over them
+    /// (`h[.learningRate] = 5e-5`), checked as the command line's are.
+    public init(spec: TaskSpec, hyperparameters given: Hyperparameters, model: String) throws {
+        let plugins = Self.plugins(with: spec.plugin)
+        let h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path, plugins: plugins).setting(given)
+        try h.validate(plugins: plugins)
+        self.init(spec: spec, experiment: nil, hyperparameters: h, model: model)
+    }
+
     private init(spec: TaskSpec, experiment: Experiment?, hyperparameters: Hyperparameters, model: String) {
         self.spec = spec
         self.experiment = experiment

@@ -21,6 +21,13 @@ public struct Hyperparameters: Sendable, Equatable {
         }
     }
 
+    /// These with every value that `other` sets (to something other than its default) set the same.
+    public func setting(_ other: Hyperparameters) -> Hyperparameters {
+        var result = self
+        result.values.merge(other.values) { $1 }
+        return result
+    }
+
     /// The hyper-parameters that would make a different run if changed: name, these values and `other`'s.
     public func differences(from other: Hyperparameters, plugins: [any TaskPlugin.Type] = TaskPlugins.all) -> [(name: String, this: String, other: String)] {
         Self.table(plugins: plugins).map(\.declaration).filter(\.changesResult).compactMap { d in

@@ -138,21 +138,26 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     /// labels (comma-separated), then the probabilities. The threshold is `--threshold`, else the model's own
     /// (`threshold` in config.json, tuned or set when it was trained), else 0.5.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        let labels = try SequenceClassificationTask.classLabels(request)
-        let threshold = try request.options[PredictionOption.threshold] ?? (request.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
+        let setup = request.setup
+        let labels = try setup.labels(of: "classification")
+        let threshold = try self.threshold(setup)
         let columns = { (task: TaskSpec, split: String) in try task.layout(of: split, as: MultiLabelLayout.self).columns }
-        func chosen(_ p: [Double]) -> [String] { p.indices.filter { p[$0] >= threshold }.map { labels[$0] } }
         if request.output.hasSuffix(".tsv") {
-            return try ClassificationPredictor(request, outputs: labels.count, header: "index\tlabels" + labels.map { "\t" + $0 }.joined(),
-                                               tsvColumns: columns) { index, z in
-                let p = z.map(sigmoid)
-                return "\(index)\t\(chosen(p).joined(separator: ","))" + p.map { "\t\(Float($0))" }.joined()
-            }.run(request)
+            return try ClassificationPredictor(setup, outputs: labels.count, header: "index\tlabels" + labels.map { "\t" + $0 }.joined(),
+                                               tsvColumns: columns, line: { index, z in
+                let result = MultiLabelClassification(logits: z, labels: labels, threshold: threshold)
+                return "\(index)\t\(result.labels.joined(separator: ","))" + result.scores.map { "\t\(Float($0.score))" }.joined()
+            }).run(request)
         }
-        return try ClassificationPredictor(request, outputs: labels.count, tsvColumns: columns) { _, z in
-            let p = z.map(sigmoid)
-            return JSONOutput.line(["labels": chosen(p), "scores": Dictionary(uniqueKeysWithValues: zip(labels, p))])
-        }.run(request)
+        return try ClassificationPredictor(setup, outputs: labels.count, tsvColumns: columns, line: { _, z in
+            JSONOutput.line(MultiLabelClassification(logits: z, labels: labels, threshold: threshold).json)
+        }).run(request)
+    }
+
+    /// The threshold of a prediction: the option's, else the model's own (`threshold` in config.json, tuned or set
+    /// when it was trained), else 0.5.
+    static func threshold(_ setup: PredictionSetup) throws -> Double {
+        try setup.options[PredictionOption.threshold] ?? (setup.checkpoint.rawConfig()["threshold"] as? Double) ?? 0.5
     }
 
     /// A logit's probability.

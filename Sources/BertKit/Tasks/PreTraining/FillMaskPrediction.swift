@@ -11,7 +11,7 @@ extension PreTrainingTask {
     /// `{"masks": [[{"token", "token_str", "score"}, ...], ...]}`, the `--top-k` (default 5) most likely
     /// tokens of each mask in order, as transformers' fill-mask pipeline ranks them.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        try FillMaskPredictor(request).run(request)
+        try FillMaskPredictor(request.setup).run(request)
     }
 }
 
@@ -26,16 +26,16 @@ struct FillMaskPredictor: Predictor {
     /// vocabulary-wide logits of each take 4 bytes per token of the vocabulary).
     let maxPredictions: Int
 
-    init(_ request: PredictionRequest) throws {
-        tokenizer = try BertTokenizer(directory: request.model)
-        batchSize = request.batchSize
-        maxLength = request.sequenceLength()
-        topK = request.options[PreTrainingTask.PredictionOption.topK]
+    init(_ setup: PredictionSetup) throws {
+        tokenizer = try BertTokenizer(directory: setup.model)
+        batchSize = setup.batchSize
+        maxLength = setup.sequenceLength()
+        topK = setup.options[PreTrainingTask.PredictionOption.topK]
         maxPredictions = Swift.max(maxLength, 4 * batchSize)
-        model = PreTrainingModel(config: request.checkpoint.config, context: try request.buildContext(maxLength: maxLength),
+        model = PreTrainingModel(config: setup.checkpoint.config, context: try setup.buildContext(maxLength: maxLength),
                                  maxPredictions: maxPredictions, nextSentencePrediction: false)
         // A BertForMaskedLM checkpoint has no pooler and no next-sentence head; neither is read here.
-        _ = try request.checkpoint.loadWeights(into: model.parameters,
+        _ = try setup.checkpoint.loadWeights(into: model.parameters,
                                                mayBeNew: { $0.hasPrefix("pooler.") || $0.hasPrefix("cls.seq_relationship.") })
     }
 
@@ -79,15 +79,19 @@ struct FillMaskPredictor: Predictor {
         return outputs
     }
 
-    func result(of example: Encoding, outputs: [[Float]]) -> String {
+    /// Each mask's `topK` fillers, the most likely first.
+    func result(of example: Encoding, outputs: [[Float]]) -> [[MaskFill]] {
         let vocabulary = model.config.vocabSize, logits = outputs[0]
-        let masks = (0..<(logits.count / vocabulary)).map { m -> [[String: Any]] in
+        return (0..<(logits.count / vocabulary)).map { m in
             let p = softmax(logits[(m * vocabulary)..<((m + 1) * vocabulary)])
             return p.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(topK).map { id in
-                ["token": id, "token_str": tokenizer.vocabulary.token(Int32(id)), "score": p[id]]
+                MaskFill(tokenId: id, token: tokenizer.vocabulary.token(Int32(id)), score: p[id])
             }
         }
-        return JSONOutput.line(["masks": masks])
+    }
+
+    func line(_ masks: [[MaskFill]], of example: Encoding) -> String {
+        JSONOutput.line(["masks": masks.map { $0.map(\.json) }])
     }
 }
 

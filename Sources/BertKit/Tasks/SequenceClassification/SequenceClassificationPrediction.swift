@@ -6,28 +6,18 @@ extension SequenceClassificationTask {
     /// regression, `value`. TSV output (`--output` ending in `.tsv`): index, the predicted label (or value), then
     /// one logit per label.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        let regression = try request.checkpoint.problemType() == "regression"
-        let labels = regression ? [] : try classLabels(request)
+        let setup = request.setup
+        let regression = try setup.checkpoint.problemType() == "regression"
+        let labels = regression ? [] : try setup.labels(of: "classification")
         let outputs = regression ? 1 : labels.count
         if request.output.hasSuffix(".tsv") {
-            return try ClassificationPredictor(request, outputs: outputs, header: "index\tprediction" + labels.map { "\t" + $0 }.joined()) { index, z in
+            return try ClassificationPredictor(setup, outputs: outputs, header: "index\tprediction" + labels.map { "\t" + $0 }.joined(), line: { index, z in
                 regression ? "\(index)\t\(z[0])" : "\(index)\t\(labels[z.indices.max { z[$0] < z[$1] }!])" + z.map { "\t\($0)" }.joined()
-            }.run(request)
+            }).run(request)
         }
-        return try ClassificationPredictor(request, outputs: outputs) { _, z in
-            if regression { return JSONOutput.line(["value": Double(z[0])]) }
-            let p = softmax(z), best = p.indices.max { p[$0] < p[$1] }!
-            return JSONOutput.line(["label": labels[best], "score": p[best],
-                                    "scores": Dictionary(uniqueKeysWithValues: zip(labels, p))])
-        }.run(request)
-    }
-
-    /// The label names of a fine-tuned classification model, or an error naming its config.json.
-    static func classLabels(_ request: PredictionRequest) throws -> [String] {
-        guard let labels = try request.checkpoint.labelNames(), !labels.isEmpty else {
-            throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned classification model?")
-        }
-        return labels
+        return try ClassificationPredictor(setup, outputs: outputs, line: { _, z in
+            JSONOutput.line(regression ? ["value": Double(z[0])] : TextClassification(logits: z, labels: labels).json)
+        }).run(request)
     }
 }
 
@@ -43,15 +33,15 @@ struct ClassificationPredictor: Predictor {
     let tsvColumns: ((TaskSpec, String) throws -> TSVLayout)?
     let line: (Int, [Float]) -> String
 
-    init(_ request: PredictionRequest, outputs: Int, header: String? = nil,
+    init(_ setup: PredictionSetup, outputs: Int, header: String? = nil,
          tsvColumns: @escaping (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) },
-         line: @escaping (Int, [Float]) -> String) throws {
-        tokenizer = try BertTokenizer(directory: request.model)
-        maxLength = request.sequenceLength()
-        batchSize = request.batchSize
-        classifier = SequenceClassifier(config: request.checkpoint.config, outputs: outputs,
-                                        context: try request.buildContext(maxLength: maxLength))
-        _ = try request.checkpoint.loadWeights(into: classifier.parameters)
+         line: @escaping (Int, [Float]) -> String = { _, _ in "" }) throws {
+        tokenizer = try BertTokenizer(directory: setup.model)
+        maxLength = setup.sequenceLength()
+        batchSize = setup.batchSize
+        classifier = SequenceClassifier(config: setup.checkpoint.config, outputs: outputs,
+                                        context: try setup.buildContext(maxLength: maxLength))
+        _ = try setup.checkpoint.loadWeights(into: classifier.parameters)
         self.outputs = outputs
         self.header = header
         self.tsvColumns = tsvColumns
@@ -73,7 +63,8 @@ struct ClassificationPredictor: Predictor {
         return batch.indices.map { Array(UnsafeBufferPointer(start: classifier.logits + $0 * outputs, count: outputs)) }
     }
 
-    func result(of example: (index: Int, encoding: Encoding), outputs: [[Float]]) -> String {
-        line(example.index, outputs[0])
-    }
+    /// The logits.
+    func result(of example: (index: Int, encoding: Encoding), outputs: [[Float]]) -> [Float] { outputs[0] }
+
+    func line(_ logits: [Float], of example: (index: Int, encoding: Encoding)) -> String { line(example.index, logits) }
 }

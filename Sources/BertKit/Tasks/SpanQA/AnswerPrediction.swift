@@ -5,7 +5,7 @@ extension SpanQATask {
     /// its `score`, `start` and `end` (characters of the context, counted as Python counts them), and `answers`,
     /// the `--top-k` best, each with the same fields.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        try AnswerPredictor(request).run(request)
+        try AnswerPredictor(request.setup).run(request)
     }
 }
 
@@ -30,26 +30,26 @@ struct AnswerPredictor: Predictor {
         let windows: [SpanWindow]
     }
 
-    struct Answer {
+    /// An answer being ranked: its text, summed score and characters.
+    struct Candidate {
         var text: String
         var score: Double
         var offsets: Range<Int>
-        var json: [String: Any] { ["answer": text, "score": score, "start": offsets.lowerBound, "end": offsets.upperBound] }
     }
 
-    init(_ request: PredictionRequest) throws {
-        tokenizer = try BertTokenizer(directory: request.model)
-        batchSize = request.batchSize
-        maxLength = request.sequenceLength(standard: 384)
-        topK = request.options[SpanQATask.PredictionOption.topK]
-        maxAnswerLength = request.options[SpanQATask.PredictionOption.maxAnswerLength]
-        allowNoAnswer = request.options[SpanQATask.PredictionOption.allowNoAnswer]
-        nullThreshold = request.options[SpanQATask.PredictionOption.nullThreshold]
+    init(_ setup: PredictionSetup) throws {
+        tokenizer = try BertTokenizer(directory: setup.model)
+        batchSize = setup.batchSize
+        maxLength = setup.sequenceLength(standard: 384)
+        topK = setup.options[SpanQATask.PredictionOption.topK]
+        maxAnswerLength = setup.options[SpanQATask.PredictionOption.maxAnswerLength]
+        allowNoAnswer = setup.options[SpanQATask.PredictionOption.allowNoAnswer]
+        nullThreshold = setup.options[SpanQATask.PredictionOption.nullThreshold]
         // The whole question goes into every window, as the pipeline does; the overlap is checked per question.
-        let overlap = try request.overlap(length: maxLength, budget: maxLength)
+        let overlap = try setup.overlap(length: maxLength, budget: maxLength)
         windower = SpanWindower(tokenizer: tokenizer, maxLength: maxLength, windowOverlap: overlap, maxQuestionTokens: .max)
-        model = QuestionAnsweringModel(config: request.checkpoint.config, context: try request.buildContext(maxLength: maxLength))
-        _ = try request.checkpoint.loadWeights(into: model.parameters)
+        model = QuestionAnsweringModel(config: setup.checkpoint.config, context: try setup.buildContext(maxLength: maxLength))
+        _ = try setup.checkpoint.loadWeights(into: model.parameters)
     }
 
     func prepare(_ record: InputRecord, index: Int) throws -> Example {
@@ -77,8 +77,9 @@ struct AnswerPredictor: Predictor {
         }
     }
 
-    func result(of example: Example, outputs: [[Float]]) -> String {
-        var answers: [Answer] = []
+    /// The `topK` best answers, the best first.
+    func result(of example: Example, outputs: [[Float]]) -> [Answer] {
+        var answers: [Candidate] = []
         var nullScore = 1e6
         for (window, logits) in zip(example.windows, outputs) {
             let context = window.offsets.indices.filter { window.offsets[$0] != nil }
@@ -106,11 +107,11 @@ struct AnswerPredictor: Predictor {
                 if let same = answers.firstIndex(where: { $0.text.lowercased() == text.lowercased() }) {
                     answers[same].score += span.score
                 } else {
-                    answers.append(Answer(text: text, score: span.score, offsets: lower..<upper))
+                    answers.append(Candidate(text: text, score: span.score, offsets: lower..<upper))
                 }
             }
         }
-        if allowNoAnswer { answers.append(Answer(text: "", score: nullScore, offsets: 0..<0)) }
+        if allowNoAnswer { answers.append(Candidate(text: "", score: nullScore, offsets: 0..<0)) }
         // A stable sort, as Python's: of equal scores the earlier stays first (so the empty answer, added last,
         // must win by more than the threshold).
         let ranked = answers.enumerated().sorted { a, b in
@@ -118,8 +119,13 @@ struct AnswerPredictor: Predictor {
             let y = b.element.text.isEmpty && allowNoAnswer ? b.element.score - nullThreshold : b.element.score
             return x != y ? x > y : a.offset < b.offset
         }.map(\.element).prefix(topK)
-        var line = (ranked.first ?? Answer(text: "", score: 0, offsets: 0..<0)).json
-        line["answers"] = ranked.map(\.json)
+        return ranked.map { Answer(text: $0.text, score: $0.score, start: $0.offsets.lowerBound, end: $0.offsets.upperBound) }
+    }
+
+    /// The best answer's fields, and `answers`: all of them.
+    func line(_ answers: [Answer], of example: Example) -> String {
+        var line = (answers.first ?? Answer(text: "", score: 0, start: 0, end: 0)).json
+        line["answers"] = answers.map(\.json)
         return JSONOutput.line(line)
     }
 }

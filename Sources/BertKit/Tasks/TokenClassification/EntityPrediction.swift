@@ -19,7 +19,7 @@ extension TokenClassificationTask {
     /// (pre-split words, `--format conll`) gets `word predicted` lines instead, each word labelled by its first
     /// sub-token, as in training.
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
-        try EntityPredictor(request).run(request)
+        try EntityPredictor(request.setup).run(request)
     }
 }
 
@@ -44,18 +44,21 @@ struct EntityPredictor: Predictor {
         case words([String], windows: [TokenWindow])
     }
 
-    init(_ request: PredictionRequest) throws {
-        tokenizer = try BertTokenizer(directory: request.model)
-        guard let labels = try request.checkpoint.labelNames(), !labels.isEmpty else {
-            throw DataError(file: request.model + "/config.json", "has no id2label: is this a fine-tuned token classification model?")
-        }
-        self.labels = labels
-        aggregation = request.options[TokenClassificationTask.PredictionOption.aggregation]
-        batchSize = request.batchSize
-        maxLength = request.sequenceLength()
-        overlap = try request.overlap(length: maxLength, budget: maxLength - 2)
-        model = TokenClassifier(config: request.checkpoint.config, labels: labels.count, context: try request.buildContext(maxLength: maxLength))
-        _ = try request.checkpoint.loadWeights(into: model.parameters)
+    /// Entities in a text, or the tags of pre-split words.
+    enum Output {
+        case entities([Entity])
+        case tags(words: [String], tags: [String])
+    }
+
+    init(_ setup: PredictionSetup) throws {
+        tokenizer = try BertTokenizer(directory: setup.model)
+        labels = try setup.labels(of: "token classification")
+        aggregation = setup.options[TokenClassificationTask.PredictionOption.aggregation]
+        batchSize = setup.batchSize
+        maxLength = setup.sequenceLength()
+        overlap = try setup.overlap(length: maxLength, budget: maxLength - 2)
+        model = TokenClassifier(config: setup.checkpoint.config, labels: labels.count, context: try setup.buildContext(maxLength: maxLength))
+        _ = try setup.checkpoint.loadWeights(into: model.parameters)
     }
 
     func prepare(_ record: InputRecord, index: Int) throws -> Example {
@@ -101,7 +104,7 @@ struct EntityPredictor: Predictor {
         }
     }
 
-    func result(of example: Example, outputs: [[Float]]) -> String {
+    func result(of example: Example, outputs: [[Float]]) -> Output {
         switch example {
         case let .words(words, windows):
             var tags = Array(repeating: "O", count: words.count)
@@ -111,9 +114,9 @@ struct EntityPredictor: Predictor {
                     tags[word] = labels[scores.indices.max { scores[$0] < scores[$1] }! - scores.startIndex]
                 }
             }
-            return zip(words, tags).map { "\($0) \($1)\n" }.joined()
+            return .tags(words: words, tags: tags)
         case let .text(scalars, tokens, windows):
-            var entities: [Entity] = []
+            var spans: [LabelledSpan] = []
             for (window, logits) in zip(windows, outputs) {
                 let scored = window.enumerated().map { position, t -> ScoredToken in
                     let token = tokens[t], form = tokenizer.vocabulary.token(token.id)
@@ -125,13 +128,20 @@ struct EntityPredictor: Predictor {
                         : ScoredToken(form: form, scores: scores, offsets: token.offsets,
                                       continuesWord: form.unicodeScalars.count != token.offsets.count)
                 }
-                entities += group(words(scored)).filter { $0.type != "O" }
+                spans += group(words(scored)).filter { $0.type != "O" }
             }
-            if windows.count > 1 { entities = Self.resolveOverlaps(entities) }
-            return JSONOutput.line(["entities": entities.map { e -> [String: Any] in
-                ["entity_group": e.type, "score": e.score, "word": e.word, "start": e.offsets.lowerBound, "end": e.offsets.upperBound,
-                 "text": String(String.UnicodeScalarView(scalars[e.offsets]))]
-            }])
+            if windows.count > 1 { spans = Self.resolveOverlaps(spans) }
+            return .entities(spans.map {
+                Entity(group: $0.type, score: $0.score, word: $0.word, text: String(String.UnicodeScalarView(scalars[$0.offsets])),
+                       start: $0.offsets.lowerBound, end: $0.offsets.upperBound)
+            })
+        }
+    }
+
+    func line(_ output: Output, of example: Example) -> String {
+        switch output {
+        case let .tags(words, tags): return zip(words, tags).map { "\($0) \($1)\n" }.joined()
+        case let .entities(entities): return JSONOutput.line(["entities": entities.map(\.json)])
         }
     }
 
@@ -144,7 +154,7 @@ struct EntityPredictor: Predictor {
     }
 
     /// A labelled word, or (grouped) an entity.
-    struct Entity {
+    struct LabelledSpan {
         var label: String
         var score: Double
         var word: String
@@ -154,7 +164,7 @@ struct EntityPredictor: Predictor {
     }
 
     /// Words from tokens, each labelled by the aggregation (every token a word of its own under `simple`).
-    func words(_ tokens: [ScoredToken]) -> [Entity] {
+    func words(_ tokens: [ScoredToken]) -> [LabelledSpan] {
         var groups: [[ScoredToken]] = []
         for token in tokens {
             if aggregation != .simple, token.continuesWord, !groups.isEmpty { groups[groups.count - 1].append(token) } else { groups.append([token]) }
@@ -167,14 +177,14 @@ struct EntityPredictor: Predictor {
             case .average: scores = group[0].scores.indices.map { i in group.map { $0.scores[i] }.reduce(0, +) / Double(group.count) }
             }
             let best = scores.indices.max { scores[$0] < scores[$1] }!
-            return Entity(label: labels[best], score: scores[best], word: BertTokenizer.string(fromTokens: group.map(\.form)),
+            return LabelledSpan(label: labels[best], score: scores[best], word: BertTokenizer.string(fromTokens: group.map(\.form)),
                           offsets: group[0].offsets.lowerBound..<group.last!.offsets.upperBound)
         }
     }
 
     /// Neighbouring words of one type, the later ones not `B-`, as one entity scored by their mean.
-    func group(_ words: [Entity]) -> [Entity] {
-        var runs: [[Entity]] = []
+    func group(_ words: [LabelledSpan]) -> [LabelledSpan] {
+        var runs: [[LabelledSpan]] = []
         for word in words {
             if let last = runs.last?.last, word.type == last.type, !word.label.hasPrefix("B-") {
                 runs[runs.count - 1].append(word)
@@ -183,7 +193,7 @@ struct EntityPredictor: Predictor {
             }
         }
         return runs.map { run in
-            Entity(label: run[0].type, score: run.map(\.score).reduce(0, +) / Double(run.count),
+            LabelledSpan(label: run[0].type, score: run.map(\.score).reduce(0, +) / Double(run.count),
                    word: BertTokenizer.string(fromTokens: run.map(\.word)),
                    offsets: run[0].offsets.lowerBound..<run.last!.offsets.upperBound)
         }
@@ -191,10 +201,10 @@ struct EntityPredictor: Predictor {
 
     /// Entities of overlapping windows: ordered by start; of two that overlap, the longer stays, or at equal
     /// length the more confident.
-    static func resolveOverlaps(_ entities: [Entity]) -> [Entity] {
+    static func resolveOverlaps(_ entities: [LabelledSpan]) -> [LabelledSpan] {
         let sorted = entities.enumerated().sorted { ($0.element.offsets.lowerBound, $0.offset) < ($1.element.offsets.lowerBound, $1.offset) }.map(\.element)
         guard var previous = sorted.first else { return [] }
-        var kept: [Entity] = []
+        var kept: [LabelledSpan] = []
         for entity in sorted {
             if previous.offsets.lowerBound <= entity.offsets.lowerBound && entity.offsets.lowerBound < previous.offsets.upperBound {
                 let length = entity.offsets.count, previousLength = previous.offsets.count
