@@ -17,6 +17,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // `swift package generate-documentation --target BertKit` (the DocC catalog in Sources/BertKit/BertKit.docc).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // oneDNN, the GEMM library (fp32 and bf16). Debian ships no dnnl.pc; headers and library are in the
@@ -46,7 +49,7 @@ let package = Package(
         ),
         .target(
             name: "BertKit",
-            dependencies: ["Kernels", "CSQLite", "CMPI"]
+            dependencies: ["Kernels", "CSQLite", "CMPI", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "finetune",

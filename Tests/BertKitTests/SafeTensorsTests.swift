@@ -159,3 +159,34 @@ import BertKit
         #expect(throws: CheckpointError.self) { _ = try BertConfig.load(path: path) }
     }
 }
+
+/// The sha256 recorded for each artifact: coreutils' `sha256sum` of the file; for a folder, of its files' relative
+/// paths and bytes in path order.
+@Suite struct FileDigestTests {
+    func sha256sum(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [path]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return String(text.prefix(64))
+    }
+
+    @Test func filesAndFoldersHashAsSHA256SumDoes() throws {
+        let directory = NSTemporaryDirectory() + "bertkit-digest-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/folder/sub", withIntermediateDirectories: true)
+        try "abc".write(toFile: directory + "/abc.txt", atomically: true, encoding: .utf8)
+        #expect(try FileDigest.sha256(ofFile: directory + "/abc.txt") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // Larger than one 1 MiB read: the model's weights.
+        let weights = Fixture.miniLMDirectory + "/model.safetensors"
+        #expect(try FileDigest.sha256(ofFile: weights) == (try sha256sum(weights)))
+        try "x".write(toFile: directory + "/folder/a.txt", atomically: true, encoding: .utf8)
+        try "yz".write(toFile: directory + "/folder/sub/b.txt", atomically: true, encoding: .utf8)
+        try "a.txtxsub/b.txtyz".write(toFile: directory + "/concatenated", atomically: true, encoding: .utf8)
+        #expect(try FileDigest.sha256(ofFile: directory + "/folder") == (try sha256sum(directory + "/concatenated")))
+    }
+}

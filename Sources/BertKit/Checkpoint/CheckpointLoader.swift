@@ -33,9 +33,14 @@ public enum CheckpointLoader {
 
     /// Copies every tensor of `file` that names a parameter of `store` into it.
     ///
-    /// - Parameter mayBeNew: parameters that may be missing from the file; they are initialised as BERT
-    ///   initialises them (normal(0, `initializerRange`) weights, zero biases, unit LayerNorm scales).
-    ///   Any other missing parameter is an error, as is a tensor whose shape differs from the parameter's.
+    /// - Parameters:
+    ///   - file: the checkpoint's weights.
+    ///   - store: the parameters to fill.
+    ///   - mayBeNew: parameters that may be missing from the file; they are initialised as BERT initialises them
+    ///     (normal(0, `initializerRange`) weights, zero biases, unit LayerNorm scales). Any other missing
+    ///     parameter is an error, as is a tensor whose shape differs from the parameter's.
+    ///   - initializerRange: the standard deviation of new weights.
+    ///   - seed: the seed of new weights' random stream.
     public static func load(
         _ file: SafeTensorsFile, into store: ParameterStore, mayBeNew: (String) -> Bool,
         initializerRange: Float = 0.02, seed: UInt64 = 0

@@ -250,7 +250,7 @@ public final class ResultsDatabase {
     /// Records a file the run produced, with its size and sha256.
     public func logArtifact(_ run: Int64, path: String, kind: String) throws {
         let bytes = Self.size(of: path)
-        let digest = try SHA256.hexDigest(ofFile: path)
+        let digest = try FileDigest.sha256(ofFile: path)
         try database.writeTransaction {
             try database.query("DELETE FROM artifacts WHERE run_id = ? AND path = ?", [.integer(run), .text(path)])
             try database.query("INSERT INTO artifacts (run_id, path, kind, bytes, sha256, time) VALUES (?, ?, ?, ?, ?, ?)",
