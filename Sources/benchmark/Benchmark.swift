@@ -19,14 +19,19 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
     @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
     var bf16 = "auto"
-    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md).")
+    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md); load: loading --model as a SentenceEncoder and --classifier as a FineTunedModel, and a call on one text (benchmarks/load.md).")
     var measure = "encoder"
     @Option(help: "Sequence lengths for --measure steps, comma-separated.") var lengths = "16,32,64,128"
+    @Option(help: "A fine-tuned sequence-classification folder for --measure load.") var classifier: String?
 
     func run() throws {
         if measure == "steps" {
             return try StepCost(model: model, batch: batch, lengths: lengths.split(separator: ",").compactMap { Int($0) },
                                 seconds: seconds, output: output == "benchmarks/encoder.md" ? "benchmarks/steps.md" : output).run()
+        }
+        if measure == "load" {
+            return try LoadCost(encoder: model, classifier: classifier,
+                                output: output == "benchmarks/encoder.md" ? "benchmarks/load.md" : output).run()
         }
         if measure == "checkpoint" {
             return try CheckpointCost(model: model, output: output == "benchmarks/encoder.md" ? "benchmarks/checkpoint.md" : output).run()
