@@ -18,6 +18,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // `finetune serve`: HTTP on swift-nio, metrics in Prometheus' format, graceful shutdown.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // `swift package generate-documentation --target BertKit` (the DocC catalog in Sources/BertKit/BertKit.docc).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -51,10 +57,24 @@ let package = Package(
             name: "BertKit",
             dependencies: ["Kernels", "CSQLite", "CMPI", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The HTTP server in front of fine-tuned models (`finetune serve`); outside the BertKit product, so that a
+        // program that only predicts does not build a web server.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "BertKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "finetune",
             dependencies: [
                 "BertKit",
+                "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -69,11 +69,15 @@ public final class FineTunedModel: Sendable {
             let regression = try setup.checkpoint.problemType() == "regression"
             labels = regression ? [] : try setup.labels(of: "classification")
             head = regression ? .regression : .textClassification
-            loaded = .classification(try ClassificationPredictor(setup, outputs: max(labels.count, 1)))
+            loaded = .classification(try ClassificationPredictor(
+                setup, outputs: max(labels.count, 1),
+                line: SequenceClassificationTask.jsonLine(labels: labels, regression: regression)))
         case is MultiLabelClassificationTask.Type:
             labels = try setup.labels(of: "classification")
             head = .multiLabelClassification
-            loaded = .classification(try ClassificationPredictor(setup, outputs: labels.count))
+            loaded = .classification(try ClassificationPredictor(
+                setup, outputs: labels.count,
+                line: MultiLabelClassificationTask.jsonLine(labels: labels, threshold: try MultiLabelClassificationTask.threshold(setup))))
         case is TokenClassificationTask.Type:
             let predictor = try EntityPredictor(setup)
             (labels, head, loaded) = (predictor.labels, .tokenClassification, .entities(predictor))
@@ -180,6 +184,26 @@ public final class FineTunedModel: Sendable {
 
     /// The fillers of each `[MASK]` of one text.
     public func fillMask(_ text: String) throws -> [[MaskFill]] { try fillMask([text])[0] }
+
+    // MARK: Any head, as `finetune predict` writes it
+
+    /// The line `finetune predict` writes for each record (a JSONL input's objects: `text` and `text_pair`,
+    /// `question` and `context`), in order: what a server answers, byte for byte what the command writes.
+    public func predictionLines(_ records: [[String: Any]]) throws -> [String] {
+        let inputs = records.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: $1) }
+        return try predictor.withLock { loaded -> [String] in
+            switch loaded {
+            case let .classification(p): return try Self.lines(p, inputs)
+            case let .entities(p): return try Self.lines(p, inputs)
+            case let .answers(p): return try Self.lines(p, inputs)
+            case let .fillMask(p): return try Self.lines(p, inputs)
+            }
+        }
+    }
+
+    private static func lines<P: Predictor>(_ predictor: P, _ records: [InputRecord]) throws -> [String] {
+        try predictor.predict(records).results.map { predictor.line($0.output, of: $0.example) }
+    }
 
     private func check(_ wanted: Head) throws {
         guard head == wanted else { throw WrongHead(folder: folder, head: head, asked: wanted) }

@@ -61,6 +61,12 @@ public final class SentenceEncoder: Sendable {
     /// The embedding of one text.
     public func embed(_ text: String) throws -> [Float] { try embed([text])[0] }
 
+    /// The line `finetune predict` writes for each text, `{"embedding": [...]}`.
+    public func predictionLines(_ texts: [String]) throws -> [String] {
+        let records = texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
+        return try predictor.withLock { p in try p.predict(records).results.map { p.line($0.output, of: $0.example) } }
+    }
+
     /// What `finetune predict` over a bare encoder reads: the common options and `normalize`.
     public static var predictionOptions: [HyperparameterDeclaration] { PredictionOptions.common + [PredictionOption.normalize.declaration] }
 

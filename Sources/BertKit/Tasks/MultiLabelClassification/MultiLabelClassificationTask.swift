@@ -149,9 +149,13 @@ public final class MultiLabelClassificationTask: TaskPlugin {
                 return "\(index)\t\(result.labels.joined(separator: ","))" + result.scores.map { "\t\(Float($0.score))" }.joined()
             }).run(request)
         }
-        return try ClassificationPredictor(setup, outputs: labels.count, tsvColumns: columns, line: { _, z in
-            JSONOutput.line(MultiLabelClassification(logits: z, labels: labels, threshold: threshold).json)
-        }).run(request)
+        return try ClassificationPredictor(setup, outputs: labels.count, tsvColumns: columns,
+                                           line: jsonLine(labels: labels, threshold: threshold)).run(request)
+    }
+
+    /// A JSONL output line from a text's logits.
+    static func jsonLine(labels: [String], threshold: Double) -> (Int, [Float]) -> String {
+        { _, z in JSONOutput.line(MultiLabelClassification(logits: z, labels: labels, threshold: threshold).json) }
     }
 
     /// The threshold of a prediction: the option's, else the model's own (`threshold` in config.json, tuned or set

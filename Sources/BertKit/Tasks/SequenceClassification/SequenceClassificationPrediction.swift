@@ -15,9 +15,12 @@ extension SequenceClassificationTask {
                 regression ? "\(index)\t\(z[0])" : "\(index)\t\(labels[z.indices.max { z[$0] < z[$1] }!])" + z.map { "\t\($0)" }.joined()
             }).run(request)
         }
-        return try ClassificationPredictor(setup, outputs: outputs, line: { _, z in
-            JSONOutput.line(regression ? ["value": Double(z[0])] : TextClassification(logits: z, labels: labels).json)
-        }).run(request)
+        return try ClassificationPredictor(setup, outputs: outputs, line: jsonLine(labels: labels, regression: regression)).run(request)
+    }
+
+    /// A JSONL output line from a text's logits: the classification's fields, or a regression's `value`.
+    static func jsonLine(labels: [String], regression: Bool) -> (Int, [Float]) -> String {
+        { _, z in JSONOutput.line(regression ? ["value": Double(z[0])] : TextClassification(logits: z, labels: labels).json) }
     }
 }
 
@@ -35,7 +38,7 @@ struct ClassificationPredictor: Predictor {
 
     init(_ setup: PredictionSetup, outputs: Int, header: String? = nil,
          tsvColumns: @escaping (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) },
-         line: @escaping (Int, [Float]) -> String = { _, _ in "" }) throws {
+         line: @escaping (Int, [Float]) -> String) throws {
         tokenizer = try BertTokenizer(directory: setup.model)
         maxLength = setup.sequenceLength()
         batchSize = setup.batchSize
