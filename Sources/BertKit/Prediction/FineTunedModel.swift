@@ -7,7 +7,7 @@ import Synchronization
 /// ```swift
 /// let model = try FineTunedModel(folder: "exported/mrpc", precision: .int8)
 /// let result = try model.classify("The company said profits rose.", pair: "Profits went up, the firm said.")
-/// print(result.label, result.score)   // equivalent 0.93...
+/// print(result.label, result.score)   // the label name from config.json, and its probability
 /// ```
 ///
 /// Every call goes the way `finetune predict` goes (the head's predictor, `EvaluationLoop`'s batches by length),
