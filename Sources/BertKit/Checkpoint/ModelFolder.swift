@@ -10,7 +10,8 @@ public enum ModelFolder {
         do {
             try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
             removeAbandonedStaging(in: parent.path)
-            try? FileManager.default.removeItem(at: staging)
+            // A leftover of this process's own (same name) must go: the new folder is never assembled on top of it.
+            if FileManager.default.fileExists(atPath: staging.path) { try FileManager.default.removeItem(at: staging) }
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         } catch {
             throw CheckpointError(file: destination.path, "cannot be written (\(SystemError.reason(error)))")

@@ -43,11 +43,9 @@ public final class SentenceEncoder: Sendable {
         self.folder = folder
         pooling = configuration.pooling
         self.normalize = normalize ?? configuration.normalize
-        maxLength = min(setup.options[PredictionOptions.maxLength] ?? configuration.maxLength ?? setup.checkpoint.modelMaxLength,
-                        setup.checkpoint.config.maxPositionEmbeddings)
-        setup.options[PredictionOptions.maxLength] = maxLength
         dimension = setup.checkpoint.config.hiddenSize * pooling.count
-        let predictor = try EmbeddingPredictor(setup, pooling: pooling, normalize: self.normalize)
+        let predictor = try EmbeddingPredictor(setup, configuration: configuration, normalize: self.normalize)
+        maxLength = predictor.maxLength
         predictor.parameters.fixWeightsForGood()
         self.predictor = Mutex(predictor)
     }
@@ -84,13 +82,8 @@ public final class SentenceEncoder: Sendable {
     /// `finetune predict` over a bare encoder: one `{"embedding": [...]}` line per text (text lines or JSONL `text`).
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
         let configuration = try SentenceTransformersConfiguration(folder: request.setup.model)
-        var setup = request.setup
-        setup.options[PredictionOptions.maxLength] = min(
-            setup.options[PredictionOptions.maxLength] ?? configuration.maxLength ?? setup.checkpoint.modelMaxLength,
-            setup.checkpoint.config.maxPositionEmbeddings)
-        let normalize = setup.options[PredictionOption.normalize] ?? configuration.normalize
-        return try EmbeddingPredictor(setup, pooling: configuration.pooling, normalize: normalize)
-            .run(request)
+        let normalize = request.setup.options[PredictionOption.normalize] ?? configuration.normalize
+        return try EmbeddingPredictor(request.setup, configuration: configuration, normalize: normalize).run(request)
     }
 }
 
@@ -153,15 +146,16 @@ struct EmbeddingPredictor: Predictor {
     let normalize: Bool
     let batchSize, maxLength: Int
 
-    init(_ setup: PredictionSetup, pooling: [SentenceEncoder.Pooling], normalize: Bool) throws {
+    /// Texts are cut at the `max_length` option, else the folder's `max_seq_length`, else the model's limit.
+    init(_ setup: PredictionSetup, configuration: SentenceTransformersConfiguration, normalize: Bool) throws {
         tokenizer = try BertTokenizer(directory: setup.model)
         batchSize = setup.batchSize
-        maxLength = setup.sequenceLength()
+        maxLength = setup.sequenceLength(standard: configuration.maxLength)
         parameters = ParameterStore(BertEncoder.parameters(setup.checkpoint.config, pooler: false))
         encoder = BertEncoder(config: setup.checkpoint.config, store: parameters, pooler: false,
                               context: try setup.buildContext(maxLength: maxLength))
         _ = try setup.checkpoint.loadWeights(into: parameters)
-        self.pooling = pooling
+        pooling = configuration.pooling
         self.normalize = normalize
     }
 
