@@ -171,7 +171,7 @@ struct Benchmark: ParsableCommand {
     }
 
     func measureEncoder(precision: Precision) throws -> Measurement {
-        PeakMemory.reset()
+        ProcessMemory.resetPeak()
         let c = try config()
         let store = ParameterStore(BertEncoder.parameters(c))
         if shape == "base" {
@@ -195,7 +195,7 @@ struct Benchmark: ParsableCommand {
             store.zeroGradients()
             encoder.backward(dSequenceOutput: dHidden, dPooledOutput: dPooled)
         }
-        return Measurement(forward: forward, train: train, peakMegabytes: PeakMemory.megabytes)
+        return Measurement(forward: forward, train: train, peakMegabytes: ProcessMemory.peakMegabytes)
     }
 
     /// Model FLOPs of a forward pass per token: the matrix products only.

@@ -33,11 +33,11 @@ struct LoadCost {
         for (name, precision, load) in cases {
             var loads: [Double] = [], firsts: [Double] = [], warms: [Double] = [], added: [Double] = []
             for _ in 0..<repeats {
-                let before = residentMegabytes()
+                let before = ProcessMemory.residentMegabytes
                 var start = Date()
                 let call = try load()
                 loads.append(Date().timeIntervalSince(start) * 1000)
-                added.append(residentMegabytes() - before)
+                added.append(ProcessMemory.residentMegabytes - before)
                 start = Date()
                 try call()
                 firsts.append(Date().timeIntervalSince(start) * 1000)
@@ -59,11 +59,4 @@ struct LoadCost {
     }
 
     private func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-
-    /// The current resident memory (VmRSS), in MB.
-    private func residentMegabytes() -> Double {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
-        return (line?.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
-    }
 }

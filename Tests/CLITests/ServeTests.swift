@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import Synchronization
 import Testing
 
 /// `finetune serve` on 127.0.0.1, as a client sees it: each route answers what `finetune predict` writes for the same
@@ -6,30 +8,69 @@ import Testing
 @Suite(.serialized) struct ServeTests {
     static let pipelines = CommandLineTests.fixtures + "/pipelines"
 
-    /// A response: status code and body.
-    struct Reply { let status: Int; let body: String }
+    /// `body(i)` for i in 0..<count, each on a thread of its own, all at once (tasks would not do: the cooperative
+    /// pool has as many threads as cores, and a blocking socket call holds one).
+    static func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+        let results = Mutex([Int: T]())
+        let group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread {
+                let result = body(i)
+                results.withLock { $0[i] = result }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        return results.withLock { all in (0..<count).map { all[$0]! } }
+    }
+
+    /// `body` on a thread of its own, awaited (a blocking socket call must not hold a thread of the cooperative pool).
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in Thread { continuation.resume(with: Result { try body() }) }.start() }
+    }
+
+    /// A response: status code, head (status line and headers) and body.
+    struct Reply: Sendable { let status: Int; let head: String; let body: String }
 
     /// One HTTP/1.1 exchange over a plain socket to 127.0.0.1 (no proxy, no client library in between).
     static func request(port: Int, _ method: String, _ path: String, body: [UInt8] = []) throws -> Reply {
+        let fd = try connect(port: port)
+        defer { close(fd) }
+        try send(fd, Array(head(method, path, length: body.count).utf8) + body)
+        return try reply(fd)
+    }
+
+    static func head(_ method: String, _ path: String, length: Int) -> String {
+        "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\nConnection: close\r\n\r\n"
+    }
+
+    /// A socket connected to 127.0.0.1:`port`.
+    static func connect(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        let bytes = Array(head.utf8) + body
+        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        return fd
+    }
+
+    static func send(_ fd: Int32, _ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, 0) }
+            let n = bytes[sent...].withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { throw POSIXError(.EPIPE) }
             sent += n
         }
+    }
+
+    /// Reads the answer until the server closes the connection.
+    static func reply(_ fd: Int32) throws -> Reply {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -40,18 +81,24 @@ import Testing
         let text = String(decoding: received, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
         let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return Reply(status: status, body: String(text[split.upperBound...]))
+        return Reply(status: status, head: String(text[..<split.lowerBound]), body: String(text[split.upperBound...]))
     }
 
     /// Starts a server with `models` on a free port and returns it with the port.
-    func startServer(_ models: [String], extra: [String] = []) throws -> (Process, Int, Pipe) {
+    /// Standard error goes to `log` when given (a file: a pipe nobody reads would block the server's logging).
+    func startServer(_ models: [String], extra: [String] = [], log: String? = nil) throws -> (Process, Int, Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
         process.arguments = ["serve", "--port", "0"] + models.flatMap { ["--model", $0] } + extra
         process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
-        process.standardError = err
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: log)
+        } else {
+            process.standardError = err
+        }
         try process.run()
         var seen = ""
         while !seen.contains("serving ") || !seen.contains("\n") {
@@ -109,7 +156,8 @@ import Testing
         #expect(embedded.body == "[" + (try predictLines(model: "\(CommandLineTests.fixtures)/tiny-sentence-encoder", input: texts)).joined(separator: ",") + "]")
 
         let metrics = try Self.request(port: port, "GET", "/metrics").body
-        #expect(metrics.contains("bertkit_requests_total{route=\"predict\",status=\"200\"} 5"), "\(metrics)")
+        #expect(metrics.contains("bertkit_requests_total{model=\"cls\",route=\"predict\",status=\"200\"} 3"), "\(metrics)")
+        #expect(metrics.contains("bertkit_requests_total{model=\"qa\",route=\"predict\",status=\"200\"} 1"), "\(metrics)")
 
         kill(server.processIdentifier, SIGTERM)
         server.waitUntilExit()
@@ -118,7 +166,7 @@ import Testing
     }
 
     /// A hundred clients at once, each with its own text, each get that text's answer.
-    @Test func concurrentClientsGetTheirOwnAnswers() async throws {
+    @Test func concurrentClientsGetTheirOwnAnswers() throws {
         let (server, port, _) = try startServer(["\(Self.pipelines)/text-classifier"])
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         let texts = (0..<100).map { "Client \($0) says the weather in city number \($0 * 7) was \($0 % 3 == 0 ? "awful" : "lovely")." }
@@ -126,17 +174,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: file) }
         try (texts.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let expected = try predictLines(model: "\(Self.pipelines)/text-classifier", input: file)
-        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { group in
-            for (i, text) in texts.enumerated() {
-                group.addTask {
-                    let body = try JSONSerialization.data(withJSONObject: ["inputs": text])
-                    return (i, try Self.request(port: port, "POST", "/predict", body: Array(body)))
-                }
-            }
-            return try await group.reduce(into: [Int: Reply]()) { $0[$1.0] = $1.1 }
+        let replies = Self.onThreads(100) { i in
+            try? Self.request(port: port, "POST", "/predict", body: Array(try! JSONSerialization.data(withJSONObject: ["inputs": texts[i]])))
         }
-        #expect(replies.count == 100)
-        for (i, reply) in replies { #expect(reply.status == 200 && reply.body == "[\(expected[i])]", "client \(i)") }
+        for (i, reply) in replies.enumerated() { #expect(reply?.status == 200 && reply?.body == "[\(expected[i])]", "client \(i)") }
     }
 
     /// Bad requests get a 4xx answer with a JSON error that says what was wrong, and the server keeps serving.
@@ -148,7 +189,9 @@ import Testing
             ("POST", "/predict", Array(#"["a"]"#.utf8), 400, "JSON object"),
             ("POST", "/predict", Array(#"{"inputs": 3}"#.utf8), 400, "'inputs' must be"),
             ("POST", "/predict", Array(#"{"inputs": []}"#.utf8), 400, "empty"),
-            ("POST", "/predict", Array(#"{"inputs": "a", "truncate": 1}"#.utf8), 400, "unknown field 'truncate'"),
+            ("POST", "/predict", Array(#"{"inputs": "a", "truncate": 1}"#.utf8), 400, "'truncate' must be true or false"),
+            ("POST", "/predict", Array(#"{"inputs": "a", "truncate": "yes"}"#.utf8), 400, "'truncate' must be true or false"),
+            ("POST", "/predict", Array(#"{"inputs": "a", "normalize": true}"#.utf8), 400, "unknown field 'normalize'"),
             ("POST", "/predict", Array(#"{"text": "a"}"#.utf8), 400, "unknown field 'text'"),
             ("POST", "/predict", Array(#"{"inputs": [{"text": 1}]}"#.utf8), 400, "inputs[0]"),
             ("POST", "/predict", Array(#"{"inputs": ["a","b","c","d","e"]}"#.utf8), 413, "at most 4"),
@@ -165,5 +208,12 @@ import Testing
             #expect(reply.body.contains(message), "\(reply.body)")
         }
         #expect(try Self.request(port: port, "GET", "/health").status == 200, "still serving")
+
+        // The OpenAPI document names every route, and every status the corpus met among /predict's answers.
+        let document = try JSONSerialization.jsonObject(with: Data(try Self.request(port: port, "GET", "/openapi.json").body.utf8)) as? [String: Any]
+        let paths = try #require(document?["paths"] as? [String: [String: Any]])
+        #expect(Set(paths.keys) == ["/predict", "/embed", "/models/{name}/predict", "/models/{name}/embed", "/health", "/info", "/metrics", "/openapi.json"])
+        let responses = try #require((paths["/predict"]?["post"] as? [String: Any])?["responses"] as? [String: Any])
+        for (_, _, _, status, _) in cases { #expect(responses[String(status)] != nil, "\(status) is not in the document") }
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A fine-tuned model, loaded once from its folder (a `finetune export` or a run's `best/`), that a program calls to
 /// predict: one text or a batch, from any thread.
@@ -13,8 +12,9 @@ import Synchronization
 /// Every call goes the way `finetune predict` goes (the head's predictor, `EvaluationLoop`'s batches by length),
 /// so a program gets the numbers the command writes. Loading reads the weights and packs them for inference (or
 /// quantises them, in int8) once: about the time of one batch's forward pass, and the model's weights once more in
-/// memory. Calls from several threads take turns: each call already uses every core (`Parallel`), and the
-/// activation buffers, sized for `batch_size` sequences of the model's maximum length, are the model's own.
+/// memory. Calls from several threads are batched together (`Batching`): their texts share forward passes, each
+/// of which uses every core (`Parallel`) and the model's activation buffers, sized for `batch_size` sequences of
+/// the model's maximum length.
 public final class FineTunedModel: Sendable {
     /// What a model predicts, from its config.json (architecture and problem type).
     public enum Head: String, Sendable, CaseIterable {
@@ -42,20 +42,24 @@ public final class FineTunedModel: Sendable {
     /// A multi-label model's threshold: the `threshold` option, else the model's own, else 0.5.
     private let threshold: Double
 
-    private let predictor: Mutex<HeadPredictor>
+    /// The tokenizer of the model's folder.
+    public let tokenizer: BertTokenizer
 
-    /// One predictor per head: the types that `finetune predict` runs.
-    private enum HeadPredictor {
-        case classification(ClassificationPredictor)
-        case entities(EntityPredictor)
-        case answers(AnswerPredictor)
-        case fillMask(FillMaskPredictor)
+    private let queue: HeadQueue
+
+    /// One predictor per head, the types that `finetune predict` runs, each behind the queue that batches callers.
+    private enum HeadQueue {
+        case classification(PredictionQueue<ClassificationPredictor>)
+        case entities(PredictionQueue<EntityPredictor>)
+        case answers(PredictionQueue<AnswerPredictor>)
+        case fillMask(PredictionQueue<FillMaskPredictor>)
     }
 
     /// Loads the model in `folder` to predict in `precision` (fp32, bf16 or int8), with `options` (those of
     /// `PredictionOptions` and of the model's head, e.g. `SpanQATask.PredictionOption.topK`); an option set that
-    /// this head does not read is an error.
-    public init(folder: String, precision: Precision = .float32, options: Hyperparameters = Hyperparameters()) throws {
+    /// this head does not read is an error. `batching` sets the token budget of a forward pass shared by callers.
+    public init(folder: String, precision: Precision = .float32, options: Hyperparameters = Hyperparameters(),
+                batching: Batching = Batching()) throws {
         var setup = try PredictionSetup(model: folder, options: options)
         setup.options[PredictionOptions.precision] = precision
         let plugin = try setup.plugin()
@@ -63,41 +67,42 @@ public final class FineTunedModel: Sendable {
         if let unknown = options.values.keys.sorted().first(where: { !readable.contains($0) }) {
             throw UsageError("\(unknown) is not an option of \(plugin.name) models (they read \(readable.sorted().joined(separator: ", ")))")
         }
-        let loaded: HeadPredictor
+        let loaded: HeadQueue
         switch plugin {
         case is SequenceClassificationTask.Type:
             let regression = try setup.checkpoint.problemType() == "regression"
             labels = regression ? [] : try setup.labels(of: "classification")
             head = regression ? .regression : .textClassification
-            loaded = .classification(try ClassificationPredictor(
+            loaded = .classification(try Self.queue(ClassificationPredictor(
                 setup, outputs: max(labels.count, 1),
-                line: SequenceClassificationTask.jsonLine(labels: labels, regression: regression)))
+                line: SequenceClassificationTask.jsonLine(labels: labels, regression: regression)), batching))
         case is MultiLabelClassificationTask.Type:
             labels = try setup.labels(of: "classification")
             head = .multiLabelClassification
-            loaded = .classification(try ClassificationPredictor(
+            loaded = .classification(try Self.queue(ClassificationPredictor(
                 setup, outputs: labels.count,
-                line: MultiLabelClassificationTask.jsonLine(labels: labels, threshold: try MultiLabelClassificationTask.threshold(setup))))
+                line: MultiLabelClassificationTask.jsonLine(labels: labels, threshold: try MultiLabelClassificationTask.threshold(setup))), batching))
         case is TokenClassificationTask.Type:
             let predictor = try EntityPredictor(setup)
-            (labels, head, loaded) = (predictor.labels, .tokenClassification, .entities(predictor))
+            (labels, head, loaded) = (predictor.labels, .tokenClassification, .entities(try Self.queue(predictor, batching)))
         case is SpanQATask.Type:
-            (labels, head, loaded) = ([], .questionAnswering, .answers(try AnswerPredictor(setup)))
+            (labels, head, loaded) = ([], .questionAnswering, .answers(try Self.queue(AnswerPredictor(setup), batching)))
         case is PreTrainingTask.Type:
-            (labels, head, loaded) = ([], .fillMask, .fillMask(try FillMaskPredictor(setup)))
+            (labels, head, loaded) = ([], .fillMask, .fillMask(try Self.queue(FillMaskPredictor(setup), batching)))
         default:
             throw UsageError("\(folder) is a \(plugin.architecture) model, which `finetune predict` runs but FineTunedModel does not")
         }
         self.folder = folder
         self.options = setup.options
         threshold = head == .multiLabelClassification ? try MultiLabelClassificationTask.threshold(setup) : 0.5
-        switch loaded {
-        case let .classification(p): p.parameters.fixWeightsForGood()
-        case let .entities(p): p.parameters.fixWeightsForGood()
-        case let .answers(p): p.parameters.fixWeightsForGood()
-        case let .fillMask(p): p.parameters.fixWeightsForGood()
-        }
-        predictor = Mutex(loaded)
+        tokenizer = try BertTokenizer(directory: folder)
+        queue = loaded
+    }
+
+    /// The predictor behind its queue, its weights packed (or quantised) for the model's life.
+    private static func queue<P: Predictor>(_ predictor: P, _ batching: Batching) throws -> PredictionQueue<P> {
+        predictor.parameters.fixWeightsForGood()
+        return try PredictionQueue(predictor, batching: batching)
     }
 
     // MARK: Sequence classification
@@ -127,10 +132,8 @@ public final class FineTunedModel: Sendable {
     private func logits(_ inputs: [TextInput], for wanted: Head) throws -> [[Float]] {
         try check(wanted)
         let records = inputs.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: $1.fields) }
-        return try predictor.withLock { loaded in
-            guard case let .classification(p) = loaded else { preconditionFailure("checked above") }
-            return try p.predict(records).results.map(\.output)
-        }
+        guard case let .classification(q) = queue else { preconditionFailure("checked above") }
+        return try q.predict(records).map(\.output)
     }
 
     // MARK: Token classification
@@ -139,12 +142,10 @@ public final class FineTunedModel: Sendable {
     public func entities(in texts: [String]) throws -> [[Entity]] {
         try check(.tokenClassification)
         let records = texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
-        return try predictor.withLock { loaded in
-            guard case let .entities(p) = loaded else { preconditionFailure("checked above") }
-            return try p.predict(records).results.map {
-                guard case let .entities(entities) = $0.output else { preconditionFailure("a text has entities") }
-                return entities
-            }
+        guard case let .entities(q) = queue else { preconditionFailure("checked above") }
+        return try q.predict(records).map {
+            guard case let .entities(entities) = $0.output else { preconditionFailure("a text has entities") }
+            return entities
         }
     }
 
@@ -159,10 +160,8 @@ public final class FineTunedModel: Sendable {
         let records = questions.enumerated().map {
             InputRecord(file: "<input>", line: $0 + 1, fields: ["question": $1.question, "context": $1.context])
         }
-        return try predictor.withLock { loaded in
-            guard case let .answers(p) = loaded else { preconditionFailure("checked above") }
-            return try p.predict(records).results.map(\.output)
-        }
+        guard case let .answers(q) = queue else { preconditionFailure("checked above") }
+        return try q.predict(records).map(\.output)
     }
 
     /// The best answers to one question.
@@ -176,10 +175,8 @@ public final class FineTunedModel: Sendable {
     public func fillMask(_ texts: [String]) throws -> [[[MaskFill]]] {
         try check(.fillMask)
         let records = texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
-        return try predictor.withLock { loaded in
-            guard case let .fillMask(p) = loaded else { preconditionFailure("checked above") }
-            return try p.predict(records).results.map(\.output)
-        }
+        guard case let .fillMask(q) = queue else { preconditionFailure("checked above") }
+        return try q.predict(records).map(\.output)
     }
 
     /// The fillers of each `[MASK]` of one text.
@@ -190,19 +187,29 @@ public final class FineTunedModel: Sendable {
     /// The line `finetune predict` writes for each record (a JSONL input's objects: `text` and `text_pair`,
     /// `question` and `context`), in order: what a server answers, byte for byte what the command writes.
     public func predictionLines(_ records: [[String: Any]]) throws -> [String] {
-        let inputs = records.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: $1) }
-        return try predictor.withLock { loaded -> [String] in
-            switch loaded {
-            case let .classification(p): return try Self.lines(p, inputs)
-            case let .entities(p): return try Self.lines(p, inputs)
-            case let .answers(p): return try Self.lines(p, inputs)
-            case let .fillMask(p): return try Self.lines(p, inputs)
-            }
+        let inputs = Self.inputs(records)
+        switch queue {
+        case let .classification(q): return try q.lines(inputs)
+        case let .entities(q): return try q.lines(inputs)
+        case let .answers(q): return try q.lines(inputs)
+        case let .fillMask(q): return try q.lines(inputs)
         }
     }
 
-    private static func lines<P: Predictor>(_ predictor: P, _ records: [InputRecord]) throws -> [String] {
-        try predictor.predict(records).results.map { predictor.line($0.output, of: $0.example) }
+    /// The same, awaited: a server's request. When `deadline` passes before the model got to every record, the
+    /// call throws `QueueError.deadlinePassed`; cancelling the task takes its waiting texts out of the queue.
+    public func predictionLines(_ records: [[String: Any]], deadline: ContinuousClock.Instant?) async throws -> [String] {
+        let inputs = Self.inputs(records)
+        switch queue {
+        case let .classification(q): return try await q.lines(inputs, deadline: deadline)
+        case let .entities(q): return try await q.lines(inputs, deadline: deadline)
+        case let .answers(q): return try await q.lines(inputs, deadline: deadline)
+        case let .fillMask(q): return try await q.lines(inputs, deadline: deadline)
+        }
+    }
+
+    private static func inputs(_ records: [[String: Any]]) -> [InputRecord] {
+        records.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: $1) }
     }
 
     private func check(_ wanted: Head) throws {

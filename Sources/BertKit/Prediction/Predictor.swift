@@ -25,6 +25,8 @@ protocol Predictor {
     var header: String? { get }
     /// Sequences per forward pass.
     var batchSize: Int { get }
+    /// Tokens per sequence at most, `[CLS]` and `[SEP]` included (what the activation buffers are sized for).
+    var maxLength: Int { get }
     /// The model's parameters, fixed while the predictor runs (`ParameterStore.withFixedWeights`).
     var parameters: ParameterStore { get }
     /// How a TSV input's columns are read (nil: the head reads no TSV).
@@ -53,31 +55,42 @@ extension Predictor {
     func predict(_ records: [InputRecord], processes: ProcessGroup = .single)
         throws -> (results: [(example: Example, output: Output)], seconds: Double)
     {
-        let examples = try records.enumerated().map { try prepare($1, index: $0) }
-        var sequences: [ModelInput] = [], owners: [(example: Int, window: Int)] = []
-        var outputs = [[[Float]]](repeating: [], count: examples.count)
-        for (e, example) in examples.enumerated() {
-            let windows = self.sequences(of: example)
-            outputs[e] = Array(repeating: [], count: windows.count)
-            sequences += windows
-            owners += windows.indices.map { (e, $0) }
-        }
+        let prepared = try prepare(records)
         let loop = EvaluationLoop(batchSize: batchSize, processes: processes)
         var started = ContinuousClock.now
-        let results = try parameters.withFixedWeights {
+        let outputs = try parameters.withFixedWeights {
             started = ContinuousClock.now
-            return try loop.outputs(lengths: sequences.map(\.ids.count)) { batch in
-                forward(batch.map { sequences[$0] }).map { $0.map(Double.init) }
+            return try loop.outputs(lengths: prepared.sequences.map(\.ids.count)) { batch in
+                forward(batch.map { prepared.sequences[$0] }).map { $0.map(Double.init) }
             }
-        }
-        for (owner, result) in zip(owners, results) { outputs[owner.example][owner.window] = result.map { Float($0) } }
-        if let bad = outputs.firstIndex(where: { !Self.isFinite($0) }) {
-            let record = records[bad]
-            throw DataError(file: record.file, line: record.line, "the model's outputs are not finite numbers (NaN or infinity)")
         }
         let seconds = started.seconds
         guard processes.isMain else { return ([], seconds) }
-        return (try zip(examples, outputs).map { ($0, try result(of: $0, outputs: $1)) }, seconds)
+        return (try results(prepared, outputs: outputs.map { $0.map { Float($0) } }), seconds)
+    }
+
+    /// The records prepared, and all their sequences in one list: what goes through the model, in
+    /// `EvaluationLoop`'s batches (`predict`) or in a `PredictionQueue`'s, shared with other callers.
+    func prepare(_ records: [InputRecord]) throws -> PreparedRecords<Example> {
+        let examples = try records.enumerated().map { try prepare($1, index: $0) }
+        var prepared = PreparedRecords(records: records, examples: examples)
+        for (e, example) in examples.enumerated() {
+            let windows = sequences(of: example)
+            prepared.sequences += windows
+            prepared.owners += Array(repeating: e, count: windows.count)
+        }
+        return prepared
+    }
+
+    /// Each record's example and result, from the outputs of every sequence of `prepared`, in its order.
+    func results(_ prepared: PreparedRecords<Example>, outputs: [[Float]]) throws -> [(example: Example, output: Output)] {
+        var perExample = [[[Float]]](repeating: [], count: prepared.examples.count)
+        for (owner, output) in zip(prepared.owners, outputs) { perExample[owner].append(output) }
+        if let bad = perExample.firstIndex(where: { !Self.isFinite($0) }) {
+            let record = prepared.records[bad]
+            throw DataError(file: record.file, line: record.line, "the model's outputs are not finite numbers (NaN or infinity)")
+        }
+        return try zip(prepared.examples, perExample).map { ($0, try result(of: $0, outputs: $1)) }
     }
 
     /// Predicts over the request's input and writes the results: for a file, all of them at once (`predict`),
@@ -144,6 +157,15 @@ func softmax<Logits: Collection<Float>>(_ logits: Logits) -> [Double] {
     let top = Double(logits.max() ?? 0)
     let e = logits.map { Foundation.exp(Double($0) - top) }, total = e.reduce(0, +)
     return e.map { $0 / total }
+}
+
+/// Records made ready for a model: their examples and, in one list, every sequence the model reads for them
+/// (`owners[i]` is the example that sequence `i` belongs to; an example's windows are consecutive).
+struct PreparedRecords<Example> {
+    let records: [InputRecord]
+    let examples: [Example]
+    var sequences: [ModelInput] = []
+    var owners: [Int] = []
 }
 
 /// One JSON object per output line, keys sorted, so that equal results are equal lines.

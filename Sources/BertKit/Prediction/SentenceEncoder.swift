@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Sentence embeddings from an encoder folder, as sentence-transformers' `encode` makes them: the token vectors of
 /// the last layer pooled as the folder's `modules.json` and its pooling module's `config.json` say (the `[CLS]`
@@ -32,11 +31,15 @@ public final class SentenceEncoder: Sendable {
     /// The length of each embedding.
     public let dimension: Int
 
-    private let predictor: Mutex<EmbeddingPredictor>
+    /// The tokenizer of the model's folder.
+    public let tokenizer: BertTokenizer
 
-    /// Loads the encoder in `folder` to run in `precision`; `normalize` overrides the folder's choice.
+    private let queue: PredictionQueue<EmbeddingPredictor>
+
+    /// Loads the encoder in `folder` to run in `precision`; `normalize` overrides the folder's choice; `batching`
+    /// as `FineTunedModel`'s.
     public init(folder: String, precision: Precision = .float32, normalize: Bool? = nil,
-                options: Hyperparameters = Hyperparameters()) throws {
+                options: Hyperparameters = Hyperparameters(), batching: Batching = Batching()) throws {
         var setup = try PredictionSetup(model: folder, options: options)
         setup.options[PredictionOptions.precision] = precision
         let configuration = try SentenceTransformersConfiguration(folder: folder)
@@ -47,22 +50,28 @@ public final class SentenceEncoder: Sendable {
         let predictor = try EmbeddingPredictor(setup, configuration: configuration, normalize: self.normalize)
         maxLength = predictor.maxLength
         predictor.parameters.fixWeightsForGood()
-        self.predictor = Mutex(predictor)
+        tokenizer = predictor.tokenizer
+        queue = try PredictionQueue(predictor, batching: batching)
     }
 
     /// The embedding of each text, in order.
     public func embed(_ texts: [String]) throws -> [[Float]] {
-        let records = texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
-        return try predictor.withLock { try $0.predict(records).results.map(\.output) }
+        try queue.predict(Self.records(texts)).map(\.output)
     }
 
     /// The embedding of one text.
     public func embed(_ text: String) throws -> [Float] { try embed([text])[0] }
 
     /// The line `finetune predict` writes for each text, `{"embedding": [...]}`.
-    public func predictionLines(_ texts: [String]) throws -> [String] {
-        let records = texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
-        return try predictor.withLock { p in try p.predict(records).results.map { p.line($0.output, of: $0.example) } }
+    public func predictionLines(_ texts: [String]) throws -> [String] { try queue.lines(Self.records(texts)) }
+
+    /// The same, awaited, as `FineTunedModel.predictionLines(_:deadline:)`.
+    public func predictionLines(_ texts: [String], deadline: ContinuousClock.Instant?) async throws -> [String] {
+        try await queue.lines(Self.records(texts), deadline: deadline)
+    }
+
+    private static func records(_ texts: [String]) -> [InputRecord] {
+        texts.enumerated().map { InputRecord(file: "<input>", line: $0 + 1, fields: ["text": $1]) }
     }
 
     /// What `finetune predict` over a bare encoder reads: the common options and `normalize`.

@@ -30,7 +30,11 @@ public enum Batches {
     /// The indices of `lengths` in batches of at most `batchSize` sequences of similar length, shortest first:
     /// how evaluation and prediction visit their examples (less padding; results go back by index).
     public static func byLength(_ lengths: [Int], batchSize: Int) -> [ArraySlice<Int>] {
-        let order = lengths.indices.sorted { lengths[$0] < lengths[$1] }
+        let order = shortestFirst(lengths)
         return stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min($0 + batchSize, order.count)] }
     }
+
+    /// The indices of `lengths`, shortest first: the order of `byLength`'s batches, and of a caller's sequences
+    /// in a `PredictionQueue` (so that a lone caller's batches are `byLength`'s).
+    static func shortestFirst(_ lengths: [Int]) -> [Int] { lengths.indices.sorted { lengths[$0] < lengths[$1] } }
 }
