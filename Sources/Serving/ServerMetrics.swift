@@ -13,14 +13,14 @@ public final class ServerMetrics: Sendable {
         texts = registry.makeCounter(descriptor: Self.name("texts", "total", "Texts (inputs) predicted or embedded."))
         requestInputs = registry.makeValueHistogram(descriptor: Self.name("request_inputs", "count", "Inputs per request."),
                                                     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
-        inFlight = registry.makeGauge(descriptor: Self.name("requests_in_flight", nil, "Prediction requests being answered, waiting ones included."))
+        inFlight = registry.makeGauge(descriptor: Self.name("requests_in_flight", "", "Prediction requests being answered, waiting ones included."))
     }
 
     /// The batching of the model `name`, reporting each forward pass here.
     public func batching(model name: String, maxTokens: Int?) -> Batching {
         let labels = [("model", name)]
-        let waiting = registry.makeGauge(descriptor: Self.name("queue_waiting", nil, "Sequences waiting for a forward pass."), labels: labels)
-        let callers = registry.makeGauge(descriptor: Self.name("queue_callers", nil, "Requests with sequences waiting or in the pass."), labels: labels)
+        let waiting = registry.makeGauge(descriptor: Self.name("queue_waiting", "", "Sequences waiting for a forward pass."), labels: labels)
+        let callers = registry.makeGauge(descriptor: Self.name("queue_callers", "", "Requests with sequences waiting or in the pass."), labels: labels)
         let tokens = registry.makeCounter(descriptor: Self.name("tokens", "total", "Tokens through the model (no padding)."), labels: labels)
         let sequences = registry.makeValueHistogram(descriptor: Self.name("batch_sequences", "count", "Sequences per forward pass."),
                                                     labels: labels, buckets: [1, 2, 4, 8, 16, 32, 64, 128])
@@ -51,7 +51,8 @@ public final class ServerMetrics: Sendable {
 
     static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-    static func name(_ metric: String, _ unit: String?, _ help: String) -> MetricNameDescriptor {
+    /// A metric's name; an empty unit adds no suffix.
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "bertkit", metricName: metric, unitName: unit, helpText: help)
     }
 }

@@ -47,15 +47,16 @@ public enum QueueError: Error, CustomStringConvertible, Sendable {
 /// that mix the sequences of all waiting calls, then each call makes its results from its own outputs.
 ///
 /// A batch holds at most `batch_size` sequences (what the activation buffers hold) and `maxTokens` tokens. It is
-/// filled in turns: one sequence of each waiting call, shortest first within a call, the call that starts the turn
-/// moving on by one each batch, until the batch is full. So a call with a thousand texts cannot starve a call
-/// with one: the latter's sequence is in the next batch. A lone call gets `EvaluationLoop`'s batches exactly
+/// filled in turns (round-robin over the waiting calls, in arrival order): one sequence of the call at the front,
+/// shortest first within a call, then that call goes to the back. So a call with a thousand texts cannot starve a
+/// call with one, whose sequence is in the next batch, and calls of one text each are served first come, first
+/// served. A lone call gets `EvaluationLoop`'s batches exactly
 /// (`Batches.byLength`), so its numbers are `finetune predict`'s; in fp32 and int8 a sequence's outputs do not
 /// depend on the other sequences of its batch either (rows are packed, not padded, and products are row by row),
 /// so mixed batches give the same bytes. (Sorting a batch by length would buy nothing for that reason.)
 ///
-/// The worker thread is started when a call arrives and no worker is running, and ends when nothing waits, so a
-/// model that nobody calls holds no thread.
+/// The worker thread is started when a call arrives and no worker is running, and ends when nothing has waited
+/// for half a second, so a model that nobody calls holds no thread.
 final class PredictionQueue<P: Predictor>: @unchecked Sendable {
     // `predictor.forward` writes the model's activation buffers: only the worker calls it. `prepare` and
     // `results` read the tokenizer and the labels alone, and run on the callers' threads.
@@ -63,6 +64,9 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
     private let maxSequences, maxTokens: Int
     private let report: (@Sendable (BatchReport) -> Void)?
     private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    /// How long the worker waits for work before it ends.
+    static var idleLife: DispatchTimeInterval { .milliseconds(500) }
 
     /// A call waiting for its outputs.
     private struct Job {
@@ -79,9 +83,11 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
 
     private struct State {
         var jobs: [Job] = []
-        var working = false
-        /// The job that starts the next batch's turns.
-        var turn = 0
+        /// Whether a worker thread exists, and whether it waits for work (`wake` rouses it).
+        var working = false, idle = false
+        /// The calls with sequences not yet in a batch, in the order of their next turn: each turn takes one
+        /// sequence and sends the call to the back, so every waiting call gets a sequence per round.
+        var turns: [Ticket] = []
     }
 
     /// A call's handle, to cancel it; read and written only under the queue's lock.
@@ -150,7 +156,12 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
             if ticket.cancelled { return nil }
             state.jobs.append(Job(ticket: ticket, sequences: sequences, order: order, outputs: Array(repeating: [], count: sequences.count),
                                   unanswered: sequences.count, deadline: deadline, finish: finish))
+            state.turns.append(ticket)
             defer { state.working = true }
+            if state.working && state.idle {
+                state.idle = false
+                wake.signal()
+            }
             return !state.working
         }
         switch startWorker {
@@ -172,7 +183,7 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
         job?.finish(.failure(.cancelled))
     }
 
-    /// The worker: batches until nothing waits.
+    /// The worker: batches until nothing has waited for `idleLife`.
     private func work() {
         while true {
             var expired: [Job] = []
@@ -181,11 +192,23 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
                 expired = state.jobs.filter { $0.deadline.map { $0 < now } ?? false }
                 state.jobs.removeAll { $0.deadline.map { $0 < now } ?? false }
                 let batch = Self.take(&state, maxSequences: maxSequences, maxTokens: maxTokens)
-                if batch.isEmpty { state.working = false }
+                state.idle = batch.isEmpty
                 return (batch, state.jobs.reduce(0) { $0 + $1.order.count - $1.taken }, state.jobs.count)
             }
             for job in expired { job.finish(.failure(.deadlinePassed)) }
-            guard !batch.isEmpty else { return }
+            if batch.isEmpty {
+                // A thread that stays a moment answers the next call sooner than a new one; one that stays for ever
+                // would outlive the model.
+                if wake.wait(timeout: .now() + Self.idleLife) == .timedOut {
+                    let done = state.withLock { state -> Bool in
+                        guard state.idle else { return false }
+                        state.working = false
+                        return true
+                    }
+                    if done { return }
+                }
+                continue
+            }
             let started = ContinuousClock.now
             let outputs = predictor.forward(batch.map(\.input))
             let seconds = started.seconds
@@ -205,28 +228,27 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
         }
     }
 
-    /// The next batch: in turns, one sequence of each waiting call that still fits, until the batch is full.
+    /// The next batch: turn by turn, the sequence of the call at the front (its shortest not yet taken), the call
+    /// then going to the back, until the batch is full. A call whose next sequence does not fit the token budget
+    /// sits this batch out and keeps its place at the front.
     private static func take(_ state: inout State, maxSequences: Int, maxTokens: Int) -> [(ticket: Ticket, sequence: Int, input: ModelInput)] {
         var batch: [(ticket: Ticket, sequence: Int, input: ModelInput)] = []
-        var tokens = 0, added = true
-        let count = state.jobs.count
-        guard count > 0 else { return batch }
-        let first = state.turn % count
-        state.turn = first + 1
-        while added && batch.count < maxSequences {
-            added = false
-            for k in 0..<count where batch.count < maxSequences {
-                let j = (first + k) % count
-                let job = state.jobs[j]
-                guard job.taken < job.order.count else { continue }
-                let s = job.order[job.taken], input = job.sequences[s]
-                guard tokens + input.ids.count <= maxTokens else { continue }
-                batch.append((job.ticket, s, input))
-                tokens += input.ids.count
-                state.jobs[j].taken += 1
-                added = true
+        var tokens = 0, sittingOut: [Ticket] = []
+        while batch.count < maxSequences, !state.turns.isEmpty {
+            let ticket = state.turns.removeFirst()
+            // A call cancelled or past its deadline has left `jobs`; its ticket leaves the turns here.
+            guard let j = state.jobs.firstIndex(where: { $0.ticket === ticket }) else { continue }
+            let job = state.jobs[j], s = job.order[job.taken], input = job.sequences[s]
+            guard tokens + input.ids.count <= maxTokens else {
+                sittingOut.append(ticket)
+                continue
             }
+            batch.append((ticket, s, input))
+            tokens += input.ids.count
+            state.jobs[j].taken += 1
+            if state.jobs[j].taken < job.order.count { state.turns.append(ticket) }
         }
+        state.turns.insert(contentsOf: sittingOut, at: 0)
         return batch
     }
 }

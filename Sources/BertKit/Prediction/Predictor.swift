@@ -15,7 +15,7 @@ public struct ModelInput: Sendable {
 /// prepared (tokenised, cut into windows), the windows of all records go through the model in batches of
 /// similar length (`EvaluationLoop`), and each record's result is made from its windows' outputs, in input order.
 /// `finetune predict` writes each result as a line (`run`); `FineTunedModel` returns them as values.
-protocol Predictor {
+protocol Predictor: SendableMetatype {
     /// A record made ready for the model, with what its result needs (offsets, words, the text).
     associatedtype Example
     /// An example's result, as a program receives it (`FineTunedModel`).
