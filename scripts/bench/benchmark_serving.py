@@ -156,8 +156,8 @@ def wrk(port, bodies, concurrency, seconds):
     def duration(text):
         value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
         return float(value) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit]
-    p50 = duration(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = duration(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = duration(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = duration(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

@@ -8,8 +8,9 @@ Phases, each against a fresh server on 127.0.0.1 with one MRPC dev pair per requ
   soak      paced clients offering --fraction of the peak for --minutes (open loop: a request every 1/rate s,
             whatever the answers); per window: achieved requests/s, p50/p99, failures, and the server's resident
             memory.
-  overload  wrk at concurrency 640 against --max-concurrent-requests 64 (10x the admitted), with a probe client
-            sending one request every 50 ms: the share of 429s, the probe's admitted latency, the server alive after.
+  overload  wrk at concurrency 640, each connection pausing between requests so that together they offer 10x the
+            peak, against --max-concurrent-requests 64, with a probe client sending one request every 50 ms: the
+            share of 429s, the admitted throughput, the probe's admitted latency, the server alive after.
   bad       10,000 requests: valid bodies cut, bytes flipped, types changed, fields renamed: every status counted;
             no 5xx and the server alive is the pass.
   drain     16 clients asking in a loop; SIGTERM after 5 s: every request whose answer began arrives whole
@@ -40,6 +41,7 @@ def parse():
     p.add_argument("--minutes", type=float, default=30)
     p.add_argument("--fraction", type=float, default=0.8)
     p.add_argument("--window", type=float, default=300, help="seconds per soak row")
+    p.add_argument("--phases", nargs="+", default=["soak", "overload", "bad", "drain"])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "serve-soak.md"))
     return p.parse_args()
 
@@ -84,6 +86,7 @@ def call(connection, body):
 
 
 def wrk(port, concurrency, seconds, script):
+    """Requests/s, requests, and answers other than 2xx."""
     out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", "--timeout", "30s", "-s", script,
                           f"http://127.0.0.1:{port}/predict"], capture_output=True, text=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -113,10 +116,26 @@ def main():
     lines += [f"Peak (wrk, concurrency 32, 15 s): {peak:.1f} requests/s. {server.banner}", ""]
     print(lines[-2], flush=True)
 
-    # Soak: paced clients, open loop.
+    server.stop()
+    if "soak" in args.phases:
+        lines += soak(args, peak, payloads)
+    if "overload" in args.phases:
+        lines += overload(args, peak, payloads, work)
+    if "bad" in args.phases:
+        lines += bad(args, payloads)
+    if "drain" in args.phases:
+        lines += drain(args, payloads, work)
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def soak(args, peak, payloads):
+    server = Server(args, 18601)
     rate = args.fraction * peak
     clients = 16
-    results, lock, stop = [], threading.Lock(), time.monotonic() + args.minutes * 60
+    lines, results, lock, stop = [], [], threading.Lock(), time.monotonic() + args.minutes * 60
     start = time.monotonic()
 
     def paced(k):
@@ -159,9 +178,14 @@ def main():
     lines += ["", f"In all: {len(results)} requests, {failed} not answered 200; resident memory {memory[0][1]:.0f} MB at the start, "
               f"{max(m for _, m in memory):.0f} MB at most, {memory[-1][1]:.0f} MB at the end.", ""]
     server.stop()
+    return lines
 
-    # Overload.
+
+def overload(args, peak, payloads, work):
     server = Server(args, 18602, "--max-concurrent-requests", "64")
+    # Each of 640 connections pauses between its requests, so that together they offer 10x the peak.
+    paced = Path(work) / "paced.lua"
+    paced.write_text((Path(work) / "post.lua").read_text() + f"function delay() return {640 * 1000 / (10 * peak):.0f} end\n")
     probe, probe_stop = [], threading.Event()
 
     def probing():
@@ -174,20 +198,23 @@ def main():
             time.sleep(0.05)
     prober = threading.Thread(target=probing)
     prober.start()
-    offered, total, shed = wrk(18602, 640, 30, str(script))
+    _, total, shed = wrk(18602, 640, 30, str(paced))
     probe_stop.set()
     prober.join()
     admitted = [s for status, s in probe if status == 200]
     alive = server.process.poll() is None and call(http.client.HTTPConnection("127.0.0.1", 18602, timeout=30), payloads[2])[0] == 200
-    lines += [f"Overload: wrk at concurrency 640 for 30 s against --max-concurrent-requests 64: {offered:.0f} requests/s offered "
-              f"({offered / peak:.1f}x the peak), {total} requests, {shed} answered 429 ({shed / max(total, 1):.0%}), the rest 200. "
+    lines = [f"Overload: wrk at concurrency 640 for 30 s, paced to offer {10 * peak:.0f} requests/s (10x the peak), against "
+             f"--max-concurrent-requests 64: {total / 30:.0f} requests/s sent, {shed} of {total} answered 429 ({shed / max(total, 1):.0%}), "
+             f"{(total - shed) / 30:.0f} requests/s admitted and answered 200. "
               f"Probe (one request every 50 ms): {len(admitted)} of {len(probe)} admitted, p50 {percentile(admitted, 0.5):.0f} ms, "
               f"p99 {percentile(admitted, 0.99):.0f} ms, slowest {max(admitted, default=0) * 1000:.0f} ms. Server alive and answering after: {alive}; "
               f"resident {server.resident_mb():.0f} MB.", ""]
     print(lines[-2], flush=True)
     server.stop()
+    return lines
 
-    # Bad requests.
+
+def bad(args, payloads):
     server = Server(args, 18603)
     random.seed(7)
     statuses = {}
@@ -212,13 +239,16 @@ def main():
             connection = http.client.HTTPConnection("127.0.0.1", 18603, timeout=30)
         statuses[status] = statuses.get(status, 0) + 1
     alive = call(http.client.HTTPConnection("127.0.0.1", 18603, timeout=30), payloads[0])[0] == 200
-    lines += [f"Bad requests: 10,000 (cut, bytes flipped, wrong types, renamed fields, long or odd texts, bad truncate): statuses "
+    lines = [f"Bad requests: 10,000 (cut, bytes flipped, wrong types, renamed fields, long or odd texts, bad truncate): statuses "
               + ", ".join(f"{s}: {c}" for s, c in sorted(statuses.items())) + f"; server alive after: {alive}.", ""]
     print(lines[-2], flush=True)
     server.stop()
+    return lines
 
-    # Drain under load.
+
+def drain(args, payloads, work):
     log = str(Path(work) / "drain.log")
+    lock = threading.Lock()
     server = Server(args, 18604, "--log-requests", log=log)
     answered, refused, broken = [0], [0], [0]
 
@@ -256,14 +286,11 @@ def main():
     for t in askers:
         t.join(timeout=10)
     logged = sum(1 for l in open(log) if "status=200" in l)
-    lines += [f"Drain: 16 clients in a loop, SIGTERM after 5 s: exit status {status} after {drained:.2f} s; the clients received "
+    lines = [f"Drain: 16 clients in a loop, SIGTERM after 5 s: exit status {status} after {drained:.2f} s; the clients received "
               f"{answered[0]} answers 200 and the server logged {logged} answered; {broken[0]} requests sent on connections the server "
               f"closed without reading them, {refused[0]} connections refused after the signal.", ""]
     print(lines[-2], flush=True)
-    text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    return lines
 
 
 if __name__ == "__main__":
