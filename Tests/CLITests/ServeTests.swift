@@ -94,7 +94,7 @@ import Testing
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
         if let log {
-            FileManager.default.createFile(atPath: log, contents: nil)
+            guard FileManager.default.createFile(atPath: log, contents: nil) else { throw POSIXError(.EACCES) }
             process.standardError = FileHandle(forWritingAtPath: log)
         } else {
             process.standardError = err
