@@ -400,7 +400,7 @@ import BertKit
         let upgraded = try SQLiteDatabase(path: db)
         let columns = try upgraded.query("SELECT name FROM pragma_table_info('run_params')").compactMap { $0["name"] }
         #expect(columns.contains(.text("precision")) && columns.contains(.text("learning_rate")))
-        #expect(try upgraded.query("PRAGMA user_version").first?["user_version"] == .integer(4))
+        #expect(try upgraded.query("PRAGMA user_version").first?["user_version"] == .integer(5))
         let runColumns = try upgraded.query("SELECT name FROM pragma_table_info('runs')").compactMap { $0["name"] }
         #expect(runColumns.contains(.text("last_seen")) && runColumns.contains(.text("checkpoint")) && runColumns.contains(.text("plugin")))
         let tables = try upgraded.query("SELECT name FROM sqlite_master").compactMap { $0["name"] }

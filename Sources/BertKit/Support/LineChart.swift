@@ -39,13 +39,12 @@ public struct LineChart: Sendable {
 
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
-    /// The chart as a standalone SVG document.
-    public func svg() -> String {
+    /// The chart as a standalone SVG document, or (`standalone: false`) as an `<svg>` element for a web page.
+    public func svg(standalone: Bool = true) -> String {
         let legendRows = max(1, panels.map(\.series.count).max() ?? 1)
         let legendHeight = 18.0 * Double(legendRows) + 12
         let height = panelHeight * Double(panels.count) + legendHeight
-        var out = """
-            <?xml version="1.0" encoding="UTF-8"?>
+        var out = (standalone ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" : "") + """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
 
@@ -73,7 +72,8 @@ public struct LineChart: Sendable {
         func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * (right - left) }
         func py(_ y: Double) -> Double { bottom - (y - yMin) / (yMax - yMin) * (bottom - plotTop) }
 
-        var out = "<g class=\"panel\">\n<text x=\"\(f(left))\" y=\"\(f(top + 18))\" font-size=\"14\" font-weight=\"bold\">\(escape(panel.title))</text>\n"
+        // The x range and where it is drawn, so that a page's script can turn a drag over the panel into steps.
+        var out = "<g class=\"panel\" data-x-min=\"\(xMin)\" data-x-max=\"\(xMax)\" data-left=\"\(f(left))\" data-right=\"\(f(right))\">\n<text x=\"\(f(left))\" y=\"\(f(top + 18))\" font-size=\"14\" font-weight=\"bold\">\(escape(panel.title))</text>\n"
         out += "<rect x=\"\(f(left))\" y=\"\(f(plotTop))\" width=\"\(f(right - left))\" height=\"\(f(bottom - plotTop))\" fill=\"none\" stroke=\"#888\"/>\n"
         for k in 0...4 {
             let y = yMin + (yMax - yMin) * Double(k) / 4, x = xMin + (xMax - xMin) * Double(k) / 4

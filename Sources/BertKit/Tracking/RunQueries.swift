@@ -120,14 +120,15 @@ extension ResultsDatabase {
     }
 }
 
+/// A row's columns as Swift values (nil for NULL or an absent column).
 extension [String: SQLValue] {
-    func text(_ column: String) -> String? {
+    public func text(_ column: String) -> String? {
         switch self[column] {
         case .null?, nil: nil
         case let value?: value.description
         }
     }
-    func integer(_ column: String) -> Int64? {
+    public func integer(_ column: String) -> Int64? {
         switch self[column] {
         case .integer(let v)?: v
         case .real(let v)?: Int64(exactly: v)
@@ -135,7 +136,7 @@ extension [String: SQLValue] {
         default: nil
         }
     }
-    func real(_ column: String) -> Double? { self[column]?.double }
+    public func real(_ column: String) -> Double? { self[column]?.double }
 }
 
 extension ResultsDatabase {
@@ -159,9 +160,17 @@ extension ResultsDatabase {
                                   .init(title: "dev \(metric)", xLabel: "step", yLabel: metric, series: dev)])
     }
 
-    /// Learning curves of a sweep: per configuration, the mean over its seeds at each step, with a band from the
-    /// lowest to the highest seed.
-    public func learningCurves(sweep: Int64, metric: String) throws -> LineChart {
+    /// How far a sweep's seeds spread around their mean at a step, as a chart's band.
+    public enum Spread: Sendable {
+        /// From the lowest seed to the highest.
+        case range
+        /// The mean plus and minus the seeds' standard deviation (n − 1).
+        case standardDeviation
+    }
+
+    /// Learning curves of a sweep: per configuration, the mean over its seeds at each step, with a band of their
+    /// `spread`.
+    public func learningCurves(sweep: Int64, metric: String, spread: Spread = .range) throws -> LineChart {
         let runs = try self.runs(ofSweep: sweep)
         guard !runs.isEmpty else { throw UsageError("sweep \(sweep) has no runs in \(path)") }
         var configurations: [String] = []
@@ -174,12 +183,21 @@ extension ResultsDatabase {
                 }
                 let steps = byStep.keys.sorted()
                 return .init(name: configuration, points: steps.map { (Double($0), Significance.mean(byStep[$0]!)) },
-                             band: steps.map { (Double($0), byStep[$0]!.min()!, byStep[$0]!.max()!) })
+                             band: steps.map { step in
+                                 let values = byStep[step]!
+                                 switch spread {
+                                 case .range: return (Double(step), values.min()!, values.max()!)
+                                 case .standardDeviation:
+                                     let (m, sd) = (Significance.mean(values), values.count > 1 ? Significance.variance(values).squareRoot() : 0)
+                                     return (Double(step), m - sd, m + sd)
+                                 }
+                             })
             }
         }
-        return LineChart(panels: [.init(title: "training loss (mean over seeds, band: lowest to highest)", xLabel: "step", yLabel: "loss",
+        let band = spread == .range ? "band: lowest to highest" : "band: ± one standard deviation"
+        return LineChart(panels: [.init(title: "training loss (mean over seeds, \(band))", xLabel: "step", yLabel: "loss",
                                         series: try averaged(split: "train", name: "loss")),
-                                  .init(title: "dev \(metric) (mean over seeds, band: lowest to highest)", xLabel: "step", yLabel: metric,
+                                  .init(title: "dev \(metric) (mean over seeds, \(band))", xLabel: "step", yLabel: metric,
                                         series: try averaged(split: "dev", name: metric))])
     }
 }

@@ -43,16 +43,19 @@ public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     private let busyTimeoutMilliseconds: Int32
 
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 60_000) throws {
+    /// Opens the file, creating it if needed; or, with `readOnly`, opens an existing one for reading only: SQLite
+    /// refuses every write on that connection (`PRAGMA query_only`), so its readers cannot change what runs record.
+    public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 60_000) throws {
         self.path = path
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_FULLMUTEX
         guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(handle)
             throw SQLiteError(path: path, message: message)
         }
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        if readOnly { try execute("PRAGMA query_only = ON") }
     }
 
     deinit { sqlite3_close(handle) }

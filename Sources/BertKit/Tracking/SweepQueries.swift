@@ -134,7 +134,7 @@ extension ResultsDatabase {
     func reapAbandonedSweeps() throws {
         let host = ProcessInfo.processInfo.hostName
         for row in try database.query("SELECT id, pid FROM sweeps WHERE status = 'running' AND host = ?", [.text(host)]) {
-            guard case .integer(let id) = row["id"], case .integer(let pid) = row["pid"], kill(pid_t(pid), 0) != 0 && errno == ESRCH else { continue }
+            guard case .integer(let id) = row["id"], case .integer(let pid) = row["pid"], Self.processHasEnded(pid: pid, host: host) else { continue }
             try database.writeTransaction {
                 try database.query("UPDATE sweeps SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ? AND status = 'running'",
                                    [.text(Self.now()), .text("process \(pid) ended without finishing the sweep"), .integer(id)])
@@ -154,18 +154,25 @@ extension ResultsDatabase {
         }
     }
 
+    /// The statement that reads a run's best evaluation's predictions (the evaluation its best model comes from:
+    /// the best main metric among the evaluations that stored predictions), one row per example with its `step`.
+    /// Its values: the run's id, the run's id, its main metric, the run's id.
+    public static let bestPredictionsSQL = """
+        SELECT p.step, p.example, p.predicted, p.gold FROM predictions p
+         WHERE p.run_id = ? AND p.split = 'dev' AND p.step = (
+               SELECT m.step FROM metrics m
+                WHERE m.run_id = ? AND m.split = 'dev' AND m.name = ?
+                  AND m.step IN (SELECT step FROM predictions WHERE run_id = ?)
+                ORDER BY m.value DESC, m.step LIMIT 1)
+         ORDER BY p.example
+        """
+
     /// The predictions of a run's best evaluation (the one its best model comes from), with that step.
     public func bestPredictions(of run: Int64) throws -> (step: Int, predictions: [ExamplePrediction])? {
-        guard let record = try self.run(run), let metric = record.mainMetric,
-              let best = try database.query("""
-                  SELECT m.step FROM metrics m
-                   WHERE m.run_id = ? AND m.split = 'dev' AND m.name = ? AND m.step IN (SELECT step FROM predictions WHERE run_id = ?)
-                   ORDER BY m.value DESC, m.step LIMIT 1
-                  """, [.integer(run), .text(metric), .integer(run)]).first?.integer("step")
-        else { return nil }
-        let rows = try database.query("SELECT predicted, gold FROM predictions WHERE run_id = ? AND split = 'dev' AND step = ? ORDER BY example",
-                                      [.integer(run), .integer(best)])
-        return (Int(best), rows.map { ExamplePrediction(predicted: $0.text("predicted") ?? "", gold: $0.text("gold") ?? "") })
+        guard let record = try self.run(run), let metric = record.mainMetric else { return nil }
+        let rows = try database.query(Self.bestPredictionsSQL, [.integer(run), .integer(run), .text(metric), .integer(run)])
+        guard let step = rows.first?.integer("step") else { return nil }
+        return (Int(step), rows.map { ExamplePrediction(predicted: $0.text("predicted") ?? "", gold: $0.text("gold") ?? "") })
     }
 
     /// The plugin a run was trained with (recorded since results.db version 4).

@@ -75,7 +75,9 @@ public final class TrackedRun: TrainingObserver {
 
     // MARK: TrainingObserver: every step's figures go to `train`, every evaluation to `dev`.
 
-    public func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) {}
+    public func trainingStarted(totalSteps: Int, stepsPerEpoch: Int, examples: Int) throws {
+        try recording("total steps") { try database.recordTotalSteps(id, totalSteps) }
+    }
 
     /// A run on several processes also logs each step's time, its wait for the slowest process and its gradient
     /// sum's, under `timing`.
