@@ -71,11 +71,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The web app over results.db (`finetune dashboard`); like Serving, outside the BertKit product.
+        .target(
+            name: "Dashboard",
+            dependencies: [
+                "BertKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "finetune",
             dependencies: [
                 "BertKit",
                 "Serving",
+                "Dashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -19,10 +19,12 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
     @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
     var bf16 = "auto"
-    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md); load: loading --model as a SentenceEncoder and --classifier as a FineTunedModel, and a call on one text (benchmarks/load.md).")
+    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md); load: loading --model as a SentenceEncoder and --classifier as a FineTunedModel, and a call on one text (benchmarks/load.md); results-db: a results.db of --runs runs and --metric-rows metric rows, for timing finetune dashboard (scripts/bench/dashboard_speed.py).")
     var measure = "encoder"
     @Option(help: "Sequence lengths for --measure steps, comma-separated.") var lengths = "16,32,64,128"
     @Option(help: "A fine-tuned sequence-classification folder for --measure load.") var classifier: String?
+    @Option(help: "Runs in the results.db that --measure results-db writes (to --output).") var runs = 1000
+    @Option(help: "Metric rows in the results.db that --measure results-db writes.") var metricRows = 1_000_000
 
     func run() throws {
         if measure == "steps" {
@@ -32,6 +34,10 @@ struct Benchmark: ParsableCommand {
         if measure == "load" {
             return try LoadCost(encoder: model, classifier: classifier,
                                 output: output == "benchmarks/encoder.md" ? "benchmarks/load.md" : output).run()
+        }
+        if measure == "results-db" {
+            return try SyntheticResults(runs: runs, metricRows: metricRows,
+                                        output: output == "benchmarks/encoder.md" ? "benchmarks/results-1000-runs.db" : output).run()
         }
         if measure == "checkpoint" {
             return try CheckpointCost(model: model, output: output == "benchmarks/encoder.md" ? "benchmarks/checkpoint.md" : output).run()

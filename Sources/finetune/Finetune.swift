@@ -7,7 +7,7 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
         abstract: "Fine-tune BERT encoders on GLUE-style tasks; track runs in results.db; export to Hugging Face.",
-        subcommands: [Train.self, Resume.self, Sweep.self, Sweeps.self, Runs.self, Export.self, Predict.self, Evaluate.self, Encode.self, Serve.self],
+        subcommands: [Train.self, Resume.self, Sweep.self, Sweeps.self, Runs.self, Export.self, Predict.self, Evaluate.self, Encode.self, Serve.self, DashboardCommand.self],
         defaultSubcommand: Train.self
     )
 

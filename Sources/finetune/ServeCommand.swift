@@ -2,7 +2,6 @@ import ArgumentParser
 import BertKit
 import Foundation
 import Serving
-import Synchronization
 
 /// `finetune serve`: fine-tuned models and encoders behind HTTP, answering what `finetune predict` writes.
 struct Serve: ParsableCommand {
@@ -48,9 +47,7 @@ struct Serve: ParsableCommand {
         let stop = StopFlag()
         let watcher = SignalWatcher(flag: stop, stopMessage: "draining: finishing the requests in flight (Ctrl-C again to quit at once)")
         defer { withExtendedLifetime(watcher) {} }
-        if host != "127.0.0.1" && host != "localhost" {
-            FileHandle.standardError.write(Data("warning: listening on \(host), not only this machine; anyone who reaches it can use the models\n".utf8))
-        }
+        Listening.warnUnlessLocal(host, exposing: "use the models")
         let started = ContinuousClock.now, residentBefore = ProcessMemory.residentMegabytes
         let metrics = ServerMetrics()
         var options = Hyperparameters()
@@ -73,29 +70,16 @@ struct Serve: ParsableCommand {
         server.logRequests = logRequests
         let loading = started.duration(to: .now)
         let memory = String(format: "%.0f MB resident, %.0f MB of it the models", ProcessMemory.residentMegabytes, ProcessMemory.residentMegabytes - residentBefore)
-        let outcome = Mutex<Result<Void, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
         let (host, port, drain) = (host, port, Duration.milliseconds(Int64(drainTimeout * 1000)))
         let names = models.map(\.name)
-        Task {
-            let result = await Result {
-                try await server.run(host: host, port: port, drainTimeout: drain, stop: stop) { bound in
-                    let took = loading.formatted(.units(allowed: [.seconds, .milliseconds]))
-                    let line = "serving \(names.joined(separator: ", ")) on http://\(host):\(bound) (loaded in \(took), \(memory))\n"
-                    FileHandle.standardOutput.write(Data(line.utf8))
-                }
+        let ready = server
+        try Listening.run {
+            try await ready.run(host: host, port: port, drainTimeout: drain, stop: stop) { bound in
+                let took = loading.formatted(.units(allowed: [.seconds, .milliseconds]))
+                let line = "serving \(names.joined(separator: ", ")) on http://\(host):\(bound) (loaded in \(took), \(memory))\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
             }
-            outcome.withLock { $0 = result }
-            done.signal()
         }
-        done.wait()
-        try outcome.withLock { $0 }?.get()
         print("stopped: every request in flight answered")
-    }
-}
-
-extension Result where Failure == any Error {
-    init(catching body: () async throws -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
