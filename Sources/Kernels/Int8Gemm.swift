@@ -60,8 +60,8 @@ public final class QuantizedWeights: @unchecked Sendable {
 
 /// `y = x · Wᵀ` with int8 products (dynamic quantisation): each row of the activations `x` is quantised when
 /// the product runs, asymmetric in [0, 255] over its own range (which always holds 0, so that 0 stays exact),
-/// multiplied by the quantised weights on oneDNN's integer GEMM (a u8 × s8 → s32 matmul over the weights packed
-/// once, `PackedWeights`: AVX-512 VNNI where the CPU has it), and the int32 sums scaled back:
+/// multiplied by the quantised weights on oneDNN's integer kernels (a u8 × s8 → s32 matmul over the weights packed
+/// once, `PackedWeights`: AMX or AVX-512 VNNI tiles where the CPU has them), and the int32 sums scaled back:
 /// y[i, j] = sx[i] · sw[j] · (Σ qx·qw − zx[i] · Σ qw[j]). Rows are split across the cores. Everything around the products (bias, softmax, LayerNorm, GELU) stays fp32.
 public enum Int8Gemm {
     /// Whether the CPU multiplies u8 by s8 into int32 without intermediate int16 sums (VNNI).

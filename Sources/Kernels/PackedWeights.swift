@@ -13,6 +13,12 @@ import Synchronization
 /// run-time dimension: one primitive serves every batch, and blocks of rows run at the same time on the pool's
 /// threads, each with its own stream and scratchpad. The copy lives in storage the caller gives, or in its own
 /// (`pack`).
+///
+/// Integer products are the exception to the run-time number of rows: oneDNN 2.6 gives its brgemm kernels (AMX
+/// and AVX-512 VNNI tiles) only to primitives of a fixed shape, and falls back to the JIT GEMM otherwise. An int8
+/// product therefore runs in blocks of at most `int8RowBlock` rows, each by a primitive made for its number of
+/// rows on first use and kept, all reading one packed layout (the one chosen for a full block). Integer sums are
+/// exact in any kernel, so the results are the same bits.
 /// Creating the small memory objects of a call allocates: fine for evaluation and prediction, which is one
 /// reason a training step, whose weights change every step anyway, does not use this.
 public final class PackedWeights: @unchecked Sendable {
@@ -29,6 +35,23 @@ public final class PackedWeights: @unchecked Sendable {
             case .int8: (dnnl_u8, dnnl_s8, dnnl_s32)
             }
         }
+
+        /// Bytes of one source and one result element.
+        var elementBytes: (source: Int, destination: Int) {
+            switch self {
+            case .float32: (4, 4)
+            case .int8: (1, 4)
+            }
+        }
+    }
+
+    /// The most rows one int8 primitive multiplies; a product of more runs in blocks of this many.
+    public static let int8RowBlock = 128
+
+    /// A matmul primitive and the scratchpad it needs.
+    private struct Product: @unchecked Sendable {
+        let primitive: dnnl_primitive_t
+        let scratchpadSize: Int
     }
 
     public let kind: Kind
@@ -56,15 +79,19 @@ public final class PackedWeights: @unchecked Sendable {
         unpack()
     }
 
-    /// A matmul primitive over packed weights of one kind and shape, with the reorder that packs them. Made once
+    /// The matmul primitives over packed weights of one kind and shape, with the reorder that packs them. Made once
     /// per kind and shape in a process (each compiles kernels) and kept, as oneDNN's own primitive cache would.
     private final class Plan: @unchecked Sendable {
-        let primitive: dnnl_primitive_t
+        let kind: Kind
+        let outFeatures: Int, inFeatures: Int
         let reorder: dnnl_primitive_t
         var stored = dnnl_memory_desc_t()
         var layout: dnnl_memory_desc_t
-        let scratchpadSize: Int
         let byteCount: Int
+        /// fp32: one primitive for any number of rows.
+        private let anyRows: Product?
+        /// int8: a primitive per number of rows (1 to `int8RowBlock`), made on first use.
+        private let byRows = Mutex<[Int: Product]>([:])
 
         private struct Key: Hashable {
             let int8: Bool, outFeatures: Int, inFeatures: Int
@@ -82,34 +109,26 @@ public final class PackedWeights: @unchecked Sendable {
         }
 
         private init(_ kind: Kind, outFeatures: Int, inFeatures: Int) {
-            let formats = kind.formats
+            self.kind = kind
+            self.outFeatures = outFeatures
+            self.inFeatures = inFeatures
             let engine = OneDNN.engine
             // op(B) = Wᵀ is `in × out`, stored as W: strides (1, in).
-            var any = dnnl_memory_desc_t(), source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&stored, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+            var any = dnnl_memory_desc_t()
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&stored, 2, [Int64(inFeatures), Int64(outFeatures)], kind.formats.weights,
                                                           [1, Int64(inFeatures)]), "weights descriptor")
-            OneDNN.check(dnnl_memory_desc_init_by_tag(&any, 2, [Int64(inFeatures), Int64(outFeatures)], formats.weights,
+            OneDNN.check(dnnl_memory_desc_init_by_tag(&any, 2, [Int64(inFeatures), Int64(outFeatures)], kind.formats.weights,
                                                       dnnl_format_tag_any), "packed weights descriptor")
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [OneDNN.runtimeDimension, Int64(inFeatures)],
-                                                          formats.source, [OneDNN.runtimeDimension, 1]), "source descriptor")
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [OneDNN.runtimeDimension, Int64(outFeatures)],
-                                                          formats.destination, [OneDNN.runtimeDimension, 1]), "result descriptor")
-            var description = dnnl_matmul_desc_t()
-            OneDNN.check(dnnl_matmul_desc_init(&description, &source, &any, nil, &destination), "matmul descriptor")
-            var attributes: dnnl_primitive_attr_t?
-            OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
-            defer { dnnl_primitive_attr_destroy(attributes) }
-            // Each calling thread brings its own scratchpad, so that blocks of rows can run at the same time.
-            OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
-            var descriptor: dnnl_primitive_desc_t?
-            OneDNN.check(dnnl_primitive_desc_create(&descriptor, &description, attributes, engine, nil), "matmul")
+            // The packed layout is the one oneDNN picks for fp32 at any number of rows, for int8 at a full block.
+            let (product, descriptor) = Self.create(kind, rows: kind == .int8 ? int8RowBlock : nil, outFeatures: outFeatures,
+                                                    inFeatures: inFeatures, weights: &any)
             defer { dnnl_primitive_desc_destroy(descriptor) }
-            var primitive: dnnl_primitive_t?
-            OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "matmul primitive")
-            self.primitive = primitive!
-            scratchpadSize = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
             layout = dnnl_primitive_desc_query_md(descriptor, dnnl_query_weights_md, 0)!.pointee
             byteCount = max(1, dnnl_memory_desc_get_size(&layout))
+            switch kind {
+            case .float32: anyRows = product
+            case .int8: anyRows = nil; byRows.withLock { $0[int8RowBlock] = product }
+            }
 
             var reorderDescriptor: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
             OneDNN.check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &stored, engine, &layout, engine, nil), "reorder")
@@ -117,6 +136,47 @@ public final class PackedWeights: @unchecked Sendable {
             OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "reorder primitive")
             self.reorder = reorder!
         }
+
+        /// The primitive for `rows` rows (nil: any number, given when it runs), with contiguous rows; and its
+        /// descriptor, for the caller to query and destroy.
+        private static func create(_ kind: Kind, rows: Int?, outFeatures: Int, inFeatures: Int,
+                                   weights: inout dnnl_memory_desc_t) -> (Product, dnnl_primitive_desc_t?) {
+            let m = rows.map(Int64.init) ?? OneDNN.runtimeDimension
+            var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [m, Int64(inFeatures)], kind.formats.source,
+                                                          [rows == nil ? OneDNN.runtimeDimension : Int64(inFeatures), 1]), "source descriptor")
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&destination, 2, [m, Int64(outFeatures)], kind.formats.destination,
+                                                          [rows == nil ? OneDNN.runtimeDimension : Int64(outFeatures), 1]), "result descriptor")
+            var description = dnnl_matmul_desc_t()
+            OneDNN.check(dnnl_matmul_desc_init(&description, &source, &weights, nil, &destination), "matmul descriptor")
+            var attributes: dnnl_primitive_attr_t?
+            OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
+            defer { dnnl_primitive_attr_destroy(attributes) }
+            // Each calling thread brings its own scratchpad, so that blocks of rows can run at the same time.
+            OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
+            var descriptor: dnnl_primitive_desc_t?
+            OneDNN.check(dnnl_primitive_desc_create(&descriptor, &description, attributes, OneDNN.engine, nil), "matmul")
+            var primitive: dnnl_primitive_t?
+            OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "matmul primitive")
+            let scratchpad = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+            return (Product(primitive: primitive!, scratchpadSize: scratchpad), descriptor)
+        }
+
+        /// The primitive that multiplies `rows` rows: fp32's for any number, or int8's for exactly `rows`
+        /// (at most `int8RowBlock`), made now if this is the first product of that many rows.
+        func product(rows: Int) -> Product {
+            if let anyRows { return anyRows }
+            return byRows.withLock { made in
+                if let product = made[rows] { return product }
+                let (product, descriptor) = Self.create(kind, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, weights: &layout)
+                dnnl_primitive_desc_destroy(descriptor)
+                made[rows] = product
+                return product
+            }
+        }
+
+        /// Whether one primitive serves any number of rows; otherwise products run in blocks of `int8RowBlock`.
+        var takesAnyRows: Bool { anyRows != nil }
     }
 
     /// Whether `pack` has made a copy that `unpack` has not let go.
@@ -176,12 +236,26 @@ public final class PackedWeights: @unchecked Sendable {
         }
     }
 
-    /// The same product on the calling thread alone; `x` and `y` hold `kind`'s source and result formats.
+    /// The same product on the calling thread alone; `x` and `y` hold `kind`'s source and result formats. An
+    /// int8 product's rows are contiguous (`ldx` is `inFeatures`, `ldy` is `outFeatures`): its primitives are made
+    /// for that shape.
     public func multiplyOnThisThread(_ x: UnsafeRawPointer, rows: Int, ldx: Int, _ y: UnsafeMutableRawPointer, ldy: Int) {
         guard rows > 0 else { return }
         precondition(isPacked, "a product over weights not packed")
+        guard !plan.takesAnyRows else { return multiplyBlock(x, rows: rows, ldx: ldx, y, ldy: ldy) }
+        precondition(ldx == inFeatures && ldy == outFeatures, "an int8 product over rows that are not contiguous")
+        let bytes = kind.elementBytes
+        for first in stride(from: 0, to: rows, by: Self.int8RowBlock) {
+            multiplyBlock(x + first * ldx * bytes.source, rows: min(Self.int8RowBlock, rows - first), ldx: ldx,
+                          y + first * ldy * bytes.destination, ldy: ldy)
+        }
+    }
+
+    /// One primitive's product of `rows` rows.
+    private func multiplyBlock(_ x: UnsafeRawPointer, rows: Int, ldx: Int, _ y: UnsafeMutableRawPointer, ldy: Int) {
         let formats = kind.formats
         let engine = OneDNN.engine
+        let product = plan.product(rows: rows)
         var source = dnnl_memory_desc_t(), destination = dnnl_memory_desc_t()
         OneDNN.check(dnnl_memory_desc_init_by_strides(&source, 2, [Int64(rows), Int64(inFeatures)], formats.source,
                                                       [Int64(ldx), 1]), "source descriptor")
@@ -196,9 +270,9 @@ public final class PackedWeights: @unchecked Sendable {
         var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: sourceMemory),
                          dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: packedMemory),
                          dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destinationMemory),
-                         dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: stream.scratchpad(plan.scratchpadSize))]
+                         dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: stream.scratchpad(product.scratchpadSize))]
         Gemm.prepareThisThread()
-        OneDNN.check(dnnl_primitive_execute(plan.primitive, stream.stream, Int32(arguments.count), &arguments),
+        OneDNN.check(dnnl_primitive_execute(product.primitive, stream.stream, Int32(arguments.count), &arguments),
                      "packed product \(rows)×\(inFeatures)×\(outFeatures)")
         OneDNN.check(dnnl_stream_wait(stream.stream), "packed product")
     }

@@ -58,8 +58,10 @@ import Testing
         #expect(biased == (0..<rows * n).map { plain[$0] + bias[$0 % n] })
     }
 
-    /// The integer product over packed s8 weights against `dnnl_gemm_u8s8s32` on the same operands.
-    @Test(arguments: [(1, 16, 8), (37, 384, 384), (64, 384, 1536), (33, 1536, 384)])
+    /// The integer product over packed s8 weights against `dnnl_gemm_u8s8s32` on the same operands: a block of
+    /// rows, less, and more (whole blocks and a remainder, each by its own primitive).
+    @Test(arguments: [(1, 16, 8), (37, 384, 384), (64, 384, 1536), (33, 1536, 384), (PackedWeights.int8RowBlock, 384, 2),
+                      (2 * PackedWeights.int8RowBlock + 45, 384, 1536)])
     func int8ProductsEqualTheIntegerGemm(rows: Int, inFeatures k: Int, outFeatures n: Int) {
         let x = values(rows * k, seed: 3).map { UInt8(($0 + 1) * 127.5) }
         let w = values(n * k, seed: 4).map { Int8($0 * 127) }
