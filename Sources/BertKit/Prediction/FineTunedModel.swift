@@ -187,24 +187,22 @@ public final class FineTunedModel: Sendable {
     /// The line `finetune predict` writes for each record (a JSONL input's objects: `text` and `text_pair`,
     /// `question` and `context`), in order: what a server answers, byte for byte what the command writes.
     public func predictionLines(_ records: [[String: Any]]) throws -> [String] {
-        let inputs = Self.inputs(records)
-        switch queue {
-        case let .classification(q): return try q.lines(inputs)
-        case let .entities(q): return try q.lines(inputs)
-        case let .answers(q): return try q.lines(inputs)
-        case let .fillMask(q): return try q.lines(inputs)
-        }
+        try lineQueue.lines(Self.inputs(records))
     }
 
     /// The same, awaited: a server's request. When `deadline` passes before the model got to every record, the
     /// call throws `QueueError.deadlinePassed`; cancelling the task takes its waiting texts out of the queue.
     public func predictionLines(_ records: [[String: Any]], deadline: ContinuousClock.Instant?) async throws -> [String] {
-        let inputs = Self.inputs(records)
+        try await lineQueue.lines(Self.inputs(records), deadline: deadline)
+    }
+
+    /// The head's queue, for what every head answers alike: result lines.
+    private var lineQueue: any LineQueue {
         switch queue {
-        case let .classification(q): return try await q.lines(inputs, deadline: deadline)
-        case let .entities(q): return try await q.lines(inputs, deadline: deadline)
-        case let .answers(q): return try await q.lines(inputs, deadline: deadline)
-        case let .fillMask(q): return try await q.lines(inputs, deadline: deadline)
+        case let .classification(q): q
+        case let .entities(q): q
+        case let .answers(q): q
+        case let .fillMask(q): q
         }
     }
 

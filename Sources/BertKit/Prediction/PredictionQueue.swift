@@ -139,7 +139,7 @@ final class PredictionQueue<P: Predictor>: @unchecked Sendable {
     }
 
     /// The records as the results' lines (`Predictor.line`), as `finetune predict` writes them.
-    func lines(_ records: [InputRecord], deadline: ContinuousClock.Instant? = nil) async throws -> [String] {
+    func lines(_ records: [InputRecord], deadline: ContinuousClock.Instant?) async throws -> [String] {
         try await predict(records, deadline: deadline).map { predictor.line($0.output, of: $0.example) }
     }
 
@@ -258,3 +258,11 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
+
+/// What every head's queue answers alike, whatever its predictor: the lines `finetune predict` writes.
+protocol LineQueue: Sendable {
+    func lines(_ records: [InputRecord]) throws -> [String]
+    func lines(_ records: [InputRecord], deadline: ContinuousClock.Instant?) async throws -> [String]
+}
+
+extension PredictionQueue: LineQueue {}
