@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `finetune dashboard` in a real browser (headless Chromium through WebDriver) over a results.db made by a real
-/// sweep (STS-B regression on the tiny model: two learning rates, three seeds), a run recorded through the library under a task named like markup, and a run training while the pages
+/// sweep (STS-B regression on the tiny model: two learning rates, three seeds), a NER run, a run recorded through the library under a task named like markup, and a run training while the pages
 /// are open. Screenshots go to .build/dashboard-screenshots/ for a person to look at.
 @Suite(.serialized) struct DashboardTests {
     static let screenshots = CommandLineTests.root + "/.build/dashboard-screenshots"
@@ -35,6 +35,8 @@ import Testing
             "--db", cli.db, "--output-dir", cli.directory + "/runs", "--grid", "learning_rate=1e-3,1e-4", "--seeds", "1,2,3", "--jobs", "1",
             "--max-steps", "12", "--eval-steps", "4", "--batch-size", "4", "--max-length", "40"])
         try #require(sweep.status == 0, "\(sweep.output)\(sweep.error)")
+        let ner = try cli.finetune(["train"] + cli.trainArguments(task: "ner-tiny", steps: 4))
+        try #require(ner.status == 0, "\(ner.output)\(ner.error)")
 
         // A program that records runs through BertKit may name a task anything.
         let database = try ResultsDatabase(path: cli.db)
@@ -57,7 +59,7 @@ import Testing
 
         // Runs: every run, the markup shown as text (the page's only script is the dashboard's own), the SQL.
         try browser.open(site + "/")
-        #expect(try number("return document.querySelectorAll('#runs tbody tr').length") == 8)
+        #expect(try number("return document.querySelectorAll('#runs tbody tr').length") == 9)
         #expect(try browser.run("return [...document.querySelectorAll('#runs td')].some(td => td.textContent === '\(markup)')") as? Bool == true)
         #expect(try number("return document.scripts.length") == 1)
         #expect(try text("return document.querySelector('details.sql pre').textContent").contains("FROM runs r JOIN run_summary s"))
@@ -81,6 +83,12 @@ import Testing
         #expect(try text("return document.body.textContent").contains("best-model"))
         try browser.screenshot(to: Self.screenshots + "/run.png")
 
+        // A token-classification run: each entity type's precision, recall and F1 from its stored predictions.
+        try browser.open(site + "/runs/7")
+        let types = try browser.run("return [...document.querySelectorAll('#entity-types tbody tr')].map(tr => tr.firstElementChild.textContent)") as? [String]
+        #expect(types?.last == "overall" && (types?.count ?? 0) >= 2, "\(types ?? [])")
+
+        try browser.open(site + "/runs/1")
         // Zoom: a drag across the training-loss panel, from 25 % to 75 % of its width.
         _ = try browser.run("""
             const svg = document.querySelector('#curves svg'), panel = svg.querySelector('g.panel'), box = svg.getBoundingClientRect();
