@@ -29,17 +29,11 @@ struct RunProgress: Equatable {
         lastMetricRow = Int64(row["last_row"]?.double ?? 0)
         // The pace of this process: since the run started, or since its latest resumption and from that step.
         let resumedAt = row.cell("resumed_at")
-        let since = Self.date(resumedAt.isEmpty ? row.cell("started_at") : resumedAt)
+        let since = ResultsDatabase.date(resumedAt.isEmpty ? row.cell("started_at") : resumedAt)
         let fromStep = Int(row["resumed_from"]?.double ?? 0)
         if status == "running", let totalSteps, let since, step > fromStep {
             secondsLeft = now.timeIntervalSince(since) / Double(step - fromStep) * Double(totalSteps - step)
         }
-    }
-
-    static func date(_ text: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: text)
     }
 
     /// One line: "running: step 120 of 400, about 2 min left".

@@ -10,21 +10,9 @@ import Testing
 
     /// Starts `finetune dashboard` on a free port; returns it, the port and its standard error.
     static func start(db: String, extra: [String] = []) throws -> (Process, Int, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
-        process.arguments = ["dashboard", "--db", db, "--port", "0"] + extra
-        let (out, err) = (Pipe(), Pipe())
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        var seen = ""
-        while !seen.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        let port = seen.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }
-        return (process, try #require(port, "no port in \(seen)"), err)
+        let (process, port, _, err) = try ServeTests.startListening(["dashboard", "--db", db, "--port", "0"] + extra,
+                                                                   announcement: "dashboard of ")
+        return (process, port, err)
     }
 
     @Test func everyPageInABrowserOverARealSweepAndARunningRun() throws {

@@ -87,9 +87,18 @@ import Testing
     /// Starts a server with `models` on a free port and returns it with the port.
     /// Standard error goes to `log` when given (a file: a pipe nobody reads would block the server's logging).
     func startServer(_ models: [String], extra: [String] = [], log: String? = nil) throws -> (Process, Int, Pipe) {
+        let (process, port, out, _) = try Self.startListening(["serve", "--port", "0"] + models.flatMap { ["--model", $0] } + extra,
+                                                              announcement: "serving ", log: log)
+        return (process, port, out)
+    }
+
+    /// Starts a `finetune` command that listens on a port (`serve`, `dashboard`) and returns once it has printed
+    /// its `announcement` line, which ends with the port: the process, the port, its standard output and error
+    /// (error goes to the file `log` instead when given).
+    static func startListening(_ arguments: [String], announcement: String, log: String? = nil) throws -> (Process, Int, out: Pipe, err: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
-        process.arguments = ["serve", "--port", "0"] + models.flatMap { ["--model", $0] } + extra
+        process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: CommandLineTests.root)
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
@@ -101,13 +110,13 @@ import Testing
         }
         try process.run()
         var seen = ""
-        while !seen.contains("serving ") || !seen.contains("\n") {
+        while !seen.contains(announcement) || !seen.contains("\n") {
             let chunk = out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             seen += String(decoding: chunk, as: UTF8.self)
         }
         let port = seen.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }
-        return (process, try #require(port, "no port in \(seen)"), out)
+        return (process, try #require(port, "no port in \(seen)"), out, err)
     }
 
     /// `finetune predict`'s lines for an input file.

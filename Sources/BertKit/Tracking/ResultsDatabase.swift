@@ -235,11 +235,17 @@ public final class ResultsDatabase {
             """
     }
 
-    static func now() -> String {
+    /// How results.db writes times: ISO 8601 in UTC with milliseconds.
+    private static func timestampFormat() -> ISO8601DateFormatter {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        return f
     }
+
+    static func now() -> String { timestampFormat().string(from: Date()) }
+
+    /// A time as results.db records it (`started_at`, `time`, ...), or nil when the text is not one.
+    public static func date(_ timestamp: String) -> Date? { timestampFormat().date(from: timestamp) }
 
     /// Records a new run as `running` and returns its id.
     public func startRun(task: String, plugin: String, model: String, experiment: String?, mainMetric: String, seed: UInt64,
