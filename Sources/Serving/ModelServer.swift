@@ -38,7 +38,7 @@ public struct ModelServer: Sendable {
                 : .fineTuned(try FineTunedModel(folder: folder, precision: precision, options: options, batching: batching))
         }
 
-        var tokenizer: BertTokenizer {
+        var tokenizer: Tokenizer {
             switch self {
             case let .fineTuned(m): m.tokenizer
             case let .encoder(e): e.tokenizer

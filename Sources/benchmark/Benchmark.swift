@@ -19,7 +19,7 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Where to write the table.") var output = "benchmarks/encoder.md"
     @Option(help: "bf16 rows (toolkit and PyTorch autocast): on, off, or auto (only where the CPU has bf16 dot products).")
     var bf16 = "auto"
-    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md); load: loading --model as a SentenceEncoder and --classifier as a FineTunedModel, and a call on one text (benchmarks/load.md); results-db: a results.db of --runs runs and --metric-rows metric rows, for timing finetune dashboard (scripts/bench/dashboard_speed.py).")
+    @Option(help: "encoder: throughput against PyTorch; checkpoint: the time and size of a training checkpoint (writes benchmarks/checkpoint.md unless --output says otherwise); steps: whole training steps at --batch and each of --lengths (benchmarks/steps.md); load: loading --model as a SentenceEncoder and --classifier as a FineTunedModel, and a call on one text (benchmarks/load.md); results-db: a results.db of --runs runs and --metric-rows metric rows, for timing finetune dashboard (scripts/bench/dashboard_speed.py); tokenizers: texts per second through each kind of tokenizer against the tokenizers library (benchmarks/tokenizers.md).")
     var measure = "encoder"
     @Option(help: "Sequence lengths for --measure steps, comma-separated.") var lengths = "16,32,64,128"
     @Option(help: "A fine-tuned sequence-classification folder for --measure load.") var classifier: String?
@@ -38,6 +38,10 @@ struct Benchmark: ParsableCommand {
         if measure == "results-db" {
             return try SyntheticResults(runs: runs, metricRows: metricRows,
                                         output: output == "benchmarks/encoder.md" ? "benchmarks/results-1000-runs.db" : output).run()
+        }
+        if measure == "tokenizers" {
+            return try TokenizerSpeed(model: model, python: python,
+                                      output: output == "benchmarks/encoder.md" ? "benchmarks/tokenizers.md" : output).run()
         }
         if measure == "checkpoint" {
             return try CheckpointCost(model: model, output: output == "benchmarks/encoder.md" ? "benchmarks/checkpoint.md" : output).run()

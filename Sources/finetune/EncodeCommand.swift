@@ -17,7 +17,7 @@ struct Encode: ParsableCommand {
 
     func run() throws {
         let checkpoint = try BertCheckpoint(directory: modelOptions.model)
-        let tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        let tokenizer = try Tokenizer(directory: checkpoint.directory)
         let encoding = tokenizer.encode(text, pair: pair, maxLength: checkpoint.config.maxPositionEmbeddings)
 
         let store = ParameterStore(BertEncoder.parameters(checkpoint.config))

@@ -56,7 +56,7 @@ struct Predict: ParsableCommand {
             ?? Hyperparameters().applying(arguments: optionArguments, declarations: SentenceEncoder.predictionOptions, otherOptions: Self.ownOptions)
         let precision = request.setup.options[PredictionOptions.precision]
         if let note = precision.hardwareNote { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
-        if let note = try BertTokenizer(directory: model).warning { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
+        if let note = try Tokenizer(directory: model).warning { FileHandle.standardError.write(Data("warning: \(note)\n".utf8)) }
         let report = try plugin?.predict(request) ?? SentenceEncoder.predict(request)
         guard request.setup.processes.isMain else { return }
         let summary = "wrote \(report.examples) predictions to \(output == "-" ? "standard output" : output) (model: \(String(format: "%.2f", report.seconds)) s, \(String(format: "%.1f", Double(report.examples) / max(report.seconds, 1e-9))) examples/s)\n"

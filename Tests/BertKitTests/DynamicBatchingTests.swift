@@ -134,7 +134,7 @@ struct DynamicBatchingTests {
     }
 
     @Test func inputLengthLimitRefusesOrCutsAtWholeWords() throws {
-        let tokenizer = try BertTokenizer(directory: Fixture.path("tiny-bert"))
+        let tokenizer = try Tokenizer(directory: Fixture.path("tiny-bert"))
         let limit = InputLengthLimit(maxTokens: 12)
         let short: [String: Any] = ["text": "a short text"]
         let long: [String: Any] = ["text": "the weather in paris was lovely today, and tomorrow it will be even better than today",

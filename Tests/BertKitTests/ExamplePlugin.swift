@@ -19,7 +19,7 @@ final class BinaryClassificationTask: TaskPlugin {
     var dataSummary: String { "\(training.count) training and \(evaluation.count) evaluation examples" }
     private let training, evaluation: [(ids: [Int32], typeIds: [Int32], label: Float)]
     private let setup: TaskSetup
-    private let tokenizer: BertTokenizer
+    private let tokenizer: Tokenizer
     private let encoder: BertEncoder
     private let classifier: OutputLayer
     /// What the model is built for: its largest batch and precision, and the pool that owns the buffers of the

@@ -77,23 +77,23 @@ import BertKit
 }
 
 @Suite struct MaskingTests {
-    static func tokenizer() throws -> BertTokenizer {
-        try BertTokenizer(vocabulary: Vocabulary(path: Fixture.path("vocab-uncased.txt")), normalizer: BertNormalizer(lowercase: true))
+    static func tokenizer() throws -> Tokenizer {
+        try Tokenizer(vocabulary: Vocabulary(path: Fixture.path("vocab-uncased.txt")), normalizer: BertNormalizer(lowercase: true))
     }
 
     /// Sentences of the bundled corpus, tokenised as pairs would be: `[CLS] A [SEP] B [SEP]`, padded.
-    static func sequences(_ tokenizer: BertTokenizer, padTo length: Int = 0) throws -> [[Int32]] {
+    static func sequences(_ tokenizer: Tokenizer, padTo length: Int = 0) throws -> [[Int32]] {
         let corpus = try TextCorpus(path: Fixture.path("tasks/data/pretrain-tiny.txt"))
         let sentences = corpus.documents.flatMap(\.sentences).map { tokenizer.tokenize($0).map(\.id) }
         return sentences.indices.dropLast().map { i in
-            let ids = [tokenizer.clsId] + sentences[i] + [tokenizer.sepId] + sentences[i + 1] + [tokenizer.sepId]
+            let ids = [tokenizer.vocabulary.id("[CLS]")!] + sentences[i] + [tokenizer.vocabulary.id("[SEP]")!] + sentences[i + 1] + [tokenizer.vocabulary.id("[SEP]")!]
             return ids + [Int32](repeating: tokenizer.padId, count: max(0, length - ids.count))
         }
     }
 
     @Test func fifteenPercentChosenOfWhichEightyTenTen() throws {
         let tokenizer = try Self.tokenizer()
-        let masker = Masker(tokenizer: tokenizer)
+        let masker = try Masker(tokenizer: tokenizer)
         var random = SeededRandom(seed: 7)
         var candidates = 0, chosen = 0, masked = 0, replaced = 0, kept = 0
         for _ in 0..<12 {  // every sequence twelve times, with different draws
@@ -125,7 +125,7 @@ import BertKit
 
     @Test func theCapLimitsPredictionsPerSequence() throws {
         let tokenizer = try Self.tokenizer()
-        var masker = Masker(tokenizer: tokenizer)
+        var masker = try Masker(tokenizer: tokenizer)
         masker.maxPredictions = 3
         var random = SeededRandom(seed: 1)
         for ids in try Self.sequences(tokenizer) {
@@ -135,7 +135,7 @@ import BertKit
 
     @Test func wholeWordMaskingNeverSplitsAWord() throws {
         let tokenizer = try Self.tokenizer()
-        var masker = Masker(tokenizer: tokenizer)
+        var masker = try Masker(tokenizer: tokenizer)
         masker.wholeWord = true
         var random = SeededRandom(seed: 3)
         var wordsWithPieces = 0
@@ -160,21 +160,21 @@ import BertKit
 
     @Test func theSameSeedGivesTheSameExamples() throws {
         let tokenizer = try Self.tokenizer()
-        let masker = Masker(tokenizer: tokenizer)
+        let masker = try Masker(tokenizer: tokenizer)
         let ids = try Self.sequences(tokenizer)[0]
         var a = SeededRandom(seed: 5, stream: 9), b = SeededRandom(seed: 5, stream: 9), c = SeededRandom(seed: 5, stream: 10)
         #expect(masker.mask(ids, random: &a) == masker.mask(ids, random: &b))
         #expect(masker.mask(ids, random: &a) != masker.mask(ids, random: &c))
 
         let documents = try PairTests.documents(tokenizer)
-        let builder = SegmentPairBuilder(maxLength: 64, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        let builder = SegmentPairBuilder(maxLength: 64, template: tokenizer.postProcessor)
         #expect(builder.pairs(from: documents, seed: 11) == builder.pairs(from: documents, seed: 11))
         #expect(builder.pairs(from: documents, seed: 11) != builder.pairs(from: documents, seed: 12))
     }
 }
 
 @Suite struct PairTests {
-    static func documents(_ tokenizer: BertTokenizer) throws -> [[[Int32]]] {
+    static func documents(_ tokenizer: Tokenizer) throws -> [[[Int32]]] {
         try TextCorpus(path: Fixture.path("tasks/data/pretrain-tiny.txt")).documents.map { d in
             d.sentences.map { tokenizer.tokenize($0).map(\.id) }
         }
@@ -184,13 +184,13 @@ import BertKit
         let tokenizer = try MaskingTests.tokenizer()
         let documents = try Self.documents(tokenizer)
         let texts = documents.map { Array($0.joined()) }
-        let builder = SegmentPairBuilder(maxLength: 64, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        let builder = SegmentPairBuilder(maxLength: 64, template: tokenizer.postProcessor)
         let pairs = builder.pairs(from: documents, seed: 2)
         #expect(pairs.count > 50)
         for pair in pairs {
             #expect(pair.ids.count <= 64 && pair.ids.count == pair.typeIds.count)
-            #expect(pair.ids.first == tokenizer.clsId && pair.ids.last == tokenizer.sepId)
-            let sep = pair.ids.firstIndex(of: tokenizer.sepId)!
+            #expect(pair.ids.first == tokenizer.vocabulary.id("[CLS]")! && pair.ids.last == tokenizer.vocabulary.id("[SEP]")!)
+            let sep = pair.ids.firstIndex(of: tokenizer.vocabulary.id("[SEP]")!)!
             #expect(pair.typeIds[..<(sep + 1)].allSatisfy { $0 == 0 } && pair.typeIds[(sep + 1)...].allSatisfy { $0 == 1 })
             let a = Array(pair.ids[1..<sep]), b = Array(pair.ids[(sep + 1)..<(pair.ids.count - 1)])
             #expect(!a.isEmpty && !b.isEmpty)
@@ -210,7 +210,7 @@ import BertKit
         let documents = try Self.documents(tokenizer)
         var notNext = 0, total = 0
         for seed: UInt64 in 0..<20 {
-            let pairs = SegmentPairBuilder(maxLength: 64, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+            let pairs = SegmentPairBuilder(maxLength: 64, template: tokenizer.postProcessor)
                 .pairs(from: documents, seed: seed)
             notNext += pairs.filter(\.isRandomNext).count
             total += pairs.count
@@ -221,7 +221,7 @@ import BertKit
 
     @Test func withoutNextSentencePredictionEveryPairContinues() throws {
         let tokenizer = try MaskingTests.tokenizer()
-        var builder = SegmentPairBuilder(maxLength: 64, clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        var builder = SegmentPairBuilder(maxLength: 64, template: tokenizer.postProcessor)
         builder.nextSentencePrediction = false
         #expect(builder.pairs(from: try Self.documents(tokenizer), seed: 4).allSatisfy { !$0.isRandomNext })
     }

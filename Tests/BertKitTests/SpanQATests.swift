@@ -4,7 +4,7 @@ import BertKit
 
 /// The span QA plugin: windows, answer extraction, SQuAD's official metrics, the head.
 @Suite struct SpanQATests {
-    static func tokenizer() throws -> BertTokenizer { try BertTokenizer(directory: Fixture.path("tiny-bert")) }
+    static func tokenizer() throws -> Tokenizer { try Tokenizer(directory: Fixture.path("tiny-bert")) }
 
     static func example(_ context: String, answer: String, id: String = "x") -> SQuADExample {
         let start = context.unicodeScalars.distance(from: context.unicodeScalars.startIndex,

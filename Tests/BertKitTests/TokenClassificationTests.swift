@@ -6,7 +6,7 @@ import BertKit
 @Suite struct TokenClassificationTests {
     static let labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
-    static func tokenizer() throws -> BertTokenizer { try BertTokenizer(directory: Fixture.path("tiny-bert")) }
+    static func tokenizer() throws -> Tokenizer { try Tokenizer(directory: Fixture.path("tiny-bert")) }
 
     /// The fixture's tagger (transformers' weights on the tiny BERT) and its batch.
     static func fixtureTagger(_ golden: SafeTensorsFile, precision: Precision = .float32) throws -> (TokenClassifier, EncoderBatch) {

@@ -19,12 +19,12 @@ import BertKit
         return try text.split(separator: "\n").map { try JSONDecoder().decode(Case.self, from: Data($0.utf8)) }
     }
 
-    static func tokenizer(vocabulary: String, lowercase: Bool) throws -> BertTokenizer {
-        try BertTokenizer(vocabulary: Vocabulary(path: Fixture.path(vocabulary)),
+    static func tokenizer(vocabulary: String, lowercase: Bool) throws -> Tokenizer {
+        try Tokenizer(vocabulary: Vocabulary(path: Fixture.path(vocabulary)),
                           normalizer: BertNormalizer(lowercase: lowercase))
     }
 
-    func check(_ cases: [Case], with tokenizer: BertTokenizer) {
+    func check(_ cases: [Case], with tokenizer: Tokenizer) {
         var mismatches = 0
         for c in cases {
             let e = tokenizer.encode(c.text, pair: c.pair, maxLength: c.max_length)
@@ -52,9 +52,9 @@ import BertKit
         let folder = NSTemporaryDirectory() + "bertkit-casing-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.copyItem(atPath: Fixture.path("tiny-bert"), toPath: folder)
-        #expect(try BertTokenizer(directory: folder).warning == nil)
+        #expect(try Tokenizer(directory: folder).warning == nil)
         try Data(#"{"do_lower_case": false}"#.utf8).write(to: URL(fileURLWithPath: folder + "/tokenizer_config.json"))
-        let warning = try BertTokenizer(directory: folder).warning
+        let warning = try Tokenizer(directory: folder).warning
         #expect(warning?.contains("sets do_lower_case false, but \(folder)/vocab.txt has no capital letter") == true, "\(warning ?? "none")")
     }
 
@@ -72,9 +72,26 @@ import BertKit
         check(try Self.cases("tokenizer-pairs.jsonl"), with: try Self.tokenizer(vocabulary: "vocab-uncased.txt", lowercase: true))
     }
 
-    @Test func readsCasingFromTokenizerConfig() throws {
-        let tokenizer = try BertTokenizer(directory: Fixture.miniLMDirectory)
-        #expect(tokenizer.normalizer.lowercase)
+    /// The default model's folder has both tokenizer.json and vocab.txt: tokenizer.json is read, and gives the same
+    /// encodings as Hugging Face's on all the texts and pairs above.
+    @Test func theDefaultModelsTokenizerJSONMatchesHuggingFace() throws {
+        let tokenizer = try Tokenizer(directory: Fixture.miniLMDirectory)
+        #expect(tokenizer.source == .tokenizerFile(Fixture.miniLMDirectory + "/tokenizer.json"))
+        #expect(tokenizer.encode("Hello [MASK] world").ids == [101, 7592, 103, 2088, 102])
+        check(try Self.cases("tokenizer-uncased.jsonl"), with: tokenizer)
+        check(try Self.cases("tokenizer-pairs.jsonl"), with: tokenizer)
+    }
+
+    /// A folder with vocab.txt alone gets BERT's tokenizer, cased as tokenizer_config.json says.
+    @Test func vocabTxtAloneReadsCasingFromTokenizerConfig() throws {
+        let folder = NSTemporaryDirectory() + "bertkit-vocab-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for name in ["vocab.txt", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(atPath: Fixture.miniLMDirectory + "/" + name, toPath: folder + "/" + name)
+        }
+        let tokenizer = try Tokenizer(directory: folder)
+        #expect(tokenizer.source == .wordPieceVocabulary(BertNormalizer(lowercase: true)))
         #expect(tokenizer.encode("Hello [MASK] world").ids == [101, 7592, 103, 2088, 102])
     }
 

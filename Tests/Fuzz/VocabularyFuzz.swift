@@ -9,7 +9,7 @@ public func fuzz(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let text = String(decoding: data[..<newline], as: UTF8.self)
     let special = Data("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n".utf8)
     guard let vocabulary = try? Vocabulary(data: special + data[newline...].dropFirst(), path: "vocab.txt"),
-          let tokenizer = try? BertTokenizer(vocabulary: vocabulary) else { return 0 }
+          let tokenizer = try? Tokenizer(vocabulary: vocabulary) else { return 0 }
     _ = tokenizer.encode(text, pair: text, maxLength: 32)
     return 0
 }

@@ -2,7 +2,9 @@ import Foundation
 
 /// Writes a model as a Hugging Face folder that `transformers` loads: `config.json` (the base model's,
 /// with the task's `architectures`, labels and problem type), `model.safetensors` (encoder tensors under
-/// `bert.`, the head's under their own names), and the tokenizer's `vocab.txt` and `tokenizer_config.json`.
+/// `bert.`, the head's under their own names), and the tokenizer's files: the base model's `tokenizer.json`,
+/// `tokenizer_config.json` and `special_tokens_map.json` as they are, or BERT's `vocab.txt` and a
+/// `tokenizer_config.json` with its casing.
 ///
 /// The folder is assembled under a temporary name beside the destination and renamed into place, so the
 /// destination never holds half an export.
@@ -22,7 +24,7 @@ public enum HuggingFaceExport {
     }
 
     public static func write(
-        to directory: String, baseModel: BertCheckpoint, tokenizer: BertTokenizer, parameters: ParameterStore, head: Head
+        to directory: String, baseModel: BertCheckpoint, tokenizer: Tokenizer, parameters: ParameterStore, head: Head
     ) throws {
         try ModelFolder.write(to: directory) { staging in
             var config = try baseModel.rawConfig()
@@ -38,17 +40,32 @@ public enum HuggingFaceExport {
             }
             try SafeTensorsWriter.write(tensors, to: staging.appendingPathComponent("model.safetensors").path)
 
+            try writeTokenizer(tokenizer, to: staging, modelMaxLength: baseModel.config.maxPositionEmbeddings)
+        }
+    }
+
+    /// The tokenizer's files in `folder`.
+    static func writeTokenizer(_ tokenizer: Tokenizer, to folder: URL, modelMaxLength: Int) throws {
+        switch tokenizer.source {
+        case .tokenizerFile(let path):
+            let source = URL(fileURLWithPath: path).deletingLastPathComponent()
+            for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+                let file = source.appendingPathComponent(name)
+                guard name == "tokenizer.json" || FileManager.default.fileExists(atPath: file.path) else { continue }
+                try FileManager.default.copyItem(at: file, to: folder.appendingPathComponent(name))
+            }
+        case .wordPieceVocabulary(let normalizer):
             let vocabulary = tokenizer.vocabulary.tokens.joined(separator: "\n") + "\n"
-            try Data(vocabulary.utf8).write(to: staging.appendingPathComponent("vocab.txt"))
-            var tokenizerConfig: [String: Any] = [
-                "tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.normalizer.lowercase,
-                "tokenize_chinese_chars": tokenizer.normalizer.handleChineseCharacters,
+            try Data(vocabulary.utf8).write(to: folder.appendingPathComponent("vocab.txt"))
+            var config: [String: Any] = [
+                "tokenizer_class": "BertTokenizer", "do_lower_case": normalizer.lowercase,
+                "tokenize_chinese_chars": normalizer.handleChineseCharacters,
                 "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
-                "mask_token": "[MASK]", "model_max_length": baseModel.config.maxPositionEmbeddings,
+                "mask_token": "[MASK]", "model_max_length": modelMaxLength,
             ]
-            if let strip = tokenizer.normalizer.stripAccents { tokenizerConfig["strip_accents"] = strip }
-            try JSONSerialization.data(withJSONObject: tokenizerConfig, options: [.prettyPrinted, .sortedKeys])
-                .write(to: staging.appendingPathComponent("tokenizer_config.json"))
+            if let strip = normalizer.stripAccents { config["strip_accents"] = strip }
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+                .write(to: folder.appendingPathComponent("tokenizer_config.json"))
         }
     }
 }

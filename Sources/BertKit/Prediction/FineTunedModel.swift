@@ -43,7 +43,7 @@ public final class FineTunedModel: Sendable {
     private let threshold: Double
 
     /// The tokenizer of the model's folder.
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
 
     private let queue: HeadQueue
 
@@ -95,7 +95,7 @@ public final class FineTunedModel: Sendable {
         self.folder = folder
         self.options = setup.options
         threshold = head == .multiLabelClassification ? try MultiLabelClassificationTask.threshold(setup) : 0.5
-        tokenizer = try BertTokenizer(directory: folder)
+        tokenizer = try Tokenizer(directory: folder)
         queue = loaded
     }
 

@@ -13,7 +13,7 @@ public struct InputLengthLimit: Sendable, Hashable {
 
     /// The records within the limit. Each longer one is an `InputTooLong` error, or with `truncate` it is cut:
     /// its longest text loses whole words from its end, then again the longest, until the tokens fit.
-    public func apply(to records: [[String: Any]], tokenizer: BertTokenizer, truncate: Bool) throws -> [[String: Any]] {
+    public func apply(to records: [[String: Any]], tokenizer: Tokenizer, truncate: Bool) throws -> [[String: Any]] {
         try records.enumerated().map { index, record in
             let fields = record.keys.sorted().filter { record[$0] is String }
             var tokens = Dictionary(uniqueKeysWithValues: fields.map { ($0, tokenizer.tokenize(record[$0] as! String)) })

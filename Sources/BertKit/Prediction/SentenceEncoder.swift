@@ -32,7 +32,7 @@ public final class SentenceEncoder: Sendable {
     public let dimension: Int
 
     /// The tokenizer of the model's folder.
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
 
     private let queue: PredictionQueue<EmbeddingPredictor>
 
@@ -148,7 +148,7 @@ extension SentenceTransformersConfiguration {
 
 /// The encoder alone over texts: each text's last-layer token vectors pooled into one.
 struct EmbeddingPredictor: Predictor {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
     let encoder: BertEncoder
     let parameters: ParameterStore
     let pooling: [SentenceEncoder.Pooling]
@@ -157,7 +157,7 @@ struct EmbeddingPredictor: Predictor {
 
     /// Texts are cut at the `max_length` option, else the folder's `max_seq_length`, else the model's limit.
     init(_ setup: PredictionSetup, configuration: SentenceTransformersConfiguration, normalize: Bool) throws {
-        tokenizer = try BertTokenizer(directory: setup.model)
+        tokenizer = try Tokenizer(directory: setup.model)
         batchSize = setup.batchSize
         maxLength = setup.sequenceLength(standard: configuration.maxLength)
         parameters = ParameterStore(BertEncoder.parameters(setup.checkpoint.config, pooler: false))

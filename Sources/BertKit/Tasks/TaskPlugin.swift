@@ -113,14 +113,14 @@ public struct TaskSetup: Sendable {
 
     /// The tokenizer of the checkpoint, and a check that `maxLength` fits between `minimum` and the model's
     /// position embeddings.
-    public func tokenizer(minimumLength: Int = 3) throws -> BertTokenizer {
+    public func tokenizer(minimumLength: Int = 3) throws -> Tokenizer {
         let maxLength = hyperparameters[.maxLength], limit = checkpoint.config.maxPositionEmbeddings
         guard maxLength >= minimumLength, maxLength <= limit else {
             // The value may come from the task file, an experiment or the command line: name the setting.
             throw UsageError("max_length \(maxLength) must be between \(minimumLength) and \(limit), the model's max_position_embeddings "
                 + "(\(checkpoint.directory)/config.json)")
         }
-        return try BertTokenizer(directory: checkpoint.directory)
+        return try Tokenizer(directory: checkpoint.directory)
     }
 
     /// Sequences the model's buffers must hold: the larger of the training and evaluation batches.

@@ -1,63 +1,47 @@
 import Foundation
 
-/// Text in the middle of tokenisation: Unicode scalars, each remembering the index of the scalar of the
-/// original text it came from, so that tokens can be mapped back to character offsets.
-struct AlignedText {
-    var scalars: [Unicode.Scalar] = []
-    var origins: [Int] = []
-
-    mutating func append(_ scalar: Unicode.Scalar, from origin: Int) {
-        scalars.append(scalar)
-        origins.append(origin)
-    }
-}
-
-/// BERT's normaliser, as the Hugging Face tokenizer applies it: drop control characters and map whitespace
-/// to a space; surround CJK ideographs with spaces; optionally decompose (NFD) and drop non-spacing marks;
-/// optionally lower-case.
-public struct BertNormalizer: Sendable {
+/// BERT's normaliser, as Hugging Face's tokenizers apply it: drop control characters and map whitespace to a space;
+/// surround CJK ideographs with spaces; optionally decompose (NFD) and drop non-spacing marks; optionally lower-case.
+public struct BertNormalizer: Sendable, Equatable {
     public var lowercase: Bool
     /// Whether accents are stripped; `nil` follows `lowercase`, as in BERT.
     public var stripAccents: Bool?
     public var handleChineseCharacters: Bool
+    /// Whether control characters are dropped and whitespace becomes a space (tokenizer.json's `clean_text`).
+    public var cleanText: Bool
 
-    public init(lowercase: Bool = true, stripAccents: Bool? = nil, handleChineseCharacters: Bool = true) {
+    public init(lowercase: Bool = true, stripAccents: Bool? = nil, handleChineseCharacters: Bool = true, cleanText: Bool = true) {
         self.lowercase = lowercase
         self.stripAccents = stripAccents
         self.handleChineseCharacters = handleChineseCharacters
+        self.cleanText = cleanText
     }
 
-    /// Normalises `scalars[range]`, whose first scalar has index `range.lowerBound` in the original text.
-    func normalize(_ scalars: [Unicode.Scalar], _ range: Range<Int>) -> AlignedText {
+    /// Every step maps one scalar to some scalars that all keep its origin, so the four steps run as one pass.
+    func normalize(_ text: inout NormalizedText) {
         let strip = stripAccents ?? lowercase
-        var out = AlignedText()
-        out.scalars.reserveCapacity(range.count)
-        out.origins.reserveCapacity(range.count)
-        for i in range {
-            let s = scalars[i]
-            if s.value == 0 || s.value == 0xFFFD || Self.isControl(s) { continue }
-            if Self.isWhitespace(s) {
-                out.append(" ", from: i)
-                continue
+        text.map { s, out in
+            if cleanText {
+                if s.value == 0 || s.value == 0xFFFD || Self.isControl(s) { return }
+                if Self.isWhitespace(s) { out.append(" "); return }
             }
             if handleChineseCharacters && Self.isChineseCharacter(s) {
-                out.append(" ", from: i)
-                out.append(s, from: i)
-                out.append(" ", from: i)
-                continue
+                out.append(" ")
+                out.append(s)
+                out.append(" ")
+                return
             }
             for d in strip ? Self.decomposed(s) : [s] {
                 if strip && d.properties.generalCategory == .nonspacingMark { continue }
                 if lowercase && d.value >= 0x80 {
-                    for l in d.properties.lowercaseMapping.unicodeScalars { out.append(l, from: i) }
+                    out.append(contentsOf: d.properties.lowercaseMapping.unicodeScalars)
                 } else if lowercase && d.value >= 0x41 && d.value <= 0x5A {
-                    out.append(Unicode.Scalar(d.value + 0x20)!, from: i)
+                    out.append(Unicode.Scalar(d.value + 0x20)!)
                 } else {
-                    out.append(d, from: i)
+                    out.append(d)
                 }
             }
         }
-        return out
     }
 
     /// Canonical decomposition (NFD) of one scalar.
@@ -80,11 +64,12 @@ public struct BertNormalizer: Sendable {
         }
     }
 
-    /// The CJK Unified Ideographs blocks that BERT splits into single characters (not Hangul or kana).
+    /// The CJK Unified Ideographs blocks that BERT splits into single characters (not Hangul or kana), as the
+    /// tokenizers library lists them.
     static func isChineseCharacter(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
-             0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+             0x2B920...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
             return true
         default:
             return false

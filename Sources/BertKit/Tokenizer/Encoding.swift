@@ -22,7 +22,7 @@ public struct Encoding: Sendable, Equatable {
     }
 }
 
-/// One WordPiece token of a text, before special tokens are added.
+/// One token of a text, before special tokens are added.
 public struct Token: Sendable, Equatable {
     public let id: Int32
     /// Unicode-scalar offsets in the original text.

@@ -230,7 +230,7 @@ public struct FineTuningRun {
             for warning in task.dataWarnings.prefix(10) { log("  warning: \(warning)") }
             if task.dataWarnings.count > 10 { log("  … and \(task.dataWarnings.count - 10) more warnings") }
             if let note = h[.precision].hardwareNote { log("  warning: \(note)") }
-            if let note = try BertTokenizer(directory: model).warning { log("  warning: \(note)") }
+            if let note = try Tokenizer(directory: model).warning { log("  warning: \(note)") }
             if stop.isSet { throw TrainingError.interrupted(step: 0, checkpoint: nil) }
 
             let trainer = Trainer(task: task, hyperparameters: h, bestModelDirectory: output + "/best",

@@ -34,7 +34,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     public let spec: TaskSpec
     public let labels: [String]
     public let checkpoint: BertCheckpoint
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public let model: SequenceClassifier
     public let loadReport: LoadReport
     public let training: [Feature]

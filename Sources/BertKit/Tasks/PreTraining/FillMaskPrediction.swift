@@ -18,7 +18,8 @@ extension PreTrainingTask {
 /// The masked-LM head over texts with `[MASK]` tokens: each mask's probabilities over the vocabulary (softmax
 /// of its logits), the most likely first.
 struct FillMaskPredictor: Predictor {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
+    let maskId: Int32
     let model: PreTrainingModel
     var parameters: ParameterStore { model.parameters }
     let batchSize, maxLength, topK: Int
@@ -27,7 +28,11 @@ struct FillMaskPredictor: Predictor {
     let maxPredictions: Int
 
     init(_ setup: PredictionSetup) throws {
-        tokenizer = try BertTokenizer(directory: setup.model)
+        tokenizer = try Tokenizer(directory: setup.model)
+        guard let maskId = tokenizer.maskId else {
+            throw CheckpointError(file: tokenizer.sourceFile, "the tokenizer has no mask token ([MASK] or <mask>, or mask_token in tokenizer_config.json)")
+        }
+        self.maskId = maskId
         batchSize = setup.batchSize
         maxLength = setup.sequenceLength()
         topK = setup.options[PreTrainingTask.PredictionOption.topK]
@@ -41,8 +46,8 @@ struct FillMaskPredictor: Predictor {
 
     func prepare(_ record: InputRecord, index: Int) throws -> Encoding {
         let encoding = tokenizer.encode(try record.string("text"), maxLength: maxLength)
-        guard encoding.ids.contains(tokenizer.maskId) else {
-            throw DataError(file: record.file, line: record.line, "no [MASK] in the text (within its first \(maxLength) tokens)")
+        guard encoding.ids.contains(maskId) else {
+            throw DataError(file: record.file, line: record.line, "no \(tokenizer.vocabulary.token(maskId)) in the text (within its first \(maxLength) tokens)")
         }
         return encoding
     }
@@ -57,7 +62,7 @@ struct FillMaskPredictor: Predictor {
         while first < batch.count {
             var end = first, masks = 0
             while end < batch.count {
-                let more = batch[end].ids.count { $0 == tokenizer.maskId }
+                let more = batch[end].ids.count { $0 == maskId }
                 guard masks + more <= maxPredictions else { break }
                 masks += more
                 end += 1
@@ -65,7 +70,7 @@ struct FillMaskPredictor: Predictor {
             let part = EncoderBatch(padding: batch[first..<end].map(\.ids), padId: tokenizer.padId)
             var positions: [Int] = [], owners: [Int] = []
             for (b, sequence) in batch[first..<end].enumerated() {
-                for (t, id) in sequence.ids.enumerated() where id == tokenizer.maskId {
+                for (t, id) in sequence.ids.enumerated() where id == maskId {
                     positions.append(b * part.sequenceLength + t)
                     owners.append(b)
                 }

@@ -24,13 +24,12 @@ public struct SegmentPairBuilder: Sendable {
     public var shortSequenceProbability = 0.1
     /// Without next-sentence prediction, B is always the true continuation (and a lone sentence stands alone).
     public var nextSentencePrediction = true
-    public let clsId: Int32
-    public let sepId: Int32
+    /// The special tokens around a pair or a lone sentence (`[CLS] A [SEP] B [SEP]` for BERT).
+    public let template: PostProcessor
 
-    public init(maxLength: Int, clsId: Int32, sepId: Int32) {
+    public init(maxLength: Int, template: PostProcessor) {
         self.maxLength = maxLength
-        self.clsId = clsId
-        self.sepId = sepId
+        self.template = template
     }
 
     /// Pairs from every document; `documents[d][s]` holds the token ids of sentence `s` of document `d`.
@@ -45,7 +44,7 @@ public struct SegmentPairBuilder: Sendable {
 
     private func documentPairs(_ d: Int, of documents: [[[Int32]]], random: inout SeededRandom) -> [SegmentPair] {
         let document = documents[d]
-        let budget = maxLength - 3
+        let budget = maxLength - template.addedTokenCount(pair: true)
         let target = random.chance(shortSequenceProbability) ? random.nextInt(in: 2...max(2, budget)) : budget
         // A one-sentence document cannot make an IsNext pair; with NSP it only serves as another's random B.
         if nextSentencePrediction && document.count < 2 { return [] }
@@ -87,13 +86,12 @@ public struct SegmentPairBuilder: Sendable {
                 }
                 truncate(&a, &b, to: budget, random: &random)
                 if !a.isEmpty && !b.isEmpty {
-                    pairs.append(SegmentPair(ids: [clsId] + a + [sepId] + b + [sepId],
-                                             typeIds: [Int32](repeating: 0, count: a.count + 2) + [Int32](repeating: 1, count: b.count + 1),
-                                             isRandomNext: wantsRandomNext))
+                    let (ids, typeIds) = template.apply(ids: a, b)
+                    pairs.append(SegmentPair(ids: ids, typeIds: typeIds, isRandomNext: wantsRandomNext))
                 } else if !a.isEmpty && !nextSentencePrediction {
                     // Masked LM alone: a lone sentence is a sequence of its own.
-                    pairs.append(SegmentPair(ids: [clsId] + a + [sepId], typeIds: [Int32](repeating: 0, count: a.count + 2),
-                                             isRandomNext: false))
+                    let (ids, typeIds) = template.apply(ids: a, nil)
+                    pairs.append(SegmentPair(ids: ids, typeIds: typeIds, isRandomNext: false))
                 }
                 chunk = []
                 chunkLength = 0
@@ -132,14 +130,18 @@ public struct Masker: Sendable {
     public var maxPredictions = 20
     public var wholeWord = false
     public let maskId: Int32
-    /// Ids never chosen: `[CLS]`, `[SEP]`, `[PAD]`.
+    /// Ids never chosen: those the tokenizer's template adds (`[CLS]`, `[SEP]`) and padding.
     public let special: Set<Int32>
     /// For every vocabulary id, whether it continues a word (a `##` piece).
     public let continuesWord: [Bool]
 
-    public init(tokenizer: BertTokenizer) {
-        maskId = tokenizer.maskId
-        special = [tokenizer.clsId, tokenizer.sepId, tokenizer.padId]
+    /// Throws when the tokenizer has no mask token.
+    public init(tokenizer: Tokenizer) throws {
+        guard let maskId = tokenizer.maskId else {
+            throw CheckpointError(file: tokenizer.sourceFile, "the tokenizer has no mask token ([MASK] or <mask>, or mask_token in tokenizer_config.json)")
+        }
+        self.maskId = maskId
+        special = tokenizer.postProcessor.specialIds.union([tokenizer.padId])
         continuesWord = tokenizer.vocabulary.tokens.map { $0.hasPrefix("##") }
     }
 

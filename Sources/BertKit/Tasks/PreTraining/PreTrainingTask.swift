@@ -26,7 +26,7 @@ public final class PreTrainingTask: TaskPlugin {
 
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public let model: PreTrainingModel
     public let loadReport: LoadReport
     /// Train next-sentence prediction beside masked LM.
@@ -89,10 +89,10 @@ public final class PreTrainingTask: TaskPlugin {
         self.problems = problems
         documentCounts = (trainTokens.count, heldOutTokens.count)
 
-        var builder = SegmentPairBuilder(maxLength: h[.maxLength], clsId: tokenizer.clsId, sepId: tokenizer.sepId)
+        var builder = SegmentPairBuilder(maxLength: h[.maxLength], template: tokenizer.postProcessor)
         builder.shortSequenceProbability = h[.shortSequenceProbability]
         builder.nextSentencePrediction = nextSentencePrediction
-        var masker = Masker(tokenizer: tokenizer)
+        var masker = try Masker(tokenizer: tokenizer)
         masker.probability = h[.mlmProbability]
         masker.maxPredictions = h[.maxPredictions]
         masker.wholeWord = h[.wholeWordMasking]

@@ -28,7 +28,7 @@ extension SequenceClassificationTask {
 /// `sentence`) and `text_pair` (or `sentence2`), a text line, or a task split's TSV columns; one line per text,
 /// made by `line` from its index and logits.
 struct ClassificationPredictor: Predictor {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
     let classifier: SequenceClassifier
     var parameters: ParameterStore { classifier.parameters }
     let outputs, maxLength, batchSize: Int
@@ -39,7 +39,7 @@ struct ClassificationPredictor: Predictor {
     init(_ setup: PredictionSetup, outputs: Int, header: String? = nil,
          tsvColumns: @escaping (TaskSpec, String) throws -> TSVLayout = { try $0.layout(of: $1, as: TSVLayout.self) },
          line: @escaping (Int, [Float]) -> String) throws {
-        tokenizer = try BertTokenizer(directory: setup.model)
+        tokenizer = try Tokenizer(directory: setup.model)
         maxLength = setup.sequenceLength()
         batchSize = setup.batchSize
         classifier = SequenceClassifier(config: setup.checkpoint.config, outputs: outputs,

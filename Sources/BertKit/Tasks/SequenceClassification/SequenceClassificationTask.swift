@@ -32,7 +32,7 @@ public final class SequenceClassificationTask: TaskPlugin {
 
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public let model: SequenceClassifier
     public let loadReport: LoadReport
     public let training: [SequenceFeature]

@@ -17,7 +17,7 @@ extension SpanQATask {
 /// add their scores. With `allowNoAnswer`, the empty answer competes with the smallest P([CLS])² product over the
 /// windows. (Evaluation instead follows the SQuAD scripts' rule, `AnswerExtractor`.)
 struct AnswerPredictor: Predictor {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
     let model: QuestionAnsweringModel
     var parameters: ParameterStore { model.parameters }
     let windower: SpanWindower
@@ -38,7 +38,7 @@ struct AnswerPredictor: Predictor {
     }
 
     init(_ setup: PredictionSetup) throws {
-        tokenizer = try BertTokenizer(directory: setup.model)
+        tokenizer = try Tokenizer(directory: setup.model)
         batchSize = setup.batchSize
         maxLength = setup.sequenceLength(standard: 384)
         topK = setup.options[SpanQATask.PredictionOption.topK]

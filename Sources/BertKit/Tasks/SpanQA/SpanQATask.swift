@@ -13,7 +13,7 @@ public final class SpanQATask: TaskPlugin {
 
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public let model: QuestionAnsweringModel
     public let loadReport: LoadReport
     public let trainingExamples: [SQuADExample]

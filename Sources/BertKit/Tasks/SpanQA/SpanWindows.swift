@@ -19,12 +19,12 @@ public struct SpanWindow: Sendable {
 /// windows share (transformers' `stride`; Google's BERT `doc_stride` is instead the step between window starts,
 /// which here is the context budget minus the overlap).
 public struct SpanWindower: Sendable {
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public var maxLength = 384
     public var windowOverlap = 128
     public var maxQuestionTokens = 64
 
-    public init(tokenizer: BertTokenizer, maxLength: Int = 384, windowOverlap: Int = 128, maxQuestionTokens: Int = 64) {
+    public init(tokenizer: Tokenizer, maxLength: Int = 384, windowOverlap: Int = 128, maxQuestionTokens: Int = 64) {
         self.tokenizer = tokenizer
         self.maxLength = maxLength
         self.windowOverlap = windowOverlap
@@ -38,7 +38,7 @@ public struct SpanWindower: Sendable {
     public func windows(of example: SQuADExample, index: Int) -> [SpanWindow] {
         let question = Array(tokenizer.tokenize(example.question).prefix(maxQuestionTokens))
         let context = tokenizer.tokenize(example.context)
-        let budget = max(1, maxLength - question.count - 3)
+        let budget = max(1, maxLength - question.count - tokenizer.postProcessor.addedTokenCount(pair: true))
         let step = max(1, budget - windowOverlap)
         var spans: [Range<Int>] = []
         var start = 0
@@ -61,27 +61,21 @@ public struct SpanWindower: Sendable {
         }
 
         return spans.enumerated().map { w, span in
-            var ids: [Int32] = [tokenizer.clsId] + question.map(\.id) + [tokenizer.sepId]
-            var offsets: [Range<Int>?] = Array(repeating: nil, count: ids.count)
-            var words: [Int?] = offsets.map { _ in nil }
-            var maxContext: [Bool] = Array(repeating: false, count: ids.count)
-            let contextStart = ids.count
-            for p in span {
-                ids.append(context[p].id)
-                offsets.append(context[p].offsets)
-                words.append(context[p].word)
-                maxContext.append(Self.bestWindow(for: p, spans) == w)
+            // The tokenizer's pair template around question and window ([CLS] Q [SEP] C [SEP] for BERT).
+            let e = tokenizer.encode(question, Array(context[span]))
+            let contextStart = e.sequenceIds.firstIndex(of: 1) ?? e.count
+            var offsets: [Range<Int>?] = [], maxContext: [Bool] = []
+            for (k, sequence) in e.sequenceIds.enumerated() {
+                let isContext = sequence == 1
+                offsets.append(isContext ? e.offsets[k] : nil)
+                maxContext.append(isContext && Self.bestWindow(for: span.lowerBound + k - contextStart, spans) == w)
             }
-            ids.append(tokenizer.sepId)
-            offsets.append(nil)
-            words.append(nil)
-            maxContext.append(false)
-            let typeIds = (0..<ids.count).map { Int32($0 < contextStart ? 0 : 1) }
+            let words = e.sequenceIds.indices.map { e.sequenceIds[$0] == 1 ? e.wordIds[$0] : nil }
             var target = (0, 0)
             if let a = answerTokens, span.contains(a.lowerBound), span.contains(a.upperBound) {
                 target = (contextStart + a.lowerBound - span.lowerBound, contextStart + a.upperBound - span.lowerBound)
             }
-            return SpanWindow(example: index, ids: ids, typeIds: typeIds, offsets: offsets, words: words, isMaxContext: maxContext,
+            return SpanWindow(example: index, ids: e.ids, typeIds: e.typeIds, offsets: offsets, words: words, isMaxContext: maxContext,
                               start: target.0, end: target.1)
         }
     }

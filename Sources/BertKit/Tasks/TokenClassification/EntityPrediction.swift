@@ -30,7 +30,7 @@ extension TokenClassificationTask {
 /// read in windows that share `overlap` tokens; each window's entities are found on their own, and where two
 /// overlap, the longer (then the more confident) is kept.
 struct EntityPredictor: Predictor {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
     let model: TokenClassifier
     var parameters: ParameterStore { model.parameters }
     let labels: [String]
@@ -51,7 +51,7 @@ struct EntityPredictor: Predictor {
     }
 
     init(_ setup: PredictionSetup) throws {
-        tokenizer = try BertTokenizer(directory: setup.model)
+        tokenizer = try Tokenizer(directory: setup.model)
         labels = try setup.labels(of: "token classification")
         aggregation = setup.options[TokenClassificationTask.PredictionOption.aggregation]
         batchSize = setup.batchSize
@@ -70,7 +70,7 @@ struct EntityPredictor: Predictor {
         let tokens = tokenizer.tokenize(text)
         // Windows as the tokenizer's overflow makes them: `budget` tokens, each starting `overlap` before the
         // previous one ended.
-        let budget = maxLength - 2
+        let budget = maxLength - tokenizer.postProcessor.addedTokenCount(pair: false)
         var windows: [Range<Int>] = [], start = 0
         repeat {
             let end = Swift.min(start + budget, tokens.count)
@@ -84,21 +84,22 @@ struct EntityPredictor: Predictor {
     func sequences(of example: Example) -> [ModelInput] {
         switch example {
         case let .text(_, tokens, windows):
-            return windows.map { ModelInput(ids: [tokenizer.clsId] + tokens[$0].map(\.id) + [tokenizer.sepId]) }
+            return windows.map { ModelInput(ids: tokenizer.encode(Array(tokens[$0]), nil).ids) }
         case let .words(_, windows):
             return windows.map { ModelInput(ids: $0.ids) }
         }
     }
 
-    /// The logits of each sequence's tokens between `[CLS]` and `[SEP]`, all that the results read (so the
-    /// model scores those alone): row `i` for token `i + 1`.
+    /// The logits of each sequence's tokens between the special tokens (`[CLS]` and `[SEP]` for BERT), all that
+    /// the results read (so the model scores those alone): row `i` for the text's token `i`.
     func forward(_ batch: [ModelInput]) -> [[Float]] {
         let encoded = EncoderBatch(padding: batch.map(\.ids), padId: tokenizer.padId)
         let T = encoded.sequenceLength
-        model.forward(encoded, scoring: { t in t % T >= 1 && t % T < batch[t / T].ids.count - 1 })
+        let (before, after) = tokenizer.postProcessor.specialsAroundSingle
+        model.forward(encoded, scoring: { t in t % T >= before && t % T < batch[t / T].ids.count - after })
         var row = 0
         return batch.map { input in
-            let inner = input.ids.count - 2
+            let inner = input.ids.count - before - after
             defer { row += inner }
             return Array(UnsafeBufferPointer(start: model.logits + row * labels.count, count: inner * labels.count))
         }
@@ -110,7 +111,8 @@ struct EntityPredictor: Predictor {
             var tags = Array(repeating: "O", count: words.count)
             for (window, logits) in zip(windows, outputs) {
                 for (word, token) in window.wordTokens {
-                    let scores = logits[((token - 1) * labels.count)..<(token * labels.count)]
+                    let inner = token - tokenizer.postProcessor.specialsAroundSingle.before
+                    let scores = logits[(inner * labels.count)..<((inner + 1) * labels.count)]
                     tags[word] = labels[scores.indices.max { scores[$0] < scores[$1] }! - scores.startIndex]
                 }
             }
@@ -177,7 +179,7 @@ struct EntityPredictor: Predictor {
             case .average: scores = group[0].scores.indices.map { i in group.map { $0.scores[i] }.reduce(0, +) / Double(group.count) }
             }
             let best = scores.indices.max { scores[$0] < scores[$1] }!
-            return LabelledSpan(label: labels[best], score: scores[best], word: BertTokenizer.string(fromTokens: group.map(\.form)),
+            return LabelledSpan(label: labels[best], score: scores[best], word: tokenizer.string(fromTokens: group.map(\.form)),
                           offsets: group[0].offsets.lowerBound..<group.last!.offsets.upperBound)
         }
     }
@@ -194,7 +196,7 @@ struct EntityPredictor: Predictor {
         }
         return runs.map { run in
             LabelledSpan(label: run[0].type, score: run.map(\.score).reduce(0, +) / Double(run.count),
-                   word: BertTokenizer.string(fromTokens: run.map(\.word)),
+                   word: tokenizer.string(fromTokens: run.map(\.word)),
                    offsets: run[0].offsets.lowerBound..<run.last!.offsets.upperBound)
         }
     }

@@ -30,7 +30,7 @@ public final class TokenClassificationTask: TaskPlugin {
 
     public let spec: TaskSpec
     public let checkpoint: BertCheckpoint
-    public let tokenizer: BertTokenizer
+    public let tokenizer: Tokenizer
     public let model: TokenClassifier
     public let loadReport: LoadReport
     public let labels: [String]
@@ -198,18 +198,18 @@ public final class TokenClassificationTask: TaskPlugin {
 /// Turns tagged sentences into encoder windows with aligned labels (a sentence without tags, read for
 /// prediction, gets none).
 package struct Windower {
-    let tokenizer: BertTokenizer
+    let tokenizer: Tokenizer
     let labels: [String]
     let maxLength: Int
     let labelAllSubtokens: Bool
 
-    package init(tokenizer: BertTokenizer, labels: [String], maxLength: Int, labelAllSubtokens: Bool) {
+    package init(tokenizer: Tokenizer, labels: [String], maxLength: Int, labelAllSubtokens: Bool) {
         (self.tokenizer, self.labels, self.maxLength, self.labelAllSubtokens) = (tokenizer, labels, maxLength, labelAllSubtokens)
     }
 
     package func windows(_ sentences: [TaggedSentence]) -> [TokenWindow] {
         let labelIds = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, Int32($0)) })
-        let budget = maxLength - 2
+        let budget = maxLength - tokenizer.postProcessor.addedTokenCount(pair: false)
         var windows: [TokenWindow] = []
         for (s, sentence) in sentences.enumerated() {
             // Each word's sub-tokens, cut to the budget so that even a very long word fits a window.
@@ -221,18 +221,17 @@ package struct Windower {
                     used += pieces[last].count
                     last += 1
                 }
-                var ids: [Int32] = [tokenizer.clsId], tokenLabels: [Int32] = [TokenClassifier.ignored]
+                var tokens: [Token] = [], tokenLabels: [Int32] = []
                 var wordTokens: [(word: Int, token: Int)] = []
                 for w in first..<last where !pieces[w].isEmpty {
-                    wordTokens.append((w, ids.count))
+                    wordTokens.append((w, tokens.count))
+                    tokens += pieces[w]
                     guard sentence.tags.indices.contains(w) else {  // prediction input: words without tags
-                        ids += pieces[w].map(\.id)
                         tokenLabels += Array(repeating: TokenClassifier.ignored, count: pieces[w].count)
                         continue
                     }
                     let tag = sentence.tags[w]
-                    for (k, piece) in pieces[w].enumerated() {
-                        ids.append(piece.id)
+                    for k in pieces[w].indices {
                         if k == 0 {
                             tokenLabels.append(labelIds[tag]!)
                         } else if labelAllSubtokens {
@@ -243,9 +242,14 @@ package struct Windower {
                         }
                     }
                 }
-                ids.append(tokenizer.sepId)
-                tokenLabels.append(TokenClassifier.ignored)
-                windows.append(TokenWindow(ids: ids, labels: tokenLabels, sentence: s, wordTokens: wordTokens))
+                // The tokenizer's special tokens around the window ([CLS] ... [SEP] for BERT), labelled ignored.
+                let e = tokenizer.encode(tokens, nil)
+                let lead = e.sequenceIds.firstIndex(of: 0) ?? 0
+                var labels = tokenLabels.makeIterator()
+                let windowLabels = e.sequenceIds.map { $0 == 0 ? labels.next()! : TokenClassifier.ignored }
+                wordTokens = wordTokens.map { ($0.word, $0.token + lead) }
+                let ids = e.ids
+                windows.append(TokenWindow(ids: ids, labels: windowLabels, sentence: s, wordTokens: wordTokens))
                 first = last
             }
         }

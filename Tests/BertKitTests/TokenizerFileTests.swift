@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import BertKit
+
+/// tokenizer.json against the `tokenizers` library: tokenizers of every kind (WordPiece, RoBERTa's byte-level
+/// BPE, XLM-R's Unigram with SentencePiece's character map, BPE with byte fallback, and the remaining normalisers
+/// and pre-tokenizers), trained on the shared data by scripts/fixtures/make_tokenizer_fixtures.py, each on about
+/// 2,000 real and hard texts and 244 pairs under longest-first truncation.
+@Suite struct TokenizerFileTests {
+    struct Texts: Decodable {
+        let singles: [String]
+        let pairs: [Pair]
+
+        struct Pair: Decodable {
+            let text: String, pair: String, maxLength: Int?
+            init(from decoder: Decoder) throws {
+                var c = try decoder.unkeyedContainer()
+                text = try c.decode(String.self)
+                pair = try c.decode(String.self)
+                maxLength = try c.decodeNil() ? nil : try c.decode(Int.self)
+            }
+        }
+    }
+
+    struct Expected: Decodable {
+        let ids: [Int32]
+        let offsets: [Int]
+        let words: [Int?]
+        let type_ids: [Int32]?
+        let decoded: String?
+    }
+
+    static let folder = Fixture.path("tokenizers")
+
+    static let texts: Texts = try! JSONDecoder().decode(Texts.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/texts.json")))
+
+    /// Every text and pair of `texts.json` encoded by the tokenizer of `kind`, against the library's encodings.
+    func check(_ kind: String) throws {
+        let tokenizer = try Tokenizer(directory: Self.folder + "/" + kind)
+        let lines = try String(contentsOfFile: Self.folder + "/" + kind + "/cases.jsonl", encoding: .utf8).split(separator: "\n")
+        let inputs: [(String, String?, Int?)] = Self.texts.singles.map { ($0, nil, nil) } + Self.texts.pairs.map { ($0.text, $0.pair, $0.maxLength) }
+        #expect(lines.count == inputs.count)
+        var mismatches = 0, decodedChecked = 0
+        for ((text, pair, maxLength), line) in zip(inputs, lines) {
+            let expected = try JSONDecoder().decode(Expected.self, from: Data(line.utf8))
+            let e = tokenizer.encode(text, pair: pair, maxLength: maxLength)
+            let offsets = e.offsets.flatMap { [$0.lowerBound, $0.upperBound] }
+            var same = e.ids == expected.ids && offsets == expected.offsets && e.wordIds == expected.words
+                && (expected.type_ids == nil || e.typeIds == expected.type_ids!)
+            var decoded: String? = nil
+            if let d = expected.decoded {
+                decoded = tokenizer.decode(e.ids)
+                decodedChecked += 1
+                same = same && decoded == d
+            }
+            if !same {
+                mismatches += 1
+                if mismatches <= 4 {
+                    Issue.record("""
+                        \(kind): \(text.debugDescription) \(pair.map { "+ " + $0.debugDescription } ?? "") \(maxLength.map { "max \($0)" } ?? "")
+                          ids      \(e.ids)
+                          expected \(expected.ids)
+                          offsets  \(offsets)
+                          expected \(expected.offsets)
+                          words    \(e.wordIds.map { $0.map(String.init) ?? "-" })
+                          expected \(expected.words.map { $0.map(String.init) ?? "-" })
+                          types    \(e.typeIds) expected \(expected.type_ids ?? [])
+                          decoded  \((decoded ?? "").debugDescription) expected \((expected.decoded ?? "").debugDescription)
+                        """)
+                }
+            }
+        }
+        #expect(decodedChecked > 500)
+        #expect(mismatches == 0, "\(kind): \(mismatches) of \(inputs.count) encodings differ from the tokenizers library's")
+    }
+
+    @Test func wordPiece() throws { try check("wordpiece") }
+    @Test func robertaByteLevelBPE() throws { try check("roberta-bpe") }
+    @Test func xlmRobertaUnigram() throws { try check("xlmr-unigram") }
+    @Test func bpeWithByteFallback() throws { try check("bpe-bytefallback") }
+    @Test func wordPieceWithEveryOtherPart() throws { try check("wordpiece-mixed") }
+}
