@@ -18,17 +18,34 @@ struct AddedToken: Sendable {
 struct AddedTokens: Sendable {
     let tokens: [AddedToken]
     /// Tokens matched in the original text, and in the normalised text (with their normalised content).
-    private let raw: [AddedToken]
-    private let normalizedForms: [(content: [Unicode.Scalar], token: AddedToken)]
+    private let raw: Matcher
+    private let normalizedForms: Matcher
 
     init(_ tokens: [AddedToken], normalizer: Normalizer?) {
         self.tokens = tokens
-        raw = tokens.filter { !$0.normalized }.sorted { $0.content.count > $1.content.count }
-        normalizedForms = tokens.filter(\.normalized).map { token in
+        raw = Matcher(tokens.filter { !$0.normalized }.map { ($0.content, $0) })
+        normalizedForms = Matcher(tokens.filter(\.normalized).map { token in
             var text = NormalizedText(token.content, start: 0)
             normalizer?.normalize(&text)
             return (text.scalars, token)
-        }.sorted { $0.content.count > $1.content.count }
+        })
+    }
+
+    /// Tokens to find, longest first, and the scalars they start with (most positions start none).
+    private struct Matcher {
+        let tokens: [(content: [Unicode.Scalar], token: AddedToken)]
+        let firstScalars: Set<Unicode.Scalar>
+
+        init(_ tokens: [(content: [Unicode.Scalar], token: AddedToken)]) {
+            self.tokens = tokens.filter { !$0.content.isEmpty }.sorted { $0.content.count > $1.content.count }
+            firstScalars = Set(self.tokens.map { $0.content[0] })
+        }
+
+        /// The longest token at `s[i...]`.
+        func match(_ s: [Unicode.Scalar], at i: Int) -> (content: [Unicode.Scalar], token: AddedToken)? {
+            guard firstScalars.contains(s[i]) else { return nil }
+            return tokens.first { $0.content.count <= s.count - i && s[i..<(i + $0.content.count)].elementsEqual($0.content) }
+        }
     }
 
     /// A piece of the text: either an added token (with its id) or text for the model.
@@ -41,7 +58,7 @@ struct AddedTokens: Sendable {
     func split(_ scalars: [Unicode.Scalar], normalizer: Normalizer?) -> [Piece] {
         let whole = NormalizedText(scalars, start: 0)
         var pieces: [Piece] = []
-        for piece in Self.cut(whole, raw.map { ($0.content, $0) }) {
+        for piece in Self.cut(whole, raw) {
             guard piece.id == nil else { pieces.append(piece); continue }
             var text = piece.text
             normalizer?.normalize(&text)
@@ -51,15 +68,14 @@ struct AddedTokens: Sendable {
     }
 
     /// `text` cut at the matches of `tokens` (longest first), the way `find_matches` does.
-    private static func cut(_ text: NormalizedText, _ tokens: [(content: [Unicode.Scalar], token: AddedToken)]) -> [Piece] {
+    private static func cut(_ text: NormalizedText, _ tokens: Matcher) -> [Piece] {
         let s = text.scalars
-        guard !tokens.isEmpty, !s.isEmpty else { return s.isEmpty ? [] : [Piece(text: text, id: nil)] }
+        guard !tokens.tokens.isEmpty, !s.isEmpty else { return s.isEmpty ? [] : [Piece(text: text, id: nil)] }
         var pieces: [Piece] = []
         var pieceStart = 0
         var i = 0
         while i < s.count {
-            guard let (content, token) = tokens.first(where: { $0.content.count <= s.count - i && s[i..<(i + $0.content.count)].elementsEqual($0.content) }),
-                  !content.isEmpty else {
+            guard let (content, token) = tokens.match(s, at: i) else {
                 i += 1
                 continue
             }

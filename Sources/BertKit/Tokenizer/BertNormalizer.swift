@@ -51,13 +51,12 @@ public struct BertNormalizer: Sendable, Equatable {
     }
 
     /// Tab, newline and carriage return count as whitespace, not control characters.
-    static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
-        s == "\t" || s == "\n" || s == "\r" || s.properties.isWhitespace
-    }
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool { ScalarClass.isWhitespace(s) }
 
     /// "Other" characters (control, format, private use, surrogate, unassigned) except tab and newlines.
     static func isControl(_ s: Unicode.Scalar) -> Bool {
         if s == "\t" || s == "\n" || s == "\r" { return false }
+        if s.value < 0x80 { return s.value < 0x20 || s.value == 0x7F }
         switch s.properties.generalCategory {
         case .control, .format, .privateUse, .surrogate, .unassigned: return true
         default: return false

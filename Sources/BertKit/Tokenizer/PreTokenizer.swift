@@ -56,8 +56,7 @@ indirect enum PreTokenizer: Sendable {
     private func split(_ piece: NormalizedText) -> [NormalizedText] {
         switch self {
         case .bert:
-            return piece.split(.scalars(ScalarClass.isWhitespace), .removed)
-                .flatMap { $0.split(.scalars(ScalarClass.isPunctuation), .isolated) }
+            return Self.bertWords(piece)
         case .whitespace:
             return Self.wordRuns(piece)
         case .whitespaceSplit:
@@ -71,6 +70,24 @@ indirect enum PreTokenizer: Sendable {
         case .sequence, .metaspace, .byteLevel:
             preconditionFailure("\(self) changes the text; preTokenize handles it")
         }
+    }
+
+    /// Split at whitespace (dropped), then at punctuation (kept, each a word): both splits in one pass.
+    private static func bertWords(_ piece: NormalizedText) -> [NormalizedText] {
+        var words: [NormalizedText] = []
+        var start: Int? = nil
+        for (i, s) in piece.scalars.enumerated() {
+            if ScalarClass.isWhitespace(s) {
+                if let b = start { words.append(piece.slice(b..<i)); start = nil }
+            } else if ScalarClass.isPunctuation(s) {
+                if let b = start { words.append(piece.slice(b..<i)); start = nil }
+                words.append(piece.slice(i..<(i + 1)))
+            } else if start == nil {
+                start = i
+            }
+        }
+        if let b = start { words.append(piece.slice(b..<piece.count)) }
+        return words
     }
 
     /// `\w+|[^\w\s]+`: maximal runs of word characters, and of characters that are neither word nor space.

@@ -64,10 +64,13 @@ enum SplitPattern: @unchecked Sendable {
 /// The character classes the tokenizers' parts test, as the Rust library defines them.
 enum ScalarClass {
     /// Rust's `char::is_whitespace` and regular expressions' `\s`: the Unicode White_Space property.
-    static func isWhitespace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
+        s.value < 0x80 ? s.value == 0x20 || (0x09...0x0D).contains(s.value) : s.properties.isWhitespace
+    }
 
     /// `\p{L}`.
     static func isLetter(_ s: Unicode.Scalar) -> Bool {
+        if s.value < 0x80 { return (0x41...0x5A).contains(s.value) || (0x61...0x7A).contains(s.value) }
         switch s.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
         default: return false
@@ -76,6 +79,7 @@ enum ScalarClass {
 
     /// `\p{N}`.
     static func isNumber(_ s: Unicode.Scalar) -> Bool {
+        if s.value < 0x80 { return (0x30...0x39).contains(s.value) }
         switch s.properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
         default: return false
@@ -99,9 +103,7 @@ enum ScalarClass {
     /// BERT's punctuation: ASCII punctuation (which includes symbols such as `$`, `+`, `^`) and Unicode's.
     static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
-        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) {
-            return true
-        }
+        if v < 0x80 { return (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) }
         return isUnicodePunctuation(s)
     }
 
