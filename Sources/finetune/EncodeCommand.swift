@@ -18,7 +18,7 @@ struct Encode: ParsableCommand {
     func run() throws {
         let checkpoint = try BertCheckpoint(directory: modelOptions.model)
         let tokenizer = try Tokenizer(directory: checkpoint.directory)
-        let encoding = tokenizer.encode(text, pair: pair, maxLength: checkpoint.config.maxPositionEmbeddings)
+        let encoding = tokenizer.encode(text, pair: pair, maxLength: checkpoint.config.maxSequenceLength)
 
         let store = ParameterStore(BertEncoder.parameters(checkpoint.config))
         let report = try checkpoint.loadWeights(into: store)

@@ -10,6 +10,7 @@ import BertKit
     struct Texts: Decodable {
         let singles: [String]
         let pairs: [Pair]
+        let sentences: [[String]]
 
         struct Pair: Decodable {
             let text: String, pair: String, maxLength: Int?
@@ -72,6 +73,32 @@ import BertKit
         }
         #expect(decodedChecked > 500)
         #expect(mismatches == 0, "\(kind): \(mismatches) of \(inputs.count) encodings differ from the tokenizers library's")
+    }
+
+    struct WordsExpected: Decodable {
+        let ids: [Int32]
+        let words: [Int]
+    }
+
+    /// Sentences given as words (CoNLL's), against the library's `is_pretokenized` encodings with the prefix space
+    /// transformers requires of byte-level BPE for such input.
+    @Test(arguments: ["wordpiece", "roberta-bpe", "xlmr-unigram", "bpe-bytefallback", "wordpiece-mixed"])
+    func sentencesGivenAsWords(_ kind: String) throws {
+        let tokenizer = try Tokenizer(directory: Self.folder + "/" + kind)
+        let lines = try String(contentsOfFile: Self.folder + "/" + kind + "/words.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == Self.texts.sentences.count)
+        var mismatches = 0
+        for (words, line) in zip(Self.texts.sentences, lines) {
+            let expected = try JSONDecoder().decode(WordsExpected.self, from: Data(line.utf8))
+            let tokens = tokenizer.tokenize(words: words)
+            let ids = tokens.flatMap { $0.map(\.id) }
+            let wordOfToken = tokens.enumerated().flatMap { w, pieces in pieces.map { _ in w } }
+            if ids != expected.ids || wordOfToken != expected.words {
+                mismatches += 1
+                if mismatches <= 3 { Issue.record("\(kind): \(words)\n  ids \(ids)\n  expected \(expected.ids)") }
+            }
+        }
+        #expect(mismatches == 0, "\(kind): \(mismatches) of \(lines.count) sentences differ")
     }
 
     @Test func wordPiece() throws { try check("wordpiece") }

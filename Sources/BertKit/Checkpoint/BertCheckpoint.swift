@@ -1,7 +1,7 @@
 import Foundation
 
-/// A Hugging Face style model folder: `config.json`, `model.safetensors`, `vocab.txt` and, optionally,
-/// `tokenizer_config.json`.
+/// A Hugging Face style model folder: `config.json`, `model.safetensors`, the tokenizer's `tokenizer.json` or
+/// `vocab.txt`, and, optionally, `tokenizer_config.json`.
 public struct BertCheckpoint: Sendable {
     public let directory: String
     public let config: BertConfig
@@ -29,7 +29,7 @@ public struct BertCheckpoint: Sendable {
     func checkAgreement() throws {
         let file = try SafeTensorsFile(path: weightsPath)
         var shapes: [String: [Int]] = [:]
-        for (name, entry) in file.entries { shapes[CheckpointLoader.canonicalName(name)] = entry.shape }
+        for (name, entry) in file.entries { shapes[CheckpointLoader.canonicalName(name, family: config.family)] = entry.shape }
         let defaults = config.defaulted.isEmpty ? ""
             : " (config.json does not set \(config.defaulted.joined(separator: ", ")): those are BERT's defaults, used instead)"
         let layersInFile = Set(shapes.keys.compactMap { $0.hasPrefix("encoder.layer.") ? $0.split(separator: ".")[2] : nil }).count
@@ -53,9 +53,9 @@ public struct BertCheckpoint: Sendable {
     }
 
     /// The longest input its tokenizer is meant for (`model_max_length` in tokenizer_config.json, which
-    /// transformers' pipelines read), never more than the position embeddings; those alone without the file.
+    /// transformers' pipelines read), never more than the position embeddings cover; those alone without the file.
     public var modelMaxLength: Int {
-        let positions = config.maxPositionEmbeddings
+        let positions = config.maxSequenceLength
         guard let data = FileManager.default.contents(atPath: tokenizerConfigPath),
               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
               let limit = (json["model_max_length"] as? NSNumber)?.doubleValue, limit >= 1
@@ -89,6 +89,6 @@ public struct BertCheckpoint: Sendable {
     /// Loads the encoder's weights (and any head parameters present in the file) into `store`.
     public func loadWeights(into store: ParameterStore, mayBeNew: (String) -> Bool = { _ in false }, seed: UInt64 = 0) throws -> LoadReport {
         try CheckpointLoader.load(try SafeTensorsFile(path: weightsPath), into: store, mayBeNew: mayBeNew,
-                                  initializerRange: config.initializerRange, seed: seed)
+                                  initializerRange: config.initializerRange, seed: seed, family: config.family)
     }
 }

@@ -21,11 +21,11 @@ public struct LoadReport: Sendable, CustomStringConvertible {
 
 /// Maps checkpoint tensors onto a `ParameterStore`, accepting the spellings found in the wild.
 public enum CheckpointLoader {
-    /// The toolkit's name for a tensor named `name` in a file: without the `bert.` prefix that task models
-    /// add, and with TensorFlow-era `LayerNorm.gamma`/`beta` read as `LayerNorm.weight`/`bias`.
-    public static func canonicalName(_ name: String) -> String {
+    /// The toolkit's name for a tensor named `name` in a file of `family`: without the prefix that task models
+    /// add (`bert.`, `roberta.`), and with TensorFlow-era `LayerNorm.gamma`/`beta` read as `LayerNorm.weight`/`bias`.
+    public static func canonicalName(_ name: String, family: EncoderFamily = .bert) -> String {
         var name = name
-        if name.hasPrefix("bert.") { name.removeFirst("bert.".count) }
+        if name.hasPrefix(family.weightPrefix) { name.removeFirst(family.weightPrefix.count) }
         if name.hasSuffix("LayerNorm.gamma") { name = String(name.dropLast("gamma".count)) + "weight" }
         if name.hasSuffix("LayerNorm.beta") { name = String(name.dropLast("beta".count)) + "bias" }
         return name
@@ -41,14 +41,15 @@ public enum CheckpointLoader {
     ///     parameter is an error, as is a tensor whose shape differs from the parameter's.
     ///   - initializerRange: the standard deviation of new weights.
     ///   - seed: the seed of new weights' random stream.
+    ///   - family: the encoder family, whose prefix the file's encoder tensors carry.
     public static func load(
         _ file: SafeTensorsFile, into store: ParameterStore, mayBeNew: (String) -> Bool,
-        initializerRange: Float = 0.02, seed: UInt64 = 0
+        initializerRange: Float = 0.02, seed: UInt64 = 0, family: EncoderFamily = .bert
     ) throws -> LoadReport {
         var report = LoadReport()
         var found: [String: String] = [:]  // canonical name -> name in file
         for name in file.names {
-            let canonical = canonicalName(name)
+            let canonical = canonicalName(name, family: family)
             guard store.contains(canonical) else {
                 report.ignored.append(name)
                 continue

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Writes a model as a Hugging Face folder that `transformers` loads: `config.json` (the base model's,
-/// with the task's `architectures`, labels and problem type), `model.safetensors` (encoder tensors under
-/// `bert.`, the head's under their own names), and the tokenizer's files: the base model's `tokenizer.json`,
+/// with the task's `architectures` in the encoder's family, labels and problem type), `model.safetensors` (encoder
+/// tensors under the family's prefix, `bert.` or `roberta.`, the head's under their own names), and the tokenizer's files: the base model's `tokenizer.json`,
 /// `tokenizer_config.json` and `special_tokens_map.json` as they are, or BERT's `vocab.txt` and a
 /// `tokenizer_config.json` with its casing.
 ///
@@ -28,19 +28,20 @@ public enum HuggingFaceExport {
     ) throws {
         try ModelFolder.write(to: directory) { staging in
             var config = try baseModel.rawConfig()
-            config["architectures"] = [head.architecture]
-            config["model_type"] = "bert"
+            let family = baseModel.config.family
+            config["architectures"] = [family.architecture(head.architecture)]
+            config["model_type"] = family.rawValue
             for (key, value) in head.config { config[key] = value }
             try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
                 .write(to: staging.appendingPathComponent("config.json"))
 
             let tensors = parameters.parameters.map { p in
-                SafeTensorsWriter.Tensor(name: head.isHeadParameter(p.name) ? p.name : "bert." + p.name, shape: p.shape,
+                SafeTensorsWriter.Tensor(name: head.isHeadParameter(p.name) ? p.name : family.weightPrefix + p.name, shape: p.shape,
                                          values: UnsafeBufferPointer(p.values))
             }
             try SafeTensorsWriter.write(tensors, to: staging.appendingPathComponent("model.safetensors").path)
 
-            try writeTokenizer(tokenizer, to: staging, modelMaxLength: baseModel.config.maxPositionEmbeddings)
+            try writeTokenizer(tokenizer, to: staging, modelMaxLength: baseModel.config.maxSequenceLength)
         }
     }
 

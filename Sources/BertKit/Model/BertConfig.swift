@@ -1,7 +1,7 @@
 import Foundation
 
-/// The hyper-parameters of a BERT encoder, read from a Hugging Face `config.json`. Absent fields take the
-/// defaults of `transformers.BertConfig`.
+/// The hyper-parameters of a BERT-architecture encoder (BERT, RoBERTa, XLM-RoBERTa: `model_type`), read from a
+/// Hugging Face `config.json`. Absent fields take the defaults of `transformers.BertConfig`.
 public struct BertConfig: Codable, Sendable, Equatable {
     public var vocabSize = 30522
     public var hiddenSize = 768
@@ -17,11 +17,19 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var layerNormEps: Float = 1e-12
     public var padTokenId = 0
     public var positionEmbeddingType = "absolute"
+    /// `model_type`: which encoder family (`EncoderFamily`) the checkpoint is.
+    public var modelType = "bert"
     /// The fields `config.json` did not set, which took `transformers.BertConfig`'s defaults: named when the
     /// weights disagree with the sizes, since a missing `hidden_size` then looks like a wrong tensor.
     public var defaulted: [String] = []
 
     public var headSize: Int { hiddenSize / numAttentionHeads }
+
+    /// The encoder family `model_type` names (validated when the file is read).
+    public var family: EncoderFamily { EncoderFamily(rawValue: modelType) ?? .bert }
+
+    /// The longest sequence the position embeddings cover (RoBERTa's first rows stand for padding).
+    public var maxSequenceLength: Int { maxPositionEmbeddings - family.firstPosition(self) }
 
     public init() {}
 
@@ -32,7 +40,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         case attentionProbsDropoutProb = "attention_probs_dropout_prob"
         case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
         case initializerRange = "initializer_range", layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id"
-        case positionEmbeddingType = "position_embedding_type"
+        case positionEmbeddingType = "position_embedding_type", modelType = "model_type"
     }
 
     public init(from decoder: Decoder) throws {
@@ -58,6 +66,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         layerNormEps = try field(.layerNormEps, d.layerNormEps)
         padTokenId = try field(.padTokenId, d.padTokenId)
         positionEmbeddingType = try field(.positionEmbeddingType, d.positionEmbeddingType)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? d.modelType
         self.defaulted = defaulted
     }
 
@@ -81,6 +90,10 @@ public struct BertConfig: Codable, Sendable, Equatable {
     }
 
     func validate(file: String) throws {
+        guard EncoderFamily(rawValue: modelType) != nil else {
+            throw CheckpointError(file: file, "model_type '\(modelType)' is not supported; expected one of "
+                + EncoderFamily.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+        }
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw CheckpointError(file: file, "hidden_size \(hiddenSize) must be a positive multiple of num_attention_heads \(numAttentionHeads)")
         }
@@ -97,6 +110,10 @@ public struct BertConfig: Codable, Sendable, Equatable {
         }
         guard (0..<vocabSize).contains(padTokenId) else {
             throw CheckpointError(file: file, "pad_token_id \(padTokenId) is not an id of the vocab_size \(vocabSize) vocabulary")
+        }
+        guard maxSequenceLength > 0 else {
+            throw CheckpointError(file: file, "max_position_embeddings \(maxPositionEmbeddings) leaves no position past pad_token_id \(padTokenId), "
+                + "where \(modelType) numbers its positions from")
         }
         guard (0...1).contains(hiddenDropoutProb), (0...1).contains(attentionProbsDropoutProb), layerNormEps > 0 else {
             throw CheckpointError(file: file, "dropout probabilities must be in [0, 1] and layer_norm_eps positive")

@@ -18,6 +18,10 @@ public final class BertEncoder {
     private let pool: BufferPool
     /// The token, segment and position ids of the rows of the last forward pass.
     private let tokenIds, tokenTypeIds, positionIds: UnsafeMutablePointer<Int32>
+    /// The position id of each sequence's first token (`EncoderFamily.firstPosition`), and the one padding tokens
+    /// take when the family numbers padding apart (RoBERTa: the padding id).
+    private let firstPosition: Int32
+    private let paddingPosition: Int32?
     private let packing: TokenLayout.Storage
     private let selection: SelectedRows.Storage
 
@@ -58,8 +62,8 @@ public final class BertEncoder {
     /// gradients). Accumulation, softmax, LayerNorm, GELU and the parameters stay fp32.
     public init(config: BertConfig, store: ParameterStore, pooler: Bool = true, context: BuildContext) {
         let (maxBatch, maxLength, pool) = (context.maxBatch, context.maxLength, context.pool)
-        precondition(maxLength <= config.maxPositionEmbeddings,
-                     "maxLength \(maxLength) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        precondition(maxLength <= config.maxSequenceLength,
+                     "maxLength \(maxLength) exceeds the \(config.maxSequenceLength) positions of max_position_embeddings \(config.maxPositionEmbeddings)")
         self.config = config
         self.maxBatch = maxBatch
         self.maxLength = maxLength
@@ -68,7 +72,9 @@ public final class BertEncoder {
         layers = (0..<config.numHiddenLayers).map {
             BertLayer(config, index: $0, store: store, context: context)
         }
-        self.pooler = pooler ? BertPooler(store: store, context: context) : nil
+        self.pooler = pooler ? BertPooler(config, store: store, context: context) : nil
+        firstPosition = Int32(config.family.firstPosition(config))
+        paddingPosition = config.family.numbersPaddingApart ? Int32(config.padTokenId) : nil
         scratch = LayerScratch(config, context: context)
         output = pool.floats(maxBatch * maxLength * config.hiddenSize)
         (tokenIds, tokenTypeIds, positionIds) = (pool.int32s(maxBatch * maxLength), pool.int32s(maxBatch * maxLength),
@@ -96,7 +102,7 @@ public final class BertEncoder {
         run(batch, layout: .padded(lengths: batch.lengths, length: batch.sequenceLength), lastLayerRows: nil,
             dropout: dropout)
         guard let pooler else { return }
-        pooler.forward(output, batch: batch.batchSize, length: batch.sequenceLength)
+        pooler.forward(output, batch: batch.batchSize, length: batch.sequenceLength, dropout: dropout)
         poolerRows = .padded
     }
 
@@ -122,7 +128,7 @@ public final class BertEncoder {
                          "a pooled pass must select each sequence's first token (sequence \(b) has none)")
             (firstRows + b * h).update(from: output + first * h, count: h)
         }
-        pooler.forward(firstRows, batch: batch.batchSize, length: 1)
+        pooler.forward(firstRows, batch: batch.batchSize, length: 1, dropout: dropout)
         poolerRows = .copied
     }
 
@@ -134,7 +140,7 @@ public final class BertEncoder {
         guard let pooler else { preconditionFailure("this encoder was built without a pooler") }
         let layout = packing.packed(lengths: batch.lengths, length: batch.sequenceLength)
         run(batch, layout: layout, lastLayerRows: selection.firstTokens(layout), dropout: dropout)
-        pooler.forward(output, batch: batch.batchSize, length: 1)
+        pooler.forward(output, batch: batch.batchSize, length: 1, dropout: dropout)
         poolerRows = .alone
     }
 
@@ -173,9 +179,19 @@ public final class BertEncoder {
                      "batch \(batch.batchSize)×\(batch.sequenceLength) exceeds the encoder's \(maxBatch)×\(maxLength)")
         let T = batch.sequenceLength
         for b in 0..<layout.sequences {
+            var position = firstPosition
             for t in 0..<layout.rowCount(b) {
                 let row = layout.start(b) + t
-                (tokenIds[row], tokenTypeIds[row], positionIds[row]) = (batch.tokenIds[b * T + t], batch.tokenTypeIds[b * T + t], Int32(t))
+                let id = batch.tokenIds[b * T + t]
+                (tokenIds[row], tokenTypeIds[row]) = (id, batch.tokenTypeIds[b * T + t])
+                // RoBERTa numbers the tokens that are not padding from past the padding id, and gives padding
+                // that id's row (`create_position_ids_from_input_ids`); BERT numbers every position.
+                if let paddingPosition, id == paddingPosition {
+                    positionIds[row] = paddingPosition
+                } else {
+                    positionIds[row] = position
+                    position += 1
+                }
             }
         }
         embeddings.forward(tokenIds: tokenIds, tokenTypeIds: tokenTypeIds, positionIds: positionIds, layout: layout,
@@ -208,13 +224,13 @@ public final class BertEncoder {
             switch poolerRows {
             case .padded, .alone:
                 pooler.backward(UnsafePointer(output), dPooled: dPooledOutput, dSequence: dHidden, batch: batch.batchSize,
-                                length: poolerRows == .alone ? 1 : T)
+                                length: poolerRows == .alone ? 1 : T, dropout: dropout)
             case .copied:
                 // The [CLS] rows' gradient from the pooler, added into their rows of the selection.
                 let (h, rows) = (config.hiddenSize, lastLayerRows!)
                 dFirstRows.update(repeating: 0, count: batch.batchSize * h)
                 pooler.backward(UnsafePointer(firstRows), dPooled: dPooledOutput, dSequence: dFirstRows,
-                                batch: batch.batchSize, length: 1)
+                                batch: batch.batchSize, length: 1, dropout: dropout)
                 for b in 0..<batch.batchSize {
                     let (row, gradient) = (dHidden + rows.rows(ofSequence: b).lowerBound * h, dFirstRows + b * h)
                     for c in 0..<h { row[c] += gradient[c] }

@@ -7,6 +7,8 @@ struct BertEmbeddings {
     let dropoutProbability: Float
     /// The `[PAD]` row of the word embeddings, which (as in transformers) receives no gradient.
     let padTokenId: Int32
+    /// The position row of padding in RoBERTa, which receives no gradient either.
+    let paddingPosition: Int32?
 
     // Saved for the backward pass.
     let sum: UnsafeMutablePointer<Float>
@@ -30,6 +32,7 @@ struct BertEmbeddings {
         layerNorm = LayerNormalization("embeddings.LayerNorm", in: store, eps: c.layerNormEps)
         dropoutProbability = c.hiddenDropoutProb
         padTokenId = Int32(c.padTokenId)
+        paddingPosition = c.family.numbersPaddingApart ? Int32(c.padTokenId) : nil
         sum = pool.floats(maxTokens * c.hiddenSize)
         statistics = NormStatistics(rows: maxTokens, pool: pool)
         output = pool.floats(maxTokens * c.hiddenSize)
@@ -61,7 +64,8 @@ struct BertEmbeddings {
         layerNorm.backward(input: sum, saved: statistics, dOutput: gradient, dInput: scratch, rows: tokens)
         Embedding.scatterAdd(scratch, indices: tokenIds, into: word.gradient, tokens: tokens, width: width,
                                frozenRow: padTokenId)
-        Embedding.scatterAdd(scratch, indices: positionIds, into: position.gradient, tokens: tokens, width: width)
+        Embedding.scatterAdd(scratch, indices: positionIds, into: position.gradient, tokens: tokens, width: width,
+                               frozenRow: paddingPosition)
         Embedding.scatterAdd(scratch, indices: tokenTypeIds, into: tokenType.gradient, tokens: tokens, width: width)
     }
 }

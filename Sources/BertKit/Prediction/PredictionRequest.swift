@@ -45,7 +45,7 @@ public struct PredictionSetup: Sendable {
     /// The window length: the options', else `standard`, else the model's own limit (as transformers'
     /// pipelines default), capped by the model's position embeddings.
     func sequenceLength(standard: Int? = nil) -> Int {
-        min(options[PredictionOptions.maxLength] ?? standard ?? checkpoint.modelMaxLength, checkpoint.config.maxPositionEmbeddings)
+        min(options[PredictionOptions.maxLength] ?? standard ?? checkpoint.modelMaxLength, checkpoint.config.maxSequenceLength)
     }
 
     /// The overlap of consecutive windows of `length` tokens, checked to leave each window new tokens.

@@ -29,7 +29,9 @@ public protocol TaskPlugin: TrainableTask, SendableMetatype {
 
     /// The name a task file gives in its `plugin` field.
     static var name: String { get }
-    /// The Hugging Face architecture of the models it exports; `finetune predict` dispatches on it.
+    /// The Hugging Face architecture of the models it exports, as BERT names it (`BertForSequenceClassification`;
+    /// a RoBERTa export is `RobertaForSequenceClassification`, `EncoderFamily.architecture`); `finetune predict`
+    /// dispatches on it.
     static var architecture: String { get }
     /// Every metric it can report; a task file chooses its `metrics` and `mainMetric` among them.
     static var metrics: Set<String> { get }
@@ -56,7 +58,7 @@ extension TaskPlugin {
     public static var predictionOptions: [HyperparameterDeclaration] { [] }
     public static func validate(_ spec: TaskSpec) throws {}
     public static func predicts(_ config: [String: Any]) -> Bool {
-        (config["architectures"] as? [String])?.contains(architecture) == true
+        !EncoderFamily.architectures(architecture).isDisjoint(with: config["architectures"] as? [String] ?? [])
     }
     public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? { nil }
     public static func predict(_ request: PredictionRequest) throws -> PredictionReport {
@@ -114,11 +116,11 @@ public struct TaskSetup: Sendable {
     /// The tokenizer of the checkpoint, and a check that `maxLength` fits between `minimum` and the model's
     /// position embeddings.
     public func tokenizer(minimumLength: Int = 3) throws -> Tokenizer {
-        let maxLength = hyperparameters[.maxLength], limit = checkpoint.config.maxPositionEmbeddings
+        let maxLength = hyperparameters[.maxLength], limit = checkpoint.config.maxSequenceLength
         guard maxLength >= minimumLength, maxLength <= limit else {
             // The value may come from the task file, an experiment or the command line: name the setting.
-            throw UsageError("max_length \(maxLength) must be between \(minimumLength) and \(limit), the model's max_position_embeddings "
-                + "(\(checkpoint.directory)/config.json)")
+            throw UsageError("max_length \(maxLength) must be between \(minimumLength) and \(limit), the longest sequence the model's "
+                + "position embeddings cover (max_position_embeddings in \(checkpoint.directory)/config.json)")
         }
         return try Tokenizer(directory: checkpoint.directory)
     }

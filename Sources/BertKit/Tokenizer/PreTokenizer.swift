@@ -21,6 +21,15 @@ indirect enum PreTokenizer: Sendable {
 
     enum PrependScheme: String, Sendable { case always, first, never }
 
+    /// The same with a byte-level step's `addPrefixSpace` on.
+    func addingPrefixSpace() -> PreTokenizer {
+        switch self {
+        case .byteLevel(_, let useRegex): .byteLevel(addPrefixSpace: true, useRegex: useRegex)
+        case .sequence(let steps): .sequence(steps.map { $0.addingPrefixSpace() })
+        default: self
+        }
+    }
+
     /// Splits every piece of `pieces` further.
     func preTokenize(_ pieces: inout [NormalizedText]) {
         switch self {

@@ -13,7 +13,7 @@ public struct Tokenizer: Sendable {
     public let vocabulary: Vocabulary
     /// Where the tokenizer was read from.
     public let source: Source
-    public let postProcessor: PostProcessor
+    public private(set) var postProcessor: PostProcessor
     /// The padding token (`[PAD]`, `<pad>`), or id 0 when the tokenizer names none (the tokenizers library's default).
     public let padId: Int32
     /// The unknown token, when the tokenizer has one.
@@ -26,7 +26,7 @@ public struct Tokenizer: Sendable {
 
     let addedTokens: AddedTokens
     let normalizer: Normalizer?
-    let preTokenizer: PreTokenizer?
+    var preTokenizer: PreTokenizer?
     let model: TokenModel
     let decoder: TokenDecoder?
 
@@ -140,6 +140,17 @@ public struct Tokenizer: Sendable {
             }
         }
         return tokens
+    }
+
+    /// The tokens of each word of a text given as words (a CoNLL sentence), as transformers encodes
+    /// `is_split_into_words` input: each word as a text of its own, with a space put before it where the
+    /// pre-tokenizer marks the start of a word by one (byte-level BPE, for which transformers requires
+    /// `add_prefix_space=True` here; SentencePiece's `▁` is put before each word anyway).
+    public func tokenize(words: [String]) -> [[Token]] {
+        var spaced = self
+        spaced.preTokenizer = preTokenizer?.addingPrefixSpace()
+        spaced.postProcessor.addPrefixSpace = true
+        return words.map(spaced.tokenize)
     }
 
     /// The encoding of a text or pair with the special tokens around it. With `maxLength`, the texts are truncated

@@ -4,7 +4,8 @@ extension PreTrainingTask {
     /// Runs `BertForPreTraining` models and `BertForMaskedLM` ones (which have no next-sentence head).
     public static func predicts(_ config: [String: Any]) -> Bool {
         let architectures = config["architectures"] as? [String] ?? []
-        return architectures.contains(architecture) || architectures.contains("BertForMaskedLM")
+        return !EncoderFamily.architectures(architecture).union(EncoderFamily.architectures("BertForMaskedLM"))
+            .isDisjoint(with: architectures)
     }
 
     /// Fillers for every `[MASK]` of a text (text lines, or JSONL `text`): one JSON line per text,

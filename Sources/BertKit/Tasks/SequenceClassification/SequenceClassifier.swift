@@ -1,5 +1,6 @@
 /// `BertForSequenceClassification`: the encoder, then dropout on the pooled `[CLS]` output and one linear
-/// layer (`classifier`) giving a logit per label; cross-entropy loss, mean squared error when there is a single
+/// layer (`classifier`) giving a logit per label (RoBERTa's: its own dense layer and tanh on `<s>`, named
+/// `classifier.dense`, then `classifier.out_proj`, as `BertPooler` and `EncoderFamily` describe); cross-entropy loss, mean squared error when there is a single
 /// output (regression), or binary cross-entropy of every label (multi-label, `loss(multiLabel:scale:)`).
 public final class SequenceClassifier {
     public let config: BertConfig
@@ -25,10 +26,12 @@ public final class SequenceClassifier {
     package var lastLayerFirstTokensOnly = true
 
     public static func parameters(_ config: BertConfig, outputs: Int) -> [ParameterDeclaration] {
-        BertEncoder.parameters(config, pooler: true) + Linear.declare("classifier", in: config.hiddenSize, out: outputs)
+        BertEncoder.parameters(config, pooler: true)
+            + Linear.declare(config.family.classificationNames.output, in: config.hiddenSize, out: outputs)
     }
 
-    /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder.
+    /// The head's own parameters, new when fine-tuning starts from a pre-trained encoder (RoBERTa's dense layer
+    /// among them; BERT's pooler comes with the encoder).
     public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("classifier.") }
 
     /// Built for the context's batches and precision; `classWeights`, one per output, weigh the classes in the
@@ -39,7 +42,7 @@ public final class SequenceClassifier {
         self.outputs = outputs
         parameters = ParameterStore(Self.parameters(config, outputs: outputs))
         encoder = BertEncoder(config: config, store: parameters, context: context)
-        classifier = OutputLayer("classifier", in: parameters, dropoutProbability: config.hiddenDropoutProb,
+        classifier = OutputLayer(config.family.classificationNames.output, in: parameters, dropoutProbability: config.hiddenDropoutProb,
                                  maxRows: maxBatch, context: context)
         logits = pool.floats(maxBatch * outputs)
         dLogits = pool.floats(maxBatch * outputs)

@@ -213,7 +213,7 @@ package struct Windower {
         var windows: [TokenWindow] = []
         for (s, sentence) in sentences.enumerated() {
             // Each word's sub-tokens, cut to the budget so that even a very long word fits a window.
-            let pieces = sentence.words.map { Array(tokenizer.tokenize($0).prefix(budget)) }
+            let pieces = tokenizer.tokenize(words: sentence.words).map { Array($0.prefix(budget)) }
             var first = 0
             while first < pieces.count {
                 var last = first, used = 0

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+import BertKit
+
+/// RoBERTa and XLM-RoBERTa against transformers' own classes of each family (scripts/fixtures/
+/// make_family_fixtures.py): positions numbered from past the padding id, `roberta.` tensors, RoBERTa's
+/// classification head; logits, loss and every gradient of each head, in float64 on the reference side.
+@Suite struct EncoderFamilyTests {
+    static let families = ["roberta", "xlm-roberta"]
+
+    struct Fixture {
+        let checkpoint: BertCheckpoint
+        let golden: SafeTensorsFile
+        let batch: EncoderBatch
+
+        init(_ family: String) throws {
+            checkpoint = try BertCheckpoint(directory: BertKitTests.Fixture.path("tiny-\(family)"))
+            golden = try SafeTensorsFile(path: BertKitTests.Fixture.path("tiny-\(family)-heads.safetensors"))
+            batch = try EncoderBatch(fixture: golden)
+        }
+
+        /// The checkpoint's name of a parameter: the encoder's under the family's prefix, the head's as they are.
+        func fileName(_ p: Parameter, isHead: (String) -> Bool) -> String {
+            isHead(p.name) ? p.name : checkpoint.config.family.weightPrefix + p.name
+        }
+
+        func load(_ store: ParameterStore, head: String, isHead: (String) -> Bool) throws {
+            for p in store.parameters { try golden.readFloats("\(head).weight.\(fileName(p, isHead: isHead))", into: p.value) }
+        }
+
+        func expectGradients(_ store: ParameterStore, head: String, isHead: (String) -> Bool, exactlyZero: (String) -> Bool) throws {
+            for p in store.parameters {
+                let error = try gradientError(p, golden, "\(head).grad.\(fileName(p, isHead: isHead))", exactlyZero: exactlyZero(p.name))
+                #expect(error < 1e-4, "\(head): gradient of \(p.name), relative error \(error)")
+            }
+        }
+    }
+
+    @Test(arguments: families)
+    func configNamesTheFamilyAndItsPositions(_ family: String) throws {
+        let config = try Fixture(family).checkpoint.config
+        #expect(config.family.rawValue == family)
+        #expect(config.family.firstPosition(config) == 2)
+        #expect(config.maxSequenceLength == 40)  // 42 position embeddings, the first two kept for padding
+        #expect(config.family.architecture("BertForTokenClassification")
+                == (family == "roberta" ? "RobertaForTokenClassification" : "XLMRobertaForTokenClassification"))
+    }
+
+    @Test(arguments: families, [("classification", 3), ("regression", 1)])
+    func sequenceClassificationMatchesPyTorch(_ family: String, head: (kind: String, outputs: Int)) throws {
+        let f = try Fixture(family)
+        let model = SequenceClassifier(config: f.checkpoint.config, outputs: head.outputs, context: BuildContext(for: f.batch))
+        #expect(model.parameters.contains("classifier.dense.weight") && model.parameters.contains("classifier.out_proj.weight"))
+        #expect(!model.parameters.contains("pooler.dense.weight"))
+        try f.load(model.parameters, head: head.kind, isHead: SequenceClassifier.isHeadParameter)
+        model.forward(f.batch)
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: f.batch.batchSize * head.outputs))
+        #expect(relativeError(logits, try f.golden.floats("\(head.kind).logits")) < 1e-5)
+        let targets: [Target] = head.outputs == 1
+            ? try f.golden.floats("\(head.kind).labels").map { .value($0) }
+            : try f.golden.integers("\(head.kind).labels").map { .label($0) }
+        let loss = model.loss(targets), expected = Double(try f.golden.floats("\(head.kind).loss")[0])
+        #expect(abs(loss - expected) < 1e-5 * max(1, abs(expected)))
+        model.parameters.zeroGradients()
+        model.backward()
+        try f.expectGradients(model.parameters, head: head.kind, isHead: SequenceClassifier.isHeadParameter,
+                              exactlyZero: { $0.hasSuffix("attention.self.key.bias") })
+    }
+
+    @Test(arguments: families)
+    func tokenClassificationMatchesPyTorch(_ family: String) throws {
+        let f = try Fixture(family)
+        let model = TokenClassifier(config: f.checkpoint.config, labels: 5, context: BuildContext(for: f.batch))
+        try f.load(model.parameters, head: "token", isHead: TokenClassifier.isHeadParameter)
+        let labels = try f.golden.integers("token.labels").map(Int32.init)
+        model.forward(f.batch, scoring: { labels[$0] != TokenClassifier.ignored })
+        let scored = labels.indices.filter { labels[$0] != TokenClassifier.ignored }
+        let expected = try f.golden.floats("token.logits")
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: scored.count * 5))
+        #expect(relativeError(logits, scored.flatMap { expected[($0 * 5)..<($0 * 5 + 5)] }) < 1e-5)
+        #expect(abs(model.loss(labels) - Double(try f.golden.floats("token.loss")[0])) < 1e-5)
+        model.parameters.zeroGradients()
+        model.backward()
+        try f.expectGradients(model.parameters, head: "token", isHead: TokenClassifier.isHeadParameter,
+                              exactlyZero: { $0.hasSuffix("attention.self.key.bias") })
+    }
+
+    @Test(arguments: families)
+    func questionAnsweringMatchesPyTorch(_ family: String) throws {
+        let f = try Fixture(family)
+        let model = QuestionAnsweringModel(config: f.checkpoint.config, context: BuildContext(for: f.batch))
+        try f.load(model.parameters, head: "qa", isHead: QuestionAnsweringModel.isHeadParameter)
+        model.forward(f.batch)
+        let T = f.batch.sequenceLength
+        let starts = (0..<f.batch.batchSize).flatMap { b in (0..<T).map { model.startLogit(sequence: b, token: $0) } }
+        let ends = (0..<f.batch.batchSize).flatMap { b in (0..<T).map { model.endLogit(sequence: b, token: $0) } }
+        #expect(relativeError(starts, try f.golden.floats("qa.start_logits")) < 1e-5)
+        #expect(relativeError(ends, try f.golden.floats("qa.end_logits")) < 1e-5)
+        let loss = model.loss(starts: try f.golden.integers("qa.start_positions"), ends: try f.golden.integers("qa.end_positions"))
+        #expect(abs(loss - Double(try f.golden.floats("qa.loss")[0])) < 1e-5)
+        model.parameters.zeroGradients()
+        model.backward()
+        let last = f.checkpoint.config.numHiddenLayers - 1
+        try f.expectGradients(model.parameters, head: "qa", isHead: QuestionAnsweringModel.isHeadParameter, exactlyZero: {
+            $0.hasSuffix("attention.self.key.bias") || $0 == "qa_outputs.bias" || $0 == "encoder.layer.\(last).output.LayerNorm.bias"
+        })
+    }
+
+    /// RoBERTa's head drops out the `<s>` hidden state before its dense layer: with dropout on, the pass that
+    /// computes the `<s>` rows alone in the last layer gives the full pass's logits, loss and gradients (the same
+    /// masks), and those differ from a pass without that dropout.
+    @Test(arguments: families)
+    func theHeadsDropoutIsTheSameOnEitherPath(_ family: String) throws {
+        let f = try Fixture(family)
+        let model = SequenceClassifier(config: f.checkpoint.config, outputs: 3, context: BuildContext(for: f.batch))
+        try f.load(model.parameters, head: "classification", isHead: SequenceClassifier.isHeadParameter)
+        let targets = try f.golden.integers("classification.labels").map { Target.label($0) }
+        func pass(firstTokensOnly: Bool, seed: UInt64) -> PassResults {
+            model.lastLayerFirstTokensOnly = firstTokensOnly
+            model.forward(f.batch, dropout: .training(seed: seed))
+            return PassResults(logits: Array(UnsafeBufferPointer(start: model.logits, count: 9)), loss: model.loss(targets),
+                               parameters: model.parameters, backward: model.backward)
+        }
+        let full = pass(firstTokensOnly: false, seed: 3)
+        expectSameResults(pass(firstTokensOnly: true, seed: 3), full, model.parameters, family)
+        #expect(pass(firstTokensOnly: true, seed: 4).logits != full.logits)
+    }
+}
