@@ -125,4 +125,62 @@ import BertKit
         expectSameResults(pass(firstTokensOnly: true, seed: 3), full, model.parameters, family)
         #expect(pass(firstTokensOnly: true, seed: 4).logits != full.logits)
     }
+
+    /// A model folder of the family with a real tokenizer: the fixture's weights and the tokenizer.json of its kind.
+    static func modelFolder(_ family: String) throws -> String {
+        let tokenizer = family == "roberta" ? "roberta-bpe" : "xlmr-unigram"
+        let folder = NSTemporaryDirectory() + "bertkit-\(family)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(atPath: BertKitTests.Fixture.path("tiny-\(family)-\(tokenizer)/\(name)"), toPath: folder + "/" + name)
+        }
+        try FileManager.default.copyItem(atPath: BertKitTests.Fixture.path("tokenizers/\(tokenizer)/tokenizer.json"), toPath: folder + "/tokenizer.json")
+        return folder
+    }
+
+    /// Fine-tuning end to end on real MRPC pairs: `<s> A </s></s> B </s>` through the tokenizer's template, a few
+    /// steps, an export that names the family's class and tensors and carries the tokenizer.json, and
+    /// `FineTunedModel` over the export giving the trained model's probabilities.
+    @Test(arguments: families)
+    func fineTunesExportsAndPredicts(_ family: String) throws {
+        let folder = try Self.modelFolder(family), export = folder + "-export"
+        defer { for f in [folder, export] { try? FileManager.default.removeItem(atPath: f) } }
+        let spec = try TaskSpec.load(BertKitTests.Fixture.path("tasks/mrpc-slice.json"))
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+        // The model's whole length, which FineTunedModel uses too, so that both see the same tokens of a pair.
+        (h[.maxLength], h[.batchSize], h[.evalBatchSize], h[.learningRate], h[.maxSteps], h[.evalSteps]) = (128, 8, 16, 1e-3, 6, 3)
+        let task = try SequenceClassificationTask(TaskSetup(spec: spec, checkpoint: BertCheckpoint(directory: folder), hyperparameters: h))
+        let encoding = task.tokenizer.encode("The cat sat.", pair: "A cat was sitting.")
+        #expect(encoding.ids.first == 0 && encoding.ids.filter { $0 == 2 }.count == 3, "<s> A </s></s> B </s>")
+        #expect(Set(encoding.typeIds) == [0])
+        _ = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil).run()
+        try task.export(to: export)
+
+        let checkpoint = try BertCheckpoint(directory: export)
+        let config = try checkpoint.rawConfig()
+        #expect(config["architectures"] as? [String] == [checkpoint.config.family.architecture("BertForSequenceClassification")])
+        #expect(config["model_type"] as? String == family)
+        let names = try SafeTensorsFile(path: checkpoint.weightsPath).names
+        #expect(names.contains("roberta.encoder.layer.1.output.LayerNorm.weight") && names.contains("classifier.dense.weight")
+                && names.contains("classifier.out_proj.weight") && !names.contains { $0.contains("pooler") })
+        #expect(FileManager.default.contentsEqual(atPath: export + "/tokenizer.json", andPath: folder + "/tokenizer.json"))
+
+        // The export reloads bit for bit: the first dev pair's logits are the trained model's.
+        let batch = SequenceClassificationTask.batch(task.evaluation, ArraySlice([0]), padId: task.tokenizer.padId)
+        task.model.forward(batch)
+        let trained = Array(UnsafeBufferPointer(start: task.model.logits, count: 2))
+        let reloaded = SequenceClassifier(config: checkpoint.config, outputs: 2, context: BuildContext(maxBatch: 1, maxLength: 128))
+        let report = try checkpoint.loadWeights(into: reloaded.parameters)
+        #expect(report.initialised.isEmpty && report.ignored.isEmpty)
+        reloaded.forward(batch)
+        #expect(Array(UnsafeBufferPointer(start: reloaded.logits, count: 2)) == trained)
+        // A program's FineTunedModel over the export, from the pair's text: the same logit difference, up to the
+        // rounding of packed products (relative 1e-6 of the logits, as SequenceClassifierTests bounds it).
+        #expect(task.evaluation[0].ids.count < 128, "the pair is not truncated")
+        let pair = try spec.examples("dev")[0]
+        let predicted = try FineTunedModel(folder: export).classify(pair.textA, pair: pair.textB)
+        let difference = log(predicted.scores[1].score / predicted.scores[0].score)
+        let scale = Double(max(abs(trained[0]), abs(trained[1]), 1))
+        #expect(abs(difference - Double(trained[1] - trained[0])) < 2e-6 * scale)
+    }
 }

@@ -57,7 +57,10 @@ extension TaskPlugin {
     public static var hyperparameters: [HyperparameterDeclaration] { [] }
     public static var predictionOptions: [HyperparameterDeclaration] { [] }
     public static func validate(_ spec: TaskSpec) throws {}
-    public static func predicts(_ config: [String: Any]) -> Bool {
+    public static func predicts(_ config: [String: Any]) -> Bool { namesArchitecture(config) }
+
+    /// Whether `config.json` names the plugin's architecture, in any encoder family's spelling.
+    public static func namesArchitecture(_ config: [String: Any]) -> Bool {
         !EncoderFamily.architectures(architecture).isDisjoint(with: config["architectures"] as? [String] ?? [])
     }
     public static func score(_ metric: String, _ predictions: ArraySlice<ExamplePrediction>) -> Double? { nil }

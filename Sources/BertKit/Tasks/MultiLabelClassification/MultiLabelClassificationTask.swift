@@ -21,7 +21,7 @@ public final class MultiLabelClassificationTask: TaskPlugin {
     }
 
     public static func predicts(_ config: [String: Any]) -> Bool {
-        (config["architectures"] as? [String])?.contains(architecture) == true && config["problem_type"] as? String == problemType
+        namesArchitecture(config) && config["problem_type"] as? String == problemType
     }
 
     /// A tokenised text or pair and its labels' indices.

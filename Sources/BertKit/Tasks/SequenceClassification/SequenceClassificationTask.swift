@@ -18,7 +18,7 @@ public final class SequenceClassificationTask: TaskPlugin {
 
     /// Its own models: one label per text, or a value (not, say, multi-label ones of the same architecture).
     public static func predicts(_ config: [String: Any]) -> Bool {
-        (config["architectures"] as? [String])?.contains(architecture) == true
+        namesArchitecture(config)
             && ["single_label_classification", "regression", nil].contains(config["problem_type"] as? String)
     }
 
