@@ -106,4 +106,35 @@ import BertKit
     @Test func xlmRobertaUnigram() throws { try check("xlmr-unigram") }
     @Test func bpeWithByteFallback() throws { try check("bpe-bytefallback") }
     @Test func wordPieceWithEveryOtherPart() throws { try check("wordpiece-mixed") }
+
+    /// A tokenizer.json the toolkit cannot read is an error naming the file, the place in it and what was expected.
+    @Test func badTokenizerFilesNameThePlaceAndWhatWasExpected() throws {
+        let folder = NSTemporaryDirectory() + "bertkit-bad-tokenizer-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let good = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.folder + "/roberta-bpe/tokenizer.json"))) as! [String: Any]
+        func error(_ change: (inout [String: Any]) -> Void) throws -> String {
+            var json = good
+            change(&json)
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: folder + "/tokenizer.json"))
+            do { _ = try Tokenizer(directory: folder) } catch { return "\(error)" }
+            return "no error"
+        }
+        let file = folder + "/tokenizer.json"
+        #expect(try error { $0["normalizer"] = ["type": "Nonsense"] }.contains("\(file): normalizer.type: normalizer \"Nonsense\" is not supported"))
+        #expect(try error { $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "(unclosed"], "behavior": "Isolated"]]] }
+            .contains("pre_tokenizer.pretokenizers[0].pattern: the regular expression \"(unclosed\" does not compile"))
+        #expect(try error { json in
+            var model = json["model"] as! [String: Any]
+            model["merges"] = [["Ġ", "nonexistent-token"]]
+            json["model"] = model
+        }.contains("model.merges[0]: the merge of \"Ġ\" and \"nonexistent-token\" names a token not in the vocabulary"))
+        #expect(try error { json in
+            var model = json["model"] as! [String: Any]
+            model["dropout"] = 0.1
+            json["model"] = model
+        }.contains("model.dropout: BPE dropout 0.1 samples a different tokenisation each time"))
+        try Data("{\"model\": [".utf8).write(to: URL(fileURLWithPath: file))
+        #expect(throws: CheckpointError.self) { _ = try Tokenizer(directory: folder) }
+    }
 }

@@ -71,6 +71,14 @@ public struct Tokenizer: Sendable {
                   padId: pad, unknownId: unknown, maskId: mask)
     }
 
+    /// The mask token, or an error saying that the tokenizer has none (masked-language modelling needs it).
+    public func requiredMaskId() throws -> Int32 {
+        guard let maskId else {
+            throw CheckpointError(file: sourceFile, "the tokenizer has no mask token ([MASK] or <mask>, or mask_token in tokenizer_config.json)")
+        }
+        return maskId
+    }
+
     /// The file the tokenizer was read from, for errors.
     public var sourceFile: String {
         switch source {

@@ -171,12 +171,10 @@ enum TokenizerFile {
                 }
                 merges[BPE.pair(a, b)] = (Int32(rank), merged)
             }
-            let byteIds: [Int32?]? = try node["byte_fallback"].bool(default: false)
-                ? (0..<256).map { vocabulary.id(String(format: "<0x%02X>", $0)) } : nil
             let bpe = BPE(vocabulary: vocabulary, merges: merges, unknownId: try id(try node["unk_token"].optionalString(), "unk_token"),
                           continuationPrefix: Array(prefix.unicodeScalars),
                           endOfWordSuffix: Array((try node["end_of_word_suffix"].optionalString() ?? "").unicodeScalars),
-                          fuseUnknown: try node["fuse_unk"].bool(default: false), byteIds: byteIds,
+                          fuseUnknown: try node["fuse_unk"].bool(default: false), byteIds: try byteIds(node, vocabulary),
                           ignoreMerges: try node["ignore_merges"].bool(default: false))
             return (.bpe(bpe), tokens)
         case "Unigram":
@@ -194,12 +192,16 @@ enum TokenizerFile {
             let vocabulary = Vocabulary(tokens: tokens)
             let unknown = try node["unk_id"].optionalInt()
             if let unknown, !(0..<tokens.count).contains(unknown) { throw node["unk_id"].error("\(unknown) is not an id of the vocabulary") }
-            let byteIds: [Int32?]? = try node["byte_fallback"].bool(default: false)
-                ? (0..<256).map { vocabulary.id(String(format: "<0x%02X>", $0)) } : nil
-            return (.unigram(Unigram(vocabulary: vocabulary, scores: scores, unknownId: unknown.map(Int32.init), byteIds: byteIds)), tokens)
+            return (.unigram(Unigram(vocabulary: vocabulary, scores: scores, unknownId: unknown.map(Int32.init),
+                                     byteIds: try byteIds(node, vocabulary))), tokens)
         case let other:
             throw node["type"].error("model \(other.debugDescription) is not supported; expected WordPiece, BPE or Unigram")
         }
+    }
+
+    /// With `byte_fallback`, the ids of the tokens `<0x00>` ... `<0xFF>` (nil for those the vocabulary lacks).
+    static func byteIds(_ model: Node, _ vocabulary: Vocabulary) throws -> [Int32?]? {
+        try model["byte_fallback"].bool(default: false) ? (0..<256).map { vocabulary.id(String(format: "<0x%02X>", $0)) } : nil
     }
 
     static func parsePostProcessor(_ node: Node, vocabulary: Vocabulary) throws -> PostProcessor {

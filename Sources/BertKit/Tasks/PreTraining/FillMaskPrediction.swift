@@ -1,11 +1,11 @@
 import Foundation
 
 extension PreTrainingTask {
-    /// Runs `BertForPreTraining` models and `BertForMaskedLM` ones (which have no next-sentence head).
+    /// Runs `BertForPreTraining` models and `BertForMaskedLM` ones (which have no next-sentence head); not yet
+    /// RoBERTa's `lm_head`.
     public static func predicts(_ config: [String: Any]) -> Bool {
         let architectures = config["architectures"] as? [String] ?? []
-        return !EncoderFamily.architectures(architecture).union(EncoderFamily.architectures("BertForMaskedLM"))
-            .isDisjoint(with: architectures)
+        return architectures.contains(architecture) || architectures.contains("BertForMaskedLM")
     }
 
     /// Fillers for every `[MASK]` of a text (text lines, or JSONL `text`): one JSON line per text,
@@ -30,10 +30,7 @@ struct FillMaskPredictor: Predictor {
 
     init(_ setup: PredictionSetup) throws {
         tokenizer = try Tokenizer(directory: setup.model)
-        guard let maskId = tokenizer.maskId else {
-            throw CheckpointError(file: tokenizer.sourceFile, "the tokenizer has no mask token ([MASK] or <mask>, or mask_token in tokenizer_config.json)")
-        }
-        self.maskId = maskId
+        maskId = try tokenizer.requiredMaskId()
         batchSize = setup.batchSize
         maxLength = setup.sequenceLength()
         topK = setup.options[PreTrainingTask.PredictionOption.topK]

@@ -137,10 +137,7 @@ public struct Masker: Sendable {
 
     /// Throws when the tokenizer has no mask token.
     public init(tokenizer: Tokenizer) throws {
-        guard let maskId = tokenizer.maskId else {
-            throw CheckpointError(file: tokenizer.sourceFile, "the tokenizer has no mask token ([MASK] or <mask>, or mask_token in tokenizer_config.json)")
-        }
-        self.maskId = maskId
+        maskId = try tokenizer.requiredMaskId()
         special = tokenizer.postProcessor.specialIds.union([tokenizer.padId])
         continuesWord = tokenizer.vocabulary.tokens.map { $0.hasPrefix("##") }
     }

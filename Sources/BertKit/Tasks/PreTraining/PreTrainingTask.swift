@@ -61,6 +61,11 @@ public final class PreTrainingTask: TaskPlugin {
 
     public init(_ setup: TaskSetup) throws {
         let h = setup.hyperparameters
+        // RoBERTa's masked-LM head has names of its own (`lm_head.*`) and no next-sentence head: not read yet.
+        guard setup.checkpoint.config.family == .bert else {
+            throw UsageError("pre-training runs on BERT checkpoints; \(setup.checkpoint.directory) is \(setup.checkpoint.config.modelType), "
+                + "whose masked-LM head the toolkit does not read yet")
+        }
         spec = setup.spec
         checkpoint = setup.checkpoint
         nextSentencePrediction = h[.nextSentencePrediction]
