@@ -19,18 +19,23 @@ import BertKit
             batch = try EncoderBatch(fixture: golden)
         }
 
-        /// The checkpoint's name of a parameter: the encoder's under the family's prefix, the head's as they are.
-        func fileName(_ p: Parameter, isHead: (String) -> Bool) -> String {
-            isHead(p.name) ? p.name : checkpoint.config.family.weightPrefix + p.name
+        /// The fixture's name of a parameter: the encoder's under the family's prefix, the head's as they are. A
+        /// masked-LM model lists its tied word embeddings under whichever name transformers met first: for
+        /// XLM-R, `lm_head.decoder.weight`.
+        func fileName(_ p: Parameter, head: String, isHead: (String) -> Bool) -> String {
+            let name = isHead(p.name) ? p.name : checkpoint.config.family.weightPrefix + p.name
+            let tied = "lm_head.decoder.weight"
+            return p.name == "embeddings.word_embeddings.weight" && !golden.names.contains("\(head).weight.\(name)")
+                && golden.names.contains("\(head).weight.\(tied)") ? tied : name
         }
 
         func load(_ store: ParameterStore, head: String, isHead: (String) -> Bool) throws {
-            for p in store.parameters { try golden.readFloats("\(head).weight.\(fileName(p, isHead: isHead))", into: p.value) }
+            for p in store.parameters { try golden.readFloats("\(head).weight.\(fileName(p, head: head, isHead: isHead))", into: p.value) }
         }
 
         func expectGradients(_ store: ParameterStore, head: String, isHead: (String) -> Bool, exactlyZero: (String) -> Bool) throws {
             for p in store.parameters {
-                let error = try gradientError(p, golden, "\(head).grad.\(fileName(p, isHead: isHead))", exactlyZero: exactlyZero(p.name))
+                let error = try gradientError(p, golden, "\(head).grad.\(fileName(p, head: head, isHead: isHead))", exactlyZero: exactlyZero(p.name))
                 #expect(error < 1e-4, "\(head): gradient of \(p.name), relative error \(error)")
             }
         }
@@ -104,6 +109,29 @@ import BertKit
         try f.expectGradients(model.parameters, head: "qa", isHead: QuestionAnsweringModel.isHeadParameter, exactlyZero: {
             $0.hasSuffix("attention.self.key.bias") || $0 == "qa_outputs.bias" || $0 == "encoder.layer.\(last).output.LayerNorm.bias"
         })
+    }
+
+    /// Masked LM alone (`<Family>ForMaskedLM`: `lm_head.*`, no pooler, no next-sentence head).
+    @Test(arguments: families)
+    func maskedLanguageModellingMatchesPyTorch(_ family: String) throws {
+        let f = try Fixture(family)
+        let labels = try f.golden.integers("mlm.labels")
+        let positions = labels.indices.filter { labels[$0] != -100 }
+        let model = PreTrainingModel(config: f.checkpoint.config, context: BuildContext(for: f.batch), maxPredictions: positions.count,
+                                     nextSentencePrediction: false)
+        #expect(model.parameters.contains("lm_head.dense.weight") && model.parameters.contains("lm_head.layer_norm.weight")
+                && !model.parameters.contains("pooler.dense.weight") && !model.parameters.contains("cls.seq_relationship.weight"))
+        try f.load(model.parameters, head: "mlm", isHead: PreTrainingModel.isHeadParameter)
+        model.forward(f.batch, maskedPositions: positions)
+        let v = f.checkpoint.config.vocabSize, expected = try f.golden.floats("mlm.logits")
+        let logits = Array(UnsafeBufferPointer(start: model.mlmLogits, count: positions.count * v))
+        #expect(relativeError(logits, positions.flatMap { expected[($0 * v)..<(($0 + 1) * v)] }) < 1e-5)
+        let loss = model.loss(maskedTokens: positions.map { Int32(labels[$0]) }, isRandomNext: Array(repeating: false, count: f.batch.batchSize))
+        #expect(abs(loss.mlm - Double(try f.golden.floats("mlm.loss")[0])) < 1e-5 && loss.nsp == 0)
+        model.parameters.zeroGradients()
+        model.backward()
+        try f.expectGradients(model.parameters, head: "mlm", isHead: PreTrainingModel.isHeadParameter,
+                              exactlyZero: { $0.hasSuffix("attention.self.key.bias") })
     }
 
     /// RoBERTa's head drops out the `<s>` hidden state before its dense layer: with dropout on, the pass that
@@ -182,5 +210,30 @@ import BertKit
         let difference = log(predicted.scores[1].score / predicted.scores[0].score)
         let scale = Double(max(abs(trained[0]), abs(trained[1]), 1))
         #expect(abs(difference - Double(trained[1] - trained[0])) < 2e-6 * scale)
+    }
+
+    /// Continued pre-training with masked LM alone on real text through the family's tokenizer: the pairs are the
+    /// template's (`<s> A </s></s> B </s>`), the export is `<Family>ForMaskedLM` with `lm_head.*`, and fill-mask
+    /// through FineTunedModel names the family's mask token. Asking for next-sentence prediction is refused.
+    @Test(arguments: families)
+    func continuesPreTrainingWithMaskedLMAlone(_ family: String) throws {
+        let folder = try Self.modelFolder(family), export = folder + "-export"
+        defer { for f in [folder, export] { try? FileManager.default.removeItem(atPath: f) } }
+        let spec = try TaskSpec.load(BertKitTests.Fixture.path("tasks/pretrain-tiny.json"))
+        var h = try Hyperparameters().applying(spec.hyperparameters, from: spec.path)
+        (h[.batchSize], h[.evalBatchSize], h[.learningRate], h[.maxSteps], h[.evalSteps]) = (8, 8, 1e-3, 4, 2)
+        let checkpoint = try BertCheckpoint(directory: folder)
+        #expect(throws: UsageError.self) { _ = try PreTrainingTask(TaskSetup(spec: spec, checkpoint: checkpoint, hyperparameters: h)) }
+        h[.nextSentencePrediction] = false
+        let task = try PreTrainingTask(TaskSetup(spec: spec, checkpoint: checkpoint, hyperparameters: h))
+        let result = try Trainer(task: task, hyperparameters: h, bestModelDirectory: nil).run()
+        #expect(result.steps == 4 && result.finalMetrics["mlm_loss"].map { $0.isFinite } == true)
+        try task.export(to: export)
+        let exported = try BertCheckpoint(directory: export)
+        #expect(try exported.rawConfig()["architectures"] as? [String] == [exported.config.family.architecture("BertForMaskedLM")])
+        let names = try SafeTensorsFile(path: exported.weightsPath).names
+        #expect(names.contains("lm_head.dense.weight") && names.contains("lm_head.bias") && !names.contains { $0.contains("pooler") || $0.hasPrefix("cls.") })
+        let fills = try FineTunedModel(folder: export).fillMask("The cat <mask> on the mat.")
+        #expect(fills.count == 1 && fills[0].count == 5)
     }
 }

@@ -54,6 +54,17 @@ public enum EncoderFamily: String, Sendable, CaseIterable {
     /// hidden state with dropout before its dense layer too (RoBERTa's `RobertaClassificationHead`).
     var hasClassificationHead: Bool { self != .bert }
 
+    /// Whether the family was pre-trained with next-sentence prediction, so that its checkpoints have a pooler and
+    /// a next-sentence head (RoBERTa's have neither: masked LM alone).
+    public var hasNextSentencePrediction: Bool { self == .bert }
+
+    /// The masked-LM head's transform (dense, LayerNorm) and output bias: BERT's `cls.predictions.*`, RoBERTa's
+    /// `lm_head.*`; the decoder is the word embeddings in both.
+    var maskedLMNames: (dense: String, layerNorm: String, bias: String) {
+        self == .bert ? ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias")
+            : ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias")
+    }
+
     /// The dense layer under tanh that sequence classification reads, and the output layer after it.
     var classificationNames: (dense: String, output: String) {
         hasClassificationHead ? ("classifier.dense", "classifier.out_proj") : ("pooler.dense", "classifier")

@@ -1,11 +1,11 @@
 import Foundation
 
 extension PreTrainingTask {
-    /// Runs `BertForPreTraining` models and `BertForMaskedLM` ones (which have no next-sentence head); not yet
-    /// RoBERTa's `lm_head`.
+    /// Runs `BertForPreTraining` models and masked-LM ones of every family (`BertForMaskedLM`,
+    /// `RobertaForMaskedLM`, ...), which have no next-sentence head.
     public static func predicts(_ config: [String: Any]) -> Bool {
         let architectures = config["architectures"] as? [String] ?? []
-        return architectures.contains(architecture) || architectures.contains("BertForMaskedLM")
+        return architectures.contains(architecture) || !EncoderFamily.architectures("BertForMaskedLM").isDisjoint(with: architectures)
     }
 
     /// Fillers for every `[MASK]` of a text (text lines, or JSONL `text`): one JSON line per text,
@@ -88,7 +88,7 @@ struct FillMaskPredictor: Predictor {
         return (0..<(logits.count / vocabulary)).map { m in
             let p = softmax(logits[(m * vocabulary)..<((m + 1) * vocabulary)])
             return p.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(topK).map { id in
-                MaskFill(tokenId: id, token: tokenizer.vocabulary.token(Int32(id)), score: p[id])
+                MaskFill(tokenId: id, token: tokenizer.decode([Int32(id)], skipSpecialTokens: false), score: p[id])
             }
         }
     }

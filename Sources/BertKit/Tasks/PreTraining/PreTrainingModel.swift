@@ -9,6 +9,9 @@
 /// layer, so the encoder computes the masked tokens and each `[CLS]` alone there (and no padding anywhere):
 /// the same rows as a pass over every token. Loss = mean masked-LM cross-entropy + mean NSP cross-entropy, as
 /// the paper sums them; without NSP, the masked-LM term alone.
+///
+/// RoBERTa's `RobertaForMaskedLM` is the masked-LM head alone, under the names `lm_head.dense`,
+/// `lm_head.layer_norm` and `lm_head.bias`, with no pooler and no next-sentence head.
 public final class PreTrainingModel {
     public let config: BertConfig
     public let parameters: ParameterStore
@@ -16,7 +19,8 @@ public final class PreTrainingModel {
     let transform: Linear
     let transformNorm: LayerNormalization
     let decoderBias: Parameter
-    let seqRelationship: Linear
+    /// The next-sentence head (BERT's), which RoBERTa has not.
+    let seqRelationship: Linear?
     public let nextSentencePrediction: Bool
     /// The number format of the dense layers' and the decoder's GEMMs.
     public let precision: Precision
@@ -44,30 +48,33 @@ public final class PreTrainingModel {
     public private(set) var predictions = 0
 
     public static func parameters(_ config: BertConfig) -> [ParameterDeclaration] {
-        let h = config.hiddenSize
-        return BertEncoder.parameters(config, pooler: true)
-            + Linear.declare("cls.predictions.transform.dense", in: h, out: h)
-            + LayerNormalization.declare("cls.predictions.transform.LayerNorm", width: h)
-            + [.init("cls.predictions.bias", [config.vocabSize])]
-            + Linear.declare("cls.seq_relationship", in: h, out: 2)
+        let (h, names, nsp) = (config.hiddenSize, config.family.maskedLMNames, config.family.hasNextSentencePrediction)
+        return BertEncoder.parameters(config, pooler: nsp)
+            + Linear.declare(names.dense, in: h, out: h)
+            + LayerNormalization.declare(names.layerNorm, width: h)
+            + [.init(names.bias, [config.vocabSize])]
+            + (nsp ? Linear.declare("cls.seq_relationship", in: h, out: 2) : [])
     }
 
     /// The heads' parameters: loaded when the checkpoint has them, initialised when it does not.
-    public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") }
+    public static func isHeadParameter(_ name: String) -> Bool { name.hasPrefix("cls.") || name.hasPrefix("lm_head.") }
 
     /// Buffers for the context's batches with up to `maxPredictions` masked positions in all; the context's
     /// precision is every matrix product's, the tied decoder's included (see `BertEncoder`).
+    /// `nextSentencePrediction` needs a family that has the head (`EncoderFamily.hasNextSentencePrediction`).
     public init(config: BertConfig, context: BuildContext, maxPredictions: Int, nextSentencePrediction: Bool = true) {
         let (maxBatch, maxLength, precision, pool) = (context.maxBatch, context.maxLength, context.precision, context.pool)
+        let (names, hasNSP) = (config.family.maskedLMNames, config.family.hasNextSentencePrediction)
+        precondition(hasNSP || !nextSentencePrediction, "\(config.modelType) has no next-sentence head")
         self.config = config
         self.precision = precision
         self.nextSentencePrediction = nextSentencePrediction
         parameters = ParameterStore(Self.parameters(config))
-        encoder = BertEncoder(config: config, store: parameters, pooler: true, context: context)
-        transform = Linear("cls.predictions.transform.dense", in: parameters, precision: precision)
-        transformNorm = LayerNormalization("cls.predictions.transform.LayerNorm", in: parameters, eps: config.layerNormEps)
-        decoderBias = parameters["cls.predictions.bias"]
-        seqRelationship = Linear("cls.seq_relationship", in: parameters, precision: precision)
+        encoder = BertEncoder(config: config, store: parameters, pooler: hasNSP, context: context)
+        transform = Linear(names.dense, in: parameters, precision: precision)
+        transformNorm = LayerNormalization(names.layerNorm, in: parameters, eps: config.layerNormEps)
+        decoderBias = parameters[names.bias]
+        seqRelationship = hasNSP ? Linear("cls.seq_relationship", in: parameters, precision: precision) : nil
         let (h, v, p) = (config.hiddenSize, config.vocabSize, max(1, maxPredictions))
         gathered = pool.floats(p * h)
         dense = pool.floats(p * h)
@@ -109,7 +116,8 @@ public final class PreTrainingModel {
             lastLayerRowCount = batch.tokenCount
         } else {
             for p in maskedPositions { isMasked[p] = true }
-            encoder.forward(batch, lastLayerRowsWhere: { [isMasked] p in p % T == 0 || isMasked[p] }, pooled: true,
+            let pooled = seqRelationship != nil
+            encoder.forward(batch, lastLayerRowsWhere: { [isMasked] p in (pooled && p % T == 0) || isMasked[p] }, pooled: pooled,
                             dropout: dropout)
             for p in maskedPositions { isMasked[p] = false }
             let rows = encoder.lastLayerRows!
@@ -130,7 +138,7 @@ public final class PreTrainingModel {
         transformNorm.forward(activated, normalised, saved: normStatistics, rows: predictions)
         Gemm.multiply(.none, .transposed, m: predictions, n: v, k: h, a: normalised, lda: h,
                       b: wordEmbeddings.value, ldb: h, c: mlmLogits, ldc: v, bias: decoderBias.value, precision: precision)
-        seqRelationship.forward(encoder.pooledOutput, nspLogits, rows: batchSize)
+        seqRelationship?.forward(encoder.pooledOutput, nspLogits, rows: batchSize)
     }
 
     /// The losses of the last forward pass against the original tokens at the masked positions and the
@@ -144,6 +152,7 @@ public final class PreTrainingModel {
         let mlm = predictions == 0 ? 0 : CrossEntropy.forwardBackward(
             logits: mlmLogits, targets: targets, rows: predictions, classes: config.vocabSize,
             normalizer: batch.map { Double($0.maskedPositions) }, scale: scale, dLogits: dMLMLogits)
+        guard seqRelationship != nil else { return (mlm, 0) }
         for b in 0..<batchSize { targets[b] = isRandomNext[b] ? 1 : 0 }
         let nsp = CrossEntropy.forwardBackward(logits: nspLogits, targets: targets, rows: batchSize, classes: 2,
                                                normalizer: batch.map { Double($0.pairs) },
@@ -160,6 +169,7 @@ public final class PreTrainingModel {
         for (i, token) in maskedTokens.enumerated() { targets[i] = token }
         let mlm = CrossEntropy.forwardBackward(logits: mlmLogits + rows.lowerBound * v, targets: targets, rows: rows.count,
                                                classes: v, normalizer: 1, scale: 0, dLogits: dMLMLogits)
+        guard seqRelationship != nil else { return (mlm, 0) }
         targets[0] = isRandomNext ? 1 : 0
         let nsp = CrossEntropy.forwardBackward(logits: nspLogits + b * 2, targets: targets, rows: 1, classes: 2, normalizer: 1,
                                                scale: 0, dLogits: dNSPLogits)
@@ -187,7 +197,7 @@ public final class PreTrainingModel {
                 for c in 0..<h { row[c] += gradient[c] }
             }
         }
-        if nextSentencePrediction {
+        if nextSentencePrediction, let seqRelationship {
             seqRelationship.backward(input: encoder.pooledOutput, dOutput: dNSPLogits, rows: batchSize, dInput: dPooled)
         }
         encoder.backward(dSequenceOutput: dSequence, dPooledOutput: nextSentencePrediction ? dPooled : nil)

@@ -61,10 +61,13 @@ public final class PreTrainingTask: TaskPlugin {
 
     public init(_ setup: TaskSetup) throws {
         let h = setup.hyperparameters
-        // RoBERTa's masked-LM head has names of its own (`lm_head.*`) and no next-sentence head: not read yet.
-        guard setup.checkpoint.config.family == .bert else {
-            throw UsageError("pre-training runs on BERT checkpoints; \(setup.checkpoint.directory) is \(setup.checkpoint.config.modelType), "
-                + "whose masked-LM head the toolkit does not read yet")
+        let family = setup.checkpoint.config.family
+        if h[.nextSentencePrediction] && !family.hasNextSentencePrediction {
+            throw UsageError("next_sentence_prediction: \(setup.checkpoint.directory) is \(family.rawValue), which has no next-sentence "
+                + "head; set next_sentence_prediction false (masked LM alone, as it was pre-trained)")
+        }
+        if h[.wholeWordMasking] && family != .bert {
+            throw UsageError("whole_word_masking finds words by WordPiece's ## pieces; \(setup.checkpoint.directory) is \(family.rawValue)")
         }
         spec = setup.spec
         checkpoint = setup.checkpoint
@@ -249,7 +252,8 @@ public final class PreTrainingTask: TaskPlugin {
 
     public func export(to directory: String) throws {
         try HuggingFaceExport.write(to: directory, baseModel: checkpoint, tokenizer: tokenizer, parameters: model.parameters,
-                                    head: .init(architecture: Self.architecture, config: [:],
+                                    head: .init(architecture: checkpoint.config.family.hasNextSentencePrediction ? Self.architecture
+                                                    : "BertForMaskedLM", config: [:],
                                                 isHeadParameter: PreTrainingModel.isHeadParameter))
     }
 }
