@@ -11,6 +11,8 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Model folder (with --shape model).") var model = "models/all-MiniLM-L6-v2"
     @Option(help: "model: the checkpoint in --model; base: BERT-base (12 layers, hidden 768), random weights.")
     var shape = "model"
+    @Option(help: "With --shape base: the family's base shape (bert: BERT-base; roberta: RoBERTa-base, whose vocabulary, positions and token types differ), against the same family's PyTorch model.")
+    var family = "bert"
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Tokens per sequence.") var length = 128
     @Option(help: "Seconds to time each measurement.") var seconds = 10.0
@@ -48,7 +50,7 @@ struct Benchmark: ParsableCommand {
         }
         guard ["model", "base"].contains(shape) else { throw ValidationError("--shape is model or base") }
         guard ["on", "off", "auto"].contains(bf16) else { throw ValidationError("--bf16 is on, off or auto") }
-        let name = shape == "base" ? "BERT-base shape (random weights)" : (model as NSString).lastPathComponent
+        let name = shape == "base" ? "\(family == "bert" ? "BERT" : "RoBERTa")-base shape (random weights)" : (model as NSString).lastPathComponent
         var lines = ["# Encoder throughput: \(name), batch \(batch) × length \(length)", ""]
         lines.append("machine: \(machineDescription()), \(Parallel.workers) cores; GEMM: \(Gemm.backendDescription); \(Date())")
         lines.append("")
@@ -128,9 +130,14 @@ struct Benchmark: ParsableCommand {
         return times.sorted()[times.count / 2]
     }
 
-    /// The encoder's shape: BERT-base's defaults, or the checkpoint's.
+    /// The encoder's shape: the base model of `--family` (transformers' defaults for its config), or the checkpoint's.
     func config() throws -> BertConfig {
-        shape == "base" ? BertConfig() : try BertCheckpoint(directory: model).config
+        guard shape == "base" else { return try BertCheckpoint(directory: model).config }
+        var c = BertConfig()
+        guard family != "bert" else { return c }
+        guard EncoderFamily(rawValue: family) == .roberta else { throw ValidationError("--family is bert or roberta") }
+        (c.modelType, c.vocabSize, c.maxPositionEmbeddings, c.typeVocabSize, c.padTokenId, c.layerNormEps) = (family, 50265, 514, 1, 1, 1e-5)
+        return c
     }
 
     /// A linear layer's products at one shape, GFLOP/s: the forward one, and in fp32 the backward ones and
@@ -227,7 +234,7 @@ struct Benchmark: ParsableCommand {
             .deletingLastPathComponent().appendingPathComponent("scripts/bench/bench_pytorch.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script, "--model", model, "--shape", shape, "--batch", "\(batch)",
+        process.arguments = [python, script, "--model", model, "--shape", shape, "--family", family, "--batch", "\(batch)",
                              "--length", "\(length)", "--seconds", "\(seconds)", "--threads", "\(Parallel.workers)"]
             + (withBFloat16 ? [] : ["--no-bf16"])
         let pipe = Pipe()

@@ -16,7 +16,7 @@ import time
 
 import torch
 import transformers
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 
 def timed(step, seconds):
@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--model", help="a checkpoint folder (with --shape model)")
     parser.add_argument("--shape", choices=["model", "base"], default="model",
                         help="model: the checkpoint; base: BERT-base (12 layers, hidden 768) with random weights")
+    parser.add_argument("--family", choices=["bert", "roberta"], default="bert", help="with --shape base: whose base model")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=10)
@@ -58,10 +59,13 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = BertModel.from_pretrained(args.model) if args.shape == "model" else BertModel(BertConfig())
+    if args.shape == "model":
+        model = BertModel.from_pretrained(args.model)
+    else:
+        model = RobertaModel(RobertaConfig()) if args.family == "roberta" else BertModel(BertConfig())
     config = model.config
     ids = torch.randint(1000, config.vocab_size, (args.batch, args.length))
-    types = torch.zeros_like(ids)
+    types = torch.zeros_like(ids)  # ids from 1000 on: never RoBERTa's padding id
     mask = torch.ones_like(ids)
 
     model.eval()
