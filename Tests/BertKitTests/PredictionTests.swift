@@ -2,20 +2,22 @@ import BertKit
 import Foundation
 import Testing
 
-/// `finetune predict` for every head against transformers' pipelines on the same tiny model folders
-/// (scripts/fixtures/make_pipeline_fixtures.py): the same entities at the same offsets, the same answers and fillers,
-/// scores within 1e-4.
+/// `finetune predict` for every head against transformers' pipelines on the same tiny model folders: BERT's
+/// (scripts/fixtures/make_pipeline_fixtures.py, in `pipelines/`) and RoBERTa's with its byte-level BPE tokenizer.json
+/// (make_family_pipeline_fixtures.py, in `pipelines-roberta/`): the same entities at the same offsets, the same
+/// answers and fillers, scores within 1e-4.
 @Suite struct PredictionTests {
-    nonisolated(unsafe) static let expected: [String: Any] = {
-        let data = FileManager.default.contents(atPath: Fixture.path("pipelines/expected.json"))!
-        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }()
+    nonisolated(unsafe) static let expectations: [String: [String: Any]] = Dictionary(uniqueKeysWithValues: ["pipelines", "pipelines-roberta"].map { root in
+        let data = FileManager.default.contents(atPath: Fixture.path(root + "/expected.json"))!
+        return (root, try! JSONSerialization.jsonObject(with: data) as! [String: Any])
+    })
+    static var expected: [String: Any] { expectations["pipelines"]! }
 
     /// Runs `predict` with the plugin the folder's architecture names; returns the output's JSON lines.
-    func predict(_ model: String, _ input: String, _ configure: (inout PredictionRequest) -> Void = { _ in }) throws -> [[String: Any]] {
+    func predict(_ model: String, _ input: String, root: String = "pipelines", _ configure: (inout PredictionRequest) -> Void = { _ in }) throws -> [[String: Any]] {
         let output = NSTemporaryDirectory() + "bertkit-\(UUID().uuidString).jsonl"
         defer { try? FileManager.default.removeItem(atPath: output) }
-        var request = try PredictionRequest(model: Fixture.path("pipelines/" + model), input: Fixture.path("pipelines/" + input), output: output)
+        var request = try PredictionRequest(model: Fixture.path(root + "/" + model), input: Fixture.path(root + "/" + input), output: output)
         configure(&request)
         let report = try request.setup.plugin().predict(request)
         let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).dropLast()
@@ -45,14 +47,14 @@ import Testing
         #expect(message(["--precision", "int8"], SequenceClassificationTask.self) == "no error", "int8 is a prediction precision")
     }
 
-    @Test(arguments: ["simple", "first", "average", "max"])
-    func entitiesEqualTheTokenClassificationPipeline(aggregation: String) throws {
-        let results = try predict("token-classifier", "texts.jsonl") {
+    @Test(arguments: ["pipelines", "pipelines-roberta"], ["simple", "first", "average", "max"])
+    func entitiesEqualTheTokenClassificationPipeline(root: String, aggregation: String) throws {
+        let results = try predict("token-classifier", "texts.jsonl", root: root) {
             $0.setup.options[TokenClassificationTask.PredictionOption.aggregation] = EntityAggregation(rawValue: aggregation)!
             $0.setup.options[PredictionOptions.windowOverlap] = 8
         }
-        let reference = (Self.expected["token-classification"] as! [String: Any])[aggregation] as! [[[String: Any]]]
-        let texts = try JSONLines.read(path: Fixture.path("pipelines/texts.jsonl")).map { $0.object["text"] as! String }
+        let reference = (Self.expectations[root]!["token-classification"] as! [String: Any])[aggregation] as! [[[String: Any]]]
+        let texts = try JSONLines.read(path: Fixture.path(root + "/texts.jsonl")).map { $0.object["text"] as! String }
         #expect(results.count == reference.count)
         for (i, (result, want)) in zip(results, reference).enumerated() {
             let got = result["entities"] as! [[String: Any]]
@@ -87,10 +89,10 @@ import Testing
                      Self.expected["question-answering-no-answer"] as! [[[String: Any]]])
     }
 
-    @Test(arguments: ["masked-lm", "masked-lm-only"])
-    func fillersEqualTheFillMaskPipeline(model: String) throws {
-        let results = try predict(model, "masked.jsonl")
-        let reference = Self.expected["fill-mask"] as! [[[[String: Any]]]]
+    @Test(arguments: [("pipelines", "masked-lm"), ("pipelines", "masked-lm-only"), ("pipelines-roberta", "masked-lm")])
+    func fillersEqualTheFillMaskPipeline(root: String, model: String) throws {
+        let results = try predict(model, "masked.jsonl", root: root)
+        let reference = Self.expectations[root]!["fill-mask"] as! [[[[String: Any]]]]
         #expect(results.count == reference.count)
         for (i, (result, want)) in zip(results, reference).enumerated() {
             let masks = result["masks"] as! [[[String: Any]]]
@@ -103,9 +105,10 @@ import Testing
         }
     }
 
-    @Test func probabilitiesEqualTheTextClassificationPipeline() throws {
-        let results = try predict("text-classifier", "pairs.jsonl")
-        let reference = Self.expected["text-classification"] as! [[[String: Any]]]
+    @Test(arguments: ["pipelines", "pipelines-roberta"])
+    func probabilitiesEqualTheTextClassificationPipeline(root: String) throws {
+        let results = try predict("text-classifier", "pairs.jsonl", root: root)
+        let reference = Self.expectations[root]!["text-classification"] as! [[[String: Any]]]
         for (result, want) in zip(results, reference) {
             let scores = result["scores"] as! [String: Any]
             #expect(result["label"] as? String == want[0]["label"] as? String && close(result["score"], want[0]["score"]))

@@ -79,6 +79,16 @@ public struct Tokenizer: Sendable {
         return maskId
     }
 
+    /// Whether the model marks the pieces that continue a word (WordPiece's `##`, a BPE `continuing_subword_prefix`),
+    /// which transformers' token-classification pipeline reads to group pieces into words.
+    public var marksContinuations: Bool {
+        switch model {
+        case .wordPiece: true
+        case .bpe(let m): !m.continuationPrefix.isEmpty
+        case .unigram: false
+        }
+    }
+
     /// The file the tokenizer was read from, for errors.
     public var sourceFile: String {
         switch source {
@@ -176,6 +186,15 @@ public struct Tokenizer: Sendable {
     /// Adds the special tokens around already tokenised texts.
     public func encode(_ first: [Token], _ second: [Token]?) -> Encoding {
         postProcessor.apply(first, second, vocabulary: vocabulary)
+    }
+
+    /// `tokens` (of one text) with the offsets an encoding gives them: a byte-level tokenizer's post-processor takes
+    /// the spaces a token starts or ends with out of its offsets, as transformers' pipelines read them.
+    public func withEncodedOffsets(_ tokens: [Token]) -> [Token] {
+        guard postProcessor.trimsOffsets else { return tokens }
+        let e = encode(tokens, nil)
+        let offsets = e.sequenceIds.indices.filter { e.sequenceIds[$0] == 0 }.map { e.offsets[$0] }
+        return zip(tokens, offsets).map { Token(id: $0.id, offsets: $1, word: $0.word) }
     }
 
     /// Text of `ids` as the tokenizers library decodes it (special tokens left out when `skipSpecialTokens`).

@@ -67,7 +67,7 @@ struct EntityPredictor: Predictor {
             return .words(words, windows: windower.windows([TaggedSentence(words: words, tags: [], line: record.line)]))
         }
         let text = try record.string("text")
-        let tokens = tokenizer.tokenize(text)
+        let tokens = tokenizer.withEncodedOffsets(tokenizer.tokenize(text))
         // Windows as the tokenizer's overflow makes them: `budget` tokens, each starting `overlap` before the
         // previous one ended.
         let budget = maxLength - tokenizer.postProcessor.addedTokenCount(pair: false)
@@ -125,10 +125,15 @@ struct EntityPredictor: Predictor {
                     let covered = String(String.UnicodeScalarView(scalars[token.offsets]))
                     let first = position * labels.count
                     let scores = softmax(logits[first..<(first + labels.count)])
+                    // A word-aware tokenizer (one with a continuation prefix) marks a later piece of a word by its
+                    // form being longer than the text it covers; without one, the pipeline's fallback: a piece whose
+                    // text neither follows nor starts with a space.
+                    let start = token.offsets.lowerBound
+                    let continues = tokenizer.marksContinuations ? form.unicodeScalars.count != token.offsets.count
+                        : start > 0 && scalars[start - 1] != " " && (start >= scalars.count || scalars[start] != " ")
                     return token.id == tokenizer.unknownId
                         ? ScoredToken(form: covered, scores: scores, offsets: token.offsets, continuesWord: false)
-                        : ScoredToken(form: form, scores: scores, offsets: token.offsets,
-                                      continuesWord: form.unicodeScalars.count != token.offsets.count)
+                        : ScoredToken(form: form, scores: scores, offsets: token.offsets, continuesWord: continues)
                 }
                 spans += group(words(scored)).filter { $0.type != "O" }
             }
@@ -179,7 +184,10 @@ struct EntityPredictor: Predictor {
             case .average: scores = group[0].scores.indices.map { i in group.map { $0.scores[i] }.reduce(0, +) / Double(group.count) }
             }
             let best = scores.indices.max { scores[$0] < scores[$1] }!
-            return LabelledSpan(label: labels[best], score: scores[best], word: tokenizer.string(fromTokens: group.map(\.form)),
+            // Under `simple` a word is one token, kept in its vocabulary form (as the pipeline keeps it): decoded alone,
+            // a byte-level piece of a character would be lost; the entity's tokens are decoded together.
+            let word = aggregation == .simple ? group[0].form : tokenizer.string(fromTokens: group.map(\.form))
+            return LabelledSpan(label: labels[best], score: scores[best], word: word,
                           offsets: group[0].offsets.lowerBound..<group.last!.offsets.upperBound)
         }
     }
